@@ -1,0 +1,126 @@
+"""`salal-core`: the engine headless, for scripts and clusters.
+
+salal-core run      active learning with the ground truth as oracle
+salal-core pretrain rotation pretraining alone
+salal-core compare  acquisition functions side by side over seeds
+salal-core export   the labels of a run as CSV or JSON
+salal-core predict  the model's class for every unlabeled image
+salal-core bench    throughput figures as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import SalalError
+from .options import (
+    add_data_options,
+    add_model_options,
+    add_run_options,
+    class_names_from_args,
+    config_from_args,
+    overrides_from_args,
+    run_dir_from_args,
+)
+from .progress import RichProgress
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .factory import build_engine
+
+    run_dir, resume = run_dir_from_args(args)
+    config = None if resume else config_from_args(args)
+    with RichProgress(quiet=args.json) as progress:
+        engine = build_engine(
+            config,
+            run_dir,
+            oracle="auto",
+            emit=progress,
+            resume=resume,
+            overrides=overrides_from_args(args) if resume else None,
+            pretrained=args.pretrained,
+            class_names=class_names_from_args(args),
+        )
+        summary = engine.run()
+    if args.json:
+        print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    else:
+        acc = summary["final_test_accuracy"]
+        print(
+            f"{summary['labeled']:,} labeled ({summary['labeled'] / summary['train_size']:.0%})"
+            f" in {len(summary['curve'])} rounds: test accuracy {acc:.4f} "
+            f"({summary['seconds']:.0f} s) -> {run_dir}/summary.json"
+        )
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from .commands.pretrain import run_pretrain
+
+    result = run_pretrain(args)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"rotation accuracy {result['rotation_accuracy']:.4f} after {result['epochs']} "
+            f"epochs ({result['seconds']:.1f} s, {result['images_per_second']:,.0f} img/s) "
+            f"-> {result['checkpoint']}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="salal-core",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"salal {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="active learning, the ground truth answering")
+    add_run_options(run)
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(func=cmd_run)
+
+    pre = sub.add_parser("pretrain", help="rotation pretraining alone")
+    add_data_options(pre)
+    add_model_options(pre)
+    pre.add_argument("--out", type=Path, required=True, metavar="RUN_DIR")
+    pre.add_argument("--json", action="store_true", help="print the result as JSON")
+    pre.set_defaults(func=cmd_pretrain)
+
+    for register in _extra_commands():
+        register(sub)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    from . import commands
+
+    return commands.REGISTER
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SalalError as exc:
+        print(f"salal-core: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "salal-core: interrupted; every label so far is saved (carry on with --resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""`salal-core export RUN_DIR`: each labeled item, its class, who labeled it, when, which round."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..store import RunStore
+
+FIELDS = ["index", "source", "label", "class", "oracle", "round", "time"]
+
+
+def export_rows(run_dir: Path) -> list[dict[str, Any]]:
+    store = RunStore(run_dir, create=False, lock=False)  # reading is safe beside a live run
+    try:
+        ids, names = store.items(), store.class_names()
+        return [
+            {
+                "index": r.index,
+                "source": ids[r.index] if r.index < len(ids) else "",
+                "label": r.label,
+                "class": names[r.label] if 0 <= r.label < len(names) else "",
+                "oracle": r.oracle,
+                "round": r.round,
+                "time": dt.datetime.fromtimestamp(r.time, dt.UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+            }
+            for r in sorted(store.labels().values(), key=lambda r: r.index)
+        ]
+    finally:
+        store.close()
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1) + "\n"
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    rows = export_rows(args.run_dir)
+    text = render(rows, args.format)
+    if args.output:
+        args.output.write_text(text)
+        print(f"{len(rows)} labels -> {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="the labels of a run as CSV or JSON")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: standard output")
+    p.set_defaults(func=cmd_export)

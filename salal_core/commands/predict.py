@@ -1,0 +1,71 @@
+"""`salal-core predict RUN_DIR`: the model's class and confidence for every unlabeled image."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data import DeviceData, load_dataset
+from ..errors import SalalError
+from ..pretrain import build_model
+from ..runtime import resolve_device
+from ..store import RunStore
+from ..train import predict
+
+
+def predict_unlabeled(run_dir: Path, device_name: str = "auto") -> list[dict]:
+    store = RunStore(run_dir, create=False, lock=False)
+    try:
+        config = store.load_config()
+        checkpoint, _ = store.load_checkpoint("round-")
+        if checkpoint is None:
+            raise SalalError(f"{run_dir} has no trained round yet; run or resume it first")
+        labeled = set(store.labels())
+        names = store.class_names()
+    finally:
+        store.close()
+    device = resolve_device(device_name)
+    images = load_dataset(config.data, config.seed)
+    data = DeviceData(images, device)
+    names = names or images.class_names
+    model = build_model(config, int(checkpoint["classes"]), device, int(checkpoint["members"]))
+    model.load_state_dict(checkpoint["model"])
+    unlabeled = np.array([i for i in range(data.num_train) if i not in labeled], dtype=np.int64)
+    idx = torch.from_numpy(unlabeled).to(device)
+    probs = predict(model, data.train_images[idx], data, config.eval_batch_size).mean(0).cpu()
+    confidence, cls = probs.max(-1)
+    return [
+        {
+            "index": int(i),
+            "source": images.train.ids[i],
+            "class": names[int(c)],
+            "confidence": round(float(p), 4),
+        }
+        for i, c, p in zip(unlabeled, cls, confidence, strict=True)
+    ]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    rows = predict_unlabeled(args.run_dir, args.device)
+    try:
+        with args.out.open("w", newline="") as f:
+            writer = csv.DictWriter(f, ["index", "source", "class", "confidence"])
+            writer.writeheader()
+            writer.writerows(rows)
+    except OSError as exc:
+        raise SalalError(f"cannot write {args.out} ({exc.strerror})") from None
+    print(f"{len(rows)} predictions -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="the model's class for every unlabeled image")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="CSV")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)

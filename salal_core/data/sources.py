@@ -1,0 +1,289 @@
+"""Image sources: CIFAR-10 pickles (archive or folder), image folders and their tar archives.
+
+Every source becomes an `ImageSet` of uint8 (N, H, W, 3) arrays. Archives are read in memory,
+never extracted, and members that would escape the archive are refused all the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from ..errors import SalalError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+SPLITS = ("train", "test")
+MIN_SIDE = 8  # smaller images carry too little to label or learn from
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # (N,) int64; -1 where no label is known
+    ids: list[str]  # where each image came from: file path in the source, or "batch:row"
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: np.ndarray) -> Split:
+        return Split(self.images[indices], self.labels[indices], [self.ids[i] for i in indices])
+
+
+@dataclass
+class ImageSet:
+    train: Split
+    test: Split
+    class_names: list[str]
+    source: str
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+    @property
+    def has_labels(self) -> bool:
+        return bool((self.train.labels >= 0).any())
+
+
+def empty_split(image_size: int) -> Split:
+    return Split(np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int64), [])
+
+
+# --------------------------------------------------------------------------- members
+# A source is walked as (relative posix path, reader of its bytes) pairs, whether it is a
+# folder on disk or a tar archive, so one classifier and one decoder serve both.
+
+Member = tuple[str, Callable[[], bytes]]
+
+
+def _walk_folder(root: Path) -> Iterator[Member]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            yield path.relative_to(root).as_posix(), path.read_bytes
+
+
+def _check_member_name(name: str, archive: Path) -> None:
+    p = PurePosixPath(name)
+    if p.is_absolute() or ".." in p.parts:
+        raise SalalError(
+            f"{archive} has a member {name!r} that would land outside its folder; "
+            "refusing to read it (re-create the archive with relative paths)"
+        )
+
+
+def _walk_tar(path: Path) -> Iterator[Member]:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for info in tar:
+                _check_member_name(info.name, path)
+                if not info.isfile():
+                    continue
+                data = tar.extractfile(info).read()  # type: ignore[union-attr]
+                yield info.name, (lambda d=data: d)
+    except (tarfile.ReadError, EOFError, OSError, ValueError, zlib.error) as exc:
+        raise SalalError(
+            f"{path} is truncated or not a tar archive ({exc}); download or copy it again"
+        ) from None
+
+
+def _members(path: Path) -> Iterator[Member]:
+    return _walk_folder(path) if path.is_dir() else _walk_tar(path)
+
+
+# --------------------------------------------------------------------------- CIFAR pickles
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickle CIFAR batches without running arbitrary code: only numpy arrays are allowed."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+
+
+def _unpickle(data: bytes, name: str) -> dict:
+    try:
+        obj = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except Exception as exc:  # any malformed pickle is the same problem to the user
+        raise SalalError(f"{name} is not a readable CIFAR batch ({exc})") from None
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def is_cifar_pickles(names: list[str]) -> bool:
+    return any(PurePosixPath(n).name == "data_batch_1" for n in names)
+
+
+def read_cifar_pickles(path: Path, members: list[Member]) -> ImageSet:
+    """The official `cifar-10-python.tar.gz`, or its extracted `cifar-10-batches-py/`."""
+    blobs = {
+        PurePosixPath(n).name: read()
+        for n, read in members
+        if PurePosixPath(n).name.startswith(("data_batch_", "test_batch", "batches.meta"))
+    }
+    batches = sorted(n for n in blobs if n.startswith("data_batch_"))
+    if "test_batch" not in blobs or not batches:
+        raise SalalError(f"{path} lacks data_batch_* or test_batch; is it cifar-10-python?")
+
+    def split(names: list[str]) -> Split:
+        images, labels, ids = [], [], []
+        for n in names:
+            d = _unpickle(blobs[n], n)
+            data = np.asarray(d["data"], dtype=np.uint8)
+            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+            labels.append(np.asarray(d["labels"], dtype=np.int64))
+            ids.extend(f"{n}:{row}" for row in range(len(data)))
+        return Split(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), ids)
+
+    names = [f"class_{i}" for i in range(10)]
+    if "batches.meta" in blobs:
+        meta = _unpickle(blobs["batches.meta"], "batches.meta")
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta["label_names"]]
+    return ImageSet(split(batches), split(["test_batch"]), names, str(path))
+
+
+# --------------------------------------------------------------------------- image folders
+
+
+def decode_image(data: bytes, size: int) -> np.ndarray:
+    """Any Pillow-readable image (first frame) as (size, size, 3) uint8; raises on bad data.
+
+    Pillow's decompression-bomb limit stays in force: such a file raises and is skipped.
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        if min(img.size) < MIN_SIDE:
+            raise ValueError(f"smaller than {MIN_SIDE}x{MIN_SIDE}")
+        img = img.convert("RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        return np.asarray(img, dtype=np.uint8)
+
+
+def _strip_common_root(paths: list[str]) -> int:
+    """How many leading folders all paths share (an archive's top folder, say)."""
+    parts = [PurePosixPath(p).parts for p in paths]
+    depth = 0
+    while all(len(p) > depth + 1 for p in parts) and len({p[depth] for p in parts}) == 1:
+        if parts[0][depth] in SPLITS:
+            break
+        depth += 1
+    return depth
+
+
+def read_image_tree(
+    path: Path, members: list[Member], size: int, progress: Callable[[int, int], None] | None = None
+) -> ImageSet:
+    """`train/<class>/*` and `test/<class>/*`, or any tree of images without class folders."""
+    members = [
+        (n, r)
+        for n, r in members
+        if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
+        and not PurePosixPath(n).name.startswith(".")
+    ]
+    if not members:
+        raise SalalError(
+            f"no images found in {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    depth = _strip_common_root([n for n, _ in members])
+    rel = [PurePosixPath(*PurePosixPath(n).parts[depth:]) for n, _ in members]
+    labeled = any(len(p.parts) >= 3 and p.parts[0] == "train" for p in rel)
+
+    skipped: dict[str, int] = {}
+    if labeled:
+        split_classes = {
+            s: sorted({p.parts[1] for p in rel if len(p.parts) >= 3 and p.parts[0] == s})
+            for s in SPLITS
+        }
+        class_names = split_classes["train"]
+        if split_classes["test"] and split_classes["test"] != class_names:
+            raise SalalError(
+                f"{path}: test/ has classes {split_classes['test']} but train/ has "
+                f"{class_names}; give both splits the same class folders"
+            )
+        index = {c: i for i, c in enumerate(class_names)}
+        out = {}
+        for s in SPLITS:
+            chosen = [
+                (m, p)
+                for m, p in zip(members, rel, strict=True)
+                if len(p.parts) >= 3 and p.parts[0] == s
+            ]
+            out[s] = _decode_members(
+                [(m[0], m[1], index[p.parts[1]]) for m, p in chosen],
+                size,
+                skipped,
+                progress,
+                dedupe=False,
+            )
+        return ImageSet(out["train"], out["test"], class_names, str(path), skipped)
+
+    pool = _decode_members([(n, r, -1) for n, r in members], size, skipped, progress, dedupe=True)
+    return ImageSet(pool, empty_split(size), [], str(path), skipped)
+
+
+def _decode_members(
+    items: list[tuple[str, Callable[[], bytes], int]],
+    size: int,
+    skipped: dict[str, int],
+    progress: Callable[[int, int], None] | None,
+    dedupe: bool,
+) -> Split:
+    """Decode, skipping and counting unreadable, too small and (for pools) duplicate files."""
+    images, labels, ids, seen = [], [], [], set()
+    for i, (name, read, label) in enumerate(items):
+        data = read()
+        if dedupe:
+            digest = hashlib.blake2b(data, digest_size=16).digest()
+            if digest in seen:
+                skipped["duplicate"] = skipped.get("duplicate", 0) + 1
+                continue
+            seen.add(digest)
+        try:
+            images.append(decode_image(data, size))
+        except Exception as exc:  # Pillow raises many types for bad files; all mean "skip it"
+            reason = "too small" if "smaller than" in str(exc) else "unreadable"
+            skipped[reason] = skipped.get(reason, 0) + 1
+            continue
+        labels.append(label)
+        ids.append(name)
+        if progress and i % 1000 == 0:
+            progress(i, len(items))
+    if not images:
+        return empty_split(size)
+    return Split(np.stack(images), np.asarray(labels, np.int64), ids)
+
+
+def read_source(
+    path: Path, size: int, progress: Callable[[int, int], None] | None = None
+) -> ImageSet:
+    """Recognise what `path` holds and read it."""
+    if not path.exists():
+        raise SalalError(f"{path} does not exist; pass --data PATH to CIFAR-10 or an image folder")
+    if path.is_file() and not tarfile.is_tarfile(path):
+        raise SalalError(
+            f"{path} is truncated or not a tar archive; pass a .tar/.tar.gz or a folder"
+        )
+    members = list(_members(path))  # one pass: re-reading a .tar.gz costs seconds
+    if is_cifar_pickles([n for n, _ in members]):
+        if size != 32:
+            raise SalalError("CIFAR-10 pickles are 32x32; drop --image-size")
+        return read_cifar_pickles(path, members)
+    return read_image_tree(path, members, size, progress)

@@ -1,0 +1,135 @@
+"""Frozen event dataclasses the engine emits; the CLI, the app and the tests are sinks of them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of everything the engine reports."""
+
+
+@dataclass(frozen=True)
+class DataLoaded(Event):
+    source: str
+    train_size: int
+    test_size: int
+    class_names: tuple[str, ...]
+    seconds: float
+    from_cache: bool
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class PhaseChanged(Event):
+    """The engine moved to another kind of work: pretraining, training, scoring, waiting."""
+
+    phase: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    """A training phase of `epochs` epochs begins (pretraining, or one fine-tuning round)."""
+
+    phase: str
+    round: int
+    epochs: int
+    steps_per_epoch: int
+
+
+@dataclass(frozen=True)
+class StepProgress(Event):
+    """Emitted every few steps so that progress bars move inside long epochs."""
+
+    phase: str
+    epoch: int
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    phase: str  # "pretrain" or "finetune"
+    round: int
+    epoch: int
+    epochs: int
+    loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    images_per_second: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Query:
+    """One pool item the engine asks about, with what the model currently thinks of it."""
+
+    index: int
+    score: float
+    predicted: int
+    probabilities: tuple[float, ...]
+    round: int
+
+
+@dataclass(frozen=True)
+class QueryReady(Event):
+    round: int
+    queries: tuple[Query, ...]
+
+
+@dataclass(frozen=True)
+class LabelsAdded(Event):
+    round: int
+    indices: tuple[int, ...]
+    labels: tuple[int, ...]
+    oracle: str
+    labeled: int
+    target: int
+
+
+@dataclass(frozen=True)
+class RoundEnded(Event):
+    round: int
+    labeled: int
+    target: int
+    test_accuracy: float
+    pool_size: int
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should read (a warning about the recipe, a skipped file, ...)."""
+
+    message: str
+    level: str = "warning"
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    run_dir: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+Emit = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """An emit sink that drops everything (for library use without a UI)."""
+
+
+class Recorder:
+    """An emit sink that keeps every event; used by tests and by `compare`."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]

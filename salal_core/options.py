@@ -1,0 +1,166 @@
+"""Command-line options shared by `salal-core run` and `salal-tui`, turned into a RunConfig."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .acquire import ACQUISITIONS
+from .config import HUMAN_ACTIVE, HUMAN_EPOCHS_PER_ROUND, PRESETS, RunConfig, preset
+from .errors import SalalError
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        metavar="PATH",
+        help="cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or a "
+        ".tar/.tar.gz of one (default: download CIFAR-10)",
+    )
+    g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="decode and download cache (default: the platform's user cache)",
+    )
+    g.add_argument(
+        "--train-limit",
+        type=int,
+        metavar="N",
+        help="use a seeded, class-balanced slice of N training images",
+    )
+    g.add_argument("--test-limit", type=int, metavar="N", help="likewise for the test split")
+    g.add_argument("--image-size", type=int, metavar="PX", help="side the model sees (32)")
+    g.add_argument(
+        "--classes", metavar="A,B,...", help="class names for a folder of unlabeled images"
+    )
+    g.add_argument("--classes-file", metavar="FILE", help="class names, one a line")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument(
+        "--preset",
+        default="fast",
+        choices=None,
+        help=f"recipe: {', '.join(PRESETS)} (default fast)",
+    )
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--device", default=None, help="auto, cuda or cpu (default auto)")
+    g.add_argument("--width", type=int, help="network width; 64 is ResNet18")
+    g.add_argument("--pretrain-epochs", type=int, metavar="N")
+    g.add_argument("--batch-size", type=int, metavar="N", help="images per training step")
+    g.add_argument("--lr", type=float, help="starting learning rate of every phase")
+    g.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the network (CUDA)"
+    )
+
+
+def add_active_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("active learning")
+    g.add_argument("--acquisition", help=f"one of: {', '.join(ACQUISITIONS)} (default entropy)")
+    g.add_argument(
+        "--initial-fraction",
+        type=float,
+        metavar="F",
+        help="share of the training set labeled from the ground truth at the start",
+    )
+    g.add_argument(
+        "--budget",
+        type=float,
+        metavar="F",
+        help="stop when this share of the training set is labeled",
+    )
+    g.add_argument(
+        "--query-size",
+        type=float,
+        metavar="N|F",
+        help="items per query: a count (32) or a share of the training set (0.05)",
+    )
+    g.add_argument("--epochs-per-round", type=int, metavar="N")
+    g.add_argument(
+        "--pretrained",
+        type=Path,
+        metavar="PT",
+        help="start from this pretrain.pt instead of pretraining",
+    )
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
+    add_model_options(p)
+    add_active_options(p)
+    g = p.add_argument_group("run directory")
+    g.add_argument("--out", type=Path, metavar="RUN_DIR", help="where the run is written")
+    g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="carry on a stopped run")
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted config keys for every flag the user actually gave."""
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    batch, lr = get("batch_size"), get("lr")
+    out = {
+        "seed": get("seed"),
+        "device": get("device"),
+        "compile": get("compile"),
+        "data.source": str(Path(get("data")).expanduser().resolve()) if get("data") else None,
+        "data.cache_dir": str(Path(get("cache_dir")).resolve()) if get("cache_dir") else None,
+        "data.train_limit": get("train_limit"),
+        "data.test_limit": get("test_limit"),
+        "data.image_size": get("image_size"),
+        "model.width": get("width"),
+        "pretrain.epochs": get("pretrain_epochs"),
+        "pretrain.optim.batch_size": batch,
+        "pretrain.optim.lr": lr,
+        "active.optim.batch_size": batch,
+        "active.optim.lr": lr,
+        "active.acquisition": get("acquisition"),
+        "active.initial_fraction": get("initial_fraction"),
+        "active.budget": get("budget"),
+        "active.query_size": get("query_size"),
+        "active.epochs_per_round": get("epochs_per_round"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def human_defaults(config: RunConfig) -> dict[str, Any]:
+    """A person answers a few dozen images between short fine-tuning rounds."""
+    out = {f"active.{k}": v for k, v in HUMAN_ACTIVE.items()}
+    out["active.epochs_per_round"] = HUMAN_EPOCHS_PER_ROUND.get(config.preset, 2)
+    return out
+
+
+def config_from_args(args: argparse.Namespace, human: bool = False) -> RunConfig:
+    base = preset(args.preset)
+    overrides = human_defaults(base) if human else {}
+    overrides.update(overrides_from_args(args))
+    from .config import with_overrides
+
+    return with_overrides(base, overrides)
+
+
+def class_names_from_args(args: argparse.Namespace) -> list[str] | None:
+    if getattr(args, "classes_file", None):
+        path = Path(args.classes_file)
+        try:
+            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise SalalError(f"cannot read --classes-file {path} ({exc.strerror})") from None
+    elif getattr(args, "classes", None):
+        names = [n.strip() for n in args.classes.split(",") if n.strip()]
+    else:
+        return None
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise SalalError("--classes needs at least two distinct names, e.g. --classes cat,dog")
+    return names
+
+
+def run_dir_from_args(args: argparse.Namespace) -> tuple[Path, bool]:
+    if args.resume and args.out and args.out != args.resume:
+        raise SalalError("give either --out (a new run) or --resume (an existing one), not both")
+    if args.resume:
+        return args.resume, True
+    if args.out:
+        return args.out, False
+    raise SalalError("say where the run goes with --out RUN_DIR (or --resume RUN_DIR)")

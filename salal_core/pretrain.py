@@ -1,0 +1,96 @@
+"""Rotation pretraining: learn features with no labels by predicting the turn of each image."""
+
+from __future__ import annotations
+
+import torch
+
+from .config import RunConfig, to_dict
+from .data import DeviceData
+from .errors import SalalError
+from .events import Emit, Notice, PhaseChanged
+from .model import Net
+from .runtime import memory_format
+from .train import evaluate, fit
+
+EVAL_LIMIT_WITHOUT_TEST = 2000
+
+
+def build_model(config: RunConfig, classes: int, device: torch.device, members: int = 1) -> Net:
+    model = Net(config.model.width, classes, members)
+    return model.to(device=device, memory_format=memory_format(device))
+
+
+def pretrain(
+    config: RunConfig, data: DeviceData, emit: Emit, generator: torch.Generator | None = None
+) -> tuple[Net, dict]:
+    """Train a 4-way rotation head on every training image; returns the model and its figures."""
+    cfg = config.pretrain
+    if cfg.optim.optimizer == "adam" and cfg.optim.lr >= 0.01:
+        emit(
+            Notice(
+                f"pretraining with Adam at lr {cfg.optim.lr}, as the write-up states; that is "
+                "far above Adam's usual 1e-3 and may diverge (see README, Recipes)"
+            )
+        )
+    model = build_model(config, 4, data.device)
+    # Without a test split, measure rotation accuracy on a slice of the (unlabeled) pool.
+    held_out = (
+        data.test_images
+        if data.test_images.shape[0]
+        else (data.train_images[:EVAL_LIMIT_WITHOUT_TEST])
+    )
+    emit(PhaseChanged("pretrain", f"rotation pretraining, {cfg.epochs} epochs"))
+    indices = torch.arange(data.num_train, device=data.device)
+    results: dict = {}
+
+    def evaluate_fn() -> tuple[float, float]:
+        loss, acc = evaluate(model, held_out, None, data, config.eval_batch_size)
+        results.update(rotation_loss=loss, rotation_accuracy=acc)
+        return loss, acc
+
+    if cfg.epochs > 0:
+        fit(
+            model,
+            data,
+            indices,
+            None,
+            cfg.optim,
+            cfg.epochs,
+            phase="pretrain",
+            round_=0,
+            evaluate_fn=evaluate_fn,
+            emit=emit,
+            generator=generator,
+        )
+    return model, results
+
+
+def pretrain_payload(model: Net, config: RunConfig, results: dict) -> dict:
+    """A checkpoint is one dict of state dicts and plain values, loadable with weights_only."""
+    return {
+        "kind": "pretrain",
+        "model": model.state_dict(),
+        "config": to_dict(config),
+        "width": config.model.width,
+        **results,
+    }
+
+
+def load_pretrained(payload: dict, config: RunConfig, model: Net, source: str) -> None:
+    """Load a rotation-pretrained backbone into `model`, refusing one of another shape."""
+    if payload.get("kind") != "pretrain" or "model" not in payload:
+        raise SalalError(f"{source} is not a salal pretraining checkpoint")
+    if payload.get("width") != config.model.width:
+        raise SalalError(
+            f"{source} was trained with --width {payload.get('width')} but this run uses "
+            f"{config.model.width}; pass the matching --width or --preset"
+        )
+    backbone = {
+        k.removeprefix("backbone."): v
+        for k, v in payload["model"].items()
+        if k.startswith("backbone.")
+    }
+    try:
+        model.backbone.load_state_dict(backbone)
+    except RuntimeError as exc:
+        raise SalalError(f"{source} does not fit this model ({str(exc).splitlines()[0]})") from None

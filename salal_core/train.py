@@ -1,0 +1,266 @@
+"""The one training path, used by pretraining and by every fine-tuning round.
+
+Read top to bottom: optimizer and schedule, one epoch over an index tensor, evaluation, and
+prediction over the pool. Data never leaves the device; the host synchronises once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import OptimConfig
+from .data import DeviceData, augment_batch, normalize, rotation_batch
+from .runtime import autocast, memory_format
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    loss: float
+    accuracy: float
+    images: int  # images the network saw, rotations counted
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm and biases: decaying them only fights the normalisation.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    rest = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `cfg.warmup` of the steps, then cosine or linear decay to zero."""
+    warm = int(cfg.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        t = min(t, 1.0)
+        return 0.5 * (1 + math.cos(math.pi * t)) if cfg.schedule == "cosine" else 1.0 - t
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Full batches only (fixed shapes, no recompiles); a set smaller than a batch is one batch."""
+    return max(1, n // batch_size)
+
+
+def prepare(images_uint8: torch.Tensor, data: DeviceData) -> torch.Tensor:
+    return normalize(images_uint8, data.mean, data.std).contiguous(
+        memory_format=memory_format(data.device)
+    )
+
+
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    data: DeviceData,
+    indices: torch.Tensor,
+    targets: torch.Tensor | None,
+    *,
+    batch_size: int,
+    label_smoothing: float = 0.0,
+    generator: torch.Generator | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> EpochStats:
+    """One pass over `indices` (global, on the device).
+
+    `targets` None means the rotation pretext task: each batch becomes its four quarter turns.
+    Otherwise `targets[i]` is the class of global item i. With K heads, each head sees its own
+    bootstrap resample (Poisson(1) weights), which is what makes the committee disagree.
+    """
+    model.train()
+    device = data.device
+    start = time.perf_counter()
+    n = len(indices)
+    batch = min(batch_size, n)
+    steps = steps_per_epoch(n, batch)
+    order = indices[torch.randperm(n, device=device, generator=generator)]
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    seen = 0
+    for step in range(steps):
+        idx = order[step * batch : (step + 1) * batch]
+        x = augment_batch(prepare(data.train_images[idx], data), generator)
+        if targets is None:
+            x, y = rotation_batch(x)  # (B, 3, H, W) -> (4B, 3, H, W), labels 0..3
+        else:
+            y = targets[idx]
+        with autocast(device):
+            logits = model(x)  # (B, K, C)
+        logits = logits.float()
+        b, k, c = logits.shape
+        per_item = F.cross_entropy(
+            logits.reshape(b * k, c),
+            y.repeat_interleave(k),
+            label_smoothing=label_smoothing,
+            reduction="none",
+        ).view(b, k)
+        if k > 1:
+            weights = torch.poisson(torch.ones(b, k, device=device), generator=generator)
+            loss = (per_item * weights).sum() / weights.sum().clamp_min(1.0)
+        else:
+            loss = per_item.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        loss_sum += loss.detach() * b
+        correct += (logits.softmax(-1).mean(1).argmax(-1) == y).sum()
+        seen += b
+        if on_step is not None:
+            on_step(step + 1, steps)
+    seconds = time.perf_counter() - start
+    total = max(seen, 1)
+    return EpochStats(loss_sum.item() / total, correct.item() / total, seen, seconds)
+
+
+@torch.inference_mode()
+def predict(
+    model: nn.Module, images: torch.Tensor, data: DeviceData, batch_size: int
+) -> torch.Tensor:
+    """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32.
+
+    Batches keep one fixed shape (the last one is padded), so cuDNN autotuning and compiled
+    graphs are reused instead of being rebuilt for a ragged tail.
+    """
+    model.eval()
+    n = images.shape[0]
+    batch = min(batch_size, max(n, 1))
+    out = []
+    for start in range(0, n, batch):
+        chunk = images[start : start + batch]
+        real = chunk.shape[0]
+        if real < batch:
+            chunk = torch.cat([chunk, chunk.new_zeros((batch - real, *chunk.shape[1:]))])
+        with autocast(data.device):
+            logits = model(prepare(chunk, data))
+        out.append(logits.float().softmax(-1)[:real])
+    if not out:
+        return torch.zeros(0)
+    return torch.cat(out).permute(1, 0, 2)  # (N, K, C) -> (K, N, C)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    data: DeviceData,
+    batch_size: int,
+) -> tuple[float, float]:
+    """(loss, accuracy) on held-out images; `labels` None scores the rotation task instead."""
+    if images.shape[0] == 0:
+        return float("nan"), float("nan")
+    model.eval()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device)
+    total = 0
+    for start in range(0, images.shape[0], batch_size):
+        x = prepare(images[start : start + batch_size], data)
+        if labels is None:
+            x, y = rotation_batch(x)
+        else:
+            y = labels[start : start + batch_size]
+        with autocast(data.device):
+            logits = model(x)
+        p = logits.float().softmax(-1).mean(1)  # committee mean, (B, C)
+        loss_sum += F.nll_loss(p.clamp_min(1e-12).log(), y, reduction="sum")
+        correct += (p.argmax(-1) == y).sum()
+        total += len(y)
+    return loss_sum.item() / total, correct.item() / total
+
+
+def fit(
+    model: nn.Module,
+    data: DeviceData,
+    indices: torch.Tensor,
+    targets: torch.Tensor | None,
+    cfg: OptimConfig,
+    epochs: int,
+    *,
+    phase: str,
+    round_: int,
+    evaluate_fn: Callable[[], tuple[float, float]],
+    emit: Callable,
+    generator: torch.Generator | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> torch.optim.Optimizer:
+    """Train for `epochs` with a fresh warm-up-and-decay schedule, emitting one event per epoch.
+
+    Passing the previous `optimizer` keeps its momentum across fine-tuning rounds: the model is
+    fine-tuned continuously, as the write-up does, with the rate restarted each round.
+    """
+    from .events import EpochEnded, Notice, PhaseStarted, StepProgress
+
+    optimizer = optimizer or make_optimizer(model, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = cfg.lr
+    steps = steps_per_epoch(len(indices), min(cfg.batch_size, len(indices)))
+    scheduler = make_schedule(optimizer, cfg, epochs * steps)
+    emit(PhaseStarted(phase, round_, epochs, steps))
+    every = max(1, steps // 20)
+    for epoch in range(1, epochs + 1):
+
+        def on_step(step: int, total: int, epoch: int = epoch) -> None:
+            if step % every == 0 or step == total:
+                emit(StepProgress(phase, epoch, step, total))
+
+        stats = train_epoch(
+            model,
+            optimizer,
+            scheduler,
+            data,
+            indices,
+            targets,
+            batch_size=cfg.batch_size,
+            label_smoothing=cfg.label_smoothing,
+            generator=generator,
+            on_step=on_step,
+        )
+        test_loss, test_acc = evaluate_fn()
+        emit(
+            EpochEnded(
+                phase,
+                round_,
+                epoch,
+                epochs,
+                stats.loss,
+                stats.accuracy,
+                test_loss,
+                test_acc,
+                stats.images_per_second,
+                stats.seconds,
+            )
+        )
+        if not math.isfinite(stats.loss):
+            emit(
+                Notice(
+                    f"{phase} diverged (loss is {stats.loss}) with {cfg.optimizer} at "
+                    f"lr {cfg.lr}; lower the rate with --lr or use --preset fast"
+                )
+            )
+            break
+    return optimizer
