@@ -41,6 +41,9 @@ def seed_everything(seed: int) -> None:
 
 
 def configure(device: torch.device) -> None:
+    # Denormal floats (tiny BatchNorm statistics late in training, say) can slow CPU kernels
+    # a hundredfold; flushing them to zero costs no accuracy.
+    torch.set_flush_denormal(True)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch shapes make autotuning pay once
         torch.backends.cuda.matmul.allow_tf32 = True

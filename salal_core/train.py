@@ -108,6 +108,9 @@ def train_epoch(
             x, y = rotation_batch(x)  # (B, 3, H, W) -> (4B, 3, H, W), labels 0..3
         else:
             y = targets[idx]
+        # One memory layout for every batch: the gather in the crop leaves NHWC strides, and
+        # mixing layouts makes oneDNN on the CPU pick (and JIT) other kernels batch by batch.
+        x = x.contiguous(memory_format=memory_format(device))
         with autocast(device):
             logits = model(x)  # (B, K, C)
         logits = logits.float()

@@ -1,0 +1,198 @@
+"""The command line end to end: pretrain, run, resume, export, predict, compare, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from salal_core.cli import main
+
+FAST = [
+    "--device",
+    "cpu",
+    "--width",
+    "4",
+    "--batch-size",
+    "32",
+    "--train-limit",
+    "0",
+    "--test-limit",
+    "0",
+]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "salal_core.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_pretrain_tiny_on_the_shared_pack_slice(
+    shared_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(
+        [
+            "pretrain",
+            "--data",
+            str(shared_slice),
+            "--preset",
+            "tiny",
+            "--out",
+            str(tmp_path / "pre"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--json",
+            "--pretrain-epochs",
+            "2",
+            *FAST,
+        ]
+    )
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["epochs"] == 2 and 0 <= result["rotation_accuracy"] <= 1
+    assert Path(result["checkpoint"]).exists()
+    assert (tmp_path / "pre" / "config.toml").read_text().startswith('preset = "tiny"')
+
+
+def test_run_writes_a_run_directory_with_a_point_per_round(
+    synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "run"
+    code = main(
+        [
+            "run",
+            "--data",
+            str(synthetic_pack),
+            "--preset",
+            "tiny",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--pretrain-epochs",
+            "1",
+            "--epochs-per-round",
+            "1",
+            "--query-size",
+            "0.1",
+            "--budget",
+            "0.4",
+            *FAST,
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [p["labeled"] for p in summary["curve"]] == [32, 48, 64]
+    assert {"config.toml", "salal.db", "summary.json", "checkpoints"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert {p.name for p in (out / "checkpoints").iterdir()} == {
+        "pretrain.pt",
+        "round-0000.pt",
+        "round-0001.pt",
+        "round-0002.pt",
+    }
+    assert "64 labeled (40%) in 3 rounds" in capsys.readouterr().out
+
+    # Resume with a larger budget carries on from the last round instead of starting over.
+    assert main(["run", "--resume", str(out), "--budget", "0.5"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [p["round"] for p in summary["curve"]] == [0, 1, 2, 3]
+    assert summary["labeled"] == 80
+
+    assert main(["export", str(out), "--format", "json", "-o", str(tmp_path / "l.json")]) == 0
+    rows = json.loads((tmp_path / "l.json").read_text())
+    assert len(rows) == 80 == len({r["index"] for r in rows})
+    assert {r["oracle"] for r in rows} == {"initial", "auto"}
+    assert all(r["source"].endswith(".png") and r["class"] for r in rows)
+    capsys.readouterr()
+    assert main(["export", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "index,source,label,class,oracle,round,time" and len(lines) == 81
+
+    assert main(["predict", str(out), "--out", str(tmp_path / "p.csv"), "--device", "cpu"]) == 0
+    with (tmp_path / "p.csv").open() as f:
+        preds = list(csv.DictReader(f))
+    assert len(preds) == 160 - 80
+    assert not {int(p["index"]) for p in preds} & {r["index"] for r in rows}
+    assert all(0 <= float(p["confidence"]) <= 1 for p in preds)
+
+
+def test_compare_prints_a_table_and_writes_csv(
+    synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "cmp"
+    code = main(
+        [
+            "compare",
+            "--data",
+            str(synthetic_pack),
+            "--preset",
+            "tiny",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--strategies",
+            "entropy,random",
+            "--seeds",
+            "2",
+            "--pretrain-epochs",
+            "1",
+            "--epochs-per-round",
+            "1",
+            "--budget",
+            "0.3",
+            "--query-size",
+            "0.1",
+            *FAST,
+        ]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "entropy" in table and "random" in table and "20%" in table and "±" in table
+    with (out / "compare.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["strategy"], r["fraction"], r["runs"]) for r in rows} == {
+        (s, f, "2") for s in ("entropy", "random") for f in ("0.2", "0.3")
+    }
+    assert (out / "compare.png").stat().st_size > 1000
+    assert (out / "entropy-seed1" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "/nonexistent/cifar"], "does not exist"),
+        (["--preset", "huge"], "unknown preset 'huge'"),
+        (["--acquisition", "entrpy"], "unknown acquisition 'entrpy'"),
+        (["--budget", "0.1"], "must be above --initial-fraction"),
+        (["--query-size", "0"], "--query-size must be above 0"),
+        (["--device", "cuda"], "CUDA is not available"),
+        (["--resume", "/nonexistent/run"], "not a salal run directory"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path, synthetic_pack: Path
+) -> None:
+    if "--resume" in args:
+        full = ["run", *args]
+    else:
+        full = ["run", "--data", str(synthetic_pack), "--out", str(tmp_path / "r"), *args]
+        if "--data" in args[:1]:
+            full = ["run", *args, "--out", str(tmp_path / "r")]
+    result = run_cli(*full)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_compare_refuses_zero_seeds(tmp_path: Path) -> None:
+    result = run_cli("compare", "--seeds", "0", "--out", str(tmp_path / "c"))
+    assert result.returncode == 2 and "--seeds must be at least 1" in result.stderr

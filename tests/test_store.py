@@ -1,0 +1,70 @@
+"""The run directory: journal replay, atomic and torn checkpoints, the lock, versions."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from salal_core.errors import SalalError
+from salal_core.oracle import SKIP, Answer
+from salal_core.store import RunStore
+
+
+def answer(i: int, label: int, oracle: str = "human") -> Answer:
+    return Answer(i, label, 1, oracle, 0.0)
+
+
+def test_journal_replay_applies_reverts_and_ignores_skips(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    store.record_answers([answer(1, 3), answer(2, SKIP), answer(5, 0)])
+    store.record_revert(5)
+    store.record_answers([answer(5, 2)])
+    store.record_revert(2)  # reverting a skip changes nothing
+    labels = store.labels()
+    assert {i: r.label for i, r in labels.items()} == {1: 3, 5: 2}
+    store.close()
+    reopened = RunStore(tmp_path / "run", create=False)
+    assert {i: r.label for i, r in reopened.labels().items()} == {1: 3, 5: 2}
+    reopened.close()
+
+
+def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    with pytest.raises(SalalError, match="in use by another salal process"):
+        RunStore(tmp_path / "run", create=False)
+    store.close()
+    RunStore(tmp_path / "run", create=False).close()
+
+
+def test_new_run_refuses_an_existing_one(tmp_path: Path) -> None:
+    RunStore(tmp_path / "run", create=True).close()
+    with pytest.raises(SalalError, match="already holds a run; pass --resume"):
+        RunStore(tmp_path / "run", create=True)
+
+
+def test_torn_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    store.save_checkpoint("round-0000", {"round": 0, "w": torch.ones(3)})
+    path = store.save_checkpoint("round-0001", {"round": 1, "w": torch.ones(3)})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # as if the machine died mid-write
+    payload, used = store.load_checkpoint("round-")
+    assert payload["round"] == 0 and used.name == "round-0000.pt"
+    assert not list(store.checkpoints.glob("*.tmp"))
+    store.close()
+
+
+def test_incompatible_format_is_refused(tmp_path: Path) -> None:
+    RunStore(tmp_path / "run", create=True).close()
+    db = sqlite3.connect(tmp_path / "run" / "salal.db")
+    db.execute("UPDATE meta SET value='99' WHERE key='format'")
+    db.commit()
+    db.close()
+    with pytest.raises(SalalError, match="incompatible salal"):
+        RunStore(tmp_path / "run", create=False)
+
+
+def test_not_a_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(SalalError, match="not a salal run directory"):
+        RunStore(tmp_path, create=False)
