@@ -3,6 +3,7 @@ so that they cannot drift apart."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,8 +14,8 @@ import torch
 
 from .config import RunConfig, to_dict, validate, with_overrides
 from .data import DeviceData, ImageSet, load_dataset
-from .errors import SalalError
-from .events import Emit, Event, Notice, PhaseChanged, RunFinished, ignore
+from .errors import OracleClosed, SalalError
+from .events import Emit, Event, LabelsAdded, Notice, PhaseChanged, RunFinished, ignore
 from .loop import ActiveLoop
 from .oracle import AutoOracle, HumanOracle, Oracle
 from .pool import LabelState
@@ -65,6 +66,8 @@ class Engine:
         try:
             with cuda_oom_hint():
                 return self._run()
+        except OracleClosed:  # stopped before the loop began (loading, pretraining)
+            return {"run_dir": str(self.store.dir), "stopped_early": True, "curve": []}
         finally:
             self.close()
 
@@ -73,9 +76,25 @@ class Engine:
             self.oracle.close()
         self.store.close()
 
-    def _run(self) -> dict[str, Any]:
-        from .errors import OracleClosed
+    def stop(self) -> None:
+        """Ask a running engine, from any thread, to save and stop at its next step."""
+        self._stop.set()
+        if isinstance(self.oracle, HumanOracle):
+            self.oracle.close()
 
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._sink = sink = self.emit
+
+        def emit(event: Event) -> None:
+            # Every phase reports often (steps, epochs, queries), so a stop lands within a step.
+            if self._stop.is_set():
+                raise OracleClosed()
+            sink(event)
+
+        self.emit = emit
+
+    def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
         config, emit = self.config, self.emit
         device = resolve_device(config.device)
@@ -139,10 +158,10 @@ class Engine:
         try:
             self.loop.run()
         except OracleClosed:
-            stopped_early = True
+            stopped_early = True  # the person quit: every answer is already on disk
         summary = self.summary(time.perf_counter() - started, stopped_early)
         self.store.write_summary(summary)
-        emit(RunFinished(str(self.store.dir), summary))
+        self._sink(RunFinished(str(self.store.dir), summary))  # delivered even after a stop
         return summary
 
     def _restore(self, size: int) -> Restored:
@@ -208,6 +227,16 @@ class Engine:
             [Answer(int(i), int(truth[i]), 0, "initial", now) for i in chosen]
         )
         state.add(chosen, truth[chosen], 0)
+        self.emit(
+            LabelsAdded(
+                0,
+                tuple(int(i) for i in chosen),
+                tuple(int(x) for x in truth[chosen]),
+                "initial",
+                state.num_labeled,
+                self.config.target_count(len(truth)),
+            )
+        )
 
     def summary(self, seconds: float, stopped_early: bool) -> dict[str, Any]:
         loop = self.loop

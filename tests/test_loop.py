@@ -54,7 +54,10 @@ def test_loop_bookkeeping_uses_global_indices(
             assert not labeled & set(event.indices), "labeled twice"
             assert list(event.labels) == truth[list(event.indices)].tolist()
             labeled |= set(event.indices)
-    assert len(labeled) + initial == summary["labeled"] == round(0.5 * n)
+    assert len(labeled) == summary["labeled"] == round(0.5 * n)
+    added = rec.of(LabelsAdded)
+    assert (added[0].oracle, len(added[0].indices)) == ("initial", initial)
+    assert {e.oracle for e in added[1:]} == {"auto"}
     rounds = rec.of(RoundEnded)
     assert [r.labeled for r in rounds] == [initial + i * round(0.1 * n) for i in range(4)]
     assert [p["labeled"] for p in summary["curve"]] == [r.labeled for r in rounds]
