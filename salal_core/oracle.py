@@ -133,6 +133,11 @@ class HumanOracle:
         with self._cond:
             return self._queue[0] if self._queue else None
 
+    def pending_answers(self) -> int:
+        """Answers given but not yet taken by the engine (they count as labeled)."""
+        with self._cond:
+            return sum(1 for _, label in self._answered.values() if label != SKIP)
+
     def queued(self) -> list[Query]:
         with self._cond:
             return list(self._queue)

@@ -1,0 +1,74 @@
+"""`salal-tui`: label over SSH, or watch an auto-oracle reproduction run live."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from salal_core.errors import SalalError
+from salal_core.options import (
+    add_run_options,
+    class_names_from_args,
+    config_from_args,
+    overrides_from_args,
+    run_dir_from_args,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="salal-tui", description="Label the images a model is least sure of, in the terminal."
+    )
+    add_run_options(parser)
+    parser.add_argument(
+        "--auto-oracle", action="store_true", help="answer from the ground truth and watch the run"
+    )
+    parser.add_argument(
+        "--color",
+        choices=["auto", "truecolor", "256"],
+        default="auto",
+        help="force the colour depth (over SSH COLORTERM is often missing)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.color != "auto":
+        # Read by Textual when it is imported, so set before the import below.
+        os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
+    from salal_core.factory import build_engine
+
+    from .app import SalalApp
+    from .bridge import EventBridge
+
+    bridge = EventBridge()
+    auto = args.auto_oracle
+    try:
+        run_dir, resume = run_dir_from_args(args)
+        engine = build_engine(
+            None if resume else config_from_args(args, human=not auto),
+            run_dir,
+            oracle="auto" if auto else "human",
+            emit=bridge,
+            resume=resume,
+            overrides=overrides_from_args(args) if resume else None,
+            pretrained=args.pretrained,
+            class_names=class_names_from_args(args),
+        )
+    except SalalError as exc:
+        print(f"salal-tui: error: {exc}", file=sys.stderr)
+        return 2
+    app = SalalApp(engine, bridge, auto)
+    app.run()
+    if app.error:
+        print(f"salal-tui: error: {app.error}", file=sys.stderr)
+        return 2
+    print(f"labels saved in {run_dir}; carry on with: salal-tui --resume {run_dir}")
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The keys, one screen."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+HELP = [
+    ("1 … 9, 0, a …", "label the image with that class and move on"),
+    ("backspace", "undo the last label (until the model has trained on it)"),
+    ("space or s", "skip: the image goes back to the pool"),
+    ("+ / -", "auto-oracle: show images faster / slower"),
+    ("?", "this help"),
+    ("q", "quit; every label is already saved (resume with --resume RUN_DIR)"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss", "close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 3))
+        table.add_column(style="bold cyan", no_wrap=True)
+        table.add_column()
+        for key, what in HELP:
+            table.add_row(key, what)
+        with Vertical(id="help-box"):
+            yield Static("[b]salal keys[/b]\n")
+            yield Static(table)
+            yield Static("\n[dim]press ? or escape to go back[/dim]")
+
+    def action_dismiss(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,261 @@
+"""The main screen: the image, the model's guesses, the class keys, progress and live charts.
+
+It renders engine events and turns key presses into oracle answers; it never waits for the
+engine. In auto-oracle mode it replays the engine's queries with their ground-truth answers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Static
+
+from salal_core.events import (
+    DataLoaded,
+    EpochEnded,
+    Event,
+    LabelsAdded,
+    Notice,
+    PhaseChanged,
+    PhaseStarted,
+    Query,
+    QueryReady,
+    RoundEnded,
+    StepProgress,
+)
+from salal_core.factory import Engine
+from salal_core.oracle import HumanOracle, UndoUnavailable
+
+from ..keys import class_keys
+from ..widgets import ClassList, ImageView, MetricChart, PhaseLine, QueryInfo, RunProgress
+from .help import HelpScreen
+from .quit import QuitScreen
+
+MIN_SIZE = (80, 24)
+AUTO_DELAYS = [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]  # seconds per image shown
+
+
+class LabelScreen(Screen[None]):
+    BINDINGS = [
+        Binding("backspace", "undo", "undo"),
+        Binding("space,s", "skip", "skip"),
+        Binding("plus,equals_sign", "faster", "faster"),
+        Binding("minus", "slower", "slower"),
+        Binding("question_mark", "help", "help"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(self, engine: Engine, auto: bool) -> None:
+        super().__init__()
+        self.engine, self.auto = engine, auto
+        self.oracle = engine.oracle if isinstance(engine.oracle, HumanOracle) else None
+        self.class_names: list[str] = []
+        self.keys: dict[str, int] = {}
+        self.shown: Query | None = None
+        self.engine_labeled = 0
+        self.target = 0
+        self.round = 0
+        self.origin = ""
+        self.finetuning = False
+        self.replay: deque[Query] = deque(maxlen=200)  # auto mode: the latest queries to show
+        # Half a second an image: watchable, and drawing stays a small share of the interpreter
+        # lock, which the engine thread needs between its kernels.
+        self.delay_index = AUTO_DELAYS.index(0.5)
+        self.replay_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="main"):
+            yield PhaseLine("starting…", id="phase")
+            with Horizontal(id="top"):
+                yield ImageView(id="image")
+                with Vertical(id="side"):
+                    yield QueryInfo(id="query")
+                    yield ClassList(id="classes")
+                    yield Static("", id="message")
+            yield RunProgress(id="progress")
+            with Horizontal(id="charts"):
+                yield MetricChart("loss", id="loss", classes="chart")
+                yield MetricChart("accuracy", id="accuracy", classes="chart")
+            yield Footer()
+        yield Static(
+            f"salal needs a terminal of at least {MIN_SIZE[0]}×{MIN_SIZE[1]}; "
+            "make this one larger.",
+            id="too-small",
+        )
+
+    def on_mount(self) -> None:
+        if self.auto:
+            self._restart_timer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        small = event.size.width < MIN_SIZE[0] or event.size.height < MIN_SIZE[1]
+        self.set_class(small, "too-small")
+
+    # ---------------------------------------------------------------- engine events
+    def handle(self, event: Event) -> None:
+        if isinstance(event, DataLoaded):
+            self.class_names = list(event.class_names) or self.engine.class_names
+            self.keys = {k: i for i, k in enumerate(class_keys(len(self.class_names)))}
+            self.query_one(ClassList).set_classes(self.class_names)
+            self._phase(
+                f"{event.train_size:,} images, {len(self.class_names)} classes loaded "
+                f"in {event.seconds:.1f} s"
+            )
+        elif isinstance(event, PhaseChanged):
+            text = {
+                "waiting": "model is waiting for your answers"
+                if self.oracle
+                else "waiting for the oracle"
+            }.get(event.phase, f"{event.phase}: {event.detail}")
+            self._phase(text)
+        elif isinstance(event, PhaseStarted):
+            if event.phase == "finetune" and not self.finetuning:
+                self.finetuning = True
+                held_out = self.engine.data is not None and not self.engine.data.has_test
+                self.query_one("#loss", MetricChart).reset("training loss")
+                self.query_one("#accuracy", MetricChart).reset(
+                    "held-out accuracy" if held_out else "test accuracy"
+                )
+            elif event.phase == "pretrain":
+                self.query_one("#loss", MetricChart).reset("rotation loss")
+                self.query_one("#accuracy", MetricChart).reset("rotation accuracy")
+        elif isinstance(event, StepProgress):
+            what = "pretraining" if event.phase == "pretrain" else f"round {self.round} training"
+            self._phase(f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}")
+        elif isinstance(event, EpochEnded):
+            self.query_one("#loss", MetricChart).add(event.loss)
+            self.query_one("#accuracy", MetricChart).add(event.test_accuracy)
+            what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
+            self._phase(
+                f"{what} · epoch {event.epoch}/{event.epochs} · loss {event.loss:.3f} · "
+                f"{event.images_per_second:,.0f} img/s"
+            )
+        elif isinstance(event, QueryReady):
+            if self.auto:
+                self.replay.extend(event.queries)
+            elif self.shown is None:
+                self._show_current()
+        elif isinstance(event, LabelsAdded):
+            self.engine_labeled, self.target = event.labeled, event.target
+            if event.oracle == "initial":
+                self.origin = f"{len(event.indices):,} to start with, from the ground truth"
+        elif isinstance(event, RoundEnded):
+            self.engine_labeled, self.target, self.round = event.labeled, event.target, event.round
+        elif isinstance(event, Notice):
+            self._message(event.message, "yellow" if event.level == "warning" else "cyan")
+        self._progress()
+
+    # ---------------------------------------------------------------- showing items
+    def _pixels(self, index: int):  # noqa: ANN202
+        images = self.engine.images
+        return None if images is None else images.train.images[index]
+
+    def _show(self, query: Query | None, answer: int | None = None) -> None:
+        self.shown = query
+        caption = "" if query is None else f"#{query.index}"
+        if query is None and not self.auto:
+            caption = "no images queued: the model is choosing the next ones"
+        self.query_one(ImageView).show(
+            None if query is None else self._pixels(query.index), caption
+        )
+        self.query_one(QueryInfo).show(
+            query, self.class_names, self.engine.config.active.acquisition, answer
+        )
+
+    def _show_current(self) -> None:
+        self._show(self.oracle.current() if self.oracle else None)
+        self._progress()
+
+    def _progress(self) -> None:
+        pending = self.oracle.pending_answers() if self.oracle else 0
+        queued = len(self.oracle.queued()) if self.oracle else len(self.replay)
+        self.query_one(RunProgress).show(
+            self.engine_labeled + pending, self.target, self.round, queued, self.origin
+        )
+
+    def _phase(self, text: str) -> None:
+        self.query_one(PhaseLine).show(text)
+
+    def _message(self, text: str, style: str = "") -> None:
+        self.query_one("#message", Static).update(f"[{style}]{text}[/]" if style else text)
+
+    # ---------------------------------------------------------------- human answers
+    def on_key(self, event: events.Key) -> None:
+        if self.oracle is None or event.character is None or event.character not in self.keys:
+            return
+        event.stop()
+        if self.shown is None:
+            self._message("nothing to label yet: the model is choosing images", "yellow")
+            return
+        label = self.keys[event.character]
+        self.oracle.answer(self.shown.index, label)  # on disk when this returns
+        self.query_one(ClassList).mark(label)
+        self._message(f"#{self.shown.index} → {self.class_names[label]}")
+        self._show_current()
+
+    def action_skip(self) -> None:
+        if self.oracle is None or self.shown is None:
+            return
+        self.oracle.skip(self.shown.index)
+        self._message(f"#{self.shown.index} skipped: back to the pool")
+        self._show_current()
+
+    def action_undo(self) -> None:
+        if self.oracle is None:
+            return
+        try:
+            query, label = self.oracle.undo()
+        except UndoUnavailable as exc:
+            self._message(str(exc), "yellow")
+            return
+        was = "a skip" if label < 0 else self.class_names[label]
+        self._message(f"undid #{query.index} (was {was})")
+        self.query_one(ClassList).mark(None)
+        self._show_current()
+
+    # ---------------------------------------------------------------- auto-oracle replay
+    def _restart_timer(self) -> None:
+        if self.replay_timer is not None:
+            self.replay_timer.stop()
+        delay = max(AUTO_DELAYS[self.delay_index], 0.01)
+        self.replay_timer = self.set_interval(delay, self._replay_next)
+
+    def _replay_next(self) -> None:
+        if not self.replay or self.engine.images is None:
+            return
+        query = self.replay.popleft()
+        truth = int(self.engine.images.train.labels[query.index])
+        self._show(query, answer=truth if truth >= 0 else None)
+        self.query_one(ClassList).mark(truth)
+        self._progress()
+
+    def action_faster(self) -> None:
+        self.delay_index = max(0, self.delay_index - 1)
+        self._speed()
+
+    def action_slower(self) -> None:
+        self.delay_index = min(len(AUTO_DELAYS) - 1, self.delay_index + 1)
+        self._speed()
+
+    def _speed(self) -> None:
+        if not self.auto:
+            return
+        self._restart_timer()
+        self._message(f"showing an image every {AUTO_DELAYS[self.delay_index]:.2f} s")
+
+    # ---------------------------------------------------------------- help and quit
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen())
+
+    def action_quit(self) -> None:
+        def answered(quit_: bool | None) -> None:
+            if quit_:
+                self.app.stop_and_exit()
+
+        self.app.push_screen(QuitScreen(str(self.engine.store.dir)), answered)

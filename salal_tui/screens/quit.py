@@ -1,0 +1,32 @@
+"""Quit, after asking: labels are saved either way."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class QuitScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y,q", "answer(True)", "quit"),
+        Binding("n,escape", "answer(False)", "stay"),
+    ]
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="quit-box"):
+            yield Static("[b]Quit salal?[/b]\n")
+            yield Static(
+                f"Every label you gave is saved in {self.run_dir}.\n"
+                f"Carry on later with [b]salal-tui --resume {self.run_dir}[/b]\n"
+            )
+            yield Static("[b cyan] y [/] quit    [b cyan] n [/] keep labeling")
+
+    def action_answer(self, quit_: bool) -> None:
+        self.dismiss(quit_)

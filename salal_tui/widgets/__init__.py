@@ -1,0 +1,10 @@
+"""One widget per file."""
+
+from .class_list import ClassList
+from .image_view import ImageView
+from .metric_chart import MetricChart
+from .phase_line import PhaseLine
+from .query_info import QueryInfo
+from .run_progress import RunProgress
+
+__all__ = ["ClassList", "ImageView", "MetricChart", "PhaseLine", "QueryInfo", "RunProgress"]
