@@ -20,16 +20,19 @@ class SalalApp(App[dict[str, Any] | None]):
     CSS_PATH = "salal.tcss"
     TITLE = "salal"
 
-    def __init__(self, engine: Engine, bridge: EventBridge, auto: bool) -> None:
+    def __init__(self, engine: Engine, bridge: EventBridge, auto: bool,
+                 start_engine: bool = True) -> None:
         super().__init__()
         self.engine, self.bridge, self.auto = engine, bridge, auto
+        self.start_engine = start_engine  # False: events come from elsewhere (snapshot tests)
         self.label_screen = LabelScreen(engine, auto)
         self.error: str | None = None
 
     def on_mount(self) -> None:
         self.push_screen(self.label_screen)
         self.bridge.attach(self)
-        self.run_engine()
+        if self.start_engine:
+            self.run_engine()
 
     @work(thread=True, exit_on_error=False, name="engine")
     def run_engine(self) -> dict[str, Any]:

@@ -89,6 +89,14 @@ class LabelScreen(Screen[None]):
             id="too-small",
         )
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Show only the keys that mean something in this mode."""
+        if action in ("faster", "slower"):
+            return self.auto
+        if action in ("undo", "skip"):
+            return not self.auto
+        return True
+
     def on_mount(self) -> None:
         if self.auto:
             self._restart_timer()

@@ -1,0 +1,219 @@
+"""The app driven like a person would: Pilot key presses against a real engine on tiny data,
+snapshots of each screen, and an auto-oracle run to the summary screen."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from conftest import tiny_config
+
+from salal_core.config import with_overrides
+from salal_core.data.sources import ImageSet, Split
+from salal_core.events import (
+    DataLoaded,
+    EpochEnded,
+    LabelsAdded,
+    PhaseStarted,
+    Query,
+    QueryReady,
+    RoundEnded,
+    RunFinished,
+)
+from salal_core.factory import build_engine
+from salal_core.store import RunStore
+from salal_tui.app import SalalApp
+from salal_tui.bridge import EventBridge
+from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen, SummaryScreen
+
+SIZE = (120, 40)
+
+
+def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> SalalApp:
+    config = tiny_config(
+        pack,
+        cache,
+        **{"active.query_size": 8, "active.lookahead": 2, "active.budget": 0.3, **overrides},
+    )
+    bridge = EventBridge()
+    engine = build_engine(config, out, oracle="auto" if auto else "human", emit=bridge)
+    return SalalApp(engine, bridge, auto)
+
+
+async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.05)
+
+
+def journal(run_dir: Path) -> dict[int, int]:
+    store = RunStore(run_dir, create=False, lock=False)
+    try:
+        return {i: r.label for i, r in store.labels().items() if r.oracle == "human"}
+    finally:
+        store.close()
+
+
+async def test_label_undo_skip_help_and_quit(synthetic_pack: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        await wait_for(pilot, lambda: screen.shown is not None)
+        first = screen.shown.index
+        await pilot.press("2")  # the second class
+        assert journal(out) == {first: 1}  # on disk before the next image is drawn
+        second = screen.shown.index
+        assert second != first
+        await pilot.press("backspace")
+        assert screen.shown.index == first and journal(out) == {}
+        await pilot.press("3")
+        assert journal(out) == {first: 2}
+        await pilot.press("space")  # skip the second item
+        assert screen.shown.index != second and second not in journal(out)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, LabelScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, LabelScreen)
+        await pilot.press("q", "y")
+    assert journal(out) == {first: 2}
+    assert app.return_code == 0
+
+
+async def test_labels_reach_the_engine_and_a_round_trains(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        for _ in range(16):  # two query batches of eight
+            await wait_for(pilot, lambda: screen.shown is not None)
+            truth = int(app.engine.images.train.labels[screen.shown.index])
+            await pilot.press(screen.query_one("ClassList").keys[truth])
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        text = str(app.screen.query_one("#summary-text").render())
+        assert "agree with the ground truth on 100.0%" in text
+        await pilot.press("q")
+    assert len(journal(out)) == 16
+
+
+async def test_auto_oracle_runs_to_the_summary(synthetic_pack: Path, tmp_path: Path) -> None:
+    app = make_app(synthetic_pack, tmp_path / "c", tmp_path / "run", auto=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("plus", "plus", "plus")
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        screen = app.label_screen
+        assert len(screen.query_one("#loss").values) >= 2
+        assert screen.query_one("ClassList").names
+        assert "Run finished" in str(app.screen.query_one("#summary-text").render())
+        await pilot.press("enter")
+    assert app.return_value["labeled"] == 48
+
+
+async def test_small_terminal_shows_a_message(synthetic_pack: Path, tmp_path: Path) -> None:
+    app = make_app(synthetic_pack, tmp_path / "c", tmp_path / "run", auto=True)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await pilot.pause()
+        assert app.label_screen.has_class("too-small")
+        assert app.label_screen.query_one("#too-small").display
+        app.engine.stop()
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+
+def scripted_app(tmp_path: Path, pack: Path) -> SalalApp:
+    """An app whose events come from the test, so that every frame is the same each run."""
+    config = with_overrides(tiny_config(pack, tmp_path / "c"), {"active.acquisition": "margin"})
+    bridge = EventBridge()
+    engine = build_engine(config, tmp_path / "run", oracle="human", emit=bridge)
+    yy, xx = np.mgrid[0:32, 0:32]
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    images[..., 0], images[..., 1] = yy * 8, xx * 8
+    images[:, 8:24, 8:24, 2] = 255
+    engine.images = ImageSet(
+        Split(images, np.arange(4), [f"{i}.png" for i in range(4)]),
+        Split(images[:0], np.zeros(0, np.int64), []),
+        ["cat", "dog", "ship", "frog"],
+        "drawn",
+    )
+    return SalalApp(engine, bridge, auto=False, start_engine=False)
+
+
+def feed(app: SalalApp) -> None:
+    bridge = app.bridge
+    bridge(DataLoaded("drawn", 4, 0, ("cat", "dog", "ship", "frog"), 0.1, True))
+    bridge(PhaseStarted("pretrain", 0, 3, 10))
+    for e, (loss, acc) in enumerate([(1.3, 0.4), (0.9, 0.62), (0.7, 0.71)], 1):
+        bridge(EpochEnded("pretrain", 0, e, 3, loss, acc, loss, acc, 1234.0, 1.0))
+    bridge(LabelsAdded(0, (0,), (0,), "initial", 1, 3))
+    bridge(PhaseStarted("finetune", 0, 2, 4))
+    for e, (loss, acc) in enumerate([(1.1, 0.5), (0.8, 0.6)], 1):
+        bridge(EpochEnded("finetune", 0, e, 2, loss, 0.7, loss, acc, 900.0, 1.0))
+    bridge(RoundEnded(0, 1, 3, 0.6, 3))
+    queries = (
+        Query(2, 0.812, 1, (0.3, 0.45, 0.15, 0.1), 1),
+        Query(3, 0.5, 0, (0.6, 0.2, 0.1, 0.1), 1),
+    )
+    app.engine.oracle.ask(queries)
+    bridge(QueryReady(1, queries))
+
+
+async def settle(pilot) -> None:
+    feed(pilot.app)
+    await pilot.pause(0.2)
+
+
+def test_snapshot_main_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
+    assert snap_compare(
+        scripted_app(tmp_path, synthetic_pack), terminal_size=SIZE, run_before=settle
+    )
+
+
+def test_snapshot_help_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
+    assert snap_compare(
+        scripted_app(tmp_path, synthetic_pack),
+        terminal_size=SIZE,
+        run_before=settle,
+        press=["question_mark"],
+    )
+
+
+def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
+    async def finish(pilot) -> None:
+        await settle(pilot)
+        curve = [
+            {"round": 0, "labeled": 1, "test_accuracy": 0.6},
+            {"round": 1, "labeled": 2, "test_accuracy": 0.7},
+            {"round": 2, "labeled": 3, "test_accuracy": 0.8},
+        ]
+        pilot.app.bridge(
+            RunFinished(
+                "RUN_DIR",
+                {
+                    "run_dir": "RUN_DIR",
+                    "curve": curve,
+                    "final_test_accuracy": 0.8,
+                    "accuracy_measured_on": "test split",
+                    "labeled": 3,
+                    "train_size": 4,
+                    "target": 3,
+                    "acquisition": "margin",
+                    "human_labels": 2,
+                    "human_agreement_with_ground_truth": 0.5,
+                },
+            )
+        )
+        await pilot.pause(0.2)
+
+    assert snap_compare(
+        scripted_app(tmp_path, synthetic_pack), terminal_size=SIZE, run_before=finish
+    )
