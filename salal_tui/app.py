@@ -20,8 +20,9 @@ class SalalApp(App[dict[str, Any] | None]):
     CSS_PATH = "salal.tcss"
     TITLE = "salal"
 
-    def __init__(self, engine: Engine, bridge: EventBridge, auto: bool,
-                 start_engine: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, bridge: EventBridge, auto: bool, start_engine: bool = True
+    ) -> None:
         super().__init__()
         self.engine, self.bridge, self.auto = engine, bridge, auto
         self.start_engine = start_engine  # False: events come from elsewhere (snapshot tests)

@@ -7,6 +7,7 @@ engine. In auto-oracle mode it replays the engine's queries with their ground-tr
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from textual import events
 from textual.app import ComposeResult
@@ -68,6 +69,8 @@ class LabelScreen(Screen[None]):
         # lock, which the engine thread needs between its kernels.
         self.delay_index = AUTO_DELAYS.index(0.5)
         self.replay_timer: Timer | None = None
+        # Called with a key event's timestamp once the next image is on screen (benchmarks).
+        self.answer_drawn: Callable[[float], None] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
@@ -179,6 +182,10 @@ class LabelScreen(Screen[None]):
     def _show_current(self) -> None:
         self._show(self.oracle.current() if self.oracle else None)
         self._progress()
+        if self.oracle is not None and self.engine.images is not None:
+            upcoming = [(self._pixels(q.index), f"#{q.index}") for q in self.oracle.queued()[1:4]]
+            view = self.query_one(ImageView)
+            self.run_worker(lambda: view.prerender(upcoming), thread=True, group="prerender")
 
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
@@ -206,6 +213,8 @@ class LabelScreen(Screen[None]):
         self.query_one(ClassList).mark(label)
         self._message(f"#{self.shown.index} → {self.class_names[label]}")
         self._show_current()
+        if self.answer_drawn is not None:
+            self.call_after_refresh(self.answer_drawn, event.time)
 
     def action_skip(self) -> None:
         if self.oracle is None or self.shown is None:

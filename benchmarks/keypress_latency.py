@@ -1,0 +1,98 @@
+"""Keypress-to-next-image latency in salal-tui while the engine trains beside it.
+
+Drives the real app headless (Textual's run_test) with Pilot key presses, the engine
+fine-tuning in its worker thread the whole time, and prints percentiles as JSON.
+
+    python benchmarks/keypress_latency.py --data ../shared/datasets/cifar10-jpeg.tar.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from textual import events
+from textual._time import get_time  # the clock Textual stamps events with
+
+from salal_core.config import preset, with_overrides
+from salal_core.factory import build_engine
+from salal_tui.app import SalalApp
+from salal_tui.bridge import EventBridge
+
+
+async def measure(args: argparse.Namespace) -> dict:
+    config = with_overrides(
+        preset("tiny"),
+        {
+            "data.source": str(Path(args.data).resolve()),
+            "device": args.device,
+            "pretrain.epochs": 1,
+            "active.epochs_per_round": 40,
+            "active.query_size": args.presses,
+            "active.lookahead": 2,
+        },
+    )
+    bridge = EventBridge()
+    out = Path(tempfile.mkdtemp()) / "run"
+    engine = build_engine(config, out, oracle="human", emit=bridge)
+    app = SalalApp(engine, bridge, auto=False)
+    latencies: list[float] = []
+    idle: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.label_screen
+        while screen.shown is None:  # pretraining and round 0 have to run first
+            await pilot.pause(0.1)
+        keys = screen.query_one("ClassList").keys
+        driver = app._driver
+        training = 0
+
+        async def type_batch(into: list[float]) -> int:
+            """Send keys the way the terminal driver does, `gap` apart; the app reports when
+            each answer's next image has been drawn."""
+            drawn: list[float] = []
+            screen.answer_drawn = lambda t: drawn.append((get_time() - t) * 1000)
+            busy = 0
+            for i in range(args.presses):
+                driver.send_message(events.Key(keys[i % len(keys)], keys[i % len(keys)]))
+                await asyncio.sleep(args.gap)
+                busy += "training" in str(screen.query_one("#phase").render())
+            while len(drawn) < args.presses:
+                await pilot.pause(0.05)
+            into.extend(drawn)
+            return busy
+
+        # The first batch: the engine waits for it (idle). Then round 1 trains while the
+        # second batch, asked ahead, is labeled: that is the figure that matters.
+        await type_batch(idle)
+        while "training" not in str(screen.query_one("#phase").render()):
+            await pilot.pause(0.02)
+        training = await type_batch(latencies)
+        engine.stop()
+    latencies.sort()
+    return {
+        "presses": len(latencies),
+        "while_training": training,
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
+        "max_ms": round(latencies[-1], 2),
+        "device": args.device,
+        "idle_p50_ms": round(statistics.median(idle), 2),
+        "idle_p95_ms": round(sorted(idle)[int(0.95 * (len(idle) - 1))], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--presses", type=int, default=100)
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between presses")
+    print(json.dumps(asyncio.run(measure(parser.parse_args()))))
+
+
+if __name__ == "__main__":
+    main()
