@@ -1,0 +1,44 @@
+"""A labeling session in its own process, for the kill-and-resume tests.
+
+Answers every query from the ground truth as fast as it can, printing `ACK index label` only
+after `answer` has returned (that is, once the label is acknowledged as saved).
+
+    python tests/label_driver.py PACK CACHE RUN_DIR [--resume]
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from conftest import tiny_config  # noqa: E402
+from salal_core.factory import build_engine  # noqa: E402
+
+
+def main() -> int:
+    pack, cache, run_dir = (Path(a) for a in sys.argv[1:4])
+    resume = "--resume" in sys.argv
+    config = None if resume else tiny_config(pack, cache, **{
+        "active.query_size": 6, "active.lookahead": 2, "active.budget": 0.5})
+    engine = build_engine(config, run_dir, oracle="human", resume=resume)
+    worker = threading.Thread(target=engine.run, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        query = engine.oracle.current()
+        if query is None or engine.images is None:
+            time.sleep(0.002)
+            continue
+        label = int(engine.images.train.labels[query.index])
+        engine.oracle.answer(query.index, label)
+        print(f"ACK {query.index} {label}", flush=True)
+    worker.join()
+    print("DONE", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
