@@ -272,13 +272,6 @@ class RunStore:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-    def curve(self) -> list[dict[str, Any]]:
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT round, labeled, test_accuracy FROM curve ORDER BY round"
-            ).fetchall()
-        return [{"round": r, "labeled": n, "test_accuracy": a} for r, n, a in rows]
-
     # ---------------------------------------------------------------- checkpoints
     def save_checkpoint(self, name: str, payload: dict[str, Any]) -> Path:
         """Write atomically: temporary file, fsync, rename, fsync the folder."""

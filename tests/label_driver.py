@@ -22,8 +22,13 @@ from salal_core.factory import build_engine  # noqa: E402
 def main() -> int:
     pack, cache, run_dir = (Path(a) for a in sys.argv[1:4])
     resume = "--resume" in sys.argv
-    config = None if resume else tiny_config(pack, cache, **{
-        "active.query_size": 6, "active.lookahead": 2, "active.budget": 0.5})
+    config = (
+        None
+        if resume
+        else tiny_config(
+            pack, cache, **{"active.query_size": 6, "active.lookahead": 2, "active.budget": 0.5}
+        )
+    )
     engine = build_engine(config, run_dir, oracle="human", resume=resume)
     worker = threading.Thread(target=engine.run, daemon=True)
     worker.start()

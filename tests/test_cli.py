@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from salal_core.cli import main
+from salal_core.store import RunStore
 
 FAST = [
     "--device",
@@ -98,6 +99,11 @@ def test_run_writes_a_run_directory_with_a_point_per_round(
         "round-0002.pt",
     }
     assert "64 labeled (40%) in 3 rounds" in capsys.readouterr().out
+    store = RunStore(out, create=False, lock=False)
+    epochs = store.metrics("finetune")
+    store.close()
+    assert [(m["round"], m["epoch"]) for m in epochs] == [(0, 1), (1, 1), (2, 1)]
+    assert all(0 <= m["test_accuracy"] <= 1 and m["images_per_second"] > 0 for m in epochs)
 
     # Resume with a larger budget carries on from the last round instead of starting over.
     assert main(["run", "--resume", str(out), "--budget", "0.5"]) == 0

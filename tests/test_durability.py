@@ -19,8 +19,12 @@ DRIVER = Path(__file__).parent / "label_driver.py"
 
 def start(pack: Path, cache: Path, run: Path, resume: bool) -> subprocess.Popen:
     args = [sys.executable, str(DRIVER), str(pack), str(cache), str(run)]
-    return subprocess.Popen(args + (["--resume"] if resume else []), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args + (["--resume"] if resume else []),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def read_acks(proc: subprocess.Popen, acks: dict[int, int], stop_after: int | None) -> bool:

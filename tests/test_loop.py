@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 
+from conftest import tiny_config
 from salal_core.acquire import ACQUISITIONS
 from salal_core.data import DeviceData, load_dataset
 from salal_core.events import EpochEnded, LabelsAdded, QueryReady, Recorder, RoundEnded

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, tar_folder, write_image_folder
 from PIL import Image
 
+from conftest import CLASSES, tar_folder, write_image_folder
 from salal_core.config import DataConfig
 from salal_core.data import load_dataset
 from salal_core.data.load import balanced_subset, download_cifar10

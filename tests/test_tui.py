@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from conftest import tiny_config
 
+from conftest import tiny_config
 from salal_core.config import with_overrides
 from salal_core.data.sources import ImageSet, Split
 from salal_core.events import (
