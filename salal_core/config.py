@@ -69,7 +69,6 @@ class RunConfig:
     preset: str = "fast"
     seed: int = 0
     device: str = "auto"
-    compile: bool = False
     eval_batch_size: int = 4096
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -52,9 +52,6 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrain-epochs", type=int, metavar="N")
     g.add_argument("--batch-size", type=int, metavar="N", help="images per training step")
     g.add_argument("--lr", type=float, help="starting learning rate of every phase")
-    g.add_argument(
-        "--compile", action="store_true", default=None, help="torch.compile the network (CUDA)"
-    )
 
 
 def add_active_options(p: argparse.ArgumentParser) -> None:
@@ -103,7 +100,6 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     out = {
         "seed": get("seed"),
         "device": get("device"),
-        "compile": get("compile"),
         "data.source": str(Path(get("data")).expanduser().resolve()) if get("data") else None,
         "data.cache_dir": str(Path(get("cache_dir")).resolve()) if get("cache_dir") else None,
         "data.train_limit": get("train_limit"),

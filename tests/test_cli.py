@@ -202,3 +202,45 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_compare_refuses_zero_seeds(tmp_path: Path) -> None:
     result = run_cli("compare", "--seeds", "0", "--out", str(tmp_path / "c"))
     assert result.returncode == 2 and "--seeds must be at least 1" in result.stderr
+
+
+def test_bad_data_given_to_run_is_one_line_and_exit_2(tmp_path: Path, synthetic_pack: Path) -> None:
+    import sqlite3
+
+    from conftest import write_image_folder
+
+    truncated = tmp_path / "cut.tar.gz"
+    truncated.write_bytes(synthetic_pack.read_bytes()[:5000])
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_text("not an archive")
+    empty = tmp_path / "empty"
+    (empty / "train" / "a").mkdir(parents=True)
+    mismatch = write_image_folder(tmp_path / "mismatch", per_class_train=1, per_class_test=1)
+    (mismatch / "test" / "red").rename(mismatch / "test" / "crimson")
+    old = tmp_path / "old-run"
+    RunStore(old, create=True).close()
+    db = sqlite3.connect(old / "salal.db")
+    db.execute("UPDATE meta SET value='0' WHERE key='format'")
+    db.commit()
+    db.close()
+    cases = [
+        (["--data", str(truncated)], "truncated or not a tar archive"),
+        (["--data", str(junk)], "truncated or not a tar archive"),
+        (["--data", str(empty)], "no images found"),
+        (["--data", str(mismatch)], "same class folders"),
+    ]
+    for i, (args, message) in enumerate(cases):
+        result = run_cli(
+            "run",
+            *args,
+            "--out",
+            str(tmp_path / f"r{i}"),
+            "--device",
+            "cpu",
+            "--cache-dir",
+            str(tmp_path / "c"),
+        )
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+    result = run_cli("run", "--resume", str(old))
+    assert result.returncode == 2 and "incompatible salal" in result.stderr
