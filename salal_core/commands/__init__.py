@@ -1,6 +1,5 @@
-"""Subcommands beyond `run`, each registering its own parser."""
+"""Subcommands beyond `run` and `pretrain`, each registering its own parser."""
 
 from . import compare, export, predict
-from .bench import register as register_bench
 
-REGISTER = [compare.register, export.register, predict.register, register_bench]
+REGISTER = [compare.register, export.register, predict.register]
