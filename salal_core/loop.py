@@ -120,8 +120,10 @@ class ActiveLoop:
     # ---------------------------------------------------------------- scoring
     def score_pool(self, count: int, round_: int) -> list[Query]:
         """The `count` pool items the acquisition function ranks first (global indices)."""
-        busy = {i for batch in self.pending for i in batch}
-        pool = np.array([i for i in self.state.pool_indices() if i not in busy], dtype=np.int64)
+        available = ~self.state.labeled_mask
+        for batch in self.pending:  # already asked: not asked twice
+            available[batch] = False
+        pool = np.flatnonzero(available)
         count = min(count, len(pool))
         if count == 0:
             return []

@@ -35,7 +35,7 @@ def predict_unlabeled(run_dir: Path, device_name: str = "auto") -> list[dict]:
     names = names or images.class_names
     model = build_model(config, int(checkpoint["classes"]), device, int(checkpoint["members"]))
     model.load_state_dict(checkpoint["model"])
-    unlabeled = np.array([i for i in range(data.num_train) if i not in labeled], dtype=np.int64)
+    unlabeled = np.setdiff1d(np.arange(data.num_train), np.fromiter(labeled, np.int64))
     idx = torch.from_numpy(unlabeled).to(device)
     probs = predict(model, data.train_images[idx], data, config.eval_batch_size).mean(0).cpu()
     confidence, cls = probs.max(-1)
