@@ -274,9 +274,7 @@ def _decode_members(
 def read_source(
     path: Path, size: int, progress: Callable[[int, int], None] | None = None
 ) -> ImageSet:
-    """Recognise what `path` holds and read it."""
-    if not path.exists():
-        raise SalalError(f"{path} does not exist; pass --data PATH to CIFAR-10 or an image folder")
+    """Recognise what an existing `path` holds and read it (`load_dataset` checks it exists)."""
     if path.is_file() and not tarfile.is_tarfile(path):
         raise SalalError(
             f"{path} is truncated or not a tar archive; pass a .tar/.tar.gz or a folder"
