@@ -62,7 +62,10 @@ def synthetic_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shared_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 training and 10 test images per class from the shared CIFAR-10 pack, as a tar.gz."""
     if not SHARED_PACK.exists():
-        pytest.skip(f"shared pack not found at {SHARED_PACK}")
+        pytest.fail(
+            f"shared pack not found at {SHARED_PACK}; the tests expect the repository "
+            "checked out beside shared/, as CI has it"
+        )
     out = tmp_path_factory.mktemp("slice") / "cifar10-slice.tar.gz"
     keep = {"train": 30, "test": 10}
     counts: dict[tuple[str, str], int] = {}
