@@ -13,18 +13,26 @@ import pytest
 from salal_core.cli import main
 from salal_core.store import RunStore
 
-FAST = [
-    "--device",
-    "cpu",
-    "--width",
-    "4",
-    "--batch-size",
-    "32",
-    "--train-limit",
-    "0",
-    "--test-limit",
-    "0",
-]
+
+def tiny_cli(command: str, data: Path, out: Path, cache: Path, *extra: str) -> list[str]:
+    """A command line on the tiny preset, narrowed so that it runs in seconds on the CPU."""
+    fast = "--device cpu --width 4 --batch-size 32 --train-limit 0 --test-limit 0"
+    return [
+        command,
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *fast.split(),
+        *extra,
+    ]
+
+
+ROUNDS = ("--pretrain-epochs", "1", "--epochs-per-round", "1", "--query-size", "0.1")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -37,21 +45,15 @@ def test_pretrain_tiny_on_the_shared_pack_slice(
     shared_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     code = main(
-        [
+        tiny_cli(
             "pretrain",
-            "--data",
-            str(shared_slice),
-            "--preset",
-            "tiny",
-            "--out",
-            str(tmp_path / "pre"),
-            "--cache-dir",
-            str(tmp_path / "c"),
+            shared_slice,
+            tmp_path / "pre",
+            tmp_path / "c",
             "--json",
             "--pretrain-epochs",
             "2",
-            *FAST,
-        ]
+        )
     )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
@@ -64,28 +66,7 @@ def test_run_writes_a_run_directory_with_a_point_per_round(
     synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "run"
-    code = main(
-        [
-            "run",
-            "--data",
-            str(synthetic_pack),
-            "--preset",
-            "tiny",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "c"),
-            "--pretrain-epochs",
-            "1",
-            "--epochs-per-round",
-            "1",
-            "--query-size",
-            "0.1",
-            "--budget",
-            "0.4",
-            *FAST,
-        ]
-    )
+    code = main(tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.4"))
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert [p["labeled"] for p in summary["curve"]] == [32, 48, 64]
@@ -134,30 +115,19 @@ def test_compare_prints_a_table_and_writes_csv(
 ) -> None:
     out = tmp_path / "cmp"
     code = main(
-        [
+        tiny_cli(
             "compare",
-            "--data",
-            str(synthetic_pack),
-            "--preset",
-            "tiny",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "c"),
+            synthetic_pack,
+            out,
+            tmp_path / "c",
+            *ROUNDS,
+            "--budget",
+            "0.3",
             "--strategies",
             "entropy,random",
             "--seeds",
             "2",
-            "--pretrain-epochs",
-            "1",
-            "--epochs-per-round",
-            "1",
-            "--budget",
-            "0.3",
-            "--query-size",
-            "0.1",
-            *FAST,
-        ]
+        )
     )
     assert code == 0
     table = capsys.readouterr().out
