@@ -14,10 +14,11 @@ import torch
 
 from .config import RunConfig, to_dict, validate, with_overrides
 from .data import DeviceData, ImageSet, load_dataset
+from .data.load import balanced_subset
 from .errors import OracleClosed, SalalError
 from .events import Emit, Event, LabelsAdded, Notice, PhaseChanged, RunFinished, ignore
 from .loop import ActiveLoop
-from .oracle import AutoOracle, HumanOracle, Oracle
+from .oracle import Answer, AutoOracle, HumanOracle, Oracle
 from .pool import LabelState
 from .pretrain import build_model, load_pretrained, pretrain, pretrain_payload
 from .runtime import configure, cuda_oom_hint, resolve_device, seed_everything
@@ -111,8 +112,8 @@ class Engine:
             )
         self.class_names = list(self.images.class_names)
         self.data = data = DeviceData(self.images, device)
-        if not self.resume:
-            self.store.save_items(self.images.train.ids, self.class_names)
+        # Idempotent, so a run killed before this point still gets its items on resume.
+        self.store.save_items(self.images.train.ids, self.class_names)
         if self.oracle_kind == "auto" and not self.images.has_labels:
             raise SalalError(
                 "--auto-oracle needs ground-truth labels, and this source has none; "
@@ -138,7 +139,7 @@ class Engine:
             model.replace_head(len(self.class_names), members)
 
         state = restored.state
-        if state.num_labeled == 0 and not self.resume:
+        if state.num_labeled == 0:  # new, or killed before its initial labels were written
             self._initial_labels(state)
         self.oracle = self.oracle or AutoOracle(data.train_labels.cpu().numpy(), self.store)
         self.loop = ActiveLoop(
@@ -214,13 +215,10 @@ class Engine:
         count = self.config.initial_count(len(truth))
         if self.config.active.initial_fraction <= 0 or not (truth >= 0).all():
             return  # cold start: the loop asks for the first labels
-        from .data.load import balanced_subset
-        from .oracle import Answer
-
-        rng = np.random.default_rng(self.config.seed)
         if self.config.active.class_balanced_initial:
             chosen = balanced_subset(truth, count, self.config.seed)
         else:
+            rng = np.random.default_rng(self.config.seed)
             chosen = np.sort(rng.choice(len(truth), count, replace=False))
         now = time.time()
         self.store.record_answers(
