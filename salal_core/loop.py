@@ -23,7 +23,7 @@ from .model import Net
 from .oracle import Oracle
 from .pool import LabelState
 from .store import RunStore
-from .train import evaluate, fit, predict
+from .train import evaluate, fit, make_optimizer, predict
 
 HOLDOUT_EVERY = 5  # without a test split, one labeled item in five measures accuracy
 
@@ -98,8 +98,6 @@ class ActiveLoop:
         self.emit(PhaseChanged("training", f"round {self.round}: {len(train_idx)} labels"))
         optim = self.config.active.optim
         if self.optimizer is None and self._optimizer_state is not None:
-            from .train import make_optimizer
-
             self.optimizer = make_optimizer(self.model, optim)
             self.optimizer.load_state_dict(self._optimizer_state)
         self.optimizer = fit(

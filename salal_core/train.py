@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
+from .events import EpochEnded, Notice, PhaseStarted, StepProgress
 from .runtime import autocast, memory_format
 
 
@@ -216,8 +217,6 @@ def fit(
     Passing the previous `optimizer` keeps its momentum across fine-tuning rounds: the model is
     fine-tuned continuously, as the write-up does, with the rate restarted each round.
     """
-    from .events import EpochEnded, Notice, PhaseStarted, StepProgress
-
     optimizer = optimizer or make_optimizer(model, cfg)
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] = cfg.lr
