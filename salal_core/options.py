@@ -40,12 +40,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
-    g.add_argument(
-        "--preset",
-        default="fast",
-        choices=None,
-        help=f"recipe: {', '.join(PRESETS)} (default fast)",
-    )
+    # No argparse `choices`: an unknown preset gets salal's one-line error and exit status 2.
+    g.add_argument("--preset", default="fast", help=f"recipe: {', '.join(PRESETS)} (default fast)")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--device", default=None, help="auto, cuda or cpu (default auto)")
     g.add_argument("--width", type=int, help="network width; 64 is ResNet18")
