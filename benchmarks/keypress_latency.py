@@ -1,7 +1,9 @@
 """Keypress-to-next-image latency in salal-tui while the engine trains beside it.
 
-Drives the real app headless (Textual's run_test) with Pilot key presses, the engine
-fine-tuning in its worker thread the whole time, and prints percentiles as JSON.
+Drives the real app headless (Textual's run_test) with key presses sent the way the terminal
+driver sends them, the engine fine-tuning the whole time, and prints percentiles as JSON.
+`--runner process` is what salal-tui does (the engine in a child process); `--runner thread`
+runs it in a thread of the app's own process, for comparison.
 
     python benchmarks/keypress_latency.py --data ../shared/datasets/cifar10-jpeg.tar.gz
 """
@@ -20,6 +22,7 @@ from textual._time import get_time  # the clock Textual stamps events with
 
 from salal_core.config import preset, with_overrides
 from salal_core.factory import build_engine
+from salal_core.worker import EngineProcess
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 
@@ -38,8 +41,12 @@ async def measure(args: argparse.Namespace) -> dict:
     )
     bridge = EventBridge()
     out = Path(tempfile.mkdtemp()) / "run"
-    engine = build_engine(config, out, oracle="human", emit=bridge)
-    app = SalalApp(engine, bridge, auto=False)
+    if args.runner == "process":
+        engine = build_engine(config, out, oracle="human")
+        runner = EngineProcess(engine, bridge)
+    else:
+        engine = runner = build_engine(config, out, oracle="human", emit=bridge)
+    app = SalalApp(engine, bridge, auto=False, runner=runner)
     latencies: list[float] = []
     idle: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -71,7 +78,7 @@ async def measure(args: argparse.Namespace) -> dict:
         while "training" not in str(screen.query_one("#phase").render()):
             await pilot.pause(0.02)
         training = await type_batch(latencies)
-        engine.stop()
+        runner.stop()
     latencies.sort()
     return {
         "presses": len(latencies),
@@ -80,6 +87,8 @@ async def measure(args: argparse.Namespace) -> dict:
         "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
         "max_ms": round(latencies[-1], 2),
         "device": args.device,
+        "runner": args.runner,
+        "gap_s": args.gap,
         "idle_p50_ms": round(statistics.median(idle), 2),
         "idle_p95_ms": round(sorted(idle)[int(0.95 * (len(idle) - 1))], 2),
     }
@@ -89,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--runner", choices=["process", "thread"], default="process")
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between presses")
     print(json.dumps(asyncio.run(measure(parser.parse_args()))))

@@ -73,15 +73,34 @@ class Engine:
             self.close()
 
     def close(self) -> None:
-        if isinstance(self.oracle, HumanOracle):
+        if self.oracle is not None:
             self.oracle.close()
         self.store.close()
 
     def stop(self) -> None:
         """Ask a running engine, from any thread, to save and stop at its next step."""
         self._stop.set()
-        if isinstance(self.oracle, HumanOracle):
+        if self.oracle is not None:
             self.oracle.close()
+
+    @property
+    def held_out(self) -> bool:
+        """Accuracy comes from a share of the labels, because the source has no test split."""
+        return self.images is not None and not self.images.has_test
+
+    def load_images(self, emit: Emit = ignore) -> ImageSet:
+        """The source through the decode cache, with the classes named on the command line."""
+        images = load_dataset(self.config.data, self.config.seed, emit)
+        if self.class_names:
+            images.class_names = list(self.class_names)
+        if not images.class_names:
+            raise SalalError(
+                "this image folder has no class folders; name the classes with "
+                "--classes cat,dog,... or --classes-file FILE"
+            )
+        self.class_names = list(images.class_names)
+        self.images = images
+        return images
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -102,15 +121,7 @@ class Engine:
         configure(device)
         seed_everything(config.seed)
         emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
-        self.images = load_dataset(config.data, config.seed, emit)
-        if self.class_names:
-            self.images.class_names = list(self.class_names)
-        if not self.images.class_names:
-            raise SalalError(
-                "this image folder has no class folders; name the classes with "
-                "--classes cat,dog,... or --classes-file FILE"
-            )
-        self.class_names = list(self.images.class_names)
+        self.load_images(emit)
         self.data = data = DeviceData(self.images, device)
         # Idempotent, so a run killed before this point still gets its items on resume.
         self.store.save_items(self.images.train.ids, self.class_names)

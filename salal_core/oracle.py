@@ -49,6 +49,9 @@ class Oracle(Protocol):
         """Block until every item in `indices` is answered or skipped; return index -> label
         for the answered ones. After this, those answers can no longer be undone."""
 
+    def close(self) -> None:
+        """No more answers are coming: a blocked `collect` raises OracleClosed."""
+
 
 class AutoOracle:
     """Answers from the ground truth, at once: the write-up's experiment, reproduced."""
@@ -72,6 +75,9 @@ class AutoOracle:
         if self.journal is not None:
             self.journal.record_answers(answers)
         return {a.index: a.label for a in answers}
+
+    def close(self) -> None:
+        """Nothing waits on the ground truth, so there is nothing to wake."""
 
 
 class UndoUnavailable(Exception):

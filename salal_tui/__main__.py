@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Read by Textual when it is imported, so set before the import below.
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
     from salal_core.factory import build_engine
+    from salal_core.worker import EngineProcess
 
     from .app import SalalApp
     from .bridge import EventBridge
@@ -52,7 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             None if resume else config_from_args(args, human=not auto),
             run_dir,
             oracle="auto" if auto else "human",
-            emit=bridge,
             resume=resume,
             overrides=overrides_from_args(args) if resume else None,
             pretrained=args.pretrained,
@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
-    app = SalalApp(engine, bridge, auto)
+    app = SalalApp(engine, bridge, auto, runner=EngineProcess(engine, bridge))
     app.run()
     if app.error:
         print(f"salal-tui: error: {app.error}", file=sys.stderr)

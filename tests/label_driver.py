@@ -1,7 +1,8 @@
 """A labeling session in its own process, for the kill-and-resume tests.
 
 Answers every query from the ground truth as fast as it can, printing `ACK index label` only
-after `answer` has returned (that is, once the label is acknowledged as saved).
+after `answer` has returned (that is, once the label is acknowledged as saved). The engine runs
+in its own process, as under salal-tui, so a kill lands on the pair of them.
 
     python tests/label_driver.py PACK CACHE RUN_DIR [--resume]
 """
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from conftest import tiny_config  # noqa: E402
 from salal_core.factory import build_engine  # noqa: E402
+from salal_core.worker import EngineProcess  # noqa: E402
 
 
 def main() -> int:
@@ -30,7 +32,7 @@ def main() -> int:
         )
     )
     engine = build_engine(config, run_dir, oracle="human", resume=resume)
-    worker = threading.Thread(target=engine.run, daemon=True)
+    worker = threading.Thread(target=EngineProcess(engine, lambda event: None).run, daemon=True)
     worker.start()
     while worker.is_alive():
         query = engine.oracle.current()

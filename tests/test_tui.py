@@ -24,6 +24,7 @@ from salal_core.events import (
 )
 from salal_core.factory import build_engine
 from salal_core.store import RunStore
+from salal_core.worker import EngineProcess
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen, SummaryScreen
@@ -38,8 +39,8 @@ def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> Sal
         **{"active.query_size": 8, "active.lookahead": 2, "active.budget": 0.3, **overrides},
     )
     bridge = EventBridge()
-    engine = build_engine(config, out, oracle="auto" if auto else "human", emit=bridge)
-    return SalalApp(engine, bridge, auto)
+    engine = build_engine(config, out, oracle="auto" if auto else "human")
+    return SalalApp(engine, bridge, auto, runner=EngineProcess(engine, bridge))  # as salal-tui
 
 
 async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 90) -> None:
@@ -124,7 +125,7 @@ async def test_small_terminal_shows_a_message(synthetic_pack: Path, tmp_path: Pa
         await pilot.pause()
         assert app.label_screen.has_class("too-small")
         assert app.label_screen.query_one("#too-small").display
-        app.engine.stop()
+        app.runner.stop()
 
 
 # ---------------------------------------------------------------------------- snapshots

@@ -15,6 +15,7 @@ class DeviceData:
         self.class_names = list(data.class_names)
         self.train_ids = data.train.ids
         self.test_ids = data.test.ids
+        self.has_test = data.has_test
         self.train_images = self._images(data.train.images)
         self.train_labels = torch.from_numpy(data.train.labels).to(device)
         self.test_images = self._images(data.test.images)
@@ -34,7 +35,3 @@ class DeviceData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
-
-    @property
-    def has_test(self) -> bool:
-        return self.test_images.shape[0] > 0 and bool((self.test_labels >= 0).all())

@@ -51,6 +51,11 @@ class ImageSet:
     def has_labels(self) -> bool:
         return bool((self.train.labels >= 0).any())
 
+    @property
+    def has_test(self) -> bool:
+        """A labeled test split to measure accuracy on (without one, labels are held out)."""
+        return len(self.test) > 0 and bool((self.test.labels >= 0).all())
+
 
 def empty_split(image_size: int) -> Split:
     return Split(np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int64), [])

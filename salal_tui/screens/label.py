@@ -128,7 +128,7 @@ class LabelScreen(Screen[None]):
         elif isinstance(event, PhaseStarted):
             if event.phase == "finetune" and not self.finetuning:
                 self.finetuning = True
-                held_out = self.engine.data is not None and not self.engine.data.has_test
+                held_out = self.engine.held_out
                 self.query_one("#loss", MetricChart).reset("training loss")
                 self.query_one("#accuracy", MetricChart).reset(
                     "held-out accuracy" if held_out else "test accuracy"
@@ -169,7 +169,7 @@ class LabelScreen(Screen[None]):
 
     def _show(self, query: Query | None, answer: int | None = None) -> None:
         self.shown = query
-        caption = "" if query is None else f"#{query.index}"
+        caption = "" if query is None else _caption(query)
         if query is None and not self.auto:
             caption = "no images queued: the model is choosing the next ones"
         self.query_one(ImageView).show(
@@ -182,10 +182,14 @@ class LabelScreen(Screen[None]):
     def _show_current(self) -> None:
         self._show(self.oracle.current() if self.oracle else None)
         self._progress()
-        if self.oracle is not None and self.engine.images is not None:
-            upcoming = [(self._pixels(q.index), f"#{q.index}") for q in self.oracle.queued()[1:4]]
-            view = self.query_one(ImageView)
-            self.run_worker(lambda: view.prerender(upcoming), thread=True, group="prerender")
+        self.call_after_refresh(self._prepare_next)
+
+    def _prepare_next(self) -> None:
+        """Between keypresses, once this frame is out: draw the next image off screen."""
+        upcoming = self.oracle.queued()[1:2] if self.oracle else []
+        if upcoming and self.engine.images is not None:
+            query = upcoming[0]
+            self.query_one(ImageView).prepare(self._pixels(query.index), _caption(query))
 
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
@@ -276,3 +280,8 @@ class LabelScreen(Screen[None]):
                 self.app.stop_and_exit()
 
         self.app.push_screen(QuitScreen(str(self.engine.store.dir)), answered)
+
+
+def _caption(query: Query) -> str:
+    """What is written under an image; it also names the image in the view's cache."""
+    return f"#{query.index}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -19,16 +18,20 @@ class ClassList(Static):
         self.names, self.keys = list(names), class_keys(len(names))
         self.mark(None)
 
+    def _columns(self) -> int:
+        return 2 if len(self.names) > 6 else 1
+
     def mark(self, chosen: int | None) -> None:
-        """Redraw, highlighting the class just chosen."""
-        columns = 2 if len(self.names) > 6 else 1
-        table = Table.grid(padding=(0, 2))
-        for _ in range(columns):
-            table.add_column()
-        cells = []
+        """Redraw, highlighting the class just chosen (called on every keypress: keep it cheap)."""
+        columns = self._columns()
+        width = max((len(n) for n in self.names), default=0) + 6
+        text = Text(no_wrap=True, overflow="ellipsis")
         for i, (key, name) in enumerate(zip(self.keys, self.names, strict=True)):
-            style = "reverse bold" if i == chosen else ""
-            cells.append(Text.assemble((f" {key} ", "bold black on cyan"), " ", (name, style)))
-        for start in range(0, len(cells), columns):
-            table.add_row(*cells[start : start + columns])
-        self.update(table)
+            if i and i % columns == 0:
+                text.append("\n")
+            text.append(f" {key} ", "bold black on cyan")
+            text.append(" ")
+            text.append(name, "reverse bold" if i == chosen else "")
+            if i % columns != columns - 1:
+                text.append(" " * (width - len(name) - 4))
+        self.update(text)

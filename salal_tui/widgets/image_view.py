@@ -1,65 +1,77 @@
-"""The queried image, drawn as large as the widget allows."""
+"""The queried image, drawn as large as the widget allows, through Textual's line API."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
 import numpy as np
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual.events import Resize
-from textual.widgets import Static
+from textual.strip import Strip
+from textual.widget import Widget
 
-from ..render import image_text
+from ..render import image_strips
 
-CACHE_SIZE = 64
+CACHE_SIZE = 8  # the image on screen, the ones undo goes back to: each is thousands of objects
+CAPTION_STYLE = Style(bold=True)
+EMPTY_STYLE = Style(dim=True)
 
 
-class ImageView(Static):
-    """Draws one image; images queued next can be drawn ahead in a thread (`prerender`), so a
-    keypress only swaps in text that is already built."""
+class ImageView(Widget):
+    """Draws one image from lines built once per image and size (ahead of time, by
+    `prepare`, for the image queued next).
+
+    A line-API widget on purpose: a Static would re-measure its content and reflow the screen
+    on every image, which costs more than the whole rest of a keypress.
+    """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__("", **kwargs)
+        super().__init__(**kwargs)
         self.pixels: np.ndarray | None = None
         self.caption = ""
-        self._drawn: tuple[str, int, int] | None = None
-        self._cache: OrderedDict[tuple[str, int, int], Text] = OrderedDict()
+        self._lines: list[Strip] = []
+        self._cache: OrderedDict[tuple[str, int, int], list[Strip]] = OrderedDict()
 
     def show(self, pixels: np.ndarray | None, caption: str = "") -> None:
         self.pixels, self.caption = pixels, caption
         self._draw()
 
+    def prepare(self, pixels: np.ndarray, caption: str) -> None:
+        """Build the lines of an image shown next, so that showing it costs nothing."""
+        cols, rows = self.content_size.width, self.content_size.height
+        if cols >= 1 and rows >= 2:
+            self._strips(pixels, caption, cols, rows)
+
     def on_resize(self, event: Resize) -> None:
         self._draw()
 
-    def _area(self) -> tuple[int, int]:
-        return self.content_size.width, self.content_size.height
-
-    def _text(self, pixels: np.ndarray, caption: str, cols: int, rows: int) -> Text:
+    def _strips(self, pixels: np.ndarray, caption: str, cols: int, rows: int) -> list[Strip]:
         key = (caption, cols, rows)  # the caption names the image (#index)
-        text = self._cache.get(key)
-        if text is None:
-            text = image_text(pixels, cols, rows - 1)
-            text.append("\n" + caption, style="bold")
-            self._cache[key] = text
+        lines = self._cache.get(key)
+        if lines is None:
+            lines = [*image_strips(pixels, cols, rows - 1), _text_strip(caption, CAPTION_STYLE)]
+            # Cut to the width now, once: render_line then hands them out as they are.
+            lines = [line.crop_extend(0, cols, None) for line in lines]
+            self._cache[key] = lines
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
-        return text
-
-    def prerender(self, items: list[tuple[np.ndarray, str]]) -> None:
-        """Build the text of images shown next; safe to call from a worker thread."""
-        cols, rows = self._area()
-        if cols >= 1 and rows >= 2:
-            for pixels, caption in items:
-                self._text(pixels, caption, cols, rows)
+        return lines
 
     def _draw(self) -> None:
+        cols, rows = self.content_size.width, self.content_size.height
         if self.pixels is None:
-            self._drawn = None
-            self.update(Text(self.caption or "waiting for images…", style="dim"))
-            return
-        cols, rows = self._area()
-        if cols < 1 or rows < 2 or (self.caption, cols, rows) == self._drawn:
-            return
-        self.update(self._text(self.pixels, self.caption, cols, rows))
-        self._drawn = (self.caption, cols, rows)
+            self._lines = [_text_strip(self.caption or "waiting for images…", EMPTY_STYLE)]
+        elif cols >= 1 and rows >= 2:
+            self._lines = self._strips(self.pixels, self.caption, cols, rows)
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        """Line `y` of the content area (Textual adds the padding)."""
+        width = self.content_size.width
+        line = self._lines[y] if y < len(self._lines) else Strip.blank(width)
+        return line if line.cell_length == width else line.crop_extend(0, width, None)
+
+
+def _text_strip(text: str, style: Style) -> Strip:
+    return Strip([Segment(text, style)])

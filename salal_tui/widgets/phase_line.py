@@ -7,4 +7,4 @@ from textual.widgets import Static
 
 class PhaseLine(Static):
     def show(self, text: str) -> None:
-        self.update(text)
+        self.update(text, layout=False)  # one line, updated several times a second: no reflow

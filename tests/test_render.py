@@ -1,0 +1,58 @@
+"""Terminal images: the half-block lines must say exactly what Rich's own ANSI decoder reads
+from term-image's output, every pixel shown, at the size the widget has."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rich.console import Console
+from rich.text import Text
+
+from salal_tui.render import fit_scale, half_block_ansi, image_strips
+
+
+def rich_reading(ansi: str, width: int) -> list[list[tuple[str, object, object]]]:
+    console = Console(color_system="truecolor", force_terminal=True, width=width)
+    lines = console.render_lines(Text.from_ansi(ansi, no_wrap=True), pad=False)
+    return [
+        [
+            (c, seg.style.color if seg.style else None, seg.style.bgcolor if seg.style else None)
+            for seg in line
+            for c in seg.text
+        ]
+        for line in lines
+    ]
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (17, 9), (5, 40)])
+def test_strips_match_richs_ansi_decoder(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(sum(shape))
+    pixels = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    pixels[:4, :4] = 7  # a run of one colour, which term-image writes as one segment
+    strips = image_strips(pixels, 64, 32)
+    ours = [
+        [
+            (c, seg.style.color if seg.style else None, seg.style.bgcolor if seg.style else None)
+            for seg in strip
+            for c in seg.text
+        ]
+        for strip in strips
+    ]
+    assert ours == rich_reading(half_block_ansi(pixels, 64, 32), 200)
+
+
+def test_a_32px_image_is_upscaled_whole_and_every_pixel_shows() -> None:
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    pixels[::2, ::2] = 255  # a checkerboard of single pixels
+    strips = image_strips(pixels, 66, 33)
+    assert fit_scale(32, 32, 66, 33) == 2.0
+    assert len(strips) == 32 and all(s.cell_length == 64 for s in strips)
+    # At scale 2 a cell is one source pixel: row 0 alternates white and black, 2 cells each.
+    cells = [seg.style.bgcolor.triplet for seg in strips[0] for _ in seg.text]
+    assert [tuple(c) for c in cells[:4]] == [(255, 255, 255)] * 2 + [(0, 0, 0)] * 2
+
+
+def test_a_large_image_shrinks_to_fit() -> None:
+    pixels = np.full((300, 200, 3), 128, np.uint8)
+    strips = image_strips(pixels, 40, 20)
+    assert len(strips) <= 20 and max(s.cell_length for s in strips) <= 40
