@@ -32,7 +32,7 @@ from .errors import SalalError
 from .events import EpochEnded, Event, Query, RoundEnded
 from .oracle import SKIP, Answer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the queue remembers the order items were asked in
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS queue (
     score REAL NOT NULL,
     predicted INTEGER NOT NULL,
     probabilities TEXT NOT NULL,
-    consumed INTEGER NOT NULL DEFAULT 0
+    consumed INTEGER NOT NULL DEFAULT 0,
+    asked INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS metrics (
     time REAL NOT NULL, phase TEXT NOT NULL, round INTEGER NOT NULL, epoch INTEGER NOT NULL,
@@ -219,8 +220,11 @@ class RunStore:
 
     # ---------------------------------------------------------------- query queue
     def save_queries(self, queries: Sequence[Query]) -> None:
+        """Asked items, numbered in asking order (the item's own index is its key, and an item
+        skipped and asked again later moves to the back)."""
         self._write(
-            "INSERT OR REPLACE INTO queue VALUES (?,?,?,?,?,0)",
+            "INSERT OR REPLACE INTO queue VALUES "
+            "(?,?,?,?,?,0,(SELECT COALESCE(MAX(asked), 0) + 1 FROM queue))",
             [
                 (q.index, q.round, q.score, q.predicted, json.dumps(q.probabilities))
                 for q in queries
@@ -235,7 +239,7 @@ class RunStore:
         with self._mutex:
             rows = self._db.execute(
                 "SELECT idx, score, predicted, probabilities, round FROM queue "
-                "WHERE consumed=0 ORDER BY rowid"
+                "WHERE consumed=0 ORDER BY asked"
             ).fetchall()
         return [Query(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from salal_core.errors import SalalError
+from salal_core.events import Query
 from salal_core.oracle import SKIP, Answer
 from salal_core.store import RunStore
 
@@ -68,3 +69,17 @@ def test_incompatible_format_is_refused(tmp_path: Path) -> None:
 def test_not_a_run_directory(tmp_path: Path) -> None:
     with pytest.raises(SalalError, match="not a salal run directory"):
         RunStore(tmp_path, create=False)
+
+
+def test_open_queries_come_back_in_the_order_they_were_asked(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    ask = lambda *indices: store.save_queries(  # noqa: E731
+        [Query(i, 0.5, 0, (0.5, 0.5), 1) for i in indices]
+    )
+    ask(9, 2, 7)
+    ask(4, 1)
+    store.mark_consumed([2])
+    assert [q.index for q in store.open_queries()] == [9, 7, 4, 1]
+    ask(9)  # skipped and asked again: now last
+    assert [q.index for q in store.open_queries()] == [7, 4, 1, 9]
+    store.close()

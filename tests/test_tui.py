@@ -77,10 +77,12 @@ async def test_label_undo_skip_help_and_quit(synthetic_pack: Path, tmp_path: Pat
         assert screen.shown.index != second and second not in journal(out)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        assert app.screen.query_one("#help-box").content_size.width >= 60  # its text shows
         await pilot.press("escape")
         assert isinstance(app.screen, LabelScreen)
         await pilot.press("q")
         assert isinstance(app.screen, QuitScreen)
+        assert app.screen.query_one("#quit-box").content_size.width >= 60
         await pilot.press("n")
         assert isinstance(app.screen, LabelScreen)
         await pilot.press("q", "y")
