@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -34,6 +35,20 @@ def fit_scale(width: int, height: int, max_cols: int, max_rows: int) -> float:
     cells; whole numbers when enlarging, so every source pixel becomes an equal square."""
     scale = min(max_cols / width, 2 * max_rows / height)
     return float(int(scale)) if scale >= 1 else scale
+
+
+def load_original(path: Path, max_cols: int, max_rows: int) -> np.ndarray | None:
+    """An image file as RGB, decoded no larger than max_cols x max_rows half-block cells can
+    show (JPEG's draft mode decodes a photo at 1/8 scale in a few milliseconds); None if the
+    file cannot be read any more, so the caller falls back to the decoded copy."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (max_cols, 2 * max_rows))
+            img = img.convert("RGB")
+            img.thumbnail((max_cols, 2 * max_rows), Image.Resampling.LANCZOS)
+            return np.asarray(img, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def half_block_ansi(pixels: np.ndarray, max_cols: int, max_rows: int) -> str:

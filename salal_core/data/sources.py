@@ -51,6 +51,12 @@ class ImageSet:
     def has_labels(self) -> bool:
         return bool((self.train.labels >= 0).any())
 
+    def original_path(self, index: int) -> Path | None:
+        """The file training image `index` was decoded from, where it is a file of its own
+        (a folder source); archive members and CIFAR rows have none."""
+        path = Path(self.source) / self.train.ids[index]
+        return path if path.is_file() else None  # a CIFAR row id names no file
+
     @property
     def has_test(self) -> bool:
         """A labeled test split to measure accuracy on (without one, labels are held out)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,7 +35,9 @@ from salal_core.factory import Engine
 from salal_core.oracle import HumanOracle, UndoUnavailable
 
 from ..keys import class_keys
+from ..render import load_original
 from ..widgets import ClassList, ImageView, MetricChart, PhaseLine, QueryInfo, RunProgress
+from ..widgets.image_view import Pixels
 from .help import HelpScreen
 from .quit import QuitScreen
 
@@ -163,9 +166,19 @@ class LabelScreen(Screen[None]):
         self._progress()
 
     # ---------------------------------------------------------------- showing items
-    def _pixels(self, index: int):  # noqa: ANN202
+    def _pixels(self, index: int) -> Pixels | None:
+        """The image to draw: the original file at the size the view can show, where the source
+        has one (an image folder), else the copy the model sees."""
         images = self.engine.images
-        return None if images is None else images.train.images[index]
+        if images is None:
+            return None
+
+        def pixels(cols: int, rows: int) -> np.ndarray:
+            path = images.original_path(index)
+            original = load_original(path, cols, rows) if path is not None else None
+            return original if original is not None else images.train.images[index]
+
+        return pixels
 
     def _show(self, query: Query | None, answer: int | None = None) -> None:
         self.shown = query

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 from rich.segment import Segment
@@ -13,6 +14,7 @@ from textual.widget import Widget
 
 from ..render import image_strips
 
+Pixels = Callable[[int, int], np.ndarray]  # (cols, rows) -> the image to fit in that many cells
 CACHE_SIZE = 8  # the image on screen, the ones undo goes back to: each is thousands of objects
 CAPTION_STYLE = Style(bold=True)
 EMPTY_STYLE = Style(dim=True)
@@ -28,16 +30,17 @@ class ImageView(Widget):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.pixels: np.ndarray | None = None
+        self.pixels: Pixels | None = None
         self.caption = ""
         self._lines: list[Strip] = []
         self._cache: OrderedDict[tuple[str, int, int], list[Strip]] = OrderedDict()
 
-    def show(self, pixels: np.ndarray | None, caption: str = "") -> None:
+    def show(self, pixels: Pixels | None, caption: str = "") -> None:
+        """Draw the image `pixels` gives (asked only if this image and size are not cached)."""
         self.pixels, self.caption = pixels, caption
         self._draw()
 
-    def prepare(self, pixels: np.ndarray, caption: str) -> None:
+    def prepare(self, pixels: Pixels, caption: str) -> None:
         """Build the lines of an image shown next, so that showing it costs nothing."""
         cols, rows = self.content_size.width, self.content_size.height
         if cols >= 1 and rows >= 2:
@@ -46,11 +49,12 @@ class ImageView(Widget):
     def on_resize(self, event: Resize) -> None:
         self._draw()
 
-    def _strips(self, pixels: np.ndarray, caption: str, cols: int, rows: int) -> list[Strip]:
+    def _strips(self, pixels: Pixels, caption: str, cols: int, rows: int) -> list[Strip]:
         key = (caption, cols, rows)  # the caption names the image (#index)
         lines = self._cache.get(key)
         if lines is None:
-            lines = [*image_strips(pixels, cols, rows - 1), _text_strip(caption, CAPTION_STYLE)]
+            image = image_strips(pixels(cols, rows - 1), cols, rows - 1)
+            lines = [*image, _text_strip(caption, CAPTION_STYLE)]
             # Cut to the width now, once: render_line then hands them out as they are.
             lines = [line.crop_extend(0, cols, None) for line in lines]
             self._cache[key] = lines
