@@ -156,8 +156,8 @@ class ActiveLoop:
         if self.store is not None:
             self.store.save_queries(queries)
         self.pending.append([q.index for q in queries])
+        self.oracle.ask(queries)  # first: whoever hears QueryReady finds them in the oracle
         self.emit(QueryReady(queries[0].round, tuple(queries)))
-        self.oracle.ask(queries)
 
     def _outstanding(self) -> int:
         return sum(len(b) for b in self.pending)

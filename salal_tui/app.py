@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from textual import events, on, work
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.worker import Worker, WorkerState
 
 from salal_core.errors import SalalError
@@ -61,6 +62,7 @@ class SalalApp(App[dict[str, Any] | None]):
             self.run_engine()
 
     def on_unmount(self) -> None:
+        self.runner.stop()  # however the app ends (a crash, a test failing), the engine stops too
         gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()
 
@@ -97,7 +99,10 @@ class SalalApp(App[dict[str, Any] | None]):
     @on(EngineEvent)
     def route(self, message: EngineEvent) -> None:
         event = message.event
-        self.label_screen.handle(event)
+        try:
+            self.label_screen.handle(event)
+        except NoMatches:
+            return  # the app is closing and its widgets are gone: a stopping engine's last word
         if isinstance(event, RunFinished):
             self.push_screen(SummaryScreen(event.summary))
 

@@ -39,6 +39,36 @@ def write_image_folder(
     return root
 
 
+FORMATS = ["png", "jpg", "webp", "bmp", "gif"]
+
+
+def write_unlabeled_folder(root: Path, per_class: int = 50, seed: int = 1) -> Path:
+    """A pool as people have them: no class folders, nested folders, mixed formats and sizes,
+    the class only in the file name (for the tests' eyes), and four files that must be
+    skipped: a corrupt JPEG, a duplicate, a 4x4 image and a text file."""
+    rng = np.random.default_rng(seed)
+    n = 0
+    for _ in range(per_class):
+        for label, name in enumerate(CLASSES):
+            folder = root / f"shoot-{n % 3}" / ("deep" if n % 2 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            side = (32, 48, 64)[n % 3]
+            fmt = FORMATS[n % len(FORMATS)]
+            Image.fromarray(draw(label, rng, side)).save(folder / f"{n:04d}-{name}.{fmt}")
+            n += 1
+    (root / "shoot-0" / "broken-red.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("taken in the garden")
+    first = next(iter(sorted((root / "shoot-0").glob("0000-*"))))
+    (root / "shoot-1" / f"copy-of-{first.name}").write_bytes(first.read_bytes())
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(root / "tiny-red.png")
+    return root
+
+
+def class_from_name(source_id: str) -> int:
+    """The class a test image was drawn as, from its file name (0000-red.png -> 0)."""
+    return CLASSES.index(Path(source_id).stem.split("-")[-1])
+
+
 def tar_folder(folder: Path, out: Path, arcname: str = "pack") -> Path:
     with tarfile.open(out, "w:gz") as tar:
         tar.add(folder, arcname=arcname)

@@ -17,13 +17,17 @@ FIELDS = ["index", "source", "label", "class", "oracle", "round", "time"]
 
 
 def export_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """One row per labeled item; `source` is the image's file where it has one of its own (an
+    image folder), else its id in the source (an archive member, a CIFAR batch row)."""
     store = RunStore(run_dir, create=False, lock=False)  # reading is safe beside a live run
     try:
         ids, names = store.items(), store.class_names()
+        root = Path(store.load_config().data.source or "")
+        source = lambda i: str(root / ids[i]) if root.is_dir() else ids[i]  # noqa: E731
         return [
             {
                 "index": r.index,
-                "source": ids[r.index] if r.index < len(ids) else "",
+                "source": source(r.index) if r.index < len(ids) else "",
                 "label": r.label,
                 "class": names[r.label] if 0 <= r.label < len(names) else "",
                 "oracle": r.oracle,

@@ -42,7 +42,7 @@ def predict_unlabeled(run_dir: Path, device_name: str = "auto") -> list[dict]:
     return [
         {
             "index": int(i),
-            "source": images.train.ids[i],
+            "source": str(images.original_path(i) or images.train.ids[i]),
             "class": names[int(c)],
             "confidence": round(float(p), 4),
         }

@@ -1,0 +1,107 @@
+"""Label your own images: a generated folder with no labels, read as people's folders are,
+labeled end to end in salal-tui by key presses, then exported and predicted."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from test_cli import tiny_cli
+from test_tui import SIZE, journal, wait_for
+
+from conftest import CLASSES, class_from_name, tiny_config, write_unlabeled_folder
+from salal_core.cli import main as core_main
+from salal_core.data import load_dataset
+from salal_core.data.sources import read_source
+from salal_core.factory import build_engine
+from salal_core.worker import EngineProcess
+from salal_tui.app import SalalApp
+from salal_tui.bridge import EventBridge
+from salal_tui.render import load_original
+from salal_tui.screens import SummaryScreen
+
+
+def test_an_unlabeled_folder_is_read_recursively_skipping_what_it_must(tmp_path: Path) -> None:
+    pool = write_unlabeled_folder(tmp_path / "photos", per_class=5)
+    images = read_source(pool, 32)
+    assert len(images.train) == 20 and len(images.test) == 0
+    assert images.class_names == [] and (images.train.labels == -1).all()
+    assert images.skipped == {"unreadable": 1, "duplicate": 1, "too small": 1}
+    assert {Path(i).suffix for i in images.train.ids} == {".png", ".jpg", ".webp", ".bmp", ".gif"}
+    assert any("/deep/" in i for i in images.train.ids)  # nested folders are searched
+    assert images.train.images.shape == (20, 32, 32, 3)
+    big = next(i for i, s in enumerate(images.train.ids) if "0002-" in s)  # drawn at 64x64
+    assert images.original_path(big) == pool / images.train.ids[big]
+    assert load_original(images.original_path(big), 60, 30).shape == (60, 60, 3)
+
+
+def test_image_size_sets_what_the_model_sees(tmp_path: Path) -> None:
+    pool = write_unlabeled_folder(tmp_path / "photos", per_class=2)
+    config = tiny_config(pool, tmp_path / "c", **{"data.image_size": 48})
+    assert load_dataset(config.data).train.images.shape[1:] == (48, 48, 3)
+
+
+def test_a_folder_without_classes_needs_them_named(tmp_path: Path, capsys) -> None:
+    pool = write_unlabeled_folder(tmp_path / "photos", per_class=2)
+
+    def run(out: str, *extra: str) -> str:
+        assert core_main(tiny_cli("run", pool, tmp_path / out, tmp_path / "c", *extra)) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        assert "skipped files in photos: 1 too small, 1 unreadable, 1 duplicate" in err
+        return err.strip().splitlines()[-1]
+
+    assert "name the classes with --classes" in run("run")
+    last = run("run2", "--classes", ",".join(CLASSES))
+    assert "auto-oracle needs ground-truth labels" in last and "salal-tui" in last
+
+
+async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> None:
+    pool = write_unlabeled_folder(tmp_path / "photos", per_class=50)  # 200 images
+    out = tmp_path / "run"
+    config = tiny_config(
+        pool,
+        tmp_path / "c",
+        **{"active.query_size": 10, "active.lookahead": 2, "active.budget": 0.25},
+    )
+    bridge = EventBridge()
+    engine = build_engine(config, out, oracle="human", class_names=CLASSES)
+    app = SalalApp(engine, bridge, auto=False, runner=EngineProcess(engine, bridge))
+    typed = {}
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        while not isinstance(app.screen, SummaryScreen):
+            await wait_for(
+                pilot, lambda: screen.shown is not None or isinstance(app.screen, SummaryScreen)
+            )
+            if screen.shown is None:
+                break
+            index = screen.shown.index
+            label = class_from_name(engine.images.train.ids[index])
+            await pilot.press(screen.query_one("ClassList").keys[label])
+            typed[index] = label
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        text = str(app.screen.query_one("#summary-text").render())
+        await pilot.press("q")
+    summary = app.return_value or {}
+    assert journal(out) == typed and len(typed) == 50  # a quarter of the pool, all by keys
+    assert "held-out" in summary["accuracy_measured_on"] and "held-out" in text
+    assert 0.0 <= summary["final_test_accuracy"] <= 1.0
+    assert summary["human_agreement_with_ground_truth"] is None  # there is no ground truth
+
+    export = tmp_path / "labels.csv"
+    assert core_main(["export", str(out), "--output", str(export)]) == 0
+    rows = list(csv.DictReader(export.open()))
+    assert len(rows) == 50
+    for row in rows:  # path to the file, and the class typed for it
+        assert Path(row["source"]).is_file() and Path(row["source"]).is_relative_to(pool)
+        assert row["class"] == CLASSES[typed[int(row["index"])]]
+
+    predictions = tmp_path / "predictions.csv"
+    assert core_main(["predict", str(out), "--out", str(predictions), "--device", "cpu"]) == 0
+    rows = list(csv.DictReader(predictions.open()))
+    assert len(rows) == 150 and not {int(r["index"]) for r in rows} & set(typed)
+    assert all(Path(r["source"]).is_file() and r["class"] in CLASSES for r in rows)
+    confidence = np.array([float(r["confidence"]) for r in rows])
+    assert ((confidence >= 1 / len(CLASSES) - 1e-6) & (confidence <= 1)).all()
