@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -136,29 +136,35 @@ def train_epoch(
         seen += b
         if on_step is not None:
             on_step(step + 1, steps)
-    seconds = time.perf_counter() - start
     total = max(seen, 1)
-    return EpochStats(loss_sum.item() / total, correct.item() / total, seen, seconds)
+    loss, accuracy = loss_sum.item() / total, correct.item() / total  # the epoch's one sync
+    return EpochStats(loss, accuracy, seen, time.perf_counter() - start)
+
+
+def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """(batch, real rows) in one fixed shape: the last batch is padded with zero images.
+
+    A ragged tail would make cuDNN autotune again and a compiled model recompile, once per
+    evaluation; padding costs a fraction of one batch.
+    """
+    n = images.shape[0]
+    batch = min(batch_size, max(n, 1))
+    for start in range(0, n, batch):
+        chunk = images[start : start + batch]
+        real = chunk.shape[0]
+        if real < batch:
+            chunk = torch.cat([chunk, chunk.new_zeros((batch - real, *chunk.shape[1:]))])
+        yield chunk, real
 
 
 @torch.inference_mode()
 def predict(
     model: nn.Module, images: torch.Tensor, data: DeviceData, batch_size: int
 ) -> torch.Tensor:
-    """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32.
-
-    Batches keep one fixed shape (the last one is padded), so cuDNN autotuning and compiled
-    graphs are reused instead of being rebuilt for a ragged tail.
-    """
+    """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32."""
     model.eval()
-    n = images.shape[0]
-    batch = min(batch_size, max(n, 1))
     out = []
-    for start in range(0, n, batch):
-        chunk = images[start : start + batch]
-        real = chunk.shape[0]
-        if real < batch:
-            chunk = torch.cat([chunk, chunk.new_zeros((batch - real, *chunk.shape[1:]))])
+    for chunk, real in fixed_batches(images, batch_size):
         with autocast(data.device):
             logits = model(prepare(chunk, data))
         out.append(logits.float().softmax(-1)[:real])
@@ -182,18 +188,24 @@ def evaluate(
     loss_sum = torch.zeros((), device=data.device)
     correct = torch.zeros((), device=data.device)
     total = 0
-    for start in range(0, images.shape[0], batch_size):
-        x = prepare(images[start : start + batch_size], data)
+    start = 0
+    for chunk, real in fixed_batches(images, batch_size):
+        x = prepare(chunk, data)
+        real_rows = torch.arange(x.shape[0], device=x.device) < real
         if labels is None:
             x, y = rotation_batch(x)
+            real_rows = real_rows.repeat(4)  # rotation_batch stacks the four turns
         else:
-            y = labels[start : start + batch_size]
+            y = labels[start : start + real]
+            y = torch.cat([y, y.new_zeros(x.shape[0] - real)])
+        start += real
         with autocast(data.device):
             logits = model(x)
         p = logits.float().softmax(-1).mean(1)  # committee mean, (B, C)
-        loss_sum += F.nll_loss(p.clamp_min(1e-12).log(), y, reduction="sum")
-        correct += (p.argmax(-1) == y).sum()
-        total += len(y)
+        nll = F.nll_loss(p.clamp_min(1e-12).log(), y, reduction="none")
+        loss_sum += (nll * real_rows).sum()
+        correct += ((p.argmax(-1) == y) & real_rows).sum()
+        total += int(real_rows.sum())
     return loss_sum.item() / total, correct.item() / total
 
 

@@ -14,7 +14,7 @@ from salal_core.cli import main
 from salal_core.store import RunStore
 
 
-def tiny_cli(command: str, data: Path, out: Path, cache: Path, *extra: str) -> list[str]:
+def tiny_cli(command: str, data: Path, out: Path | None, cache: Path, *extra: str) -> list[str]:
     """A command line on the tiny preset, narrowed so that it runs in seconds on the CPU."""
     fast = "--device cpu --width 4 --batch-size 32 --train-limit 0 --test-limit 0"
     return [
@@ -23,8 +23,7 @@ def tiny_cli(command: str, data: Path, out: Path, cache: Path, *extra: str) -> l
         str(data),
         "--preset",
         "tiny",
-        "--out",
-        str(out),
+        *(["--out", str(out)] if out else []),
         "--cache-dir",
         str(cache),
         *fast.split(),
@@ -214,3 +213,20 @@ def test_bad_data_given_to_run_is_one_line_and_exit_2(tmp_path: Path, synthetic_
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
     result = run_cli("run", "--resume", str(old))
     assert result.returncode == 2 and "incompatible salal" in result.stderr
+
+
+def test_bench_prints_every_figure_as_json(synthetic_pack: Path, tmp_path: Path, capsys) -> None:
+    code = main(tiny_cli("bench", synthetic_pack, None, tmp_path / "c", *ROUNDS, "--steps", "2"))
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["device"] == "cpu" and result["torch"] and result["date"]
+    assert result["decode"]["cold_seconds"] > result["decode"]["warm_seconds"] > 0
+    for phase in ("pretrain", "finetune", "naive_finetune"):
+        assert result[phase]["images_per_second"] > 0
+    assert result["score_pool"]["pool"] == 160 and result["score_pool"]["seconds"] > 0
+    speedup = (
+        result["finetune"]["images_per_second"] / result["naive_finetune"]["images_per_second"]
+    )
+    assert result["finetune_speedup_over_naive"] == pytest.approx(speedup)
+    end = result["end_to_end"]
+    assert end["rounds"] >= 2 and end["seconds"] > 0 and 0 <= end["final_test_accuracy"] <= 1

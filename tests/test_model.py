@@ -2,13 +2,17 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from salal_core.config import PRESETS, with_overrides
+from salal_core.data.device_data import DeviceData
+from salal_core.data.sources import ImageSet, Split
 from salal_core.errors import SalalError
 from salal_core.model import Net
 from salal_core.pretrain import load_pretrained, pretrain_payload
+from salal_core.train import evaluate
 
 
 def test_rotation_and_class_heads() -> None:
@@ -41,3 +45,22 @@ def test_checkpoint_of_another_width_is_refused() -> None:
     wider = with_overrides(config, {"model.width": 8})
     with pytest.raises(SalalError, match="--width 4 but this run uses 8"):
         load_pretrained(payload, wider, Net(width=8), "x.pt")
+
+
+@pytest.mark.parametrize("task", ["classes", "rotation"])
+def test_evaluation_runs_in_one_fixed_batch_shape_and_counts_only_real_rows(task: str) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (37, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, 37)
+    split = Split(images, labels, [str(i) for i in range(37)])
+    data = DeviceData(ImageSet(split, split, ["a", "b", "c", "d"], "drawn"), torch.device("cpu"))
+    torch.manual_seed(0)
+    net = Net(width=4, classes=4)
+    shapes: set[int] = set()
+    net.register_forward_pre_hook(lambda module, args: shapes.add(args[0].shape[0]))
+    y = data.test_labels if task == "classes" else None
+    ragged = evaluate(net, data.test_images, y, data, batch_size=8)  # 37 = 4 x 8 + 5
+    shapes_seen, shapes = set(shapes), set()
+    whole = evaluate(net, data.test_images, y, data, batch_size=64)  # one batch of 37
+    assert shapes_seen == {8 if task == "classes" else 32}
+    assert ragged == pytest.approx(whole, rel=1e-4)

@@ -1,5 +1,5 @@
 """Subcommands beyond `run` and `pretrain`, each registering its own parser."""
 
-from . import compare, export, predict
+from . import bench, compare, export, predict
 
-REGISTER = [compare.register, export.register, predict.register]
+REGISTER = [bench.register, compare.register, export.register, predict.register]

@@ -1,0 +1,233 @@
+"""`salal-core bench`: the speed figures of one machine, as JSON.
+
+Each phase is timed the way the engine runs it (same functions, same batches), after a
+warm-up that pays for cuDNN autotuning, with the device synchronised before every clock
+reading. Beside them, the same model trained the way the usual PyTorch CIFAR-10 tutorial
+writes it (a torchvision DataLoader over PIL images), so the ratio says what the fast path buys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from ..acquire import get as get_acquisition
+from ..acquire import top_k
+from ..config import RunConfig, validate, with_overrides
+from ..data import DeviceData, load_dataset
+from ..factory import build_engine
+from ..options import add_active_options, add_data_options, add_model_options, config_from_args
+from ..pretrain import build_model
+from ..runtime import configure, cuda_oom_hint, resolve_device, seed_everything
+from ..train import make_optimizer, make_schedule, predict, train_epoch
+
+POOL = 40_000  # the pool size the scoring figure is quoted for (CIFAR-10 after 10k labels)
+WARMUP_STEPS = 3
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_throughput(
+    config: RunConfig, data: DeviceData, rotation: bool, steps: int
+) -> dict[str, float]:
+    """Network inputs per second of the engine's own training step, rotation or classes (in
+    rotation, each of an image's four turns is an input, as in the FLOP count per image)."""
+    cfg = config.pretrain.optim if rotation else config.active.optim
+    model = build_model(config, 4 if rotation else data.num_classes, data.device)
+    batch = min(cfg.batch_size, data.num_train)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_schedule(optimizer, cfg, (WARMUP_STEPS + steps) * 2)
+    targets = None if rotation else data.train_labels.clamp_min(0)
+    generator = torch.Generator(device=data.device).manual_seed(0)
+
+    def run(n_steps: int) -> float:
+        indices = torch.randperm(data.num_train, device=data.device, generator=generator)
+        indices = indices[: min(data.num_train, n_steps * batch)]
+        stats = train_epoch(
+            model,
+            optimizer,
+            scheduler,
+            data,
+            indices,
+            targets,
+            batch_size=batch,
+            generator=generator,
+        )
+        return stats.images / stats.seconds
+
+    run(WARMUP_STEPS)
+    sync(data.device)
+    return {"images_per_second": run(steps), "batch_size": batch}
+
+
+def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
+    """Score a pool of (up to) 40,000 images and pick the query, as a round does."""
+    scorer = get_acquisition(config.active.acquisition)
+    members = config.active.committee if scorer.committee else 1
+    model = build_model(config, data.num_classes, data.device, members)
+    pool = data.train_images[: min(POOL, data.num_train)]
+    priority = torch.randperm(pool.shape[0], device=data.device)
+    k = min(config.query_count(data.num_train), pool.shape[0])
+
+    def score() -> float:
+        sync(data.device)
+        start = time.perf_counter()
+        probs = predict(model, pool, data, config.eval_batch_size)
+        chosen = top_k(scorer.score(probs, None), k, priority)
+        chosen.cpu()  # the query leaves the device: that is the end of scoring
+        return time.perf_counter() - start
+
+    score()  # warm-up: autotuning, allocator
+    return {"seconds": min(score() for _ in range(3)), "pool": int(pool.shape[0])}
+
+
+class TutorialCifar(Dataset):
+    """CIFAR-10 as torchvision.datasets.CIFAR10 serves it: one PIL image per item."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:  # noqa: ANN001
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def naive_throughput(
+    config: RunConfig, data: DeviceData, images: np.ndarray, labels: np.ndarray, steps: int
+) -> dict[str, float]:
+    """The same network trained as the tutorial does: DataLoader workers decoding and
+    augmenting PIL images, fp32, a host sync per step for the running loss."""
+    import torchvision.transforms as T
+
+    device, cfg = data.device, config.active.optim
+    workers = min(8, os.cpu_count() or 1)  # the tutorial's habit, capped by this machine
+    transform = T.Compose(
+        [
+            T.RandomCrop(images.shape[1], padding=4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            T.Normalize(data.mean.tolist(), data.std.tolist()),
+        ]
+    )
+    loader = DataLoader(
+        TutorialCifar(images, np.maximum(labels, 0), transform),
+        batch_size=min(cfg.batch_size, len(images)),
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=True,
+    )
+    model = build_model(config, data.num_classes, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    seen, start, step, running_loss = 0, 0.0, 0, 0.0
+    while step < WARMUP_STEPS + steps:
+        for x, y in loader:
+            if step == WARMUP_STEPS:
+                sync(device)
+                start, seen = time.perf_counter(), 0
+            x, y = x.to(device), y.to(device)
+            loss = F.cross_entropy(model(x)[:, 0], y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item()
+            seen += len(y)
+            step += 1
+            if step == WARMUP_STEPS + steps:
+                break
+    sync(device)
+    return {"images_per_second": seen / (time.perf_counter() - start), "workers": workers}
+
+
+def decode_seconds(config: RunConfig) -> dict[str, float]:
+    """A first load into an empty cache (decode everything), then a second (the cache)."""
+    with tempfile.TemporaryDirectory() as cache:
+        data_cfg = with_overrides(config, {"data.cache_dir": cache}).data
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            load_dataset(data_cfg, config.seed)
+            times.append(time.perf_counter() - start)
+    return {"cold_seconds": times[0], "warm_seconds": times[1]}
+
+
+def end_to_end(config: RunConfig) -> dict[str, Any]:
+    """The preset's whole run, the ground truth answering: pretraining, every round."""
+    with tempfile.TemporaryDirectory() as out:
+        summary = build_engine(config, Path(out) / "run", oracle="auto").run()
+    return {
+        "seconds": summary["seconds"],
+        "final_test_accuracy": summary["final_test_accuracy"],
+        "rounds": len(summary["curve"]),
+    }
+
+
+def run_bench(config: RunConfig, steps: int, skip_end_to_end: bool = False) -> dict[str, Any]:
+    validate(config)
+    device = resolve_device(config.device)
+    configure(device)
+    seed_everything(config.seed)
+    result: dict[str, Any] = {
+        "preset": config.preset,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "host": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "date": dt.date.today().isoformat(),
+        "data": config.data.source,
+    }
+    with cuda_oom_hint():
+        result["decode"] = decode_seconds(config)
+        images = load_dataset(config.data, config.seed)
+        data = DeviceData(images, device)
+        result["train_images"] = data.num_train
+        result["pretrain"] = train_throughput(config, data, rotation=True, steps=steps)
+        result["finetune"] = train_throughput(config, data, rotation=False, steps=steps)
+        result["score_pool"] = scoring_seconds(config, data)
+        naive = naive_throughput(config, data, images.train.images, images.train.labels, steps)
+        result["naive_finetune"] = naive
+        result["finetune_speedup_over_naive"] = (
+            result["finetune"]["images_per_second"] / naive["images_per_second"]
+        )
+        if not skip_end_to_end:
+            result["end_to_end"] = end_to_end(config)
+    return result
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    result = run_bench(config_from_args(args), args.steps, args.no_end_to_end)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed figures of this machine as JSON")
+    add_data_options(p)
+    add_model_options(p)
+    add_active_options(p)
+    p.add_argument(
+        "--steps", type=int, default=50, help="timed training steps per figure (default 50)"
+    )
+    p.add_argument(
+        "--no-end-to-end", action="store_true", help="skip the whole-run figure (the longest)"
+    )
+    p.set_defaults(func=cmd_bench)
