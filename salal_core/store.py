@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import json
 import os
 import sqlite3
@@ -282,8 +283,12 @@ class RunStore:
         path = self.checkpoints / f"{name}.pt"
         tmp = path.with_suffix(".pt.tmp")
         try:
+            # Serialise in memory first: torch.save reports a failed write (a full disk) as a
+            # RuntimeError from its zip writer, while a plain write raises OSError.
+            buffer = io.BytesIO()
+            torch.save(payload, buffer)
             with tmp.open("wb") as f:
-                torch.save(payload, f)
+                f.write(buffer.getbuffer())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from textual import events, on, work
 from textual.app import App
 from textual.css.query import NoMatches
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from salal_core.errors import SalalError
@@ -51,6 +52,7 @@ class SalalApp(App[dict[str, Any] | None]):
         self.start_engine = start_engine  # False: events come from elsewhere (snapshot tests)
         self.label_screen = LabelScreen(engine, auto)
         self.error: str | None = None
+        self.quitting = False
         self.last_input = 0.0
         self._gc_threshold = gc.get_threshold()
 
@@ -103,11 +105,16 @@ class SalalApp(App[dict[str, Any] | None]):
             self.label_screen.handle(event)
         except NoMatches:
             return  # the app is closing and its widgets are gone: a stopping engine's last word
-        if isinstance(event, RunFinished):
+        if isinstance(event, RunFinished) and not self.quitting:
             self.push_screen(SummaryScreen(event.summary))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.name != "engine" or event.state != WorkerState.ERROR:
+        if event.worker.name != "engine":
+            return
+        if event.state in (WorkerState.SUCCESS, WorkerState.CANCELLED) and self.quitting:
+            self.exit(None)  # the engine has saved and stopped, and let go of the run
+            return
+        if event.state != WorkerState.ERROR:
             return
         error = event.worker.error
         if isinstance(error, SalalError):
@@ -117,6 +124,12 @@ class SalalApp(App[dict[str, Any] | None]):
             raise error  # a bug: let Textual show the traceback
 
     def stop_and_exit(self) -> None:
-        """Quit: answers are on disk already; the engine stops at its next step."""
+        """Quit: answers are on disk already; exit once the engine has stopped at its next
+        step (seconds at most), so the run directory is released when the app is gone."""
+        self.quitting = True
         self.runner.stop()
-        self.exit(None)
+        engine = [w for w in self.workers if w.name == "engine" and not w.is_finished]
+        if engine:
+            self.label_screen.query_one("#phase", Static).update("saving and stopping…")
+        else:
+            self.exit(None)

@@ -1,16 +1,22 @@
 """Kill a labeling session with SIGKILL at random moments, resume it, repeat: every
-acknowledged label must be on disk exactly once at the end."""
+acknowledged label must be on disk exactly once at the end. Also: a full disk and an
+exhausted GPU while saving and training, each one line and nothing lost."""
 
 from __future__ import annotations
 
 import random
+import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import torch
+from test_cli import ROUNDS, tiny_cli
 
+from salal_core import factory
+from salal_core.cli import main
 from salal_core.commands.export import export_rows
 from salal_core.store import RunStore
 
@@ -80,3 +86,53 @@ def test_kill_and_resume(synthetic_pack: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_kill_and_resume_twenty_times(synthetic_pack: Path, tmp_path: Path) -> None:
     kill_and_resume(synthetic_pack, tmp_path, kills=20, seed=1)
+
+
+def human_labels(run_dir: Path) -> dict[int, int]:
+    store = RunStore(run_dir, create=False, lock=False)
+    try:
+        return {i: r.label for i, r in store.labels().items()}
+    finally:
+        store.close()
+
+
+def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    """RLIMIT_FSIZE makes the kernel refuse writes past 300 kB (EFBIG), as a full disk would
+    (ENOSPC): the first round's checkpoint, or the database's log, cannot be written."""
+    out = tmp_path / "run"
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+    command = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.4")
+    result = subprocess.run(
+        [sys.executable, "-m", "salal_core.cli", *command],
+        preexec_fn=small_disk,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("salal-core: error: could not save") and "--resume" in last
+    before = human_labels(out)
+    assert main(["run", "--resume", str(out)]) == 0  # room again: it carries on and finishes
+    after = human_labels(out)
+    assert before.items() <= after.items() and len(after) > len(before)
+
+
+def test_running_out_of_gpu_memory_is_one_line(
+    synthetic_pack: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """No GPU here: the training step raises the error CUDA raises when memory runs out."""
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN202
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(factory, "pretrain", out_of_memory)
+    code = main(tiny_cli("run", synthetic_pack, tmp_path / "run", tmp_path / "c", *ROUNDS))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "ran out of memory" in err[-1] and "--batch-size" in err[-1]

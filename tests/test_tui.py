@@ -86,6 +86,7 @@ async def test_label_undo_skip_help_and_quit(synthetic_pack: Path, tmp_path: Pat
         await pilot.press("n")
         assert isinstance(app.screen, LabelScreen)
         await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)  # once the engine stopped
     assert journal(out) == {first: 2}
     assert app.return_code == 0
 
@@ -106,6 +107,38 @@ async def test_labels_reach_the_engine_and_a_round_trains(
         assert "agree with the ground truth on 100.0%" in text
         await pilot.press("q")
     assert len(journal(out)) == 16
+
+
+async def test_resume_in_the_app_carries_on_where_the_person_stopped(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        for _ in range(5):
+            await wait_for(pilot, lambda: screen.shown is not None)
+            await pilot.press("1")
+        next_up = screen.shown.index  # on screen, not answered
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    first = journal(out)
+    assert len(first) == 5
+
+    bridge = EventBridge()  # what `salal-tui --resume RUN_DIR` builds
+    engine = build_engine(None, out, oracle="human", resume=True)
+    app = SalalApp(engine, bridge, auto=False, runner=EngineProcess(engine, bridge))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        await wait_for(pilot, lambda: screen.shown is not None)
+        assert screen.shown.index == next_up  # the queue picks up in the order it was asked
+        progress = str(screen.query_one("#progress-text").render())
+        await pilot.press("2")
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    second = journal(out)
+    assert first.items() <= second.items() and second[next_up] == 1 and len(second) == 6
+    assert "labeled" in progress and f"{len(first)} queued" not in progress
 
 
 async def test_auto_oracle_runs_to_the_summary(synthetic_pack: Path, tmp_path: Path) -> None:
