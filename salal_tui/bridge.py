@@ -1,4 +1,5 @@
-"""From the engine's thread to the app's event loop, without flooding it."""
+"""From the engine (the thread that serves its process's pipe) to the app's event loop,
+without flooding it."""
 
 from __future__ import annotations
 

@@ -68,8 +68,8 @@ class LabelScreen(Screen[None]):
         self.origin = ""
         self.finetuning = False
         self.replay: deque[Query] = deque(maxlen=200)  # auto mode: the latest queries to show
-        # Half a second an image: watchable, and drawing stays a small share of the interpreter
-        # lock, which the engine thread needs between its kernels.
+        # Half a second an image: watchable, and drawing stays a small share of the CPU that
+        # the engine process trains on.
         self.delay_index = AUTO_DELAYS.index(0.5)
         self.replay_timer: Timer | None = None
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
