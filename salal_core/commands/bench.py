@@ -29,6 +29,7 @@ from ..acquire import top_k
 from ..config import RunConfig, validate, with_overrides
 from ..data import DeviceData, load_dataset
 from ..factory import build_engine
+from ..model import Net
 from ..options import add_active_options, add_data_options, add_model_options, config_from_args
 from ..pretrain import build_model
 from ..runtime import configure, cuda_oom_hint, resolve_device, seed_everything
@@ -136,7 +137,7 @@ def naive_throughput(
         drop_last=True,
         persistent_workers=True,
     )
-    model = build_model(config, data.num_classes, device)
+    model = Net(config.model.width, data.num_classes).to(device)  # NCHW, fp32: as written there
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     seen, start, step, running_loss = 0, 0.0, 0, 0.0
     while step < WARMUP_STEPS + steps:
