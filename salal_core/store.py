@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS queue (
     consumed INTEGER NOT NULL DEFAULT 0,
     asked INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS queue_asked ON queue (asked);
 CREATE TABLE IF NOT EXISTS metrics (
     time REAL NOT NULL, phase TEXT NOT NULL, round INTEGER NOT NULL, epoch INTEGER NOT NULL,
     loss REAL, train_accuracy REAL, test_loss REAL, test_accuracy REAL, images_per_second REAL
@@ -222,7 +223,8 @@ class RunStore:
     # ---------------------------------------------------------------- query queue
     def save_queries(self, queries: Sequence[Query]) -> None:
         """Asked items, numbered in asking order (the item's own index is its key, and an item
-        skipped and asked again later moves to the back)."""
+        skipped and asked again later moves to the back); the index on `asked` keeps each
+        row's MAX a lookup, not a scan of every item ever asked."""
         self._write(
             "INSERT OR REPLACE INTO queue VALUES "
             "(?,?,?,?,?,0,(SELECT COALESCE(MAX(asked), 0) + 1 FROM queue))",

@@ -128,8 +128,7 @@ class EngineProcess:
     def stop(self) -> None:
         """Ask the child, from any thread, to save and stop; it is killed if it dawdles."""
         self._stopping.set()
-        if self.engine.oracle is not None:
-            self.engine.oracle.close()
+        self.engine.stop()  # this side's oracle: no more answers, a waiting collect returns
         self._send(("stop", None))
 
     def _serve(self, conn: Connection) -> dict[str, Any]:

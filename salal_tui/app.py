@@ -13,7 +13,6 @@ from typing import Any, Protocol
 from textual import events, on, work
 from textual.app import App
 from textual.css.query import NoMatches
-from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from salal_core.errors import SalalError
@@ -22,6 +21,7 @@ from salal_core.factory import Engine
 
 from .bridge import EngineEvent, EventBridge
 from .screens import LabelScreen, SummaryScreen
+from .widgets import PhaseLine
 
 FULL_GC_CHECK = 0.25  # seconds between looks at whether a full collection is due
 FULL_GC_IDLE = 0.3  # seconds without a key that count as a pause
@@ -130,6 +130,6 @@ class SalalApp(App[dict[str, Any] | None]):
         self.runner.stop()
         engine = [w for w in self.workers if w.name == "engine" and not w.is_finished]
         if engine:
-            self.label_screen.query_one("#phase", Static).update("saving and stopping…")
+            self.label_screen.query_one(PhaseLine).show("saving and stopping…")
         else:
             self.exit(None)
