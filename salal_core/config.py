@@ -41,6 +41,20 @@ class ModelConfig:
     width: int = 64  # channels of the first stage; 64 is ResNet18 with 512-d features
 
 
+COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    """How the device runs the network. None of it changes what is learned, only how fast;
+    `salal-core bench --ablate` measures each switch against the others."""
+
+    bf16: bool = True  # autocast to bfloat16 on CUDA (no loss scaling, unlike fp16)
+    channels_last: bool = True  # NHWC on CUDA: cuDNN's tensor-core convolutions want it
+    fused_optimizer: bool = True  # the optimizer's update in one kernel instead of a few
+    compile: str = "off"  # a torch.compile mode (COMPILE_MODES); "reduce-overhead" is CUDA graphs
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
     """The rotation pretext task."""
@@ -74,6 +88,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def initial_count(self, n_train: int) -> int:
         return max(1, round(self.active.initial_fraction * n_train))
@@ -184,6 +199,11 @@ def validate(config: RunConfig) -> None:
         raise SalalError("--epochs-per-round must be at least 1")
     if config.model.width < 1:
         raise SalalError("--width must be at least 1")
+    if config.speed.compile not in COMPILE_MODES:
+        raise SalalError(
+            f"unknown --compile mode {config.speed.compile!r}; choose one of: "
+            f"{', '.join(COMPILE_MODES)}"
+        )
 
 
 def to_dict(config: RunConfig) -> dict[str, Any]:

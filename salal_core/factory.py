@@ -118,7 +118,7 @@ class Engine:
         started = time.perf_counter()
         config, emit = self.config, self.emit
         device = resolve_device(config.device)
-        configure(device)
+        configure(device, config.speed)
         seed_everything(config.seed)
         emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
         self.load_images(emit)

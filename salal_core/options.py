@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .acquire import ACQUISITIONS
-from .config import HUMAN_ACTIVE, HUMAN_EPOCHS_PER_ROUND, PRESETS, RunConfig, preset
+from .config import COMPILE_MODES, HUMAN_ACTIVE, HUMAN_EPOCHS_PER_ROUND, PRESETS, RunConfig, preset
 from .errors import SalalError
 
 
@@ -48,6 +48,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrain-epochs", type=int, metavar="N")
     g.add_argument("--batch-size", type=int, metavar="N", help="images per training step")
     g.add_argument("--lr", type=float, help="starting learning rate of every phase")
+    g.add_argument(
+        "--compile",
+        metavar="MODE",
+        help=f"torch.compile the network: {', '.join(COMPILE_MODES)} (default off; costs "
+        "a minute or more of compiling at the start, see BENCHMARKS.md)",
+    )
 
 
 def add_active_options(p: argparse.ArgumentParser) -> None:
@@ -112,6 +118,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "active.budget": get("budget"),
         "active.query_size": get("query_size"),
         "active.epochs_per_round": get("epochs_per_round"),
+        "speed.compile": get("compile"),
     }
     return {k: v for k, v in out.items() if v is not None}
 

@@ -9,7 +9,7 @@ from .data import DeviceData
 from .errors import SalalError
 from .events import Emit, Notice, PhaseChanged
 from .model import Net
-from .runtime import memory_format
+from .runtime import compile_model, memory_format
 from .train import evaluate, fit
 
 EVAL_LIMIT_WITHOUT_TEST = 2000
@@ -17,7 +17,7 @@ EVAL_LIMIT_WITHOUT_TEST = 2000
 
 def build_model(config: RunConfig, classes: int, device: torch.device, members: int = 1) -> Net:
     model = Net(config.model.width, classes, members)
-    return model.to(device=device, memory_format=memory_format(device))
+    return compile_model(model.to(device=device, memory_format=memory_format(device)))
 
 
 def pretrain(

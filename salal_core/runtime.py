@@ -1,4 +1,8 @@
-"""Device choice and numeric settings: bf16 autocast and channels_last on CUDA, fp32 on the CPU."""
+"""Device choice and numeric settings: bf16 autocast and channels_last on CUDA, fp32 on the CPU.
+
+The speed switches are process-wide, like torch's own backend flags: `configure` sets them
+once per run (the engine owns its process), and every training and scoring step reads them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,17 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .config import SpeedConfig
 from .errors import SalalError
+
+# torch.compile's code generator; the tests swap in "aot_eager", which traces the same graphs
+# without the minutes of C++ compilation inductor spends on a CPU.
+COMPILE_BACKEND = "inductor"
+# Each batch shape and each mode (train, eval, inference) is its own graph; a run has about six,
+# and past torch's default of 8 it would silently fall back to eager.
+RECOMPILE_LIMIT = 32
+
+_speed = SpeedConfig()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -24,14 +38,40 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); nothing on the CPU."""
-    if device.type == "cuda":
+    if device.type == "cuda" and _speed.bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def memory_format(device: torch.device) -> torch.memory_format:
     """channels_last lets cuDNN use its NHWC tensor-core kernels; the CPU gains nothing."""
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    if device.type == "cuda" and _speed.channels_last:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def fused_optimizer(device: torch.device) -> bool:
+    """One kernel per optimizer step on CUDA instead of a few per parameter group."""
+    return device.type == "cuda" and _speed.fused_optimizer
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """Compile `model` in place when asked: one whole graph per batch shape, never dynamic.
+
+    In place (`Module.compile`), so state dicts and checkpoints keep their plain key names.
+    """
+    if _speed.compile == "off":
+        return model
+    torch._dynamo.config.recompile_limit = RECOMPILE_LIMIT
+    mode = None if _speed.compile == "default" or COMPILE_BACKEND != "inductor" else _speed.compile
+    model.compile(backend=COMPILE_BACKEND, mode=mode, dynamic=False, fullgraph=True)
+    return model
+
+
+def mark_step() -> None:
+    """With CUDA graphs, say a new step begins, so the graphs may reuse the last step's outputs."""
+    if _speed.compile == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 def seed_everything(seed: int) -> None:
@@ -40,7 +80,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure(device: torch.device) -> None:
+def configure(device: torch.device, speed: SpeedConfig | None = None) -> None:
+    """Set this process's numeric and speed settings for a run on `device`."""
+    global _speed
+    _speed = speed or SpeedConfig()
     # Denormal floats (tiny BatchNorm statistics late in training, say) can slow CPU kernels
     # a hundredfold; flushing them to zero costs no accuracy.
     torch.set_flush_denormal(True)

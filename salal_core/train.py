@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
 from .events import EpochEnded, Notice, PhaseStarted, StepProgress
-from .runtime import autocast, memory_format
+from .runtime import autocast, fused_optimizer, mark_step, memory_format
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,10 @@ def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": rest, "weight_decay": 0.0},
     ]
+    fused = fused_optimizer(next(model.parameters()).device)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+        return torch.optim.Adam(groups, lr=cfg.lr, fused=fused)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused)
 
 
 def make_schedule(
@@ -112,6 +113,7 @@ def train_epoch(
         # One memory layout for every batch: the gather in the crop leaves NHWC strides, and
         # mixing layouts makes oneDNN on the CPU pick (and JIT) other kernels batch by batch.
         x = x.contiguous(memory_format=memory_format(device))
+        mark_step()
         with autocast(device):
             logits = model(x)  # (B, K, C)
         logits = logits.float()
@@ -165,6 +167,7 @@ def predict(
     model.eval()
     out = []
     for chunk, real in fixed_batches(images, batch_size):
+        mark_step()
         with autocast(data.device):
             logits = model(prepare(chunk, data))
         out.append(logits.float().softmax(-1)[:real])
@@ -199,6 +202,7 @@ def evaluate(
             y = labels[start : start + real]
             y = torch.cat([y, y.new_zeros(x.shape[0] - real)])
         start += real
+        mark_step()
         with autocast(data.device):
             logits = model(x)
         p = logits.float().softmax(-1).mean(1)  # committee mean, (B, C)

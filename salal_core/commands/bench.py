@@ -1,9 +1,10 @@
 """`salal-core bench`: the speed figures of one machine, as JSON.
 
 Each phase is timed the way the engine runs it (same functions, same batches), after a
-warm-up that pays for cuDNN autotuning, with the device synchronised before every clock
-reading. Beside them, the same model trained the way the usual PyTorch CIFAR-10 tutorial
-writes it (a torchvision DataLoader over PIL images), so the ratio says what the fast path buys.
+warm-up that pays for cuDNN autotuning and compiling, with the device synchronised before
+every clock reading. Beside them, the same model trained the way the usual PyTorch CIFAR-10
+tutorial writes it (a torchvision DataLoader over PIL images), so the ratio says what the fast
+path buys. `--ablate` times the engine's phases again with one speed switch changed at a time.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from ..acquire import get as get_acquisition
 from ..acquire import top_k
 from ..config import RunConfig, validate, with_overrides
 from ..data import DeviceData, load_dataset
+from ..errors import SalalError
 from ..factory import build_engine
 from ..model import Net
 from ..options import add_active_options, add_data_options, add_model_options, config_from_args
@@ -37,6 +40,18 @@ from ..train import make_optimizer, make_schedule, predict, train_epoch
 
 POOL = 40_000  # the pool size the scoring figure is quoted for (CIFAR-10 after 10k labels)
 WARMUP_STEPS = 3
+
+# One switch changed from the run's own speed settings per variant, and whether it can only
+# differ on CUDA (on the CPU, bf16, channels_last, the fused step and CUDA graphs are off anyway).
+ABLATIONS: dict[str, tuple[dict[str, Any], bool]] = {
+    "as-configured": ({}, False),
+    "fp32": ({"bf16": False}, True),
+    "nchw": ({"channels_last": False}, True),
+    "unfused-optimizer": ({"fused_optimizer": False}, True),
+    "compile": ({"compile": "default"}, False),
+    "compile-max-autotune": ({"compile": "max-autotune-no-cudagraphs"}, False),
+    "cuda-graphs": ({"compile": "reduce-overhead"}, True),
+}
 
 
 def sync(device: torch.device) -> None:
@@ -72,9 +87,11 @@ def train_throughput(
         )
         return stats.images / stats.seconds
 
+    start = time.perf_counter()
     run(WARMUP_STEPS)
     sync(data.device)
-    return {"images_per_second": run(steps), "batch_size": batch}
+    warmup = time.perf_counter() - start  # autotuning, and compiling when asked
+    return {"images_per_second": run(steps), "batch_size": batch, "warmup_seconds": warmup}
 
 
 def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
@@ -94,8 +111,12 @@ def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
         chosen.cpu()  # the query leaves the device: that is the end of scoring
         return time.perf_counter() - start
 
-    score()  # warm-up: autotuning, allocator
-    return {"seconds": min(score() for _ in range(3)), "pool": int(pool.shape[0])}
+    warmup = score()  # autotuning, allocator, compiling when asked
+    return {
+        "seconds": min(score() for _ in range(3)),
+        "pool": int(pool.shape[0]),
+        "warmup_seconds": warmup,
+    }
 
 
 class TutorialCifar(Dataset):
@@ -182,10 +203,59 @@ def end_to_end(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def run_bench(config: RunConfig, steps: int, skip_end_to_end: bool = False) -> dict[str, Any]:
+def engine_figures(config: RunConfig, data: DeviceData, steps: int) -> dict[str, Any]:
+    """Pretraining and fine-tuning throughput and pool scoring, as the engine runs them."""
+    return {
+        "pretrain": train_throughput(config, data, rotation=True, steps=steps),
+        "finetune": train_throughput(config, data, rotation=False, steps=steps),
+        "score_pool": scoring_seconds(config, data),
+    }
+
+
+def ablation(
+    config: RunConfig, data: DeviceData, steps: int, names: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The engine's figures once per variant, each changing one speed switch."""
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        change, cuda_only = ABLATIONS[name]
+        speed = replace(config.speed, **change)
+        if cuda_only and data.device.type != "cuda":
+            results[name] = {"skipped": "differs only on CUDA"}
+            continue
+        torch._dynamo.reset()  # each variant compiles afresh, and within the recompile limit
+        configure(data.device, speed)
+        try:
+            figures = engine_figures(config, data, steps)
+        finally:
+            configure(data.device, config.speed)
+        results[name] = {"speed": vars(speed), **figures}
+    return results
+
+
+def parse_ablations(text: str | None) -> list[str]:
+    """`--ablate` with no list means every variant; otherwise names, comma separated."""
+    if text is None:
+        return []
+    names = list(ABLATIONS) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown or not names:
+        raise SalalError(
+            f"unknown --ablate variant {', '.join(unknown) or text!r}; choose from: "
+            f"all, {', '.join(ABLATIONS)}"
+        )
+    return names
+
+
+def run_bench(
+    config: RunConfig,
+    steps: int,
+    skip_end_to_end: bool = False,
+    ablate: list[str] | None = None,
+) -> dict[str, Any]:
     validate(config)
     device = resolve_device(config.device)
-    configure(device)
+    configure(device, config.speed)
     seed_everything(config.seed)
     result: dict[str, Any] = {
         "preset": config.preset,
@@ -195,27 +265,29 @@ def run_bench(config: RunConfig, steps: int, skip_end_to_end: bool = False) -> d
         "torch": torch.__version__,
         "date": dt.date.today().isoformat(),
         "data": config.data.source,
+        "speed": vars(config.speed),
     }
     with cuda_oom_hint():
         result["decode"] = decode_seconds(config)
         images = load_dataset(config.data, config.seed)
         data = DeviceData(images, device)
         result["train_images"] = data.num_train
-        result["pretrain"] = train_throughput(config, data, rotation=True, steps=steps)
-        result["finetune"] = train_throughput(config, data, rotation=False, steps=steps)
-        result["score_pool"] = scoring_seconds(config, data)
+        result.update(engine_figures(config, data, steps))
         naive = naive_throughput(config, data, images.train.images, images.train.labels, steps)
         result["naive_finetune"] = naive
         result["finetune_speedup_over_naive"] = (
             result["finetune"]["images_per_second"] / naive["images_per_second"]
         )
+        if ablate:
+            result["ablation"] = ablation(config, data, steps, ablate)
         if not skip_end_to_end:
             result["end_to_end"] = end_to_end(config)
     return result
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    result = run_bench(config_from_args(args), args.steps, args.no_end_to_end)
+    ablate = parse_ablations(args.ablate)
+    result = run_bench(config_from_args(args), args.steps, args.no_end_to_end, ablate)
     print(json.dumps(result, indent=1))
     return 0
 
@@ -230,5 +302,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--no-end-to-end", action="store_true", help="skip the whole-run figure (the longest)"
+    )
+    p.add_argument(
+        "--ablate",
+        nargs="?",
+        const="all",
+        metavar="A,B,...",
+        help="time the engine again with one speed switch changed per variant: "
+        f"{', '.join(ABLATIONS)} (default: all of them)",
     )
     p.set_defaults(func=cmd_bench)

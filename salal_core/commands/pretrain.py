@@ -32,7 +32,7 @@ def pretrain_into(config: RunConfig, out: Path, quiet: bool = False) -> dict[str
     store = RunStore(out, create=True)
     try:
         store.save_config(config)
-        configure(device)
+        configure(device, config.speed)
         seed_everything(config.seed)
         recorder = Recorder()
         start = time.perf_counter()

@@ -1,0 +1,128 @@
+"""The speed switches: torch.compile learns what eager learns, runs from the command line, and
+`salal-core bench --ablate` times each switch.
+
+Compiling goes through the "aot_eager" backend here: it traces the same whole graphs (a graph
+break fails, as fullgraph=True makes it) without inductor's minutes of C++ on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from salal_core import runtime
+from salal_core.cli import main
+from salal_core.commands.bench import ABLATIONS, parse_ablations
+from salal_core.config import PRESETS, OptimConfig, SpeedConfig, load_toml, with_overrides
+from salal_core.data.device_data import DeviceData
+from salal_core.data.sources import ImageSet, Split
+from salal_core.errors import SalalError
+from salal_core.pretrain import build_model
+from salal_core.train import evaluate, make_optimizer, make_schedule, train_epoch
+from tests.test_cli import ROUNDS, tiny_cli
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def traced_compile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(runtime, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    counters.clear()
+    yield
+    runtime.configure(CPU)  # the switches are process-wide: leave the next test the defaults
+    torch._dynamo.reset()
+
+
+def drawn_data(n: int = 48) -> DeviceData:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    split = Split(images, rng.integers(0, 4, n), [str(i) for i in range(n)])
+    return DeviceData(ImageSet(split, split, ["a", "b", "c", "d"], "drawn"), CPU)
+
+
+def train_once(compiled: bool, data: DeviceData) -> tuple[float, float, torch.Tensor]:
+    runtime.configure(CPU, SpeedConfig(compile="default" if compiled else "off"))
+    torch.manual_seed(0)
+    config = with_overrides(PRESETS["tiny"], {"model.width": 4})
+    model = build_model(config, 4, CPU)
+    cfg = OptimConfig(lr=0.05, batch_size=16)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_schedule(optimizer, cfg, 3)
+    generator = torch.Generator().manual_seed(1)
+    all_items = torch.arange(data.num_train)
+    stats = train_epoch(
+        model, optimizer, scheduler, data, all_items, None, batch_size=16, generator=generator
+    )
+    _, accuracy = evaluate(model, data.test_images, None, data, batch_size=32)
+    weights = model.backbone.stem[0].weight.detach().clone()
+    assert list(model.state_dict())[0] == "backbone.stem.0.weight"  # checkpoints keep plain keys
+    return stats.loss, accuracy, weights
+
+
+def test_compiled_network_learns_what_the_eager_one_learns(traced_compile: None) -> None:
+    data = drawn_data()
+    eager_loss, eager_acc, eager_weights = train_once(False, data)
+    assert counters["stats"]["unique_graphs"] == 0
+    loss, acc, weights = train_once(True, data)
+    # One graph for training batches, one for evaluation: whole graphs, no breaks.
+    assert counters["stats"]["unique_graphs"] == 2 and not counters["graph_break"]
+    assert loss == pytest.approx(eager_loss, rel=1e-4)
+    assert acc == pytest.approx(eager_acc, abs=1 / 48)
+    torch.testing.assert_close(weights, eager_weights, rtol=1e-4, atol=1e-5)
+
+
+def test_run_with_compile_from_the_command_line(
+    traced_compile: None, synthetic_pack: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    args = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--compile", "default")
+    assert main(args) == 0
+    assert load_toml(out / "config.toml").speed.compile == "default"
+    assert counters["stats"]["unique_graphs"] >= 3  # pretraining, fine-tuning, scoring
+    assert not counters["graph_break"]
+    payload = torch.load(out / "checkpoints" / "round-0001.pt", weights_only=True)
+    assert "backbone.stem.0.weight" in payload["model"]
+
+
+def test_unknown_compile_mode_is_one_line(synthetic_pack: Path, tmp_path: Path, capsys) -> None:
+    args = tiny_cli("run", synthetic_pack, tmp_path / "run", tmp_path / "c", "--compile", "fast")
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("salal-core: error: unknown --compile mode 'fast'; choose one of: off,")
+    assert "\n" not in err
+
+
+def test_bench_ablation_times_each_switch(
+    traced_compile: None, synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    args = tiny_cli("bench", synthetic_pack, None, tmp_path / "c", "--steps", "2")
+    code = main([*args, "--no-end-to-end", "--ablate", "as-configured,fp32,compile"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    ablation = result["ablation"]
+    assert list(ablation) == ["as-configured", "fp32", "compile"]
+    assert ablation["fp32"] == {"skipped": "differs only on CUDA"}
+    assert ablation["as-configured"]["speed"] == result["speed"]
+    assert ablation["compile"]["speed"]["compile"] == "default"
+    for name in ("as-configured", "compile"):
+        figures = ablation[name]
+        assert figures["pretrain"]["images_per_second"] > 0
+        assert figures["finetune"]["warmup_seconds"] > 0
+        assert figures["score_pool"]["seconds"] > 0
+    assert counters["stats"]["unique_graphs"] >= 3  # the compile variant really compiled
+    assert runtime._speed == SpeedConfig()  # and the run's own settings came back after it
+
+
+def test_ablation_names() -> None:
+    assert parse_ablations(None) == []
+    assert parse_ablations("all") == list(ABLATIONS)
+    assert parse_ablations("fp32, nchw") == ["fp32", "nchw"]
+    with pytest.raises(SalalError, match="unknown --ablate variant 'bf8'; choose from: all,"):
+        parse_ablations("fp32,bf8")
