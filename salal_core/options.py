@@ -49,6 +49,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, metavar="N", help="images per training step")
     g.add_argument("--lr", type=float, help="starting learning rate of every phase")
     g.add_argument(
+        "--eval-batch-size", type=int, metavar="N", help="images per scoring and evaluation batch"
+    )
+    g.add_argument(
         "--compile",
         metavar="MODE",
         help=f"torch.compile the network: {', '.join(COMPILE_MODES)} (default off; costs "
@@ -102,6 +105,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     out = {
         "seed": get("seed"),
         "device": get("device"),
+        "eval_batch_size": get("eval_batch_size"),
         "data.source": str(Path(get("data")).expanduser().resolve()) if get("data") else None,
         "data.cache_dir": str(Path(get("cache_dir")).resolve()) if get("cache_dir") else None,
         "data.train_limit": get("train_limit"),

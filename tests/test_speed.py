@@ -91,14 +91,6 @@ def test_run_with_compile_from_the_command_line(
     assert "backbone.stem.0.weight" in payload["model"]
 
 
-def test_unknown_compile_mode_is_one_line(synthetic_pack: Path, tmp_path: Path, capsys) -> None:
-    args = tiny_cli("run", synthetic_pack, tmp_path / "run", tmp_path / "c", "--compile", "fast")
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("salal-core: error: unknown --compile mode 'fast'; choose one of: off,")
-    assert "\n" not in err
-
-
 def test_bench_ablation_times_each_switch(
     traced_compile: None, synthetic_pack: Path, tmp_path: Path, capsys
 ) -> None:

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Every GPU figure of BENCHMARKS.md in one prepared run, sized for a lent H100/H200 session
+# (15 minutes of device time in all, start-up included): the speed figures with each switch
+# ablated, then the `fast` preset end to end. The `paper` preset (12-minute target) needs a
+# session of its own: STAGES=paper.
+#
+#   bash benchmarks/device_run.sh [PACK]        # repository root; the engine needs only torch,
+#                                               # torchvision, numpy and rich (PYTHONPATH=.)
+#   DEVICE=cpu PRESET=tiny bash benchmarks/device_run.sh PACK   # the same script, checked here
+#
+# Writes OUT (default /tmp/salal-device): one JSON and one log per stage, and the machine's
+# description. Run directories stay in a scratch folder: their checkpoints are too big to ship.
+set -u
+PACK=${1:-data/cifar10-jpeg.tar.gz}
+OUT=${OUT:-/tmp/salal-device}
+DEVICE=${DEVICE:-cuda}
+PRESET=${PRESET:-fast}
+STAGES=${STAGES:-bench run}
+ABLATE=${ABLATE:-as-configured,fp32,nchw,unfused-optimizer,compile,cuda-graphs}
+SCRATCH=$(mktemp -d)
+CACHE=${CACHE:-$SCRATCH/cache}
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$OUT"
+failed=0
+
+stage() {  # stage NAME SECONDS COMMAND...: stdout to NAME.json, stderr to NAME.log
+    local name=$1 limit=$2 start=$SECONDS
+    shift 2
+    timeout "$limit" "$@" >"$OUT/$name.json" 2>"$OUT/$name.log"
+    local rc=$?
+    echo "$name: exit $rc after $((SECONDS - start)) s" | tee -a "$OUT/stages.txt"
+    [ "$rc" -eq 0 ] || failed=1
+}
+
+{
+    date -u +%FT%TZ
+    python -c 'import platform, torch; print(platform.platform(), "torch", torch.__version__,
+"cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
+        --format=csv,noheader
+    nproc
+} >"$OUT/machine.txt" 2>&1
+
+for s in $STAGES; do
+    case $s in
+    bench)
+        stage bench 330 python -m salal_core.cli bench --data "$PACK" --cache-dir "$CACHE" \
+            --preset "$PRESET" --device "$DEVICE" --no-end-to-end --ablate "$ABLATE"
+        ;;
+    run | paper)
+        preset=$PRESET
+        [ "$s" = paper ] && preset=paper
+        stage "run-$preset" 540 python -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \
+            --preset "$preset" --device "$DEVICE" --out "$SCRATCH/run-$preset" --json
+        ;;
+    *)
+        echo "unknown stage $s (bench, run, paper)" >&2
+        failed=1
+        ;;
+    esac
+done
+rm -rf "$SCRATCH"
+exit $failed
