@@ -24,7 +24,7 @@ from salal_core.data.device_data import DeviceData
 from salal_core.data.sources import ImageSet, Split
 from salal_core.errors import SalalError
 from salal_core.pretrain import build_model
-from salal_core.train import evaluate, make_optimizer, make_schedule, train_epoch
+from salal_core.train import evaluate, make_optimizer, make_schedule, predict, train_epoch
 from tests.test_cli import ROUNDS, tiny_cli
 
 CPU = torch.device("cpu")
@@ -118,3 +118,47 @@ def test_ablation_names() -> None:
     assert parse_ablations("fp32, nchw") == ["fp32", "nchw"]
     with pytest.raises(SalalError, match="unknown --ablate variant 'bf8'; choose from: all,"):
         parse_ablations("fp32,bf8")
+
+
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+
+@pytest.fixture
+def host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every place our Python code reads a tensor back to the host, which on a GPU waits for
+    all queued work: a sync. Counted by name, so a test can say how many a phase may make."""
+    reads: list[str] = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self: torch.Tensor, *args, _name: str = name, _original=original, **kw):  # noqa: ANN002, ANN003
+            reads.append(_name)
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads
+
+
+@pytest.mark.parametrize("batches", [3, 6])
+def test_host_reads_do_not_grow_with_the_number_of_batches(
+    host_reads: list[str], batches: int
+) -> None:
+    """One sync per epoch and per evaluation, none per step, whatever the epoch's length."""
+    data = drawn_data(n=16 * batches)
+    runtime.configure(CPU)
+    config = with_overrides(PRESETS["tiny"], {"model.width": 2, "active.committee": 3})
+    model = build_model(config, 4, CPU, members=3)  # a committee: the bootstrap path too
+    cfg = OptimConfig(batch_size=16)
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_schedule(optimizer, cfg, batches)
+    everything = torch.arange(data.num_train)
+    host_reads.clear()
+    train_epoch(model, optimizer, scheduler, data, everything, data.train_labels, batch_size=16)
+    assert host_reads == ["item", "item"]  # the epoch's loss and accuracy
+    host_reads.clear()
+    evaluate(model, data.test_images, None, data, batch_size=16)
+    evaluate(model, data.test_images, data.test_labels, data, batch_size=16)
+    assert host_reads == ["item", "item"] * 2
+    host_reads.clear()
+    predict(model, data.test_images, data, batch_size=16)
+    assert host_reads == []
