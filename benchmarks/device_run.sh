@@ -2,7 +2,7 @@
 # Every GPU figure of BENCHMARKS.md in one prepared run, sized for a lent H100/H200 session
 # (15 minutes of device time in all, start-up included): the speed figures with each switch
 # ablated, then the `fast` preset end to end. The `paper` preset (12-minute target) needs a
-# session of its own: STAGES=paper.
+# session of its own: STAGES=paper. STAGES=checks runs the CUDA-only tests (needs pytest).
 #
 #   bash benchmarks/device_run.sh [PACK]        # repository root; the engine needs only torch,
 #                                               # torchvision, numpy and rich (PYTHONPATH=.)
@@ -47,6 +47,9 @@ for s in $STAGES; do
         stage bench 330 python -m salal_core.cli bench --data "$PACK" --cache-dir "$CACHE" \
             --preset "$PRESET" --device "$DEVICE" --no-end-to-end --ablate "$ABLATE"
         ;;
+    checks)
+        stage checks 300 python -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
+        ;;
     run | paper)
         preset=$PRESET
         [ "$s" = paper ] && preset=paper
@@ -54,7 +57,7 @@ for s in $STAGES; do
             --preset "$preset" --device "$DEVICE" --out "$SCRATCH/run-$preset" --json
         ;;
     *)
-        echo "unknown stage $s (bench, run, paper)" >&2
+        echo "unknown stage $s (bench, run, paper, checks)" >&2
         failed=1
         ;;
     esac

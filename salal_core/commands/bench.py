@@ -16,6 +16,8 @@ import os
 import platform
 import tempfile
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def count_host_syncs(device: torch.device, fn: Callable[[], Any]) -> int | None:
+    """How often `fn` makes the host wait for the GPU, by torch's sync debug mode (which sees
+    `.item()`, `.cpu()`, `nonzero` and the like, though not an explicit synchronize)."""
+    if device.type != "cuda":
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchronizing CUDA operation" in str(w.message) for w in caught)
+
+
 def train_throughput(
     config: RunConfig, data: DeviceData, rotation: bool, steps: int
 ) -> dict[str, float]:
@@ -91,7 +108,12 @@ def train_throughput(
     run(WARMUP_STEPS)
     sync(data.device)
     warmup = time.perf_counter() - start  # autotuning, and compiling when asked
-    return {"images_per_second": run(steps), "batch_size": batch, "warmup_seconds": warmup}
+    return {
+        "images_per_second": run(steps),
+        "batch_size": batch,
+        "warmup_seconds": warmup,
+        "host_syncs_per_epoch": count_host_syncs(data.device, lambda: run(WARMUP_STEPS)),
+    }
 
 
 def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
@@ -116,6 +138,7 @@ def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
         "seconds": min(score() for _ in range(3)),
         "pool": int(pool.shape[0]),
         "warmup_seconds": warmup,
+        "host_syncs": count_host_syncs(data.device, score),
     }
 
 
