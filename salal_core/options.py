@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,17 @@ def config_from_args(args: argparse.Namespace, human: bool = False) -> RunConfig
     from .config import with_overrides
 
     return with_overrides(base, overrides)
+
+
+def parse_name_list(text: str, choices: Sequence[str], what: str) -> list[str]:
+    """Comma-separated names, each one of `choices`; anything else is a one-line error."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in choices]
+    if unknown or not names:
+        raise SalalError(
+            f"unknown {what} {', '.join(unknown) or '(none)'}; choose from: {', '.join(choices)}"
+        )
+    return names
 
 
 def class_names_from_args(args: argparse.Namespace) -> list[str] | None:

@@ -175,6 +175,15 @@ def test_compare_refuses_zero_seeds(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--seeds must be at least 1" in result.stderr
 
 
+def test_compare_refuses_an_unknown_strategy(tmp_path: Path, capsys) -> None:
+    assert main(["compare", "--strategies", "entropy,entrpy", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "salal-core: error: unknown acquisition entrpy; choose from: entropy, variation_ratio, "
+        "margin, qbc, qbc_kl, random\n"
+    )
+
+
 def test_bad_data_given_to_run_is_one_line_and_exit_2(tmp_path: Path, synthetic_pack: Path) -> None:
     import sqlite3
 

@@ -32,10 +32,15 @@ from ..acquire import get as get_acquisition
 from ..acquire import top_k
 from ..config import RunConfig, validate, with_overrides
 from ..data import DeviceData, load_dataset
-from ..errors import SalalError
 from ..factory import build_engine
 from ..model import Net
-from ..options import add_active_options, add_data_options, add_model_options, config_from_args
+from ..options import (
+    add_active_options,
+    add_data_options,
+    add_model_options,
+    config_from_args,
+    parse_name_list,
+)
 from ..pretrain import build_model
 from ..runtime import configure, cuda_oom_hint, resolve_device, seed_everything
 from ..train import make_optimizer, make_schedule, predict, train_epoch
@@ -260,14 +265,8 @@ def parse_ablations(text: str | None) -> list[str]:
     """`--ablate` with no list means every variant; otherwise names, comma separated."""
     if text is None:
         return []
-    names = list(ABLATIONS) if text == "all" else [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ABLATIONS]
-    if unknown or not names:
-        raise SalalError(
-            f"unknown --ablate variant {', '.join(unknown) or text!r}; choose from: "
-            f"all, {', '.join(ABLATIONS)}"
-        )
-    return names
+    names = parse_name_list(text, ["all", *ABLATIONS], "--ablate variant")
+    return list(ABLATIONS) if "all" in names else names
 
 
 def run_bench(

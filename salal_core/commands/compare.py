@@ -19,19 +19,8 @@ from ..acquire import ACQUISITIONS
 from ..config import validate, with_overrides
 from ..errors import SalalError
 from ..factory import build_engine
-from ..options import add_data_options, add_model_options, config_from_args
+from ..options import add_data_options, add_model_options, config_from_args, parse_name_list
 from ..progress import RichProgress
-
-
-def parse_strategies(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in names if s not in ACQUISITIONS]
-    if unknown or not names:
-        raise SalalError(
-            f"unknown acquisition {', '.join(unknown) or '(none)'}; choose from: "
-            f"{', '.join(ACQUISITIONS)}"
-        )
-    return names
 
 
 def aggregate(summaries: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -105,7 +94,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .pretrain import pretrain_into
 
-    strategies = parse_strategies(args.strategies)
+    strategies = parse_name_list(args.strategies, list(ACQUISITIONS), "acquisition")
     if args.seeds < 1:
         raise SalalError("--seeds must be at least 1")
     base = config_from_args(args)
