@@ -226,12 +226,23 @@ def test_bad_data_given_to_run_is_one_line_and_exit_2(tmp_path: Path, synthetic_
     assert result.returncode == 2 and "incompatible salal" in result.stderr
 
 
-def test_bench_prints_every_figure_as_json(synthetic_pack: Path, tmp_path: Path, capsys) -> None:
+def test_bench_prints_every_figure_as_json(
+    synthetic_pack: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from salal_core.data import load
+
+    decoded: list[Path] = []
+    read_source = load.read_source
+    monkeypatch.setattr(
+        load, "read_source", lambda path, *a: decoded.append(path) or read_source(path, *a)
+    )
     code = main(tiny_cli("bench", synthetic_pack, None, tmp_path / "c", *ROUNDS, "--steps", "2"))
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["device"] == "cpu" and result["torch"] and result["date"]
     assert result["decode"]["cold_seconds"] > result["decode"]["warm_seconds"] > 0
+    assert decoded == [synthetic_pack]  # once: the later loads, the run's too, use the cache
+    assert len(list((tmp_path / "c").glob("decoded-*.npz"))) == 1
     for phase in ("pretrain", "finetune", "naive_finetune"):
         assert result[phase]["images_per_second"] > 0
     assert result["score_pool"]["pool"] == 160 and result["score_pool"]["seconds"] > 0

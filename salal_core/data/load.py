@@ -122,6 +122,18 @@ def balanced_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.asarray(chosen))
 
 
+def cache_folder(config: DataConfig) -> Path:
+    """The decode and download cache folder, created if need be."""
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SalalError(
+            f"cannot create cache folder {cache_dir} ({exc}); pass --cache-dir"
+        ) from None
+    return cache_dir
+
+
 def load_dataset(
     config: DataConfig,
     seed: int = 0,
@@ -130,13 +142,7 @@ def load_dataset(
 ) -> ImageSet:
     """Load the configured source through the decode cache, then take the configured slices."""
     start = time.perf_counter()
-    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SalalError(
-            f"cannot create cache folder {cache_dir} ({exc}); pass --cache-dir"
-        ) from None
+    cache_dir = cache_folder(config)
     path = Path(config.source).expanduser() if config.source else download_cifar10(cache_dir)
     if not path.exists():
         raise SalalError(f"{path} does not exist; pass --data PATH to CIFAR-10 or an image folder")
