@@ -100,6 +100,6 @@ def cuda_oom_hint() -> Iterator[None]:
         yield
     except torch.OutOfMemoryError:
         raise SalalError(
-            "the GPU ran out of memory; lower the batch size (--batch-size) or use a smaller "
-            "--width, or free the GPU from other processes"
+            "the GPU ran out of memory; lower --batch-size (training) or --eval-batch-size "
+            "(scoring), use a smaller --width, or free the GPU from other processes"
         ) from None
