@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from salal_core.config import PRESETS, with_overrides
+from salal_core.data.device_data import DeviceData
+from salal_core.data.sources import ImageSet, Split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -24,6 +27,14 @@ def draw(label: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
     img = PALETTE[label][None, None, :] * light + rng.normal(0, 12, (size, size, 3))
     img[2:8, 2:12] = 20  # an asymmetric mark, so every quarter turn looks different
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def drawn_data(n: int = 48, device: torch.device | str = "cpu") -> DeviceData:
+    """`n` random images with labels of four classes, on `device`, train and test alike."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    split = Split(images, rng.integers(0, 4, n), [str(i) for i in range(n)])
+    return DeviceData(ImageSet(split, split, ["a", "b", "c", "d"], "drawn"), torch.device(device))
 
 
 def write_image_folder(

@@ -135,4 +135,9 @@ def test_running_out_of_gpu_memory_is_one_line(
     monkeypatch.setattr(factory, "pretrain", out_of_memory)
     code = main(tiny_cli("run", synthetic_pack, tmp_path / "run", tmp_path / "c", *ROUNDS))
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "ran out of memory" in err[-1] and "--batch-size" in err[-1] and "--eval-batch-size" in err[-1]
+    assert (
+        code == 2
+        and "ran out of memory" in err[-1]
+        and "--batch-size" in err[-1]
+        and "--eval-batch-size" in err[-1]
+    )

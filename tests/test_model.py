@@ -2,13 +2,11 @@
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
+from conftest import drawn_data
 from salal_core.config import PRESETS, with_overrides
-from salal_core.data.device_data import DeviceData
-from salal_core.data.sources import ImageSet, Split
 from salal_core.errors import SalalError
 from salal_core.model import Net
 from salal_core.pretrain import load_pretrained, pretrain_payload
@@ -49,11 +47,7 @@ def test_checkpoint_of_another_width_is_refused() -> None:
 
 @pytest.mark.parametrize("task", ["classes", "rotation"])
 def test_evaluation_runs_in_one_fixed_batch_shape_and_counts_only_real_rows(task: str) -> None:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (37, 32, 32, 3), dtype=np.uint8)
-    labels = rng.integers(0, 4, 37)
-    split = Split(images, labels, [str(i) for i in range(37)])
-    data = DeviceData(ImageSet(split, split, ["a", "b", "c", "d"], "drawn"), torch.device("cpu"))
+    data = drawn_data(37)
     torch.manual_seed(0)
     net = Net(width=4, classes=4)
     shapes: set[int] = set()

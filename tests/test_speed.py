@@ -11,21 +11,20 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from test_cli import ROUNDS, tiny_cli
 from torch._dynamo.utils import counters
 
+from conftest import drawn_data
 from salal_core import runtime
 from salal_core.cli import main
 from salal_core.commands.bench import ABLATIONS, parse_ablations
 from salal_core.config import PRESETS, OptimConfig, SpeedConfig, load_toml, with_overrides
 from salal_core.data.device_data import DeviceData
-from salal_core.data.sources import ImageSet, Split
 from salal_core.errors import SalalError
 from salal_core.pretrain import build_model
 from salal_core.train import evaluate, make_optimizer, make_schedule, predict, train_epoch
-from tests.test_cli import ROUNDS, tiny_cli
 
 CPU = torch.device("cpu")
 
@@ -38,13 +37,6 @@ def traced_compile(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     runtime.configure(CPU)  # the switches are process-wide: leave the next test the defaults
     torch._dynamo.reset()
-
-
-def drawn_data(n: int = 48, device: torch.device = CPU) -> DeviceData:
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    split = Split(images, rng.integers(0, 4, n), [str(i) for i in range(n)])
-    return DeviceData(ImageSet(split, split, ["a", "b", "c", "d"], "drawn"), device)
 
 
 def train_once(compiled: bool, data: DeviceData) -> tuple[float, float, torch.Tensor]:
