@@ -74,12 +74,13 @@ def test_run_with_compile_from_the_command_line(
     traced_compile: None, synthetic_pack: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    args = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--compile", "default")
+    args = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
+    args += ["--compile", "default"]
     assert main(args) == 0
     assert load_toml(out / "config.toml").speed.compile == "default"
     assert counters["stats"]["unique_graphs"] >= 3  # pretraining, fine-tuning, scoring
     assert not counters["graph_break"]
-    payload = torch.load(out / "checkpoints" / "round-0001.pt", weights_only=True)
+    payload = torch.load(out / "checkpoints" / "round-0001.pt", weights_only=True)  # the last
     assert "backbone.stem.0.weight" in payload["model"]
 
 
