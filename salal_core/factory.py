@@ -21,7 +21,13 @@ from .loop import ActiveLoop
 from .oracle import Answer, AutoOracle, HumanOracle, Oracle
 from .pool import LabelState
 from .pretrain import build_model, load_pretrained, pretrain, pretrain_payload
-from .runtime import configure, cuda_oom_hint, resolve_device, seed_everything
+from .runtime import (
+    compile_notice,
+    configure,
+    cuda_oom_hint,
+    resolve_device,
+    seed_everything,
+)
 from .store import RunStore
 
 
@@ -121,6 +127,8 @@ class Engine:
         configure(device, config.speed)
         seed_everything(config.seed)
         emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
+        if notice := compile_notice():
+            emit(Notice(notice))
         self.load_images(emit)
         self.data = data = DeviceData(self.images, device)
         # Idempotent, so a run killed before this point still gets its items on resume.

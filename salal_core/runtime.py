@@ -68,6 +68,16 @@ def compile_model(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def compile_notice() -> str | None:
+    """What to tell a person whose first steps stall while the network compiles; None if off."""
+    if _speed.compile == "off":
+        return None
+    return (
+        f"torch.compile ({_speed.compile}) is on: the first steps of each phase compile the "
+        "network, a minute or more the first time (cached for later runs)"
+    )
+
+
 def mark_step() -> None:
     """With CUDA graphs, say a new step begins, so the graphs may reuse the last step's outputs."""
     if _speed.compile == "reduce-overhead":

@@ -71,12 +71,14 @@ def test_compiled_network_learns_what_the_eager_one_learns(traced_compile: None)
 
 
 def test_run_with_compile_from_the_command_line(
-    traced_compile: None, synthetic_pack: Path, tmp_path: Path
+    traced_compile: None, synthetic_pack: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "run"
     args = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
     args += ["--compile", "default"]
     assert main(args) == 0
+    notice = "torch.compile (default) is on: the first steps of each phase compile"
+    assert notice in capsys.readouterr().err  # said before the first step stalls
     assert load_toml(out / "config.toml").speed.compile == "default"
     assert counters["stats"]["unique_graphs"] >= 3  # pretraining, fine-tuning, scoring
     assert not counters["graph_break"]

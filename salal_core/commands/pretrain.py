@@ -12,12 +12,18 @@ import torch
 
 from ..config import RunConfig, validate
 from ..data import DeviceData, load_dataset
-from ..events import EpochEnded, Recorder
+from ..events import EpochEnded, Notice, Recorder
 from ..factory import fan_out
 from ..options import config_from_args
 from ..pretrain import pretrain, pretrain_payload
 from ..progress import RichProgress
-from ..runtime import configure, cuda_oom_hint, resolve_device, seed_everything
+from ..runtime import (
+    compile_notice,
+    configure,
+    cuda_oom_hint,
+    resolve_device,
+    seed_everything,
+)
 from ..store import RunStore
 
 
@@ -38,6 +44,8 @@ def pretrain_into(config: RunConfig, out: Path, quiet: bool = False) -> dict[str
         start = time.perf_counter()
         with RichProgress(quiet=quiet) as progress, cuda_oom_hint():
             emit = fan_out(store.on_event, recorder, progress)
+            if notice := compile_notice():
+                emit(Notice(notice))
             data = DeviceData(load_dataset(config.data, config.seed, emit), device)
             generator = torch.Generator(device=device).manual_seed(config.seed)
             model, results = pretrain(config, data, emit, generator)
