@@ -241,8 +241,13 @@ def test_bench_prints_every_figure_as_json(
     )
     code = main(tiny_cli("bench", synthetic_pack, None, tmp_path / "c", *ROUNDS, "--steps", "2"))
     assert code == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # stdout is the JSON alone; people read stderr
     assert result["device"] == "cpu" and result["torch"] and result["date"]
+    for phase in ("decoding, cold and warm", "fine-tuning", "a whole tiny run"):
+        assert f"done {phase}" in captured.err
+    finetune = f"{result['finetune']['images_per_second']:,.0f} img/s"
+    assert "salal bench: cpu, preset tiny" in captured.err and finetune in captured.err
     assert result["decode"]["cold_seconds"] > result["decode"]["warm_seconds"] > 0
     assert decoded == [synthetic_pack]  # once: the later loads, the run's too, use the cache
     assert len(list((tmp_path / "c").glob("decoded-*.npz"))) == 1

@@ -92,8 +92,11 @@ def test_bench_ablation_times_each_switch(
     args = tiny_cli("bench", synthetic_pack, None, tmp_path / "c", "--steps", "2")
     code = main([*args, "--no-end-to-end", "--ablate", "as-configured,fp32,compile"])
     assert code == 0
-    result = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
     ablation = result["ablation"]
+    assert "done fine-tuning (compile)" in captured.err
+    assert "one speed switch changed at a time" in captured.err
     assert list(ablation) == ["as-configured", "fp32", "compile"]
     assert ablation["fp32"] == {"skipped": "differs only on CUDA"}
     assert ablation["as-configured"]["speed"] == result["speed"]

@@ -10,6 +10,7 @@ path buys. `--ablate` times the engine's phases again with one speed switch chan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -17,7 +18,7 @@ import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from rich.console import Console
+from rich.table import Table
 from torch.utils.data import DataLoader, Dataset
 
 from ..acquire import get as get_acquisition
@@ -43,6 +46,7 @@ from ..options import (
     parse_name_list,
 )
 from ..pretrain import build_model
+from ..progress import RichProgress
 from ..runtime import configure, cuda_oom_hint, resolve_device, seed_everything
 from ..train import make_optimizer, make_schedule, predict, train_epoch
 
@@ -60,6 +64,21 @@ ABLATIONS: dict[str, tuple[dict[str, Any], bool]] = {
     "compile-max-autotune": ({"compile": "max-autotune-no-cudagraphs"}, False),
     "cuda-graphs": ({"compile": "reduce-overhead"}, True),
 }
+
+
+class Phases:
+    """Minutes of timing should show progress: a spinner while each phase runs (on a
+    terminal), then one line on stderr with what it took; stdout stays the JSON."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+
+    @contextlib.contextmanager
+    def __call__(self, label: str) -> Iterator[None]:
+        start = time.perf_counter()
+        with self.console.status(f"{label}…"):
+            yield
+        self.console.print(f"[green]done[/] {label} [dim]({time.perf_counter() - start:.1f} s)")
 
 
 def sync(device: torch.device) -> None:
@@ -226,10 +245,10 @@ def decode_seconds(config: RunConfig) -> tuple[dict[str, float], ImageSet]:
     return {"cold_seconds": cold, "warm_seconds": time.perf_counter() - start}, images
 
 
-def end_to_end(config: RunConfig) -> dict[str, Any]:
+def end_to_end(config: RunConfig, console: Console) -> dict[str, Any]:
     """The preset's whole run, the ground truth answering: pretraining, every round."""
-    with tempfile.TemporaryDirectory() as out:
-        summary = build_engine(config, Path(out) / "run", oracle="auto").run()
+    with tempfile.TemporaryDirectory() as out, RichProgress(console) as progress:
+        summary = build_engine(config, Path(out) / "run", oracle="auto", emit=progress).run()
     return {
         "seconds": summary["seconds"],
         "final_test_accuracy": summary["final_test_accuracy"],
@@ -237,17 +256,23 @@ def end_to_end(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def engine_figures(config: RunConfig, data: DeviceData, steps: int) -> dict[str, Any]:
+def engine_figures(
+    config: RunConfig, data: DeviceData, steps: int, phase: Phases, variant: str = ""
+) -> dict[str, Any]:
     """Pretraining and fine-tuning throughput and pool scoring, as the engine runs them."""
-    return {
-        "pretrain": train_throughput(config, data, rotation=True, steps=steps),
-        "finetune": train_throughput(config, data, rotation=False, steps=steps),
-        "score_pool": scoring_seconds(config, data),
-    }
+    suffix = f" ({variant})" if variant else ""
+    figures = {}
+    with phase(f"rotation pretraining{suffix}"):
+        figures["pretrain"] = train_throughput(config, data, rotation=True, steps=steps)
+    with phase(f"fine-tuning{suffix}"):
+        figures["finetune"] = train_throughput(config, data, rotation=False, steps=steps)
+    with phase(f"scoring the pool{suffix}"):
+        figures["score_pool"] = scoring_seconds(config, data)
+    return figures
 
 
 def ablation(
-    config: RunConfig, data: DeviceData, steps: int, names: list[str]
+    config: RunConfig, data: DeviceData, steps: int, names: list[str], phase: Phases
 ) -> dict[str, dict[str, Any]]:
     """The engine's figures once per variant, each changing one speed switch."""
     results: dict[str, dict[str, Any]] = {}
@@ -260,7 +285,7 @@ def ablation(
         torch._dynamo.reset()  # each variant compiles afresh, and within the recompile limit
         configure(data.device, speed)
         try:
-            figures = engine_figures(config, data, steps)
+            figures = engine_figures(config, data, steps, phase, name)
         finally:
             configure(data.device, config.speed)
         results[name] = {"speed": vars(speed), **figures}
@@ -280,8 +305,10 @@ def run_bench(
     steps: int,
     skip_end_to_end: bool = False,
     ablate: list[str] | None = None,
+    console: Console | None = None,
 ) -> dict[str, Any]:
     validate(config)
+    phase = Phases(console)
     device = resolve_device(config.device)
     configure(device, config.speed)
     seed_everything(config.seed)
@@ -296,25 +323,76 @@ def run_bench(
         "speed": vars(config.speed),
     }
     with cuda_oom_hint():
-        result["decode"], images = decode_seconds(config)
-        data = DeviceData(images, device)
+        with phase("decoding, cold and warm"):
+            result["decode"], images = decode_seconds(config)
+            data = DeviceData(images, device)
         result["train_images"] = data.num_train
-        result.update(engine_figures(config, data, steps))
-        naive = naive_throughput(config, data, images.train.images, images.train.labels, steps)
+        result.update(engine_figures(config, data, steps, phase))
+        with phase("the tutorial's DataLoader pipeline"):
+            naive = naive_throughput(config, data, images.train.images, images.train.labels, steps)
         result["naive_finetune"] = naive
         result["finetune_speedup_over_naive"] = (
             result["finetune"]["images_per_second"] / naive["images_per_second"]
         )
         if ablate:
-            result["ablation"] = ablation(config, data, steps, ablate)
+            result["ablation"] = ablation(config, data, steps, ablate, phase)
         if not skip_end_to_end:
-            result["end_to_end"] = end_to_end(config)
+            with phase(f"a whole {config.preset} run"):
+                result["end_to_end"] = end_to_end(config, phase.console)
     return result
+
+
+def summary_tables(result: dict[str, Any]) -> list[Table]:
+    """The figures people read: one table of the run's, one row per ablated variant."""
+    figures = Table(title=f"salal bench: {result['device']}, preset {result['preset']}")
+    figures.add_column("figure")
+    figures.add_column("value", justify="right")
+    decode = result["decode"]
+    figures.add_row(
+        "decode, cold / warm", f"{decode['cold_seconds']:.1f} s / {decode['warm_seconds']:.2f} s"
+    )
+    figures.add_row("rotation pretraining", f"{result['pretrain']['images_per_second']:,.0f} img/s")
+    figures.add_row("fine-tuning", f"{result['finetune']['images_per_second']:,.0f} img/s")
+    figures.add_row(
+        "tutorial DataLoader pipeline",
+        f"{result['naive_finetune']['images_per_second']:,.0f} img/s "
+        f"(salal {result['finetune_speedup_over_naive']:.2f}x faster)",
+    )
+    score = result["score_pool"]
+    figures.add_row(f"scoring {score['pool']:,} pool images", f"{score['seconds']:.3f} s")
+    if "end_to_end" in result:
+        end = result["end_to_end"]
+        figures.add_row(
+            f"whole run, {end['rounds']} rounds",
+            f"{end['seconds']:.1f} s, accuracy {end['final_test_accuracy']:.3f}",
+        )
+    tables = [figures]
+    if "ablation" in result:
+        variants = Table(title="one speed switch changed at a time")
+        for name in ("variant", "pretraining img/s", "fine-tuning img/s", "scoring s", "warm-up s"):
+            variants.add_column(name, justify="left" if name == "variant" else "right")
+        for name, row in result["ablation"].items():
+            if "skipped" in row:
+                variants.add_row(name, row["skipped"], "", "", "", style="dim")
+                continue
+            warmup = sum(row[p]["warmup_seconds"] for p in ("pretrain", "finetune", "score_pool"))
+            variants.add_row(
+                name,
+                f"{row['pretrain']['images_per_second']:,.0f}",
+                f"{row['finetune']['images_per_second']:,.0f}",
+                f"{row['score_pool']['seconds']:.3f}",
+                f"{warmup:.1f}",
+            )
+        tables.append(variants)
+    return tables
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     ablate = parse_ablations(args.ablate)
-    result = run_bench(config_from_args(args), args.steps, args.no_end_to_end, ablate)
+    console = Console(stderr=True)
+    result = run_bench(config_from_args(args), args.steps, args.no_end_to_end, ablate, console)
+    for table in summary_tables(result):
+        console.print(table)
     print(json.dumps(result, indent=1))
     return 0
 
