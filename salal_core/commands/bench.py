@@ -74,9 +74,11 @@ class Phases:
         self.console = console or Console(stderr=True)
 
     @contextlib.contextmanager
-    def __call__(self, label: str) -> Iterator[None]:
+    def __call__(self, label: str, spinner: bool = True) -> Iterator[None]:
+        """`spinner=False` for a phase that draws its own progress: Rich before 14 (which the
+        dependency range allows) refuses a live display inside another."""
         start = time.perf_counter()
-        with self.console.status(f"{label}…"):
+        with self.console.status(f"{label}…") if spinner else contextlib.nullcontext():
             yield
         self.console.print(f"[green]done[/] {label} [dim]({time.perf_counter() - start:.1f} s)")
 
@@ -337,7 +339,7 @@ def run_bench(
         if ablate:
             result["ablation"] = ablation(config, data, steps, ablate, phase)
         if not skip_end_to_end:
-            with phase(f"a whole {config.preset} run"):
+            with phase(f"a whole {config.preset} run", spinner=False):
                 result["end_to_end"] = end_to_end(config, phase.console)
     return result
 
