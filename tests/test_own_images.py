@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from test_cli import tiny_cli
-from test_tui import SIZE, journal, wait_for
+from test_tui import SIZE, journal, summary_text, wait_for
 
 from conftest import CLASSES, class_from_name, tiny_config, write_unlabeled_folder
 from salal_core.cli import main as core_main
@@ -81,8 +81,7 @@ async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> Non
             label = class_from_name(engine.images.train.ids[index])
             await pilot.press(screen.query_one("ClassList").keys[label])
             typed[index] = label
-        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
-        text = str(app.screen.query_one("#summary-text").render())
+        text = await summary_text(pilot, app)
         await pilot.press("q")
     summary = app.return_value or {}
     assert journal(out) == typed and len(typed) == 50  # a quarter of the pool, all by keys

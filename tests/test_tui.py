@@ -50,6 +50,18 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 90) ->
         await pilot.pause(0.05)
 
 
+async def summary_text(pilot, app) -> str:
+    """Wait for the summary screen to be pushed *and* composed, then return its text.
+
+    The screen becomes `app.screen` a beat before its children mount, so waiting for the
+    screen alone races the query (it failed once on a loaded CI machine)."""
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, SummaryScreen) and bool(app.screen.query("#summary-text")),
+    )
+    return str(app.screen.query_one("#summary-text").render())
+
+
 def journal(run_dir: Path) -> dict[int, int]:
     store = RunStore(run_dir, create=False, lock=False)
     try:
@@ -102,8 +114,7 @@ async def test_labels_reach_the_engine_and_a_round_trains(
             await wait_for(pilot, lambda: screen.shown is not None)
             truth = int(app.engine.images.train.labels[screen.shown.index])
             await pilot.press(screen.query_one("ClassList").keys[truth])
-        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
-        text = str(app.screen.query_one("#summary-text").render())
+        text = await summary_text(pilot, app)
         assert "agree with the ground truth on 100.0%" in text
         await pilot.press("q")
     assert len(journal(out)) == 16
@@ -145,11 +156,11 @@ async def test_auto_oracle_runs_to_the_summary(synthetic_pack: Path, tmp_path: P
     app = make_app(synthetic_pack, tmp_path / "c", tmp_path / "run", auto=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("plus", "plus", "plus")
-        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        text = await summary_text(pilot, app)
         screen = app.label_screen
         assert len(screen.query_one("#loss").values) >= 2
         assert screen.query_one("ClassList").names
-        assert "Run finished" in str(app.screen.query_one("#summary-text").render())
+        assert "Run finished" in text
         await pilot.press("enter")
     assert app.return_value["labeled"] == 48
 
