@@ -21,6 +21,7 @@ STAGES=${STAGES:-bench run}
 ABLATE=${ABLATE:-as-configured,fp32,nchw,unfused-optimizer,compile,cuda-graphs}
 SCRATCH=$(mktemp -d)
 CACHE=${CACHE:-/tmp/salal-cache}  # outlives the call: the next call on this machine reuses it
+PY=${PY:-python3}  # the GPU image's torch is under python3; it may have no plain `python`
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT"
 failed=0
@@ -36,7 +37,7 @@ stage() {  # stage NAME SECONDS COMMAND...: stdout to NAME.json, stderr to NAME.
 
 {
     date -u +%FT%TZ
-    python -c 'import platform, torch; print(platform.platform(), "torch", torch.__version__,
+    $PY -c 'import platform, torch; print(platform.platform(), "torch", torch.__version__,
 "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
         --format=csv,noheader
@@ -46,16 +47,16 @@ stage() {  # stage NAME SECONDS COMMAND...: stdout to NAME.json, stderr to NAME.
 for s in $STAGES; do
     case $s in
     bench)
-        stage bench 420 python -m salal_core.cli bench --data "$PACK" --cache-dir "$CACHE" \
+        stage bench 420 $PY -m salal_core.cli bench --data "$PACK" --cache-dir "$CACHE" \
             --preset "$PRESET" --device "$DEVICE" --no-end-to-end --ablate "$ABLATE"
         ;;
     checks)
-        stage checks 300 python -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
+        stage checks 300 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
         ;;
     run | paper)
         preset=$PRESET
         [ "$s" = paper ] && preset=paper
-        stage "run-$preset" 570 python -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \
+        stage "run-$preset" 570 $PY -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \
             --preset "$preset" --device "$DEVICE" --out "$SCRATCH/run-$preset" --json
         ;;
     *)
