@@ -40,18 +40,21 @@ class RichProgress:
             transient=False,
             disable=quiet,
         )
+        self.started = False
         self.task = None
         self.epochs = 0
         self.steps = 0
 
     def __enter__(self) -> RichProgress:
-        self.progress.start()
+        """The bars start with the first phase, so a run that fails before one prints only
+        its one-line error (a started, empty display would leave a blank line above it)."""
         return self
 
     def __exit__(
         self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.progress.stop()
+        if self.started:  # Rich's stop prints a newline even for bars that never started
+            self.progress.stop()
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
@@ -68,6 +71,9 @@ class RichProgress:
         elif isinstance(event, PhaseStarted):
             if self.task is not None:
                 self.progress.update(self.task, visible=False)
+            if not self.started:
+                self.progress.start()
+                self.started = True
             name = "pretrain" if event.phase == "pretrain" else f"round {event.round}"
             self.epochs, self.steps = event.epochs, event.steps_per_epoch
             self.task = self.progress.add_task(
