@@ -21,7 +21,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,16 +88,13 @@ def _disk_full(exc: OSError | sqlite3.Error) -> SalalError:
 class RunStore:
     def __init__(self, run_dir: Path, *, create: bool, lock: bool = True) -> None:
         self.dir = Path(run_dir)
+        existing = (self.dir / "salal.db").exists()
         if create:
             try:
                 self.dir.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SalalError(f"cannot create run directory {self.dir} ({exc})") from None
-            if (self.dir / "salal.db").exists():
-                raise SalalError(
-                    f"{self.dir} already holds a run; pass --resume {self.dir} or another --out"
-                )
-        elif not (self.dir / "salal.db").exists():
+        elif not existing:
             raise SalalError(f"{self.dir} is not a salal run directory (no salal.db)")
         self._lock_file = self._take_lock() if lock else None
         self.checkpoints = self.dir / "checkpoints"
@@ -109,6 +107,8 @@ class RunStore:
         self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
         self._db.executescript(SCHEMA)
         self._check_version(create)
+        if create and existing:
+            self._take_over_if_empty()
 
     def _take_lock(self):  # noqa: ANN202
         f = (self.dir / ".lock").open("a+")
@@ -138,6 +138,20 @@ class RunStore:
                 f"{FORMAT_VERSION}); use a matching salal or start a new run"
             )
 
+    def _take_over_if_empty(self) -> None:
+        """A new run may reuse a directory whose run saved nothing worth keeping (it failed on
+        a mistyped --data, or was quit while loading): no answer, no checkpoint. Anything more
+        is refused, so a new run can never write over labels or a trained model."""
+        answered = self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+        if answered or any(self.checkpoints.glob("*.pt")):
+            self.close()
+            raise SalalError(
+                f"{self.dir} already holds a run; pass --resume {self.dir} or another --out"
+            )
+        with self._transaction() as db:
+            for table in ("queue", "metrics", "items", "classes", "curve"):
+                db.execute(f"DELETE FROM {table}")
+
     def close(self) -> None:
         try:
             self._db.close()
@@ -145,16 +159,22 @@ class RunStore:
             if self._lock_file is not None:
                 self._lock_file.close()
 
-    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """All of the block's writes or none; a failure to save becomes the one-line error."""
         with self._mutex:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(sql, rows)
+                yield self._db
                 self._db.execute("COMMIT")
             except (sqlite3.Error, OSError) as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise _disk_full(exc) from None
+
+    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+        with self._transaction() as db:
+            db.executemany(sql, rows)
 
     # ---------------------------------------------------------------- config
     def save_config(self, config: RunConfig) -> None:

@@ -168,9 +168,19 @@ def test_bad_input_is_one_line_and_exit_2(
     code = main(full)
     captured = capsys.readouterr()
     assert code == 2, captured.err
-    lines = captured.err.strip().splitlines()
+    lines = captured.err.splitlines()  # not stripped: no blank line from the bars either
     assert len(lines) == 1 and message in lines[0], captured.err
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_a_run_that_failed_on_its_data_leaves_its_out_free_for_the_corrected_one(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    out, cache = tmp_path / "run", tmp_path / "c"
+    assert main(tiny_cli("run", tmp_path / "typo.tar.gz", out, cache)) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(tiny_cli("run", synthetic_pack, out, cache, *ROUNDS, "--budget", "0.3")) == 0
+    assert json.loads((out / "summary.json").read_text())["labeled"] == 48
 
 
 def test_compare_refuses_zero_seeds(tmp_path: Path) -> None:

@@ -38,10 +38,25 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path) -> None:
     RunStore(tmp_path / "run", create=False).close()
 
 
-def test_new_run_refuses_an_existing_one(tmp_path: Path) -> None:
-    RunStore(tmp_path / "run", create=True).close()
+def test_new_run_takes_over_a_directory_whose_run_saved_nothing(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)  # then it failed on its data, say
+    store.save_items(["a.png", "b.png"], ["cat", "dog"])
+    store.close()
+    store = RunStore(tmp_path / "run", create=True)
+    assert store.items() == [] and store.class_names() == []
+    store.record_answers([answer(1, 0)])
+    store.close()
     with pytest.raises(SalalError, match="already holds a run; pass --resume"):
         RunStore(tmp_path / "run", create=True)
+    kept = RunStore(tmp_path / "run", create=False)
+    assert kept.labels()[1].label == 0  # untouched
+    kept.close()
+
+    pretrained = RunStore(tmp_path / "pretrained", create=True)  # no answer, but a model
+    pretrained.save_checkpoint("pretrain", {"epochs": 1})
+    pretrained.close()
+    with pytest.raises(SalalError, match="already holds a run"):
+        RunStore(tmp_path / "pretrained", create=True)
 
 
 def test_torn_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
