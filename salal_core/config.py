@@ -181,6 +181,7 @@ def _replace_path(obj: Any, path: list[str], value: Any) -> Any:
 def validate(config: RunConfig) -> None:
     """Refuse settings that cannot make a run, with a line that says what to change."""
     from .acquire import ACQUISITIONS
+    from .data.sources import MIN_SIDE
 
     a = config.active
     if a.acquisition not in ACQUISITIONS:
@@ -203,6 +204,8 @@ def validate(config: RunConfig) -> None:
         raise SalalError("--batch-size and --eval-batch-size must be at least 1")
     if config.model.width < 1:
         raise SalalError("--width must be at least 1")
+    if config.data.image_size < MIN_SIDE:  # also below the crop's 4-pixel reflection padding
+        raise SalalError(f"--image-size must be at least {MIN_SIDE} (CIFAR-10's is 32)")
     if config.speed.compile not in COMPILE_MODES:
         raise SalalError(
             f"unknown --compile mode {config.speed.compile!r}; choose one of: "

@@ -149,6 +149,7 @@ def test_compare_prints_a_table_and_writes_csv(
         (["--budget", "0.1"], "must be above --initial-fraction"),
         (["--query-size", "0"], "--query-size must be above 0"),
         (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
+        (["--image-size", "4"], "--image-size must be at least 8"),
         (["--compile", "fast"], "unknown --compile mode 'fast'; choose one of: off,"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--resume", "/nonexistent/run"], "not a salal run directory"),
