@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -198,8 +199,17 @@ def validate(config: RunConfig) -> None:
         )
     if a.query_size <= 0:
         raise SalalError("--query-size must be above 0 (a count like 32, or a fraction like 0.05)")
-    if a.epochs_per_round < 1 or config.pretrain.epochs < 0:
+    if a.epochs_per_round < 1:
         raise SalalError("--epochs-per-round must be at least 1")
+    if config.pretrain.epochs < 0:
+        raise SalalError("--pretrain-epochs must be 0 (no pretraining) or more")
+    for lr in (config.pretrain.optim.lr, a.optim.lr):
+        if not (math.isfinite(lr) and lr > 0):
+            raise SalalError(f"--lr must be a positive number, not {lr}")
+    if min(config.data.train_limit, config.data.test_limit) < 0:
+        raise SalalError("--train-limit and --test-limit must be 0 (everything) or more")
+    if config.seed < 0:
+        raise SalalError("--seed must be 0 or more")
     if config.eval_batch_size < 1 or min(a.optim.batch_size, config.pretrain.optim.batch_size) < 1:
         raise SalalError("--batch-size and --eval-batch-size must be at least 1")
     if config.model.width < 1:

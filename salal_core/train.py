@@ -17,7 +17,8 @@ from torch.nn import functional as F
 
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
-from .events import EpochEnded, Notice, PhaseStarted, StepProgress
+from .errors import SalalError
+from .events import EpochEnded, PhaseStarted, StepProgress
 from .runtime import autocast, fused_optimizer, mark_step, memory_format
 
 
@@ -274,11 +275,11 @@ def fit(
             )
         )
         if not math.isfinite(stats.loss):
-            emit(
-                Notice(
-                    f"{phase} diverged (loss is {stats.loss}) with {cfg.optimizer} at "
-                    f"lr {cfg.lr}; lower the rate with --lr or use --preset fast"
-                )
+            # Weights that are NaN score every image alike and predict nothing: stop the run
+            # rather than go on asking for labels with them. Every answer is already saved.
+            raise SalalError(
+                f"{phase} diverged (loss {stats.loss}) with {cfg.optimizer} at lr {cfg.lr}; "
+                "lower it with --lr (a new run, or --resume to keep the labels) or use --preset "
+                "fast"
             )
-            break
     return optimizer

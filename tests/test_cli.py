@@ -150,6 +150,11 @@ def test_compare_prints_a_table_and_writes_csv(
         (["--query-size", "0"], "--query-size must be above 0"),
         (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
         (["--image-size", "4"], "--image-size must be at least 8"),
+        (["--lr", "-1"], "--lr must be a positive number, not -1.0"),
+        (["--lr", "nan"], "--lr must be a positive number, not nan"),
+        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--train-limit", "-5"], "--train-limit and --test-limit must be 0 (everything)"),
+        (["--pretrain-epochs", "-1"], "--pretrain-epochs must be 0 (no pretraining) or more"),
         (["--compile", "fast"], "unknown --compile mode 'fast'; choose one of: off,"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--resume", "/nonexistent/run"], "not a salal run directory"),
@@ -182,6 +187,19 @@ def test_a_run_that_failed_on_its_data_leaves_its_out_free_for_the_corrected_one
     assert "does not exist" in capsys.readouterr().err
     assert main(tiny_cli("run", synthetic_pack, out, cache, *ROUNDS, "--budget", "0.3")) == 0
     assert json.loads((out / "summary.json").read_text())["labeled"] == 48
+
+
+def test_a_diverging_run_stops_in_one_line_and_resumes_at_a_lower_rate(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "run"
+    assert main(tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--lr", "1e30")) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("salal-core: error: pretrain diverged (loss ")  # nan or inf
+    assert "with sgd at lr 1e+30; lower it with --lr" in err[-1]
+    assert main(["run", "--resume", str(out), "--lr", "0.05", "--budget", "0.3"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["labeled"] == 48 and summary["config"]["active"]["optim"]["lr"] == 0.05
 
 
 def test_compare_refuses_zero_seeds(tmp_path: Path) -> None:
