@@ -167,10 +167,12 @@ class RunStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
-            except (sqlite3.Error, OSError) as exc:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise _disk_full(exc) from None
+                if isinstance(exc, (sqlite3.OperationalError, OSError)):  # full, I/O error
+                    raise _disk_full(exc) from None
+                raise  # a constraint broken is a bug: its traceback, not advice about disks
 
     def _write(self, sql: str, rows: Sequence[tuple]) -> None:
         with self._transaction() as db:

@@ -98,3 +98,14 @@ def test_open_queries_come_back_in_the_order_they_were_asked(tmp_path: Path) -> 
     ask(9)  # skipped and asked again: now last
     assert [q.index for q in store.open_queries()] == [7, 4, 1, 9]
     store.close()
+
+
+def test_a_broken_constraint_is_a_bug_not_a_full_disk(tmp_path: Path) -> None:
+    """Only failures to write (full disk, I/O) become the one-line "free some disk space";
+    a NaN score reaching the queue is a bug and keeps its traceback."""
+    store = RunStore(tmp_path / "run", create=True)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_queries([Query(1, float("nan"), 0, (0.5, 0.5), 1)])
+    store.record_answers([answer(1, 0)])  # rolled back: the store carries on
+    assert store.open_queries() == [] and store.labels()[1].label == 0
+    store.close()
