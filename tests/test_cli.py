@@ -108,6 +108,17 @@ def test_run_writes_a_run_directory_with_a_point_per_round(
     assert not {int(p["index"]) for p in preds} & {r["index"] for r in rows}
     assert all(0 <= float(p["confidence"]) <= 1 for p in preds)
 
+    capsys.readouterr()
+    for command in (
+        ["export", str(out), "-o", "/no/such/x.csv"],
+        ["predict", str(out), "--out", "/no/such/x.csv", "--device", "cpu"],
+    ):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (
+            "salal-core: error: cannot write /no/such/x.csv (No such file or directory); "
+            "pass another path\n"
+        )
+
 
 def test_compare_prints_a_table_and_writes_csv(
     synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture

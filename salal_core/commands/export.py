@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..store import RunStore
+from .output import render, write_text
 
 FIELDS = ["index", "source", "label", "class", "oracle", "round", "time"]
 
@@ -42,21 +40,11 @@ def export_rows(run_dir: Path) -> list[dict[str, Any]]:
         store.close()
 
 
-def render(rows: list[dict[str, Any]], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(rows, indent=1) + "\n"
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     rows = export_rows(args.run_dir)
-    text = render(rows, args.format)
+    text = render(rows, args.format, FIELDS)
     if args.output:
-        args.output.write_text(text)
+        write_text(args.output, text)
         print(f"{len(rows)} labels -> {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

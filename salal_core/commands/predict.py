@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ..pretrain import build_model
 from ..runtime import resolve_device
 from ..store import RunStore
 from ..train import predict
+from .output import render, write_text
 
 
 def predict_unlabeled(run_dir: Path, device_name: str = "auto") -> list[dict]:
@@ -52,13 +52,7 @@ def predict_unlabeled(run_dir: Path, device_name: str = "auto") -> list[dict]:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     rows = predict_unlabeled(args.run_dir, args.device)
-    try:
-        with args.out.open("w", newline="") as f:
-            writer = csv.DictWriter(f, ["index", "source", "class", "confidence"])
-            writer.writeheader()
-            writer.writerows(rows)
-    except OSError as exc:
-        raise SalalError(f"cannot write {args.out} ({exc.strerror})") from None
+    write_text(args.out, render(rows, "csv", ["index", "source", "class", "confidence"]))
     print(f"{len(rows)} predictions -> {args.out}", file=sys.stderr)
     return 0
 
