@@ -98,6 +98,11 @@ class Engine:
         """The source through the decode cache, with the classes named on the command line."""
         images = load_dataset(self.config.data, self.config.seed, emit)
         if self.class_names:
+            if images.class_names and images.class_names != list(self.class_names):
+                raise SalalError(
+                    f"this source names its own classes ({', '.join(images.class_names)}); "
+                    "drop --classes, which is for folders without class folders"
+                )
             images.class_names = list(self.class_names)
         if not images.class_names:
             raise SalalError(

@@ -200,6 +200,19 @@ def test_a_run_that_failed_on_its_data_leaves_its_out_free_for_the_corrected_one
     assert json.loads((out / "summary.json").read_text())["labeled"] == 48
 
 
+def test_classes_are_refused_for_a_source_that_names_its_own(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    out, cache = tmp_path / "run", tmp_path / "c"
+    assert main(tiny_cli("run", synthetic_pack, out, cache, "--classes", "a,b")) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "salal-core: error: this source names its own classes (blue, green, red, yellow); "
+        "drop --classes, which is for folders without class folders"
+    )
+    same = ("--classes", "blue,green,red,yellow", *ROUNDS, "--budget", "0.3")
+    assert main(tiny_cli("run", synthetic_pack, out, cache, *same)) == 0  # harmless
+
+
 def test_a_diverging_run_stops_in_one_line_and_resumes_at_a_lower_rate(
     synthetic_pack: Path, tmp_path: Path, capsys
 ) -> None:
