@@ -49,11 +49,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
     else:
-        acc = summary["final_test_accuracy"]
+        acc, rounds = summary["final_test_accuracy"], len(summary["curve"])
+        measured = "test" if summary["accuracy_measured_on"] == "test split" else "held-out"
         print(
             f"{summary['labeled']:,} labeled ({summary['labeled'] / summary['train_size']:.0%})"
-            f" in {len(summary['curve'])} rounds: test accuracy {acc:.4f} "
-            f"({summary['seconds']:.0f} s) -> {run_dir}/summary.json"
+            f" in {rounds} round{'' if rounds == 1 else 's'}: {measured} accuracy "
+            f"{'-' if acc is None else f'{acc:.4f}'} ({summary['seconds']:.0f} s) -> "
+            f"{run_dir}/summary.json"
         )
     return 0
 

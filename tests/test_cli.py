@@ -213,6 +213,17 @@ def test_classes_are_refused_for_a_source_that_names_its_own(
     assert main(tiny_cli("run", synthetic_pack, out, cache, *same)) == 0  # harmless
 
 
+def test_a_source_without_a_test_split_says_its_accuracy_is_held_out(
+    tmp_path: Path, capsys
+) -> None:
+    from conftest import write_image_folder
+
+    folder = write_image_folder(tmp_path / "f", per_class_train=20, per_class_test=0)
+    extra = (*ROUNDS, "--budget", "0.3")
+    assert main(tiny_cli("run", folder, tmp_path / "run", tmp_path / "c", *extra)) == 0
+    assert " in 2 rounds: held-out accuracy " in capsys.readouterr().out
+
+
 def test_a_diverging_run_stops_in_one_line_and_resumes_at_a_lower_rate(
     synthetic_pack: Path, tmp_path: Path, capsys
 ) -> None:
