@@ -29,6 +29,11 @@ from .options import (
 from .progress import RichProgress
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 round', '3 rounds'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .factory import build_engine
 
@@ -49,11 +54,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
     else:
-        acc, rounds = summary["final_test_accuracy"], len(summary["curve"])
+        acc = summary["final_test_accuracy"]
         measured = "test" if summary["accuracy_measured_on"] == "test split" else "held-out"
         print(
             f"{summary['labeled']:,} labeled ({summary['labeled'] / summary['train_size']:.0%})"
-            f" in {rounds} round{'' if rounds == 1 else 's'}: {measured} accuracy "
+            f" in {counted(len(summary['curve']), 'round')}: {measured} accuracy "
             f"{'-' if acc is None else f'{acc:.4f}'} ({summary['seconds']:.0f} s) -> "
             f"{run_dir}/summary.json"
         )
@@ -68,8 +73,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print(
-            f"rotation accuracy {result['rotation_accuracy']:.4f} after {result['epochs']} "
-            f"epochs ({result['seconds']:.1f} s, {result['images_per_second']:,.0f} img/s) "
+            f"rotation accuracy {result['rotation_accuracy']:.4f} after "
+            f"{counted(result['epochs'], 'epoch')} ({result['seconds']:.1f} s, "
+            f"{result['images_per_second']:,.0f} img/s) "
             f"-> {result['checkpoint']}"
         )
     return 0
