@@ -7,7 +7,6 @@ and resumed; the table, CSV and plot are built from their summaries.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from ..errors import SalalError
 from ..factory import build_engine
 from ..options import add_data_options, add_model_options, config_from_args, parse_name_list
 from ..progress import RichProgress
+from .output import render, write_text
 
 
 def aggregate(summaries: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -129,10 +129,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 summaries[strategy].append(engine.run())
     rows = aggregate(summaries)
     Console().print(render_table(rows))
-    with (out / "compare.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, ["strategy", "fraction", "runs", "mean", "std"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_text(
+        out / "compare.csv", render(rows, "csv", ["strategy", "fraction", "runs", "mean", "std"])
+    )
     png = out / "compare.png"
     drew = plot(rows, png)
     console.print(
