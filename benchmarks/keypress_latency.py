@@ -21,7 +21,9 @@ from textual import events
 from textual._time import get_time  # the clock Textual stamps events with
 
 from salal_core.config import preset, with_overrides
-from salal_core.factory import build_engine
+from salal_core.engine import Engine
+from salal_core.events import DataLoaded, Event
+from salal_core.factory import open_session
 from salal_core.worker import EngineProcess
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
@@ -41,12 +43,19 @@ async def measure(args: argparse.Namespace) -> dict:
     )
     bridge = EventBridge()
     out = Path(tempfile.mkdtemp()) / "run"
+    session = open_session(config, out, oracle="human")
+    runner: EngineProcess | Engine
     if args.runner == "process":
-        engine = build_engine(config, out, oracle="human")
-        runner = EngineProcess(engine, bridge)
+        runner = EngineProcess(session, bridge)
     else:
-        engine = runner = build_engine(config, out, oracle="human", emit=bridge)
-    app = SalalApp(engine, bridge, auto=False, runner=runner)
+
+        def emit(event: Event) -> None:  # as the engine process does for the app
+            if isinstance(event, DataLoaded):
+                session.images.load()
+            bridge(event)
+
+        runner = Engine.for_session(session, emit)
+    app = SalalApp(session, bridge, auto=False, runner=runner)
     latencies: list[float] = []
     idle: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:

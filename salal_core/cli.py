@@ -35,31 +35,33 @@ def counted(n: int, noun: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .factory import build_engine
+    from .engine import Engine
+    from .factory import open_session
 
     run_dir, resume = run_dir_from_args(args)
     config = None if resume else config_from_args(args)
     with RichProgress(quiet=args.json) as progress:
-        engine = build_engine(
+        session = open_session(
             config,
             run_dir,
             oracle="auto",
-            emit=progress,
             resume=resume,
             overrides=overrides_from_args(args) if resume else None,
-            pretrained=args.pretrained,
             class_names=class_names_from_args(args),
         )
-        summary = engine.run()
+        summary = Engine.for_session(session, progress).run()
     if args.json:
-        print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+        out = summary.to_json()
+        del out["config"]
+        print(json.dumps(out))
     else:
-        acc = summary["final_test_accuracy"]
-        measured = "test" if summary["accuracy_measured_on"] == "test split" else "held-out"
+        acc = summary.final_accuracy
+        measured = "test" if summary.accuracy_source == "test" else "held-out"
+        share = summary.labeled / max(summary.train_size, 1)
         print(
-            f"{summary['labeled']:,} labeled ({summary['labeled'] / summary['train_size']:.0%})"
-            f" in {counted(len(summary['curve']), 'round')}: {measured} accuracy "
-            f"{'-' if acc is None else f'{acc:.4f}'} ({summary['seconds']:.0f} s) -> "
+            f"{summary.labeled:,} labeled ({share:.0%}) in "
+            f"{counted(len(summary.curve), 'round')}: {measured} accuracy "
+            f"{'-' if acc is None else f'{acc:.4f}'} ({summary.seconds:.0f} s) -> "
             f"{run_dir}/summary.json"
         )
     return 0

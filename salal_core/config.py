@@ -40,6 +40,7 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     width: int = 64  # channels of the first stage; 64 is ResNet18 with 512-d features
+    pretrained: str | None = None  # a pretrain.pt to start from instead of pretraining
 
 
 COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
@@ -264,10 +265,6 @@ def dumps_toml(data: dict[str, Any]) -> str:
 
     table("", data)
     return "\n".join(lines).lstrip() + "\n"
-
-
-def save_toml(config: RunConfig, path: Path) -> None:
-    path.write_text(dumps_toml(to_dict(config)))
 
 
 def load_toml(path: Path) -> RunConfig:

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from .summary import RunSummary
+
+# What the engine is busy with; the app and the progress bars say it in words of their own.
+Phase = Literal["loading", "pretrain", "training", "scoring", "waiting"]
+TrainingPhase = Literal["pretrain", "finetune"]
+# Who gave a label: the preset's starting set, the ground truth, a person, or an imported file.
+OracleName = Literal["initial", "auto", "human", "imported"]
+ORACLE_NAMES: tuple[OracleName, ...] = ("initial", "auto", "human", "imported")
+NoticeLevel = Literal["info", "warning"]
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class DataLoaded(Event):
 class PhaseChanged(Event):
     """The engine moved to another kind of work: pretraining, training, scoring, waiting."""
 
-    phase: str
+    phase: Phase
     detail: str = ""
 
 
@@ -35,7 +46,7 @@ class PhaseChanged(Event):
 class PhaseStarted(Event):
     """A training phase of `epochs` epochs begins (pretraining, or one fine-tuning round)."""
 
-    phase: str
+    phase: TrainingPhase
     round: int
     epochs: int
     steps_per_epoch: int
@@ -45,7 +56,7 @@ class PhaseStarted(Event):
 class StepProgress(Event):
     """Emitted every few steps so that progress bars move inside long epochs."""
 
-    phase: str
+    phase: TrainingPhase
     epoch: int
     step: int
     steps: int
@@ -53,7 +64,7 @@ class StepProgress(Event):
 
 @dataclass(frozen=True)
 class EpochEnded(Event):
-    phase: str  # "pretrain" or "finetune"
+    phase: TrainingPhase
     round: int
     epoch: int
     epochs: int
@@ -67,9 +78,13 @@ class EpochEnded(Event):
 
 @dataclass(frozen=True)
 class Query:
-    """One pool item the engine asks about, with what the model currently thinks of it."""
+    """One pool item the engine asks about, with what the model currently thinks of it.
+
+    `index` is its position in the loaded data (what the app draws); `item` is the run's
+    stable id for the image (what the journal records), whatever positions do on resume."""
 
     index: int
+    item: int
     score: float
     predicted: int
     probabilities: tuple[float, ...]
@@ -87,7 +102,7 @@ class LabelsAdded(Event):
     round: int
     indices: tuple[int, ...]
     labels: tuple[int, ...]
-    oracle: str
+    oracle: OracleName
     labeled: int
     target: int
 
@@ -106,16 +121,26 @@ class Notice(Event):
     """Something the user should read (a warning about the recipe, a skipped file, ...)."""
 
     message: str
-    level: str = "warning"
+    level: NoticeLevel = "warning"
 
 
 @dataclass(frozen=True)
 class RunFinished(Event):
-    run_dir: str
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary
 
 
 Emit = Callable[[Event], None]
+E = TypeVar("E", bound=Event)
+
+
+def fan_out(*sinks: Emit) -> Emit:
+    """One emit callable that feeds several sinks (the run store, then the UI or progress bars)."""
+
+    def emit(event: Event) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return emit
 
 
 def ignore(event: Event) -> None:
@@ -131,5 +156,5 @@ class Recorder:
     def __call__(self, event: Event) -> None:
         self.events.append(event)
 
-    def of(self, kind: type) -> list:
+    def of(self, kind: type[E]) -> list[E]:
         return [e for e in self.events if isinstance(e, kind)]

@@ -72,5 +72,11 @@ class Net(nn.Module):
         ref = self.head.linear.weight
         self.head = Heads(self.backbone.feature_dim, classes, members).to(ref.device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+    def forward(
+        self, x: torch.Tensor, with_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) -> logits (B, K, C), and with `with_features` the pooled features
+        (B, D) too, from the same pass (scoring wants both; training only the logits)."""
+        features = self.backbone(x)
+        logits = self.head(features)
+        return (logits, features) if with_features else logits

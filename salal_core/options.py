@@ -8,8 +8,18 @@ from pathlib import Path
 from typing import Any
 
 from .acquire import ACQUISITIONS
-from .config import COMPILE_MODES, HUMAN_ACTIVE, HUMAN_EPOCHS_PER_ROUND, PRESETS, RunConfig, preset
+from .config import (
+    COMPILE_MODES,
+    HUMAN_ACTIVE,
+    HUMAN_EPOCHS_PER_ROUND,
+    PRESETS,
+    RunConfig,
+    preset,
+    with_overrides,
+)
 from .errors import SalalError
+
+DEFAULT_PRESET = "fast"
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -42,7 +52,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     # No argparse `choices`: an unknown preset gets salal's one-line error and exit status 2.
-    g.add_argument("--preset", default="fast", help=f"recipe: {', '.join(PRESETS)} (default fast)")
+    g.add_argument("--preset", help=f"recipe: {', '.join(PRESETS)} (default {DEFAULT_PRESET})")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--device", default=None, help="auto, cuda or cpu (default auto)")
     g.add_argument("--width", type=int, help="network width; 64 is ResNet18")
@@ -101,9 +111,14 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Dotted config keys for every flag the user actually gave."""
-    get = lambda name: getattr(args, name, None)  # noqa: E731
+
+    def get(name: str) -> Any:
+        return getattr(args, name, None)
+
     batch, lr = get("batch_size"), get("lr")
+    pretrained = get("pretrained")
     out = {
+        "preset": get("preset"),
         "seed": get("seed"),
         "device": get("device"),
         "eval_batch_size": get("eval_batch_size"),
@@ -113,6 +128,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "data.test_limit": get("test_limit"),
         "data.image_size": get("image_size"),
         "model.width": get("width"),
+        "model.pretrained": str(Path(pretrained).expanduser().resolve()) if pretrained else None,
         "pretrain.epochs": get("pretrain_epochs"),
         "pretrain.optim.batch_size": batch,
         "pretrain.optim.lr": lr,
@@ -136,11 +152,9 @@ def human_defaults(config: RunConfig) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace, human: bool = False) -> RunConfig:
-    base = preset(args.preset)
+    base = preset(args.preset or DEFAULT_PRESET)
     overrides = human_defaults(base) if human else {}
     overrides.update(overrides_from_args(args))
-    from .config import with_overrides
-
     return with_overrides(base, overrides)
 
 

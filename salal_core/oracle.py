@@ -17,30 +17,31 @@ from typing import Protocol
 import numpy as np
 
 from .errors import OracleClosed
-from .events import Query
+from .events import OracleName, Query
 
 SKIP = -1
 
 
 @dataclass(frozen=True)
 class Answer:
-    index: int
+    index: int  # position in the loaded data
+    item: int  # the run's stable id of the image: what the journal records
     label: int  # SKIP when the person passed on the item
     round: int
-    oracle: str
+    oracle: OracleName
     time: float
 
 
-class Journal(Protocol):
+class AnswerJournal(Protocol):
     """Where answers go before anyone is told they exist (the run store implements it)."""
 
     def record_answers(self, answers: Sequence[Answer]) -> None: ...
 
-    def record_revert(self, index: int) -> None: ...
+    def record_revert(self, item: int) -> None: ...
 
 
 class Oracle(Protocol):
-    name: str
+    name: OracleName
 
     def ask(self, queries: Sequence[Query]) -> None:
         """Hand over items to be answered; returns at once."""
@@ -56,21 +57,22 @@ class Oracle(Protocol):
 class AutoOracle:
     """Answers from the ground truth, at once: the write-up's experiment, reproduced."""
 
-    name = "auto"
+    name: OracleName = "auto"
 
-    def __init__(self, truth: np.ndarray, journal: Journal | None = None) -> None:
+    def __init__(self, truth: np.ndarray, journal: AnswerJournal | None = None) -> None:
         self.truth = truth
         self.journal = journal
-        self._rounds: dict[int, int] = {}
+        self._asked: dict[int, Query] = {}
 
     def ask(self, queries: Sequence[Query]) -> None:
-        self._rounds.update({q.index: q.round for q in queries})
+        self._asked.update({q.index: q for q in queries})
 
     def collect(self, indices: Sequence[int]) -> dict[int, int]:
         now = time.time()
+        asked = [self._asked.pop(int(i)) for i in indices]
         answers = [
-            Answer(int(i), int(self.truth[i]), self._rounds.pop(int(i), 0), self.name, now)
-            for i in indices
+            Answer(q.index, q.item, int(self.truth[q.index]), q.round, self.name, now)
+            for q in asked
         ]
         if self.journal is not None:
             self.journal.record_answers(answers)
@@ -91,9 +93,9 @@ class HumanOracle:
     can be drawn; an undo is a revert record, never a deletion.
     """
 
-    name = "human"
+    name: OracleName = "human"
 
-    def __init__(self, journal: Journal | None = None) -> None:
+    def __init__(self, journal: AnswerJournal | None = None) -> None:
         self.journal = journal
         self._cond = threading.Condition()
         self._queue: deque[Query] = deque()  # asked, not yet answered, in asking order
@@ -116,7 +118,7 @@ class HumanOracle:
                 if self._closed:
                     raise OracleClosed()
                 self._cond.wait(timeout=0.5)
-            result = {}
+            result: dict[int, int] = {}
             for i in wanted:
                 _, label = self._answered.pop(i)
                 if label != SKIP:
@@ -156,7 +158,7 @@ class HumanOracle:
             query = self._queue[0]
             if self.journal is not None:
                 self.journal.record_answers(
-                    [Answer(index, label, query.round, self.name, time.time())]
+                    [Answer(index, query.item, label, query.round, self.name, time.time())]
                 )
             self._queue.popleft()
             self._answered[index] = (query, label)
@@ -179,10 +181,12 @@ class HumanOracle:
                     if self.answered_total
                     else "nothing to undo yet"
                 )
-            index = self._history.pop()
-            query, label = self._answered.pop(index)
-            if self.journal is not None:
-                self.journal.record_revert(index)
+            index = self._history[-1]
+            query, label = self._answered[index]
+            if self.journal is not None:  # first: a failed write leaves the answer standing
+                self.journal.record_revert(query.item)
+            self._history.pop()
+            del self._answered[index]
             self._queue.appendleft(query)
             if label != SKIP:
                 self.answered_total -= 1

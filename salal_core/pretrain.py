@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import torch
 
 from .config import RunConfig, to_dict
@@ -74,6 +77,19 @@ def pretrain_payload(model: Net, config: RunConfig, results: dict) -> dict:
         "width": config.model.width,
         **results,
     }
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """A checkpoint file given on the command line (--pretrained), or one line saying why not."""
+    if not path.exists():
+        raise SalalError(f"{path} does not exist; pass a pretrain.pt from an earlier run")
+    try:
+        payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn file, not a checkpoint, refused pickle
+        raise SalalError(
+            f"{path} is not a readable checkpoint ({exc.__class__.__name__})"
+        ) from None
+    return payload
 
 
 def load_pretrained(payload: dict, config: RunConfig, model: Net, source: str) -> None:

@@ -2,11 +2,13 @@
 
     RUN_DIR/
       config.toml          the configuration as used
-      salal.db             SQLite (WAL): label journal, query queue, per-epoch metrics
-      checkpoints/*.pt     one per round, written atomically (state dicts only)
+      salal.db             SQLite (WAL): items, label journal, query queue, per-epoch metrics
+      checkpoints/*.pt     pretraining, then one per round (checkpoint.py), written atomically
       summary.json         the learning curve: labeled count -> test accuracy
       .lock                held while a process works on the run
 
+Items are the run's images, numbered once and for good (the `idx` of every other table) and
+known by their content digest, so a label stays on its image whatever happens to positions.
 The label journal is append-only: an answer is a row, an undo is a revert row. The labeled set
 is whatever replaying it gives, so nothing acknowledged is ever lost or counted twice.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import io
 import json
 import os
 import sqlite3
@@ -23,62 +24,22 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-import torch
-
-from .config import RunConfig, load_toml, save_toml
+from . import checkpoint
+from .config import RunConfig, dumps_toml, load_toml, to_dict
 from .errors import SalalError
 from .events import EpochEnded, Event, Query, RoundEnded
+from .files import atomic_write_text
 from .oracle import SKIP, Answer
+from .records import SCHEMA, JournalRow, LabelRecord, QueuedItem, StoredItem
 
-FORMAT_VERSION = 2  # 2: the queue remembers the order items were asked in
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS journal (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('label', 'skip', 'revert')),
-    idx INTEGER NOT NULL,
-    label INTEGER,
-    round INTEGER,
-    oracle TEXT,
-    time REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS queue (
-    idx INTEGER PRIMARY KEY,
-    round INTEGER NOT NULL,
-    score REAL NOT NULL,
-    predicted INTEGER NOT NULL,
-    probabilities TEXT NOT NULL,
-    consumed INTEGER NOT NULL DEFAULT 0,
-    asked INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS queue_asked ON queue (asked);
-CREATE TABLE IF NOT EXISTS metrics (
-    time REAL NOT NULL, phase TEXT NOT NULL, round INTEGER NOT NULL, epoch INTEGER NOT NULL,
-    loss REAL, train_accuracy REAL, test_loss REAL, test_accuracy REAL, images_per_second REAL
-);
-CREATE TABLE IF NOT EXISTS items (idx INTEGER PRIMARY KEY, source_id TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS classes (label INTEGER PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS curve (
-    round INTEGER PRIMARY KEY, labeled INTEGER NOT NULL, test_accuracy REAL, time REAL NOT NULL
-);
-"""
+FORMAT_VERSION = 3  # 3: items have content digests; journal and queue name items, not positions
+EXPORTABLE_FORMATS = (2, 3)  # export reads these; only FORMAT_VERSION resumes
 
 
-@dataclass(frozen=True)
-class LabelRecord:
-    index: int
-    label: int
-    round: int
-    oracle: str
-    time: float
-
-
-def _disk_full(exc: OSError | sqlite3.Error) -> SalalError:
+def _disk_full(exc: OSError | sqlite3.Error | RuntimeError) -> SalalError:
     return SalalError(
         f"could not save to the run directory ({exc}); free some disk space and resume with "
         "--resume (every answer acknowledged so far is on disk)"
@@ -86,7 +47,11 @@ def _disk_full(exc: OSError | sqlite3.Error) -> SalalError:
 
 
 class RunStore:
-    def __init__(self, run_dir: Path, *, create: bool, lock: bool = True) -> None:
+    def __init__(
+        self, run_dir: Path, *, create: bool, lock: bool = True, read_only: bool = False
+    ) -> None:
+        """Open (or with `create`, make) a run directory. `read_only` (export) also accepts
+        the older formats it can still read; everything else needs FORMAT_VERSION."""
         self.dir = Path(run_dir)
         existing = (self.dir / "salal.db").exists()
         if create:
@@ -98,19 +63,21 @@ class RunStore:
             raise SalalError(f"{self.dir} is not a salal run directory (no salal.db)")
         self._lock_file = self._take_lock() if lock else None
         self.checkpoints = self.dir / "checkpoints"
-        self.checkpoints.mkdir(exist_ok=True)
+        if not read_only:
+            self.checkpoints.mkdir(exist_ok=True)
         self._mutex = threading.Lock()
         self._db = sqlite3.connect(
             self.dir / "salal.db", check_same_thread=False, isolation_level=None
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-        self._db.executescript(SCHEMA)
-        self._check_version(create)
+        self.format = self._check_version(create, read_only)
+        if self.format == FORMAT_VERSION:
+            self._db.executescript(SCHEMA)
         if create and existing:
             self._take_over_if_empty()
 
-    def _take_lock(self):  # noqa: ANN202
+    def _take_lock(self) -> IO[str]:
         f = (self.dir / ".lock").open("a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -126,17 +93,26 @@ class RunStore:
         f.flush()
         return f
 
-    def _check_version(self, create: bool) -> None:
+    def _check_version(self, create: bool, read_only: bool) -> int:
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         if row is None and create:
             self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
-        elif row is None or int(row[0]) != FORMAT_VERSION:
-            found = row[0] if row else "unknown"
-            self.close()
+            return FORMAT_VERSION
+        found = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+        if found == FORMAT_VERSION or (read_only and found in EXPORTABLE_FORMATS):
+            return found
+        self.close()
+        if found in EXPORTABLE_FORMATS:
             raise SalalError(
-                f"{self.dir} was written by an incompatible salal (format {found}, this one reads "
-                f"{FORMAT_VERSION}); use a matching salal or start a new run"
+                f"{self.dir} was written by an older salal (format {found}), whose labels are "
+                f"kept by position, not by image; export them with salal-core export "
+                f"{self.dir}, and start a new run"
             )
+        raise SalalError(
+            f"{self.dir} was written by an incompatible salal (format {found or 'unknown'}, this "
+            f"one reads {FORMAT_VERSION}); use a matching salal or start a new run"
+        )
 
     def _take_over_if_empty(self) -> None:
         """A new run may reuse a directory whose run saved nothing worth keeping (it failed on
@@ -170,103 +146,125 @@ class RunStore:
             except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                if isinstance(exc, (sqlite3.OperationalError, OSError)):  # full, I/O error
+                if isinstance(exc, sqlite3.OperationalError | OSError):  # full, I/O error
                     raise _disk_full(exc) from None
                 raise  # a constraint broken is a bug: its traceback, not advice about disks
 
-    def _write(self, sql: str, rows: Sequence[tuple]) -> None:
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         with self._transaction() as db:
             db.executemany(sql, rows)
 
-    # ---------------------------------------------------------------- config
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._mutex:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---------------------------------------------------------------- files beside the db
     def save_config(self, config: RunConfig) -> None:
         try:
-            tmp = self.dir / "config.toml.tmp"
-            save_toml(config, tmp)
-            os.replace(tmp, self.dir / "config.toml")
+            atomic_write_text(self.dir / "config.toml", dumps_toml(to_dict(config)))
         except OSError as exc:
             raise _disk_full(exc) from None
 
     def load_config(self) -> RunConfig:
         return load_toml(self.dir / "config.toml")
 
-    # ---------------------------------------------------------------- items and classes
-    def save_items(self, ids: Sequence[str], class_names: Sequence[str]) -> None:
-        """Where each global index came from, so export needs no dataset."""
-        self._write("INSERT OR REPLACE INTO items VALUES (?, ?)", list(enumerate(ids)))
-        self._write("INSERT OR REPLACE INTO classes VALUES (?, ?)", list(enumerate(class_names)))
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        try:
+            atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2))
+        except OSError as exc:
+            raise _disk_full(exc) from None
 
-    def items(self) -> list[str]:
-        with self._mutex:
-            return [r[0] for r in self._db.execute("SELECT source_id FROM items ORDER BY idx")]
+    def save_checkpoint(self, name: str, payload: dict[str, Any]) -> Path:
+        try:
+            return checkpoint.save(self.checkpoints, name, payload)
+        except OSError as exc:
+            raise _disk_full(exc) from None
+
+    def load_checkpoint(self, prefix: str) -> tuple[dict[str, Any], Path] | None:
+        return checkpoint.load_newest(self.checkpoints, prefix)
+
+    # ---------------------------------------------------------------- items and classes
+    def save_items(self, items: Sequence[StoredItem]) -> None:
+        """Add items, or record where a known one is read from now (a renamed file)."""
+        self._write(
+            "INSERT OR REPLACE INTO items VALUES (?, ?, ?)",
+            [(i.item, i.source_id, i.digest) for i in items],
+        )
+
+    def items(self) -> list[StoredItem]:
+        return [StoredItem(*r) for r in self._rows("SELECT * FROM items ORDER BY idx")]
+
+    def sources(self) -> dict[int, str]:
+        """Item id -> where it was read from; every format export reads has these."""
+        return dict(self._rows("SELECT idx, source_id FROM items"))  # type: ignore[arg-type]
+
+    def save_classes(self, names: Sequence[str]) -> None:
+        self._write("INSERT OR REPLACE INTO classes VALUES (?, ?)", list(enumerate(names)))
 
     def class_names(self) -> list[str]:
-        with self._mutex:
-            return [r[0] for r in self._db.execute("SELECT name FROM classes ORDER BY label")]
+        return [r[0] for r in self._rows("SELECT name FROM classes ORDER BY label")]
 
     # ---------------------------------------------------------------- label journal
     def record_answers(self, answers: Sequence[Answer]) -> None:
         self._write(
             "INSERT INTO journal (kind, idx, label, round, oracle, time) VALUES (?,?,?,?,?,?)",
             [
-                (
-                    "skip" if a.label == SKIP else "label",
-                    a.index,
-                    a.label,
-                    a.round,
-                    a.oracle,
-                    a.time,
-                )
+                ("skip" if a.label == SKIP else "label", a.item, a.label, a.round, a.oracle, a.time)
                 for a in answers
             ],
         )
 
-    def record_revert(self, index: int) -> None:
+    def record_revert(self, item: int) -> None:
         self._write(
-            "INSERT INTO journal (kind, idx, time) VALUES ('revert', ?, ?)", [(index, time.time())]
+            "INSERT INTO journal (kind, idx, time) VALUES ('revert', ?, ?)", [(item, time.time())]
         )
 
+    def journal_rows(self) -> list[JournalRow]:
+        return [
+            JournalRow(*r)
+            for r in self._rows(
+                "SELECT seq, kind, idx, label, round, oracle FROM journal ORDER BY seq"
+            )
+        ]
+
     def labels(self) -> dict[int, LabelRecord]:
-        """Replay the journal: the current label of every labeled item."""
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT kind, idx, label, round, oracle, time FROM journal ORDER BY seq"
-            ).fetchall()
+        """Replay the journal: the current label of every labeled item, by item id."""
+        rows = self._rows("SELECT kind, idx, label, round, oracle, time FROM journal ORDER BY seq")
         current: dict[int, LabelRecord] = {}
         last_kind: dict[int, str] = {}
-        for kind, idx, label, round_, oracle, t in rows:
+        for kind, item, label, round_, oracle, t in rows:
             if kind == "label":
-                current[idx] = LabelRecord(idx, label, round_, oracle, t)
-            elif kind == "revert" and last_kind.get(idx) == "label":
-                current.pop(idx, None)
-            last_kind[idx] = kind
+                current[item] = LabelRecord(item, label, round_, oracle, t)
+            elif kind == "revert" and last_kind.get(item) == "label":
+                current.pop(item, None)
+            last_kind[item] = kind
         return current
 
     # ---------------------------------------------------------------- query queue
     def save_queries(self, queries: Sequence[Query]) -> None:
-        """Asked items, numbered in asking order (the item's own index is its key, and an item
-        skipped and asked again later moves to the back); the index on `asked` keeps each
-        row's MAX a lookup, not a scan of every item ever asked."""
+        """Asked items, numbered in asking order (the item is the key, and an item skipped and
+        asked again later moves to the back); the index on `asked` keeps each row's MAX a
+        lookup, not a scan of every item ever asked."""
         self._write(
             "INSERT OR REPLACE INTO queue VALUES "
             "(?,?,?,?,?,0,(SELECT COALESCE(MAX(asked), 0) + 1 FROM queue))",
-            [
-                (q.index, q.round, q.score, q.predicted, json.dumps(q.probabilities))
-                for q in queries
-            ],
+            [(q.item, q.round, q.score, q.predicted, json.dumps(q.probabilities)) for q in queries],
         )
 
-    def mark_consumed(self, indices: Sequence[int]) -> None:
-        self._write("UPDATE queue SET consumed=1 WHERE idx=?", [(int(i),) for i in indices])
+    def mark_consumed(self, items: Sequence[int]) -> None:
+        self._write("UPDATE queue SET consumed=1 WHERE idx=?", [(int(i),) for i in items])
 
-    def open_queries(self) -> list[Query]:
-        """Queries asked but not consumed, in the order they were asked."""
-        with self._mutex:
-            rows = self._db.execute(
-                "SELECT idx, score, predicted, probabilities, round FROM queue "
-                "WHERE consumed=0 ORDER BY asked"
-            ).fetchall()
-        return [Query(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
+    def open_queries(self) -> list[QueuedItem]:
+        """Items asked about but not consumed, in the order they were asked."""
+        rows = self._rows(
+            "SELECT idx, score, predicted, probabilities, round FROM queue "
+            "WHERE consumed=0 ORDER BY asked"
+        )
+        return [QueuedItem(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
+
+    def highest_asked_round(self) -> int:
+        """The latest round the run has asked about (0 before any question: the initial set)."""
+        return int(self._rows("SELECT COALESCE(MAX(round), 0) FROM queue")[0][0])
 
     # ---------------------------------------------------------------- metrics
     def on_event(self, event: Event) -> None:
@@ -300,47 +298,3 @@ class RunStore:
             cur = self._db.execute(sql, (phase,) if phase else ())
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    # ---------------------------------------------------------------- checkpoints
-    def save_checkpoint(self, name: str, payload: dict[str, Any]) -> Path:
-        """Write atomically: temporary file, fsync, rename, fsync the folder."""
-        path = self.checkpoints / f"{name}.pt"
-        tmp = path.with_suffix(".pt.tmp")
-        try:
-            # Serialise in memory first: torch.save reports a failed write (a full disk) as a
-            # RuntimeError from its zip writer, while a plain write raises OSError.
-            buffer = io.BytesIO()
-            torch.save(payload, buffer)
-            with tmp.open("wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            dir_fd = os.open(self.checkpoints, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise _disk_full(exc) from None
-        return path
-
-    def load_checkpoint(self, prefix: str) -> tuple[dict[str, Any], Path] | tuple[None, None]:
-        """The newest readable checkpoint whose name starts with `prefix`; a torn or unreadable
-        one is skipped in favour of the one before it."""
-        for path in sorted(self.checkpoints.glob(f"{prefix}*.pt"), reverse=True):
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True), path
-            except Exception:  # torn write, bad zip, unpickling refusal: all mean "try older"
-                continue
-        return None, None
-
-    # ---------------------------------------------------------------- summary
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        try:
-            tmp = self.dir / "summary.json.tmp"
-            tmp.write_text(json.dumps(summary, indent=2))
-            os.replace(tmp, self.dir / "summary.json")
-        except OSError as exc:
-            raise _disk_full(exc) from None

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
 from .errors import SalalError
-from .events import EpochEnded, PhaseStarted, StepProgress
+from .events import Emit, EpochEnded, PhaseStarted, StepProgress, TrainingPhase
 from .runtime import autocast, fused_optimizer, mark_step, memory_format
 
 
@@ -161,20 +161,29 @@ def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch
 
 
 @torch.inference_mode()
+def pool_pass(
+    model: nn.Module, images: torch.Tensor, data: DeviceData, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over images: (N, C, H, W) uint8 -> class probabilities (K, N, classes) and
+    pooled backbone features (N, D), both float32 and on the device."""
+    model.eval()
+    probs, features = [], []
+    for chunk, real in fixed_batches(images, batch_size):
+        mark_step()
+        with autocast(data.device):
+            logits, feats = model(prepare(chunk, data), with_features=True)
+        probs.append(logits.float().softmax(-1)[:real])
+        features.append(feats.float()[:real])
+    if not probs:
+        return torch.zeros(0), torch.zeros(0)
+    return torch.cat(probs).permute(1, 0, 2), torch.cat(features)  # (N, K, C) -> (K, N, C)
+
+
 def predict(
     model: nn.Module, images: torch.Tensor, data: DeviceData, batch_size: int
 ) -> torch.Tensor:
     """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32."""
-    model.eval()
-    out = []
-    for chunk, real in fixed_batches(images, batch_size):
-        mark_step()
-        with autocast(data.device):
-            logits = model(prepare(chunk, data))
-        out.append(logits.float().softmax(-1)[:real])
-    if not out:
-        return torch.zeros(0)
-    return torch.cat(out).permute(1, 0, 2)  # (N, K, C) -> (K, N, C)
+    return pool_pass(model, images, data, batch_size)[0]
 
 
 @torch.inference_mode()
@@ -222,10 +231,10 @@ def fit(
     cfg: OptimConfig,
     epochs: int,
     *,
-    phase: str,
+    phase: TrainingPhase,
     round_: int,
     evaluate_fn: Callable[[], tuple[float, float]],
-    emit: Callable,
+    emit: Emit,
     generator: torch.Generator | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> torch.optim.Optimizer:

@@ -23,27 +23,32 @@ from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from .engine import Engine
 from .errors import OracleClosed, SalalError
-from .events import DataLoaded, Emit, Event, Query
-from .factory import Engine, fan_out
+from .events import DataLoaded, Emit, Event, OracleName, Query, fan_out
+from .session import RunRequest, Session
 from .store import RunStore
+from .summary import RunSummary
 
 STOP_GRACE = 5.0  # seconds a stopping child gets to finish its step before it is killed
 ENGINE_NICENESS = 10  # the person's keypresses win the CPU over the training process
 LOG_NAME = "engine.log"  # the child's stdout and stderr: the terminal belongs to the app
 
 
+# What crosses the pipe: child to parent, and parent to child.
+UpKind = Literal["event", "ask", "collect", "finished", "error", "crash"]
+DownKind = Literal["answers", "stop"]
+Up = tuple[UpKind, Any]
+Down = tuple[DownKind, Any]
+
+
 @dataclass(frozen=True)
 class ChildSpec:
     """What the child needs to rebuild the parent's engine from its run directory."""
 
-    run_dir: Path
-    oracle: str
-    resume: bool
-    pretrained: Path | None
-    class_names: tuple[str, ...]
+    request: RunRequest
     niceness: int
     parent_pid: int
 
@@ -51,9 +56,9 @@ class ChildSpec:
 class RemoteOracle:
     """The child's oracle: forwards `ask` and `collect` to the parent's oracle over the pipe."""
 
-    name = "human"
+    name: OracleName = "human"
 
-    def __init__(self, send: Callable[[tuple[str, Any]], None]) -> None:
+    def __init__(self, send: Callable[[Up], None]) -> None:
         self._send = send
         self._answers: queue.Queue[dict[int, int] | None] = queue.Queue()
         self._closed = False
@@ -79,11 +84,11 @@ class RemoteOracle:
 
 
 class EngineProcess:
-    """Runs an engine from `build_engine` in a child process; `run()` and `stop()` behave as
-    the engine's own, and `engine` (this side's copy) holds the oracle and the images."""
+    """Runs the session's engine in a child process; `run()` and `stop()` behave as the
+    engine's own, and the session (this side) keeps the oracle and the images."""
 
-    def __init__(self, engine: Engine, emit: Emit, niceness: int = ENGINE_NICENESS) -> None:
-        self.engine, self.emit, self.niceness = engine, emit, niceness
+    def __init__(self, session: Session, emit: Emit, niceness: int = ENGINE_NICENESS) -> None:
+        self.session, self.emit, self.niceness = session, emit, niceness
         self.process: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
@@ -95,20 +100,12 @@ class EngineProcess:
 
     @property
     def log_path(self) -> Path:
-        return self.engine.store.dir / LOG_NAME
+        return self.session.run_dir / LOG_NAME
 
-    def run(self) -> dict[str, Any]:
-        """Start the child and serve it until it finishes; blocks (call it from a thread)."""
-        engine = self.engine
-        spec = ChildSpec(
-            engine.store.dir,
-            engine.oracle_kind,
-            engine.resume,
-            engine.pretrained,
-            tuple(engine.class_names),
-            self.niceness,
-            os.getpid(),
-        )
+    def run(self) -> RunSummary | None:
+        """Start the child and serve it until it finishes; blocks (call it from a thread).
+        None when the child had to be killed on its way out (a stop it did not heed)."""
+        spec = ChildSpec(self.session.request, self.niceness, os.getpid())
         context = mp.get_context("spawn")  # fork would copy the app's threads and locks
         conn, child_conn = context.Pipe()
         self.process = context.Process(
@@ -123,15 +120,16 @@ class EngineProcess:
             return self._serve(conn)
         finally:
             self._finish()
-            engine.close()
+            self.session.close()
 
     def stop(self) -> None:
         """Ask the child, from any thread, to save and stop; it is killed if it dawdles."""
         self._stopping.set()
-        self.engine.stop()  # this side's oracle: no more answers, a waiting collect returns
+        if self.session.oracle is not None:  # no more answers: a waiting collect returns
+            self.session.oracle.close()
         self._send(("stop", None))
 
-    def _serve(self, conn: Connection) -> dict[str, Any]:
+    def _serve(self, conn: Connection) -> RunSummary | None:
         deadline: float | None = None
         while True:
             if deadline is None and self._stopping.is_set():
@@ -139,7 +137,7 @@ class EngineProcess:
             if deadline is not None and time.monotonic() > deadline:
                 # Safe: the journal and checkpoints are built to survive a kill at any moment.
                 self.process.kill()
-                return {"run_dir": str(self.engine.store.dir), "stopped_early": True, "curve": []}
+                return None
             if not conn.poll(0.2):
                 continue
             try:
@@ -148,8 +146,8 @@ class EngineProcess:
                 raise self._died() from None
             if kind == "event":
                 self._forward(payload)
-            elif kind == "ask":
-                self.engine.oracle.ask(payload)
+            elif kind == "ask" and self.session.oracle is not None:
+                self.session.oracle.ask(payload)
             elif kind == "collect":
                 threading.Thread(target=self._answer, args=(payload,), daemon=True).start()
             elif kind == "finished":
@@ -160,20 +158,21 @@ class EngineProcess:
                 raise RuntimeError(f"the engine process failed:\n{payload}")
 
     def _forward(self, event: Event) -> None:
-        if isinstance(event, DataLoaded) and self.engine.images is None:
+        if isinstance(event, DataLoaded):
             # The child has just written the decode cache, so this is the warm load.
-            self.engine.load_images()
+            self.session.images.load()
         self.emit(event)
 
     def _answer(self, indices: list[int]) -> None:
         """Wait for the person in a thread of its own, then hand the answers down."""
+        assert self.session.oracle is not None  # only a human oracle's child collects
         try:
-            answers = self.engine.oracle.collect(indices)
+            answers = self.session.oracle.collect(indices)
         except OracleClosed:
             return  # stopping: `stop` has told the child already
         self._send(("answers", answers))
 
-    def _send(self, message: tuple[str, Any]) -> None:
+    def _send(self, message: Down) -> None:
         with self._send_lock:
             if self._conn is None:
                 return
@@ -187,7 +186,7 @@ class EngineProcess:
         code = self.process.exitcode
         return SalalError(
             f"the engine process stopped unexpectedly (exit code {code}); see "
-            f"{self.log_path}, then carry on with --resume {self.engine.store.dir}"
+            f"{self.log_path}, then carry on with --resume {self.session.run_dir}"
         )
 
     def _finish(self) -> None:
@@ -209,7 +208,7 @@ def _child_main(conn: Connection, spec: ChildSpec) -> None:
     _detach(spec)
     send_lock = threading.Lock()
 
-    def send(message: tuple[str, Any]) -> None:
+    def send(message: Up) -> None:
         with send_lock:
             conn.send(message)
 
@@ -219,22 +218,15 @@ def _child_main(conn: Connection, spec: ChildSpec) -> None:
         except (BrokenPipeError, OSError):
             raise OracleClosed() from None  # the app is gone: stop as if the person quit
 
-    remote = RemoteOracle(send) if spec.oracle == "human" else None
+    remote = RemoteOracle(send) if spec.request.oracle == "human" else None
     try:
         # The parent holds the run's lock, and has applied and saved the configuration.
-        store = RunStore(spec.run_dir, create=False, lock=False)
+        store = RunStore(spec.request.run_dir, create=False, lock=False)
         engine = Engine(
-            store.load_config(),
-            store,
-            spec.oracle,
-            fan_out(store.on_event, forward),
-            spec.resume,
-            spec.pretrained,
-            oracle=remote,
-            class_names=list(spec.class_names),
+            store.load_config(), store, spec.request, fan_out(store.on_event, forward), remote
         )
         threading.Thread(target=_listen, args=(conn, engine, remote), daemon=True).start()
-        result: tuple[str, Any] = ("finished", engine.run())
+        result: Up = ("finished", engine.run())
     except SalalError as exc:
         result = ("error", str(exc))
     except BaseException:  # noqa: BLE001 - reported to the parent, which decides what to show
@@ -265,7 +257,7 @@ def _detach(spec: ChildSpec) -> None:
     """Leave the terminal to the app: no Ctrl-C, output to the run's log, lower priority, and
     die with the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    log = os.open(spec.run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = os.open(spec.request.run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)

@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.color != "auto":
         # Read by Textual when it is imported, so set before the import below.
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
-    from salal_core.factory import build_engine
+    from salal_core.factory import open_session
     from salal_core.worker import EngineProcess
 
     from .app import SalalApp
@@ -49,19 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     auto = args.auto_oracle
     try:
         run_dir, resume = run_dir_from_args(args)
-        engine = build_engine(
+        session = open_session(
             None if resume else config_from_args(args, human=not auto),
             run_dir,
             oracle="auto" if auto else "human",
             resume=resume,
             overrides=overrides_from_args(args) if resume else None,
-            pretrained=args.pretrained,
             class_names=class_names_from_args(args),
         )
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
-    app = SalalApp(engine, bridge, auto, runner=EngineProcess(engine, bridge))
+    app = SalalApp(session, bridge, auto, runner=EngineProcess(session, bridge))
     app.run()
     if app.error:
         print(f"salal-tui: error: {app.error}", file=sys.stderr)

@@ -1,25 +1,25 @@
-"""The Textual app: starts the engine beside the interface and routes its events to the screens.
+"""The Textual app: starts the engine beside the interface; the labeling screen renders its
+events and the app shows the summary when the run finishes.
 
 `runner` is what runs the engine: an `EngineProcess` in `salal-tui` (training in its own
-process never holds this one's interpreter lock), or the engine itself, in this process.
+process never holds this one's interpreter lock), or an `Engine` in this process.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
 from textual import events, on, work
 from textual.app import App
-from textual.css.query import NoMatches
 from textual.worker import Worker, WorkerState
 
 from salal_core.errors import SalalError
-from salal_core.events import RunFinished
-from salal_core.factory import Engine
+from salal_core.session import Session
+from salal_core.summary import RunSummary
 
-from .bridge import EngineEvent, EventBridge
+from .bridge import EventBridge, RunFinishedMessage
 from .screens import LabelScreen, SummaryScreen
 from .widgets import PhaseLine
 
@@ -29,28 +29,26 @@ FULL_GC_FORCE = 100  # collect anyway after this many postponements' worth (non-
 
 
 class Runner(Protocol):
-    def run(self) -> dict[str, Any]: ...
+    def run(self) -> RunSummary | None: ...
 
     def stop(self) -> None: ...
 
 
-class SalalApp(App[dict[str, Any] | None]):
+class SalalApp(App[RunSummary | None]):
     CSS_PATH = "salal.tcss"
     TITLE = "salal"
 
     def __init__(
         self,
-        engine: Engine,
+        session: Session,
         bridge: EventBridge,
         auto: bool,
-        start_engine: bool = True,
         runner: Runner | None = None,
     ) -> None:
+        """`runner` None: events come from elsewhere (the snapshot tests feed the bridge)."""
         super().__init__()
-        self.engine, self.bridge, self.auto = engine, bridge, auto
-        self.runner = runner or engine
-        self.start_engine = start_engine  # False: events come from elsewhere (snapshot tests)
-        self.label_screen = LabelScreen(engine, auto)
+        self.session, self.bridge, self.auto, self.runner = session, bridge, auto, runner
+        self.label_screen = LabelScreen(session, auto)
         self.error: str | None = None
         self.quitting = False
         self.last_input = 0.0
@@ -58,13 +56,14 @@ class SalalApp(App[dict[str, Any] | None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.label_screen)
-        self.bridge.attach(self)
+        self.bridge.attach(self.label_screen)  # its messages bubble up here
         self._defer_full_collections()
-        if self.start_engine:
+        if self.runner is not None:
             self.run_engine()
 
     def on_unmount(self) -> None:
-        self.runner.stop()  # however the app ends (a crash, a test failing), the engine stops too
+        if self.runner is not None:  # however the app ends (a crash, a failed test), stop it
+            self.runner.stop()
         gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()
 
@@ -94,19 +93,15 @@ class SalalApp(App[dict[str, Any] | None]):
             gc.collect()
 
     @work(thread=True, exit_on_error=False, name="engine")
-    def run_engine(self) -> dict[str, Any]:
+    def run_engine(self) -> RunSummary | None:
         """Runs (or waits on) the engine beside the event loop; it only ever posts messages."""
+        assert self.runner is not None
         return self.runner.run()
 
-    @on(EngineEvent)
-    def route(self, message: EngineEvent) -> None:
-        event = message.event
-        try:
-            self.label_screen.handle(event)
-        except NoMatches:
-            return  # the app is closing and its widgets are gone: a stopping engine's last word
-        if isinstance(event, RunFinished) and not self.quitting:
-            self.push_screen(SummaryScreen(event.summary))
+    @on(RunFinishedMessage)
+    def show_summary(self, message: RunFinishedMessage) -> None:
+        if not self.quitting:
+            self.push_screen(SummaryScreen(message.event.summary))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.name != "engine":
@@ -120,14 +115,15 @@ class SalalApp(App[dict[str, Any] | None]):
         if isinstance(error, SalalError):
             self.error = str(error)
             self.exit(None, return_code=2)
-        else:
+        elif error is not None:
             raise error  # a bug: let Textual show the traceback
 
     def stop_and_exit(self) -> None:
         """Quit: answers are on disk already; exit once the engine has stopped at its next
         step (seconds at most), so the run directory is released when the app is gone."""
         self.quitting = True
-        self.runner.stop()
+        if self.runner is not None:
+            self.runner.stop()
         engine = [w for w in self.workers if w.name == "engine" and not w.is_finished]
         if engine:
             self.label_screen.query_one(PhaseLine).show("saving and stopping…")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from conftest import tiny_config  # noqa: E402
-from salal_core.factory import build_engine  # noqa: E402
+from helpers import tiny_config  # noqa: E402
+from salal_core.factory import open_session  # noqa: E402
 from salal_core.worker import EngineProcess  # noqa: E402
 
 
@@ -31,17 +31,20 @@ def main() -> int:
             pack, cache, **{"active.query_size": 6, "active.lookahead": 2, "active.budget": 0.5}
         )
     )
-    engine = build_engine(config, run_dir, oracle="human", resume=resume)
-    worker = threading.Thread(target=EngineProcess(engine, lambda event: None).run, daemon=True)
+    session = open_session(config, run_dir, oracle="human", resume=resume)
+    oracle = session.oracle
+    assert oracle is not None
+    worker = threading.Thread(target=EngineProcess(session, lambda event: None).run, daemon=True)
     worker.start()
     while worker.is_alive():
-        query = engine.oracle.current()
-        if query is None or engine.images is None:
+        query = oracle.current()
+        images = session.images.loaded
+        if query is None or images is None:
             time.sleep(0.002)
             continue
-        label = int(engine.images.train.labels[query.index])
-        engine.oracle.answer(query.index, label)
-        print(f"ACK {query.index} {label}", flush=True)
+        label = int(images.train.labels[query.index])
+        oracle.answer(query.index, label)
+        print(f"ACK {query.item} {label}", flush=True)
     worker.join()
     print("DONE", flush=True)
     return 0

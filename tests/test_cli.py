@@ -4,40 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import ROUNDS, run_cli, tiny_cli, write_image_folder
 from salal_core.cli import main
 from salal_core.store import RunStore
-
-
-def tiny_cli(command: str, data: Path, out: Path | None, cache: Path, *extra: str) -> list[str]:
-    """A command line on the tiny preset, narrowed so that it runs in seconds on the CPU."""
-    fast = "--device cpu --width 4 --batch-size 32 --train-limit 0 --test-limit 0"
-    return [
-        command,
-        "--data",
-        str(data),
-        "--preset",
-        "tiny",
-        *(["--out", str(out)] if out else []),
-        "--cache-dir",
-        str(cache),
-        *fast.split(),
-        *extra,
-    ]
-
-
-ROUNDS = ("--pretrain-epochs", "1", "--epochs-per-round", "1", "--query-size", "0.1")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "salal_core.cli", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 def test_pretrain_tiny_on_the_shared_pack_slice(
@@ -216,8 +189,6 @@ def test_classes_are_refused_for_a_source_that_names_its_own(
 def test_a_source_without_a_test_split_says_its_accuracy_is_held_out(
     tmp_path: Path, capsys
 ) -> None:
-    from conftest import write_image_folder
-
     folder = write_image_folder(tmp_path / "f", per_class_train=20, per_class_test=0)
     extra = (*ROUNDS, "--budget", "0.3")
     assert main(tiny_cli("run", folder, tmp_path / "run", tmp_path / "c", *extra)) == 0
@@ -253,8 +224,6 @@ def test_compare_refuses_an_unknown_strategy(tmp_path: Path, capsys) -> None:
 
 def test_bad_data_given_to_run_is_one_line_and_exit_2(tmp_path: Path, synthetic_pack: Path) -> None:
     import sqlite3
-
-    from conftest import write_image_folder
 
     truncated = tmp_path / "cut.tar.gz"
     truncated.write_bytes(synthetic_pack.read_bytes()[:5000])

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import ROUNDS, tiny_cli
 
-from salal_core import factory
+from helpers import ROUNDS, labels_by_item, tiny_cli
+from salal_core import engine
 from salal_core.cli import main
 from salal_core.commands.export import export_rows
 from salal_core.store import RunStore
@@ -88,14 +88,6 @@ def test_kill_and_resume_twenty_times(synthetic_pack: Path, tmp_path: Path) -> N
     kill_and_resume(synthetic_pack, tmp_path, kills=20, seed=1)
 
 
-def human_labels(run_dir: Path) -> dict[int, int]:
-    store = RunStore(run_dir, create=False, lock=False)
-    try:
-        return {i: r.label for i, r in store.labels().items()}
-    finally:
-        store.close()
-
-
 def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(
     synthetic_pack: Path, tmp_path: Path
 ) -> None:
@@ -118,9 +110,9 @@ def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("salal-core: error: could not save") and "--resume" in last
-    before = human_labels(out)
+    before = labels_by_item(out)
     assert main(["run", "--resume", str(out)]) == 0  # room again: it carries on and finishes
-    after = human_labels(out)
+    after = labels_by_item(out)
     assert before.items() <= after.items() and len(after) > len(before)
 
 
@@ -132,7 +124,7 @@ def test_running_out_of_gpu_memory_is_one_line(
     def out_of_memory(*args, **kwargs):  # noqa: ANN202
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(factory, "pretrain", out_of_memory)
+    monkeypatch.setattr(engine, "pretrain", out_of_memory)
     code = main(tiny_cli("run", synthetic_pack, tmp_path / "run", tmp_path / "c", *ROUNDS))
     err = capsys.readouterr().err.strip().splitlines()
     assert (

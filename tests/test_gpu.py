@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import drawn_data
+from helpers import drawn_data
 from salal_core import runtime
-from salal_core.commands.bench import count_host_syncs
+from salal_core.commands.bench_phases import count_host_syncs
 from salal_core.config import PRESETS, OptimConfig, SpeedConfig, with_overrides
 from salal_core.pretrain import build_model
 from salal_core.train import make_optimizer, make_schedule, predict, train_epoch

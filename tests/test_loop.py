@@ -1,19 +1,212 @@
-"""The loop end to end on drawn images: bookkeeping, every acquisition, pretraining learns."""
+"""The loop's bookkeeping against a fake learner and journal (milliseconds), then a few whole
+runs on drawn images for the real path: pretraining learns, every label lands once."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_config
+from helpers import run_engine, tiny_config
 from salal_core.acquire import ACQUISITIONS
+from salal_core.config import PRESETS, with_overrides
 from salal_core.data import DeviceData, load_dataset
-from salal_core.events import EpochEnded, LabelsAdded, QueryReady, Recorder, RoundEnded
-from salal_core.factory import build_engine
+from salal_core.data.identity import item_priority
+from salal_core.events import (
+    EpochEnded,
+    Event,
+    LabelsAdded,
+    PhaseChanged,
+    Query,
+    QueryReady,
+    Recorder,
+    RoundEnded,
+)
+from salal_core.labels import LabelState
+from salal_core.learner import PoolPass
+from salal_core.loop import HOLDOUT_EVERY, ActiveLoop
+from salal_core.oracle import AutoOracle
 from salal_core.pretrain import pretrain
+from salal_core.summary import CurvePoint
+
+N, CLASSES = 100, 4
+
+
+class FakeLearner:
+    """Probabilities that make item i's uncertainty grow with i (so entropy asks the last
+    items first), embeddings of one dimension; fits are recorded."""
+
+    def __init__(self, has_test: bool = True, members: int = 1) -> None:
+        self.has_test, self.num_classes, self.members = has_test, CLASSES, members
+        self.fits: list[tuple[list[int], int]] = []
+
+    def fit(
+        self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
+    ) -> None:
+        assert (labels[indices] >= 0).all(), "trained on an item without a label"
+        if held_out is not None:
+            assert not set(indices.tolist()) & set(held_out.tolist()), "trained on held-out"
+        self.fits.append((indices.tolist(), round_))
+
+    def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
+        return 0.5
+
+    def pool_pass(self, indices: np.ndarray) -> PoolPass:
+        sharp = torch.from_numpy(1.0 - indices / N).float().view(-1, 1)  # (P, 1)
+        logits = torch.zeros(len(indices), CLASSES)
+        logits[:, 0] = 5 * sharp[:, 0]
+        probs = logits.softmax(-1).unsqueeze(0).expand(self.members, -1, -1)
+        return PoolPass(probs, sharp)
+
+    def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {}, {}
+
+
+class FakeJournal:
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.consumed: list[int] = []
+        self.rounds: list[tuple[int, int]] = []  # (round, labeled at its curve point)
+
+    def save_queries(self, queries: Sequence[Query]) -> None:
+        self.asked += [q.item for q in queries]
+
+    def mark_consumed(self, items: Sequence[int]) -> None:
+        self.consumed += list(items)
+
+    def save_round(
+        self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
+    ) -> None:
+        self.rounds.append((round_, curve[-1].labeled))
+
+
+def make_loop(
+    acquisition: str = "entropy",
+    initial: int = 20,
+    has_test: bool = True,
+    events: list[Event] | None = None,
+    **active: Any,
+) -> tuple[ActiveLoop, FakeLearner, FakeJournal, np.ndarray]:
+    config = with_overrides(
+        PRESETS["tiny"],
+        {
+            "active.acquisition": acquisition,
+            "active.budget": 0.5,
+            "active.query_size": 10,
+            **{f"active.{k}": v for k, v in active.items()},
+        },
+    )
+    truth = np.arange(N) % CLASSES
+    state = LabelState(N)
+    state.add(range(initial), truth[:initial], 0)
+    learner = FakeLearner(
+        has_test, config.active.committee if ACQUISITIONS[acquisition].committee else 1
+    )
+    journal = FakeJournal()
+    loop = ActiveLoop(
+        config,
+        learner,
+        AutoOracle(truth),
+        journal,
+        state,
+        (events if events is not None else []).append,
+        item_ids=np.arange(N) + 1000,  # item ids are not positions
+        priority=item_priority([f"img{i}" for i in range(N)], 0),
+        generator=torch.Generator().manual_seed(1),
+    )
+    return loop, learner, journal, truth
+
+
+def test_the_loop_asks_each_item_once_up_to_the_budget_in_positions_and_items() -> None:
+    events: list[Event] = []
+    loop, learner, journal, truth = make_loop(events=events)
+    assert loop.run() == "budget"
+    assert loop.state.num_labeled == 50
+    asked = [q for e in events if isinstance(e, QueryReady) for q in e.queries]
+    assert len({q.index for q in asked}) == len(asked) == 30
+    assert all(q.item == q.index + 1000 for q in asked)  # the journal hears item ids
+    assert journal.asked == journal.consumed == [q.item for q in asked]
+    # Entropy asks the most uncertain first: here, the highest positions.
+    assert sorted(q.index for q in asked[:10]) == list(range(90, 100))
+    added = [e for e in events if isinstance(e, LabelsAdded)]
+    assert [(e.round, len(e.indices), e.labeled) for e in added] == [
+        (1, 10, 30),
+        (2, 10, 40),
+        (3, 10, 50),
+    ]
+    assert all(list(e.labels) == truth[list(e.indices)].tolist() for e in added)
+    assert [r for r, _ in journal.rounds] == [0, 1, 2, 3]  # a checkpoint per round
+    assert [labeled for _, labeled in journal.rounds] == [20, 30, 40, 50]
+    ended = [e.round for e in events if isinstance(e, RoundEnded)]
+    assert ended == [0, 1, 2, 3] and [p.labeled for p in loop.curve] == [20, 30, 40, 50]
+    assert [len(ix) for ix, _ in learner.fits] == [20, 30, 40, 50]
+    assert np.array_equal(
+        loop.state.labels[loop.state.labeled_indices()], truth[loop.state.labeled_indices()]
+    )
+
+
+def test_lookahead_keeps_batches_asked_ahead_without_passing_the_budget() -> None:
+    events: list[Event] = []
+    loop, _, _, _ = make_loop(events=events, lookahead=2, query_size=12)
+    loop.run()
+    asked = [len(e.queries) for e in events if isinstance(e, QueryReady)]
+    assert sum(asked) == 30 and asked[:2] == [12, 12] and asked[-1] == 6  # 20 + 30 = budget
+    assert loop.state.num_labeled == 50
+
+
+def test_a_cold_start_asks_a_seeded_sample_before_any_model_exists() -> None:
+    events: list[Event] = []
+    loop, learner, _, _ = make_loop(initial=0, events=events)
+    loop.run()
+    first = next(e for e in events if isinstance(e, QueryReady))
+    assert first.round == 0 and {q.score for q in first.queries} == {0.0}
+    expected = np.argsort(loop.priority, kind="stable")[:10]
+    assert sorted(q.index for q in first.queries) == sorted(expected.tolist())
+    assert learner.fits[0][1] == 0 and len(learner.fits[0][0]) == 10  # trained on them first
+
+
+def test_without_a_test_split_one_label_in_five_is_held_out_by_identity() -> None:
+    loop, learner, _, _ = make_loop(has_test=False)
+    loop.run()
+    held = loop.holdout
+    assert held.tolist() == ((loop.priority % HOLDOUT_EVERY) == 0).tolist()
+    assert 0.1 < held.mean() < 0.3
+    assert all(not held[ix].any() for ix, _ in learner.fits)  # never trained on
+    assert loop.accuracy_source == "held-out"
+
+
+def test_an_empty_pool_ends_the_run() -> None:
+    """Skipped items leave a target the pool cannot reach; the loop stops when it runs dry."""
+    loop, _, _, _ = make_loop(query_size=40)
+    loop.target = N + 10
+    assert loop.run() == "pool empty"
+    assert loop.state.num_labeled == N
+
+
+def test_a_resumed_loop_that_saw_every_label_goes_straight_to_asking() -> None:
+    loop, learner, _, _ = make_loop()
+    loop.curve = [CurvePoint(4, 20, 0.2, 0.5, 1.0)]
+    loop.target = 30
+    loop.run()
+    assert [r for _, r in learner.fits] == [5]  # round 4 was not trained again
+    assert loop.round == 5
+
+
+@pytest.mark.parametrize("name", sorted(ACQUISITIONS))
+def test_every_acquisition_fills_a_round(name: str) -> None:
+    events: list[Event] = []
+    loop, _, _, _ = make_loop(name, events=events)
+    loop.run()
+    queries = [q for e in events if isinstance(e, QueryReady) for q in e.queries]
+    assert len(queries) == 30 and all(q.round >= 1 for q in queries)
+    assert any(isinstance(e, PhaseChanged) and e.phase == "scoring" for e in events)
+
+
+# ---------------------------------------------------------------------------- real runs
 
 
 def test_rotation_pretraining_rises_clearly_above_chance(
@@ -29,79 +222,26 @@ def test_rotation_pretraining_rises_clearly_above_chance(
     assert all(e.images_per_second > 0 for e in epochs)
 
 
-def run_engine(pack: Path, cache: Path, out: Path, **overrides):
-    rec = Recorder()
-    engine = build_engine(tiny_config(pack, cache, **overrides), out, emit=rec)
-    summary = engine.run()
-    return engine, summary, rec
-
-
-def test_loop_bookkeeping_uses_global_indices(
+def test_a_whole_run_labels_each_item_once_from_the_ground_truth(
     synthetic_pack: Path, cache_dir: Path, tmp_path: Path
 ) -> None:
-    engine, summary, rec = run_engine(synthetic_pack, cache_dir, tmp_path / "run")
-    truth = engine.images.train.labels
+    config = tiny_config(synthetic_pack, cache_dir)
+    summary, rec = run_engine(config, tmp_path / "run")
+    truth = load_dataset(config.data).train.labels
     n = len(truth)
     labeled: set[int] = set()
-    initial = round(0.2 * n)
     for event in rec.events:
         if isinstance(event, QueryReady):
-            asked = [q.index for q in event.queries]
-            assert len(set(asked)) == len(asked)
-            assert not labeled & set(asked), "asked about an item already labeled"
-            assert all(0 <= i < n for i in asked)
+            asked = {q.index for q in event.queries}
+            assert len(asked) == len(event.queries) and not labeled & asked
         if isinstance(event, LabelsAdded):
             assert not labeled & set(event.indices), "labeled twice"
             assert list(event.labels) == truth[list(event.indices)].tolist()
             labeled |= set(event.indices)
-    assert len(labeled) == summary["labeled"] == round(0.5 * n)
+    assert len(labeled) == summary.labeled == round(0.5 * n)
     added = rec.of(LabelsAdded)
-    assert (added[0].oracle, len(added[0].indices)) == ("initial", initial)
+    assert (added[0].oracle, len(added[0].indices)) == ("initial", round(0.2 * n))
     assert {e.oracle for e in added[1:]} == {"auto"}
-    rounds = rec.of(RoundEnded)
-    assert [r.labeled for r in rounds] == [initial + i * round(0.1 * n) for i in range(4)]
-    assert [p["labeled"] for p in summary["curve"]] == [r.labeled for r in rounds]
-    state = engine.loop.state
-    assert set(state.pool_indices()).isdisjoint(state.labeled_indices())
-    assert len(state.pool_indices()) + len(state.labeled_indices()) == n
-    assert np.array_equal(state.labels[state.labeled_indices()], truth[state.labeled_indices()])
-    assert sorted(engine_labels(tmp_path / "run")) == sorted(state.labeled_indices().tolist())
-    assert summary["final_test_accuracy"] > 0.25  # four colours: chance is 0.25
-
-
-def engine_labels(run_dir: Path) -> list[int]:
-    from salal_core.store import RunStore
-
-    store = RunStore(run_dir, create=False)
-    try:
-        return list(store.labels())
-    finally:
-        store.close()
-
-
-@pytest.mark.parametrize("name", sorted(ACQUISITIONS))
-def test_every_acquisition_runs_a_round(
-    name: str, synthetic_pack: Path, cache_dir: Path, tmp_path: Path
-) -> None:
-    _, summary, rec = run_engine(
-        synthetic_pack,
-        cache_dir,
-        tmp_path / name,
-        **{"active.acquisition": name, "active.budget": 0.3, "pretrain.epochs": 0},
-    )
-    assert [p["labeled"] for p in summary["curve"]] == [32, 48]
-    if ACQUISITIONS[name].committee:
-        queries = rec.of(QueryReady)[0].queries
-        assert len({q.score for q in queries}) >= 1
-    assert all(q.round == 1 for q in rec.of(QueryReady)[0].queries)
-
-
-def test_runs_are_reproducible_for_a_seed(
-    synthetic_pack: Path, cache_dir: Path, tmp_path: Path
-) -> None:
-    kw = {"active.budget": 0.3, "pretrain.epochs": 0, "active.acquisition": "random"}
-    _, _, a = run_engine(synthetic_pack, cache_dir, tmp_path / "a", **kw)
-    _, _, b = run_engine(synthetic_pack, cache_dir, tmp_path / "b", **kw)
-    assert [q.index for q in a.of(QueryReady)[0].queries] == [
-        q.index for q in b.of(QueryReady)[0].queries
-    ]
+    assert [p.labeled for p in summary.curve] == [r.labeled for r in rec.of(RoundEnded)]
+    assert summary.stop_reason == "budget" and summary.final_accuracy is not None
+    assert summary.final_accuracy > 0.25  # four colours: chance is 0.25

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import drawn_data
+from helpers import drawn_data
 from salal_core.config import PRESETS, with_overrides
 from salal_core.errors import SalalError
 from salal_core.model import Net

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from salal_core.errors import OracleClosed
+from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Query
 from salal_core.oracle import SKIP, AutoOracle, HumanOracle, UndoUnavailable
 
@@ -16,14 +16,17 @@ class ListJournal:
         self.rows: list[tuple] = []
 
     def record_answers(self, answers) -> None:
-        self.rows.extend(("answer", a.index, a.label, a.oracle) for a in answers)
+        self.rows.extend(("answer", a.item, a.label, a.oracle) for a in answers)
 
-    def record_revert(self, index: int) -> None:
-        self.rows.append(("revert", index))
+    def record_revert(self, item: int) -> None:
+        self.rows.append(("revert", item))
+
+
+ITEM = 100  # item ids differ from positions: the journal must hear items
 
 
 def queries(*indices: int) -> list[Query]:
-    return [Query(i, 1.0, 0, (0.5, 0.5), 1) for i in indices]
+    return [Query(i, i + ITEM, 1.0, 0, (0.5, 0.5), 1) for i in indices]
 
 
 def test_auto_oracle_answers_from_the_ground_truth_and_journals() -> None:
@@ -31,7 +34,7 @@ def test_auto_oracle_answers_from_the_ground_truth_and_journals() -> None:
     oracle = AutoOracle(np.array([3, 1, 4, 1, 5]), journal)
     oracle.ask(queries(4, 2))
     assert oracle.collect([4, 2]) == {4: 5, 2: 4}
-    assert journal.rows == [("answer", 4, 5, "auto"), ("answer", 2, 4, "auto")]
+    assert journal.rows == [("answer", 104, 5, "auto"), ("answer", 102, 4, "auto")]
 
 
 def test_human_answers_in_order_skip_and_undo() -> None:
@@ -51,12 +54,45 @@ def test_human_answers_in_order_skip_and_undo() -> None:
     oracle.answer(12, 1)
     assert oracle.collect([10, 11, 12]) == {10: 2, 12: 1}  # the skipped one goes back
     assert journal.rows == [
-        ("answer", 10, 2, "human"),
-        ("answer", 11, SKIP, "human"),
-        ("answer", 12, 0, "human"),
-        ("revert", 12),
-        ("answer", 12, 1, "human"),
+        ("answer", 110, 2, "human"),
+        ("answer", 111, SKIP, "human"),
+        ("answer", 112, 0, "human"),
+        ("revert", 112),
+        ("answer", 112, 1, "human"),
     ]
+
+
+class FailingJournal(ListJournal):
+    """A disk that refuses writes once `fail` is set."""
+
+    fail = False
+
+    def record_answers(self, answers) -> None:
+        if self.fail:
+            raise SalalError("could not save to the run directory (disk full)")
+        super().record_answers(answers)
+
+    def record_revert(self, item: int) -> None:
+        if self.fail:
+            raise SalalError("could not save to the run directory (disk full)")
+        super().record_revert(item)
+
+
+def test_a_write_the_disk_refuses_changes_nothing() -> None:
+    journal = FailingJournal()
+    oracle = HumanOracle(journal)
+    oracle.ask(queries(1, 2))
+    oracle.answer(1, 3)
+    journal.fail = True
+    with pytest.raises(SalalError):
+        oracle.answer(2, 0)
+    assert oracle.current().index == 2 and oracle.pending_answers() == 1
+    with pytest.raises(SalalError):
+        oracle.undo()
+    assert oracle.current().index == 2  # the answer to 1 still stands
+    journal.fail = False
+    assert oracle.undo()[0].index == 1
+    assert journal.rows == [("answer", 101, 3, "human"), ("revert", 101)]
 
 
 def test_undo_stops_at_what_the_engine_consumed() -> None:

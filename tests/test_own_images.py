@@ -7,14 +7,22 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from test_cli import tiny_cli
-from test_tui import SIZE, journal, summary_text, wait_for
 
-from conftest import CLASSES, class_from_name, tiny_config, write_unlabeled_folder
+from helpers import (
+    CLASSES,
+    SIZE,
+    class_from_name,
+    journal,
+    summary_text,
+    tiny_cli,
+    tiny_config,
+    wait_for,
+    write_unlabeled_folder,
+)
 from salal_core.cli import main as core_main
 from salal_core.data import load_dataset
-from salal_core.data.sources import read_source
-from salal_core.factory import build_engine
+from salal_core.data.load import read_source
+from salal_core.factory import open_session
 from salal_core.worker import EngineProcess
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
@@ -66,8 +74,8 @@ async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> Non
         **{"active.query_size": 10, "active.lookahead": 2, "active.budget": 0.25},
     )
     bridge = EventBridge()
-    engine = build_engine(config, out, oracle="human", class_names=CLASSES)
-    app = SalalApp(engine, bridge, auto=False, runner=EngineProcess(engine, bridge))
+    session = open_session(config, out, oracle="human", class_names=CLASSES)
+    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
     typed = {}
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
@@ -77,17 +85,20 @@ async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> Non
             )
             if screen.shown is None:
                 break
-            index = screen.shown.index
-            label = class_from_name(engine.images.train.ids[index])
+            images = session.images.loaded
+            assert images is not None
+            shown = screen.shown
+            label = class_from_name(images.train.ids[shown.index])
             await pilot.press(screen.query_one("ClassList").keys[label])
-            typed[index] = label
+            typed[shown.item] = label
         text = await summary_text(pilot, app)
         await pilot.press("q")
-    summary = app.return_value or {}
+    summary = app.return_value
+    assert summary is not None
     assert journal(out) == typed and len(typed) == 50  # a quarter of the pool, all by keys
-    assert "held-out" in summary["accuracy_measured_on"] and "held-out" in text
-    assert 0.0 <= summary["final_test_accuracy"] <= 1.0
-    assert summary["human_agreement_with_ground_truth"] is None  # there is no ground truth
+    assert summary.accuracy_source == "held-out" and "held-out" in text
+    assert summary.final_accuracy is not None and 0.0 <= summary.final_accuracy <= 1.0
+    assert summary.human_agreement is None  # there is no ground truth
 
     export = tmp_path / "labels.csv"
     assert core_main(["export", str(out), "--output", str(export)]) == 0

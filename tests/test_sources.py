@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CLASSES, tar_folder, write_image_folder
+from helpers import CLASSES, tar_folder, write_image_folder
 from salal_core.config import DataConfig
 from salal_core.data import load_dataset
-from salal_core.data.load import balanced_subset, download_cifar10
-from salal_core.data.sources import read_source
+from salal_core.data.load import balanced_subset, download_cifar10, read_source
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Notice, Recorder
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli import ROUNDS, tiny_cli
 from torch._dynamo.utils import counters
 
-from conftest import drawn_data
+from helpers import ROUNDS, drawn_data, tiny_cli
 from salal_core import runtime
 from salal_core.cli import main
 from salal_core.commands.bench import ABLATIONS, parse_ablations

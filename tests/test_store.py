@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from salal_core.errors import SalalError
-from salal_core.events import Query
+from salal_core.events import OracleName, Query
 from salal_core.oracle import SKIP, Answer
+from salal_core.records import StoredItem
 from salal_core.store import RunStore
 
 
-def answer(i: int, label: int, oracle: str = "human") -> Answer:
-    return Answer(i, label, 1, oracle, 0.0)
+def answer(i: int, label: int, oracle: OracleName = "human") -> Answer:
+    return Answer(i, i, label, 1, oracle, 0.0)
 
 
 def test_journal_replay_applies_reverts_and_ignores_skips(tmp_path: Path) -> None:
@@ -40,7 +41,8 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path) -> None:
 
 def test_new_run_takes_over_a_directory_whose_run_saved_nothing(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)  # then it failed on its data, say
-    store.save_items(["a.png", "b.png"], ["cat", "dog"])
+    store.save_items([StoredItem(0, "a.png", "d0"), StoredItem(1, "b.png", "d1")])
+    store.save_classes(["cat", "dog"])
     store.close()
     store = RunStore(tmp_path / "run", create=True)
     assert store.items() == [] and store.class_names() == []
@@ -65,7 +67,9 @@ def test_torn_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
     path = store.save_checkpoint("round-0001", {"round": 1, "w": torch.ones(3)})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # as if the machine died mid-write
-    payload, used = store.load_checkpoint("round-")
+    found = store.load_checkpoint("round-")
+    assert found is not None
+    payload, used = found
     assert payload["round"] == 0 and used.name == "round-0000.pt"
     assert not list(store.checkpoints.glob("*.tmp"))
     store.close()
@@ -89,14 +93,14 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
 def test_open_queries_come_back_in_the_order_they_were_asked(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)
     ask = lambda *indices: store.save_queries(  # noqa: E731
-        [Query(i, 0.5, 0, (0.5, 0.5), 1) for i in indices]
+        [Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in indices]
     )
     ask(9, 2, 7)
     ask(4, 1)
     store.mark_consumed([2])
-    assert [q.index for q in store.open_queries()] == [9, 7, 4, 1]
+    assert [q.item for q in store.open_queries()] == [9, 7, 4, 1]
     ask(9)  # skipped and asked again: now last
-    assert [q.index for q in store.open_queries()] == [7, 4, 1, 9]
+    assert [q.item for q in store.open_queries()] == [7, 4, 1, 9]
     store.close()
 
 
@@ -105,7 +109,7 @@ def test_a_broken_constraint_is_a_bug_not_a_full_disk(tmp_path: Path) -> None:
     a NaN score reaching the queue is a bug and keeps its traceback."""
     store = RunStore(tmp_path / "run", create=True)
     with pytest.raises(sqlite3.IntegrityError):
-        store.save_queries([Query(1, float("nan"), 0, (0.5, 0.5), 1)])
+        store.save_queries([Query(1, 1, float("nan"), 0, (0.5, 0.5), 1)])
     store.record_answers([answer(1, 0)])  # rolled back: the store carries on
     assert store.open_queries() == [] and store.labels()[1].label == 0
     store.close()

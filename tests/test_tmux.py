@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import tiny_cli
 
+from helpers import tiny_cli
 from salal_core.store import RunStore
 
 TMUX = shutil.which("tmux")
@@ -57,18 +57,16 @@ class Pane:
 def journal_rows(run_dir: Path) -> list[tuple[int, int]]:
     store = RunStore(run_dir, create=False, lock=False)
     try:
-        rows = store._db.execute(
-            "SELECT idx, label FROM journal WHERE oracle='human' ORDER BY seq"
-        ).fetchall()
+        rows = store.journal_rows()
     finally:
         store.close()
-    return [(int(i), int(label)) for i, label in rows]
+    return [(r.item, int(r.label)) for r in rows if r.oracle == "human" and r.label is not None]
 
 
 def asked_order(run_dir: Path) -> list[int]:
     store = RunStore(run_dir, create=False, lock=False)
     try:
-        return [q.index for q in store.open_queries()]
+        return [q.item for q in store.open_queries()]
     finally:
         store.close()
 

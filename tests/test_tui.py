@@ -3,15 +3,13 @@ snapshots of each screen, and an auto-oracle run to the summary screen."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from conftest import tiny_config
+from helpers import SIZE, journal, split_of, summary_text, tiny_config, wait_for
 from salal_core.config import with_overrides
-from salal_core.data.sources import ImageSet, Split
+from salal_core.data.sources import ImageSet
 from salal_core.events import (
     DataLoaded,
     EpochEnded,
@@ -22,14 +20,12 @@ from salal_core.events import (
     RoundEnded,
     RunFinished,
 )
-from salal_core.factory import build_engine
-from salal_core.store import RunStore
+from salal_core.factory import open_session
+from salal_core.summary import CurvePoint, RunSummary
 from salal_core.worker import EngineProcess
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
-from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen, SummaryScreen
-
-SIZE = (120, 40)
+from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen
 
 
 def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> SalalApp:
@@ -39,35 +35,14 @@ def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> Sal
         **{"active.query_size": 8, "active.lookahead": 2, "active.budget": 0.3, **overrides},
     )
     bridge = EventBridge()
-    engine = build_engine(config, out, oracle="auto" if auto else "human")
-    return SalalApp(engine, bridge, auto, runner=EngineProcess(engine, bridge))  # as salal-tui
+    session = open_session(config, out, oracle="auto" if auto else "human")
+    return SalalApp(session, bridge, auto, runner=EngineProcess(session, bridge))  # as salal-tui
 
 
-async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.05)
-
-
-async def summary_text(pilot, app) -> str:
-    """Wait for the summary screen to be pushed *and* composed, then return its text.
-
-    The screen becomes `app.screen` a beat before its children mount, so waiting for the
-    screen alone races the query (it failed once on a loaded CI machine)."""
-    await wait_for(
-        pilot,
-        lambda: isinstance(app.screen, SummaryScreen) and bool(app.screen.query("#summary-text")),
-    )
-    return str(app.screen.query_one("#summary-text").render())
-
-
-def journal(run_dir: Path) -> dict[int, int]:
-    store = RunStore(run_dir, create=False, lock=False)
-    try:
-        return {i: r.label for i, r in store.labels().items() if r.oracle == "human"}
-    finally:
-        store.close()
+def truth(app: SalalApp, index: int) -> int:
+    images = app.session.images.loaded
+    assert images is not None
+    return int(images.train.labels[index])
 
 
 async def test_label_undo_skip_help_and_quit(synthetic_pack: Path, tmp_path: Path) -> None:
@@ -112,8 +87,7 @@ async def test_labels_reach_the_engine_and_a_round_trains(
         screen = app.label_screen
         for _ in range(16):  # two query batches of eight
             await wait_for(pilot, lambda: screen.shown is not None)
-            truth = int(app.engine.images.train.labels[screen.shown.index])
-            await pilot.press(screen.query_one("ClassList").keys[truth])
+            await pilot.press(screen.query_one("ClassList").keys[truth(app, screen.shown.index)])
         text = await summary_text(pilot, app)
         assert "agree with the ground truth on 100.0%" in text
         await pilot.press("q")
@@ -137,8 +111,8 @@ async def test_resume_in_the_app_carries_on_where_the_person_stopped(
     assert len(first) == 5
 
     bridge = EventBridge()  # what `salal-tui --resume RUN_DIR` builds
-    engine = build_engine(None, out, oracle="human", resume=True)
-    app = SalalApp(engine, bridge, auto=False, runner=EngineProcess(engine, bridge))
+    session = open_session(None, out, oracle="human", resume=True)
+    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None)
@@ -162,7 +136,7 @@ async def test_auto_oracle_runs_to_the_summary(synthetic_pack: Path, tmp_path: P
         assert screen.query_one("ClassList").names
         assert "Run finished" in text
         await pilot.press("enter")
-    assert app.return_value["labeled"] == 48
+    assert app.return_value is not None and app.return_value.labeled == 48
 
 
 async def test_small_terminal_shows_a_message(synthetic_pack: Path, tmp_path: Path) -> None:
@@ -171,6 +145,7 @@ async def test_small_terminal_shows_a_message(synthetic_pack: Path, tmp_path: Pa
         await pilot.pause()
         assert app.label_screen.has_class("too-small")
         assert app.label_screen.query_one("#too-small").display
+        assert app.runner is not None
         app.runner.stop()
 
 
@@ -180,19 +155,20 @@ async def test_small_terminal_shows_a_message(synthetic_pack: Path, tmp_path: Pa
 def scripted_app(tmp_path: Path, pack: Path) -> SalalApp:
     """An app whose events come from the test, so that every frame is the same each run."""
     config = with_overrides(tiny_config(pack, tmp_path / "c"), {"active.acquisition": "margin"})
-    bridge = EventBridge()
-    engine = build_engine(config, tmp_path / "run", oracle="human", emit=bridge)
+    session = open_session(config, tmp_path / "run", oracle="human")
     yy, xx = np.mgrid[0:32, 0:32]
     images = np.zeros((4, 32, 32, 3), np.uint8)
     images[..., 0], images[..., 1] = yy * 8, xx * 8
     images[:, 8:24, 8:24, 2] = 255
-    engine.images = ImageSet(
-        Split(images, np.arange(4), [f"{i}.png" for i in range(4)]),
-        Split(images[:0], np.zeros(0, np.int64), []),
-        ["cat", "dog", "ship", "frog"],
-        "drawn",
+    session.images.provide(
+        ImageSet(
+            split_of(images, np.arange(4), [f"{i}.png" for i in range(4)]),
+            split_of(images[:0], np.zeros(0, np.int64), []),
+            ["cat", "dog", "ship", "frog"],
+            "drawn",
+        )
     )
-    return SalalApp(engine, bridge, auto=False, start_engine=False)
+    return SalalApp(session, EventBridge(), auto=False)
 
 
 def feed(app: SalalApp) -> None:
@@ -207,10 +183,11 @@ def feed(app: SalalApp) -> None:
         bridge(EpochEnded("finetune", 0, e, 2, loss, 0.7, loss, acc, 900.0, 1.0))
     bridge(RoundEnded(0, 1, 3, 0.6, 3))
     queries = (
-        Query(2, 0.812, 1, (0.3, 0.45, 0.15, 0.1), 1),
-        Query(3, 0.5, 0, (0.6, 0.2, 0.1, 0.1), 1),
+        Query(2, 2, 0.812, 1, (0.3, 0.45, 0.15, 0.1), 1),
+        Query(3, 3, 0.5, 0, (0.6, 0.2, 0.1, 0.1), 1),
     )
-    app.engine.oracle.ask(queries)
+    assert app.session.oracle is not None
+    app.session.oracle.ask(queries)
     bridge(QueryReady(1, queries))
 
 
@@ -237,30 +214,72 @@ def test_snapshot_help_screen(snap_compare, tmp_path: Path, synthetic_pack: Path
 def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
     async def finish(pilot) -> None:
         await settle(pilot)
-        curve = [
-            {"round": 0, "labeled": 1, "test_accuracy": 0.6},
-            {"round": 1, "labeled": 2, "test_accuracy": 0.7},
-            {"round": 2, "labeled": 3, "test_accuracy": 0.8},
-        ]
-        pilot.app.bridge(
-            RunFinished(
-                "RUN_DIR",
-                {
-                    "run_dir": "RUN_DIR",
-                    "curve": curve,
-                    "final_test_accuracy": 0.8,
-                    "accuracy_measured_on": "test split",
-                    "labeled": 3,
-                    "train_size": 4,
-                    "target": 3,
-                    "acquisition": "margin",
-                    "human_labels": 2,
-                    "human_agreement_with_ground_truth": 0.5,
-                },
-            )
+        app = pilot.app
+        curve = tuple(
+            CurvePoint(r, r + 1, (r + 1) / 4, acc, 1.0) for r, acc in enumerate([0.6, 0.7, 0.8])
         )
+        summary = RunSummary(
+            run_dir="RUN_DIR",
+            preset="tiny",
+            acquisition="margin",
+            seed=0,
+            oracle="human",
+            train_size=4,
+            labeled=3,
+            target=3,
+            accuracy_source="test",
+            holdout_every=5,
+            curve=curve,
+            human_labels=2,
+            human_agreement=0.5,
+            stop_reason="budget",
+            seconds=1.0,
+            config=app.session.config,
+        )
+        app.bridge(RunFinished(summary))
         await pilot.pause(0.2)
 
     assert snap_compare(
         scripted_app(tmp_path, synthetic_pack), terminal_size=SIZE, run_before=finish
     )
+
+
+async def test_a_failing_disk_is_one_line_and_the_app_stays_up(
+    synthetic_pack: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The journal refuses writes mid-session: the answer is not taken, the app says what to
+    free and that everything before it is saved, and the same key works once there is room."""
+    from salal_core import store as store_module
+
+    out = tmp_path / "run"
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
+    full = {"now": False}
+    record = store_module.RunStore.record_answers
+
+    def refusing(self, answers) -> None:  # noqa: ANN001
+        if full["now"]:
+            raise store_module._disk_full(OSError(28, "No space left on device"))
+        record(self, answers)
+
+    monkeypatch.setattr(store_module.RunStore, "record_answers", refusing)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        await wait_for(pilot, lambda: screen.shown is not None)
+        first = screen.shown
+        await pilot.press("1")
+        second = screen.shown
+        full["now"] = True
+        await pilot.press("2")
+        message = str(screen.query_one("#message").render())
+        assert "NOT SAVED" in message and "free some disk space" in message
+        assert "every answer before this one is saved" in message
+        assert screen.shown == second and app.is_running  # still asking about the same image
+        await pilot.press("space")  # a skip is a write too
+        assert screen.shown == second
+        full["now"] = False
+        await pilot.press("2")
+        assert screen.shown != second
+        assert journal(out) == {first.item: 0, second.item: 1}
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0

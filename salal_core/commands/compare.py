@@ -16,23 +16,23 @@ from rich.table import Table
 
 from ..acquire import ACQUISITIONS
 from ..config import validate, with_overrides
+from ..engine import Engine
 from ..errors import SalalError
-from ..factory import build_engine
+from ..factory import open_session
 from ..options import add_data_options, add_model_options, config_from_args, parse_name_list
 from ..progress import RichProgress
+from ..summary import RunSummary
 from .output import render, write_text
 
 
-def aggregate(summaries: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+def aggregate(summaries: dict[str, list[RunSummary]]) -> list[dict[str, Any]]:
     """Rows of (strategy, labeled fraction, mean and std of test accuracy over seeds)."""
     rows = []
     for strategy, runs in summaries.items():
         by_fraction: dict[float, list[float]] = {}
         for summary in runs:
-            for point in summary["curve"]:
-                by_fraction.setdefault(round(point["fraction"], 4), []).append(
-                    point["test_accuracy"]
-                )
+            for point in summary.curve:
+                by_fraction.setdefault(round(point.fraction, 4), []).append(point.test_accuracy)
         for fraction, accs in sorted(by_fraction.items()):
             rows.append(
                 {
@@ -113,20 +113,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         validate(with_overrides(base, {"active.acquisition": s}))
     out: Path = args.out
     console = Console(stderr=True)
-    pretrained = args.pretrained
-    if pretrained is None:
+    if base.model.pretrained is None:
         console.print("[bold]pretraining once for every strategy")
-        pretrained = Path(pretrain_into(base, out / "pretrain", quiet=False)["checkpoint"])
-    summaries: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
+        checkpoint = pretrain_into(base, out / "pretrain", quiet=False)["checkpoint"]
+        base = with_overrides(base, {"model.pretrained": str(Path(checkpoint).resolve())})
+    summaries: dict[str, list[RunSummary]] = {s: [] for s in strategies}
     for strategy in strategies:
         for seed in range(base.seed, base.seed + args.seeds):
             config = with_overrides(base, {"active.acquisition": strategy, "seed": seed})
             console.print(f"[bold]{strategy}, seed {seed}")
             with RichProgress(console) as progress:
-                engine = build_engine(
-                    config, out / f"{strategy}-seed{seed}", emit=progress, pretrained=pretrained
-                )
-                summaries[strategy].append(engine.run())
+                session = open_session(config, out / f"{strategy}-seed{seed}")
+                summaries[strategy].append(Engine.for_session(session, progress).run())
     rows = aggregate(summaries)
     Console().print(render_table(rows))
     write_text(

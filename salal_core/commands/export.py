@@ -15,17 +15,23 @@ FIELDS = ["index", "source", "label", "class", "oracle", "round", "time"]
 
 
 def export_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """One row per labeled item; `source` is the image's file where it has one of its own (an
-    image folder), else its id in the source (an archive member, a CIFAR batch row)."""
-    store = RunStore(run_dir, create=False, lock=False)  # reading is safe beside a live run
+    """One row per labeled item (`index` is the run's item id); `source` is the image's file
+    where it has one of its own (an image folder), else its id in the source (an archive
+    member, a CIFAR batch row). Runs of every format export reads are accepted."""
+    # Reading is safe beside a live run, and needs neither the lock nor the data.
+    store = RunStore(run_dir, create=False, lock=False, read_only=True)
     try:
-        ids, names = store.items(), store.class_names()
+        sources, names = store.sources(), store.class_names()
         root = Path(store.load_config().data.source or "")
-        source = lambda i: str(root / ids[i]) if root.is_dir() else ids[i]  # noqa: E731
+
+        def source(item: int) -> str:
+            found = sources.get(item, "")
+            return str(root / found) if found and root.is_dir() else found
+
         return [
             {
-                "index": r.index,
-                "source": source(r.index) if r.index < len(ids) else "",
+                "index": r.item,
+                "source": source(r.item),
                 "label": r.label,
                 "class": names[r.label] if 0 <= r.label < len(names) else "",
                 "oracle": r.oracle,
@@ -34,7 +40,7 @@ def export_rows(run_dir: Path) -> list[dict[str, Any]]:
                     timespec="milliseconds"
                 ),
             }
-            for r in sorted(store.labels().values(), key=lambda r: r.index)
+            for r in sorted(store.labels().values(), key=lambda r: r.item)
         ]
     finally:
         store.close()

@@ -12,8 +12,7 @@ import torch
 
 from ..config import RunConfig, validate
 from ..data import DeviceData, load_dataset
-from ..events import EpochEnded, Notice, Recorder
-from ..factory import fan_out
+from ..events import EpochEnded, Notice, Recorder, fan_out
 from ..options import config_from_args
 from ..pretrain import pretrain, pretrain_payload
 from ..progress import RichProgress

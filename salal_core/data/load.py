@@ -5,22 +5,26 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import tarfile
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, RunConfig
 from ..errors import SalalError
 from ..events import DataLoaded, Emit, Notice, ignore
-from .sources import ImageSet, Split, read_source
+from ..files import atomic_write
+from .cifar import is_cifar_pickles, read_cifar_pickles
+from .sources import ImageSet, Split, read_image_tree, walk_members
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_FILENAME = "cifar-10-python.tar.gz"
-CACHE_FORMAT = 1  # bump when the decoded layout changes, so old caches are not reused
+CACHE_FORMAT = 2  # bump when the decoded layout changes, so old caches are not reused (2: digests)
 
 
 def default_cache_dir() -> Path:
@@ -74,20 +78,23 @@ def fingerprint(path: Path) -> str:
 
 
 def _save_cache(path: Path, data: ImageSet) -> None:
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        train_images=data.train.images,
-        train_labels=data.train.labels,
-        train_ids=np.asarray(data.train.ids, dtype=str),
-        test_images=data.test.images,
-        test_labels=data.test.labels,
-        test_ids=np.asarray(data.test.ids, dtype=str),
-        class_names=np.asarray(data.class_names, dtype=str),
-        source=np.asarray(data.source),
-        skipped=np.asarray([f"{k}={v}" for k, v in data.skipped.items()], dtype=str),
-    )
-    os.replace(tmp, path)
+    def write(f: BinaryIO) -> None:
+        np.savez(
+            f,
+            train_images=data.train.images,
+            train_labels=data.train.labels,
+            train_ids=np.asarray(data.train.ids, dtype=str),
+            train_digests=np.asarray(data.train.digests, dtype=str),
+            test_images=data.test.images,
+            test_labels=data.test.labels,
+            test_ids=np.asarray(data.test.ids, dtype=str),
+            test_digests=np.asarray(data.test.digests, dtype=str),
+            class_names=np.asarray(data.class_names, dtype=str),
+            source=np.asarray(data.source),
+            skipped=np.asarray([f"{k}={v}" for k, v in data.skipped.items()], dtype=str),
+        )
+
+    atomic_write(path, write)
 
 
 def _load_cache(path: Path) -> ImageSet | None:
@@ -95,8 +102,18 @@ def _load_cache(path: Path) -> ImageSet | None:
         with np.load(path, allow_pickle=False) as z:
             skipped = {k: int(v) for k, v in (s.split("=") for s in z["skipped"].tolist())}
             return ImageSet(
-                Split(z["train_images"], z["train_labels"], z["train_ids"].tolist()),
-                Split(z["test_images"], z["test_labels"], z["test_ids"].tolist()),
+                Split(
+                    z["train_images"],
+                    z["train_labels"],
+                    z["train_ids"].tolist(),
+                    z["train_digests"].tolist(),
+                ),
+                Split(
+                    z["test_images"],
+                    z["test_labels"],
+                    z["test_ids"].tolist(),
+                    z["test_digests"].tolist(),
+                ),
                 z["class_names"].tolist(),
                 str(z["source"]),
                 skipped,
@@ -122,6 +139,22 @@ def balanced_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.asarray(chosen))
 
 
+def read_source(
+    path: Path, size: int, progress: Callable[[int, int], None] | None = None
+) -> ImageSet:
+    """Recognise what an existing `path` holds and read it (`load_dataset` checks it exists)."""
+    if path.is_file() and not tarfile.is_tarfile(path):
+        raise SalalError(
+            f"{path} is truncated or not a tar archive; pass a .tar/.tar.gz or a folder"
+        )
+    members = list(walk_members(path))  # one pass: re-reading a .tar.gz costs seconds
+    if is_cifar_pickles([n for n, _ in members]):
+        if size != 32:
+            raise SalalError("CIFAR-10 pickles are 32x32; drop --image-size")
+        return read_cifar_pickles(path, members)
+    return read_image_tree(path, members, size, progress)
+
+
 def cache_folder(config: DataConfig) -> Path:
     """The decode and download cache folder, created if need be."""
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
@@ -139,8 +172,13 @@ def load_dataset(
     seed: int = 0,
     emit: Emit = ignore,
     progress: Callable[[int, int], None] | None = None,
+    train_items: Collection[str] | None = None,
 ) -> ImageSet:
-    """Load the configured source through the decode cache, then take the configured slices."""
+    """Load the configured source through the decode cache, then take the configured slices.
+
+    `train_items` (digests) is the slice a limited run was created with: a resumed run keeps
+    exactly those images instead of drawing the slice again from a source that may have changed.
+    """
     start = time.perf_counter()
     cache_dir = cache_folder(config)
     path = Path(config.source).expanduser() if config.source else download_cifar10(cache_dir)
@@ -161,7 +199,12 @@ def load_dataset(
     if data.skipped:
         counts = ", ".join(f"{v} {k}" for k, v in data.skipped.items())
         emit(Notice(f"skipped files in {path.name}: {counts}"))
-    if config.train_limit:
+    if config.train_limit and train_items is not None:
+        keep = set(train_items)
+        data.train = data.train.take(
+            np.asarray([i for i, d in enumerate(data.train.digests) if d in keep], dtype=np.int64)
+        )
+    elif config.train_limit:
         data.train = data.train.take(balanced_subset(data.train.labels, config.train_limit, seed))
     if config.test_limit:
         data.test = data.test.take(balanced_subset(data.test.labels, config.test_limit, seed))
@@ -177,3 +220,27 @@ def load_dataset(
         )
     )
     return data
+
+
+def load_for_run(
+    config: RunConfig,
+    class_names: Sequence[str] = (),
+    train_items: Collection[str] | None = None,
+    emit: Emit = ignore,
+) -> ImageSet:
+    """A run's images: the source through the cache, with `--classes` named for a folder that
+    has no class folders of its own (and refused for one that has)."""
+    images = load_dataset(config.data, config.seed, emit, train_items=train_items)
+    if class_names:
+        if images.class_names and images.class_names != list(class_names):
+            raise SalalError(
+                f"this source names its own classes ({', '.join(images.class_names)}); "
+                "drop --classes, which is for folders without class folders"
+            )
+        images.class_names = list(class_names)
+    if not images.class_names:
+        raise SalalError(
+            "this image folder has no class folders; name the classes with "
+            "--classes cat,dog,... or --classes-file FILE"
+        )
+    return images

@@ -6,10 +6,8 @@ never extracted, and members that would escape the archive are refused all the s
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
-import pickle
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -20,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SalalError
+from .identity import content_digest, unique_digests
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 SPLITS = ("train", "test")
@@ -31,12 +30,18 @@ class Split:
     images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # (N,) int64; -1 where no label is known
     ids: list[str]  # where each image came from: file path in the source, or "batch:row"
+    digests: list[str]  # what each image is: its content digest (see identity.py)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, indices: np.ndarray) -> Split:
-        return Split(self.images[indices], self.labels[indices], [self.ids[i] for i in indices])
+        return Split(
+            self.images[indices],
+            self.labels[indices],
+            [self.ids[i] for i in indices],
+            [self.digests[i] for i in indices],
+        )
 
 
 @dataclass
@@ -64,7 +69,7 @@ class ImageSet:
 
 
 def empty_split(image_size: int) -> Split:
-    return Split(np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int64), [])
+    return Split(np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int64), [], [])
 
 
 # --------------------------------------------------------------------------- members
@@ -106,69 +111,8 @@ def _walk_tar(path: Path) -> Iterator[Member]:
         ) from None
 
 
-def _members(path: Path) -> Iterator[Member]:
+def walk_members(path: Path) -> Iterator[Member]:
     return _walk_folder(path) if path.is_dir() else _walk_tar(path)
-
-
-# --------------------------------------------------------------------------- CIFAR pickles
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickle CIFAR batches without running arbitrary code: only numpy arrays are allowed."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: ANN201
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
-
-
-def _unpickle(data: bytes, name: str) -> dict:
-    try:
-        obj = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except Exception as exc:  # any malformed pickle is the same problem to the user
-        raise SalalError(f"{name} is not a readable CIFAR batch ({exc})") from None
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
-
-
-def is_cifar_pickles(names: list[str]) -> bool:
-    return any(PurePosixPath(n).name == "data_batch_1" for n in names)
-
-
-def read_cifar_pickles(path: Path, members: list[Member]) -> ImageSet:
-    """The official `cifar-10-python.tar.gz`, or its extracted `cifar-10-batches-py/`."""
-    blobs = {
-        PurePosixPath(n).name: read()
-        for n, read in members
-        if PurePosixPath(n).name.startswith(("data_batch_", "test_batch", "batches.meta"))
-    }
-    batches = sorted(n for n in blobs if n.startswith("data_batch_"))
-    if "test_batch" not in blobs or not batches:
-        raise SalalError(f"{path} lacks data_batch_* or test_batch; is it cifar-10-python?")
-
-    def split(names: list[str]) -> Split:
-        images, labels, ids = [], [], []
-        for n in names:
-            d = _unpickle(blobs[n], n)
-            data = np.asarray(d["data"], dtype=np.uint8)
-            images.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            labels.append(np.asarray(d["labels"], dtype=np.int64))
-            ids.extend(f"{n}:{row}" for row in range(len(data)))
-        return Split(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), ids)
-
-    names = [f"class_{i}" for i in range(10)]
-    if "batches.meta" in blobs:
-        meta = _unpickle(blobs["batches.meta"], "batches.meta")
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta["label_names"]]
-    return ImageSet(split(batches), split(["test_batch"]), names, str(path))
 
 
 # --------------------------------------------------------------------------- image folders
@@ -258,11 +202,11 @@ def _decode_members(
     dedupe: bool,
 ) -> Split:
     """Decode, skipping and counting unreadable, too small and (for pools) duplicate files."""
-    images, labels, ids, seen = [], [], [], set()
+    images, labels, ids, digests, seen = [], [], [], [], set()
     for i, (name, read, label) in enumerate(items):
         data = read()
+        digest = content_digest(data)
         if dedupe:
-            digest = hashlib.blake2b(data, digest_size=16).digest()
             if digest in seen:
                 skipped["duplicate"] = skipped.get("duplicate", 0) + 1
                 continue
@@ -275,24 +219,9 @@ def _decode_members(
             continue
         labels.append(label)
         ids.append(name)
+        digests.append(digest)
         if progress and i % 1000 == 0:
             progress(i, len(items))
     if not images:
         return empty_split(size)
-    return Split(np.stack(images), np.asarray(labels, np.int64), ids)
-
-
-def read_source(
-    path: Path, size: int, progress: Callable[[int, int], None] | None = None
-) -> ImageSet:
-    """Recognise what an existing `path` holds and read it (`load_dataset` checks it exists)."""
-    if path.is_file() and not tarfile.is_tarfile(path):
-        raise SalalError(
-            f"{path} is truncated or not a tar archive; pass a .tar/.tar.gz or a folder"
-        )
-    members = list(_members(path))  # one pass: re-reading a .tar.gz costs seconds
-    if is_cifar_pickles([n for n, _ in members]):
-        if size != 32:
-            raise SalalError("CIFAR-10 pickles are 32x32; drop --image-size")
-        return read_cifar_pickles(path, members)
-    return read_image_tree(path, members, size, progress)
+    return Split(np.stack(images), np.asarray(labels, np.int64), ids, unique_digests(digests))

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 
 import numpy as np
-from textual import events
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -18,22 +18,22 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from salal_core.events import (
-    DataLoaded,
-    EpochEnded,
-    Event,
-    LabelsAdded,
-    Notice,
-    PhaseChanged,
-    PhaseStarted,
-    Query,
-    QueryReady,
-    RoundEnded,
-    StepProgress,
-)
-from salal_core.factory import Engine
-from salal_core.oracle import HumanOracle, UndoUnavailable
+from salal_core.errors import SalalError
+from salal_core.events import Query
+from salal_core.oracle import UndoUnavailable
+from salal_core.session import Session
 
+from ..bridge import (
+    DataLoadedMessage,
+    EpochEndedMessage,
+    LabelsAddedMessage,
+    NoticeMessage,
+    PhaseChangedMessage,
+    PhaseStartedMessage,
+    QueryReadyMessage,
+    RoundEndedMessage,
+    StepProgressMessage,
+)
 from ..keys import class_keys
 from ..render import load_original
 from ..widgets import ClassList, ImageView, MetricChart, PhaseLine, QueryInfo, RunProgress
@@ -55,10 +55,10 @@ class LabelScreen(Screen[None]):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, engine: Engine, auto: bool) -> None:
+    def __init__(self, session: Session, auto: bool) -> None:
         super().__init__()
-        self.engine, self.auto = engine, auto
-        self.oracle = engine.oracle if isinstance(engine.oracle, HumanOracle) else None
+        self.session, self.auto = session, auto
+        self.oracle = session.oracle
         self.class_names: list[str] = []
         self.keys: dict[str, int] = {}
         self.shown: Query | None = None
@@ -112,64 +112,91 @@ class LabelScreen(Screen[None]):
         self.set_class(small, "too-small")
 
     # ---------------------------------------------------------------- engine events
-    def handle(self, event: Event) -> None:
-        if isinstance(event, DataLoaded):
-            self.class_names = list(event.class_names) or self.engine.class_names
-            self.keys = {k: i for i, k in enumerate(class_keys(len(self.class_names)))}
-            self.query_one(ClassList).set_classes(self.class_names)
-            self._phase(
-                f"{event.train_size:,} images, {len(self.class_names)} classes loaded "
-                f"in {event.seconds:.1f} s"
-            )
-        elif isinstance(event, PhaseChanged):
-            text = {
-                "waiting": "model is waiting for your answers"
-                if self.oracle
-                else "waiting for the oracle"
-            }.get(event.phase, f"{event.phase}: {event.detail}")
-            self._phase(text)
-        elif isinstance(event, PhaseStarted):
-            if event.phase == "finetune" and not self.finetuning:
-                self.finetuning = True
-                held_out = self.engine.held_out
-                self.query_one("#loss", MetricChart).reset("training loss")
-                self.query_one("#accuracy", MetricChart).reset(
-                    "held-out accuracy" if held_out else "test accuracy"
-                )
-            elif event.phase == "pretrain":
-                self.query_one("#loss", MetricChart).reset("rotation loss")
-                self.query_one("#accuracy", MetricChart).reset("rotation accuracy")
-        elif isinstance(event, StepProgress):
-            what = "pretraining" if event.phase == "pretrain" else f"round {self.round} training"
-            self._phase(f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}")
-        elif isinstance(event, EpochEnded):
-            self.query_one("#loss", MetricChart).add(event.loss)
-            self.query_one("#accuracy", MetricChart).add(event.test_accuracy)
-            what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
-            self._phase(
-                f"{what} · epoch {event.epoch}/{event.epochs} · loss {event.loss:.3f} · "
-                f"{event.images_per_second:,.0f} img/s"
-            )
-        elif isinstance(event, QueryReady):
-            if self.auto:
-                self.replay.extend(event.queries)
-            elif self.shown is None:
-                self._show_current()
-        elif isinstance(event, LabelsAdded):
-            self.engine_labeled, self.target = event.labeled, event.target
-            if event.oracle == "initial":
-                self.origin = f"{len(event.indices):,} to start with, from the ground truth"
-        elif isinstance(event, RoundEnded):
-            self.engine_labeled, self.target, self.round = event.labeled, event.target, event.round
-        elif isinstance(event, Notice):
-            self._message(event.message, "yellow" if event.level == "warning" else "cyan")
+    @on(DataLoadedMessage)
+    def on_data_loaded(self, message: DataLoadedMessage) -> None:
+        event = message.event
+        self.class_names = list(event.class_names) or list(self.session.request.class_names)
+        self.keys = {k: i for i, k in enumerate(class_keys(len(self.class_names)))}
+        self.query_one(ClassList).set_classes(self.class_names)
+        self._phase(
+            f"{event.train_size:,} images, {len(self.class_names)} classes loaded "
+            f"in {event.seconds:.1f} s"
+        )
         self._progress()
+
+    @on(PhaseChangedMessage)
+    def on_phase_changed(self, message: PhaseChangedMessage) -> None:
+        event = message.event
+        if event.phase == "waiting":
+            who = "model is waiting for your answers" if self.oracle else "waiting for the oracle"
+            self._phase(who)
+        else:
+            self._phase(f"{event.phase}: {event.detail}")
+
+    @on(PhaseStartedMessage)
+    def on_phase_started(self, message: PhaseStartedMessage) -> None:
+        event = message.event
+        if event.phase == "finetune" and not self.finetuning:
+            self.finetuning = True
+            images = self.session.images.loaded
+            held_out = images is not None and not images.has_test
+            self.query_one("#loss", MetricChart).reset("training loss")
+            self.query_one("#accuracy", MetricChart).reset(
+                "held-out accuracy" if held_out else "test accuracy"
+            )
+        elif event.phase == "pretrain":
+            self.query_one("#loss", MetricChart).reset("rotation loss")
+            self.query_one("#accuracy", MetricChart).reset("rotation accuracy")
+
+    @on(StepProgressMessage)
+    def on_step_progress(self, message: StepProgressMessage) -> None:
+        event = message.event
+        what = "pretraining" if event.phase == "pretrain" else f"round {self.round} training"
+        self._phase(f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}")
+
+    @on(EpochEndedMessage)
+    def on_epoch_ended(self, message: EpochEndedMessage) -> None:
+        event = message.event
+        self.query_one("#loss", MetricChart).add(event.loss)
+        self.query_one("#accuracy", MetricChart).add(event.test_accuracy)
+        what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
+        self._phase(
+            f"{what} · epoch {event.epoch}/{event.epochs} · loss {event.loss:.3f} · "
+            f"{event.images_per_second:,.0f} img/s"
+        )
+
+    @on(QueryReadyMessage)
+    def on_query_ready(self, message: QueryReadyMessage) -> None:
+        if self.auto:
+            self.replay.extend(message.event.queries)
+        elif self.shown is None:
+            self._show_current()
+        self._progress()
+
+    @on(LabelsAddedMessage)
+    def on_labels_added(self, message: LabelsAddedMessage) -> None:
+        event = message.event
+        self.engine_labeled, self.target = event.labeled, event.target
+        if event.oracle == "initial":
+            self.origin = f"{len(event.indices):,} to start with, from the ground truth"
+        self._progress()
+
+    @on(RoundEndedMessage)
+    def on_round_ended(self, message: RoundEndedMessage) -> None:
+        event = message.event
+        self.engine_labeled, self.target, self.round = event.labeled, event.target, event.round
+        self._progress()
+
+    @on(NoticeMessage)
+    def on_notice(self, message: NoticeMessage) -> None:
+        event = message.event
+        self._message(event.message, "yellow" if event.level == "warning" else "cyan")
 
     # ---------------------------------------------------------------- showing items
     def _pixels(self, index: int) -> Pixels | None:
         """The image to draw: the original file at the size the view can show, where the source
         has one (an image folder), else the copy the model sees."""
-        images = self.engine.images
+        images = self.session.images.loaded
         if images is None:
             return None
 
@@ -189,7 +216,7 @@ class LabelScreen(Screen[None]):
             None if query is None else self._pixels(query.index), caption
         )
         self.query_one(QueryInfo).show(
-            query, self.class_names, self.engine.config.active.acquisition, answer
+            query, self.class_names, self.session.config.active.acquisition, answer
         )
 
     def _show_current(self) -> None:
@@ -200,7 +227,7 @@ class LabelScreen(Screen[None]):
     def _prepare_next(self) -> None:
         """Between keypresses, once this frame is out: draw the next image off screen."""
         upcoming = self.oracle.queued()[1:2] if self.oracle else []
-        if upcoming and self.engine.images is not None:
+        if upcoming and self.session.images.loaded is not None:
             query = upcoming[0]
             self.query_one(ImageView).prepare(self._pixels(query.index), _caption(query))
 
@@ -219,24 +246,26 @@ class LabelScreen(Screen[None]):
 
     # ---------------------------------------------------------------- human answers
     def on_key(self, event: events.Key) -> None:
-        if self.oracle is None or event.character is None or event.character not in self.keys:
+        oracle, shown = self.oracle, self.shown
+        if oracle is None or event.character is None or event.character not in self.keys:
             return
         event.stop()
-        if self.shown is None:
+        if shown is None:
             self._message("nothing to label yet: the model is choosing images", "yellow")
             return
         label = self.keys[event.character]
-        self.oracle.answer(self.shown.index, label)  # on disk when this returns
+        if not self._saved(lambda: oracle.answer(shown.index, label)):  # on disk when it returns
+            return
         self.query_one(ClassList).mark(label)
-        self._message(f"#{self.shown.index} → {self.class_names[label]}")
+        self._message(f"#{shown.index} → {self.class_names[label]}")
         self._show_current()
         if self.answer_drawn is not None:
             self.call_after_refresh(self.answer_drawn, event.time)
 
     def action_skip(self) -> None:
-        if self.oracle is None or self.shown is None:
+        oracle, shown = self.oracle, self.shown
+        if oracle is None or shown is None or not self._saved(lambda: oracle.skip(shown.index)):
             return
-        self.oracle.skip(self.shown.index)
         self._message(f"#{self.shown.index} skipped: back to the pool")
         self._show_current()
 
@@ -248,10 +277,30 @@ class LabelScreen(Screen[None]):
         except UndoUnavailable as exc:
             self._message(str(exc), "yellow")
             return
+        except SalalError as exc:
+            self._not_saved(exc)
+            return
         was = "a skip" if label < 0 else self.class_names[label]
         self._message(f"undid #{query.index} (was {was})")
         self.query_one(ClassList).mark(None)
         self._show_current()
+
+    def _saved(self, write: Callable[[], object]) -> bool:
+        """Run a journal write; if the disk refuses it, say so and keep the image on screen."""
+        try:
+            write()
+        except SalalError as exc:
+            self._not_saved(exc)
+            return False
+        return True
+
+    def _not_saved(self, exc: SalalError) -> None:
+        reason = str(exc).split(";")[0].removeprefix("could not save to the run directory ")
+        self._message(
+            f"NOT SAVED {reason}: free some disk space and press the key again; every answer "
+            "before this one is saved",
+            "bold red",
+        )
 
     # ---------------------------------------------------------------- auto-oracle replay
     def _restart_timer(self) -> None:
@@ -261,10 +310,11 @@ class LabelScreen(Screen[None]):
         self.replay_timer = self.set_interval(delay, self._replay_next)
 
     def _replay_next(self) -> None:
-        if not self.replay or self.engine.images is None:
+        images = self.session.images.loaded
+        if not self.replay or images is None:
             return
         query = self.replay.popleft()
-        truth = int(self.engine.images.train.labels[query.index])
+        truth = int(images.train.labels[query.index])
         self._show(query, answer=truth if truth >= 0 else None)
         self.query_one(ClassList).mark(truth)
         self._progress()
@@ -292,7 +342,7 @@ class LabelScreen(Screen[None]):
             if quit_:
                 self.app.stop_and_exit()
 
-        self.app.push_screen(QuitScreen(str(self.engine.store.dir)), answered)
+        self.app.push_screen(QuitScreen(str(self.session.run_dir)), answered)
 
 
 def _caption(query: Query) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -11,54 +11,51 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
+from salal_core.summary import CurvePoint, RunSummary
 
-def curve_table(curve: list[dict[str, Any]]) -> Table:
+
+def curve_table(curve: tuple[CurvePoint, ...]) -> Table:
     table = Table(title="learning curve", expand=False)
     table.add_column("round", justify="right")
     table.add_column("labeled", justify="right")
     table.add_column("accuracy", justify="right")
     for p in curve:
-        acc = p["test_accuracy"]
-        table.add_row(
-            str(int(p["round"])), f"{int(p['labeled']):,}", "-" if acc != acc else f"{acc:.4f}"
-        )
+        acc = p.test_accuracy
+        table.add_row(str(p.round), f"{p.labeled:,}", "-" if math.isnan(acc) else f"{acc:.4f}")
     return table
 
 
 class SummaryScreen(Screen[None]):
     BINDINGS = [Binding("q,enter,escape", "close", "exit")]
 
-    def __init__(self, summary: dict[str, Any]) -> None:
+    def __init__(self, summary: RunSummary) -> None:
         super().__init__()
         self.summary = summary
 
     def compose(self) -> ComposeResult:
         s = self.summary
-        curve = s.get("curve", [])
-        acc = s.get("final_test_accuracy")
-        title = "Run stopped" if s.get("stopped_early") else "Run finished"
-        lines = [f"[b]{title}[/b]\n"]
+        acc = s.final_accuracy
+        lines = [f"[b]{'Run stopped' if s.stopped_early else 'Run finished'}[/b]\n"]
         if acc is not None:
-            lines.append(f"final accuracy [b]{acc:.4f}[/b] ({s.get('accuracy_measured_on')})")
-        if "labeled" in s:
+            lines.append(f"final accuracy [b]{acc:.4f}[/b] ({s.accuracy_label})")
+        if s.train_size:
             lines.append(
-                f"labeled {s['labeled']:,} of {s['train_size']:,} "
-                f"(target {s['target']:,}) with {s['acquisition']}"
+                f"labeled {s.labeled:,} of {s.train_size:,} (target {s.target:,}) "
+                f"with {s.acquisition}"
             )
-        agreement = s.get("human_agreement_with_ground_truth")
-        if agreement is not None:
+        if s.human_agreement is not None:
             lines.append(
-                f"your {s['human_labels']:,} labels agree with the ground truth on "
-                f"[b]{agreement:.1%}[/b]"
+                f"your {s.human_labels:,} labels agree with the ground truth on "
+                f"[b]{s.human_agreement:.1%}[/b]"
             )
-        lines.append(f"run directory [b]{s.get('run_dir')}[/b]")
+        lines.append(f"run directory [b]{s.run_dir}[/b]")
         with Vertical(id="summary-box"):
             yield Static("\n".join(lines), id="summary-text")
-            if curve:
+            if s.curve:
                 yield Static("accuracy by round", classes="chart-title")
-                yield Sparkline([p["test_accuracy"] for p in curve], id="summary-curve")
-                yield Static(curve_table(curve), id="summary-table")
-            yield Static(f"[dim]export: salal-core export {s.get('run_dir')} --format csv[/dim]")
+                yield Sparkline([p.test_accuracy for p in s.curve], id="summary-curve")
+                yield Static(curve_table(s.curve), id="summary-table")
+            yield Static(f"[dim]export: salal-core export {s.run_dir} --format csv[/dim]")
         yield Footer()
 
     def action_close(self) -> None:

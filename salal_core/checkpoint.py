@@ -1,0 +1,156 @@
+"""Round checkpoints: one typed payload holding exactly what resume reads, with a version.
+
+A checkpoint is a dict of tensors and plain values (it loads with `weights_only=True`), written
+atomically; a torn one is skipped for the one before it. What it holds:
+
+    model, optimizer         the state dicts
+    shape                    width, classes, committee members: what the model must be built as
+    generator                the loop's generator as the next scoring will use it
+    round, curve             where the run is, and the learning curve so far
+    items, items_digest      the run's items it was trained beside (the first `items` of them)
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .data.identity import items_digest
+from .errors import SalalError
+from .files import atomic_write_bytes
+from .model import Net
+from .summary import CurvePoint
+
+CHECKPOINT_VERSION = 1
+ROUND_PREFIX = "round-"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    width: int
+    classes: int
+    members: int  # linear heads: 1, or a committee for query by committee
+
+
+@dataclass(frozen=True)
+class RoundCheckpoint:
+    round: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    shape: ModelShape
+    generator: torch.Tensor
+    curve: tuple[CurvePoint, ...]
+    items: int
+    items_digest: str
+
+    @property
+    def name(self) -> str:
+        return f"{ROUND_PREFIX}{self.round:04d}"
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "kind": "round",
+            "round": self.round,
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "shape": asdict(self.shape),
+            "generator": self.generator,
+            "curve": [asdict(p) for p in self.curve],
+            "items": self.items,
+            "items_digest": self.items_digest,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], source: str) -> RoundCheckpoint:
+        if payload.get("kind") != "round" or payload.get("version") != CHECKPOINT_VERSION:
+            raise SalalError(
+                f"{source} is a checkpoint of another salal version (found "
+                f"{payload.get('version', 'none')}, this one reads {CHECKPOINT_VERSION}); "
+                "export the labels with salal-core export and start a new run"
+            )
+        return cls(
+            round=int(payload["round"]),
+            model=payload["model"],
+            optimizer=payload["optimizer"],
+            shape=ModelShape(**payload["shape"]),
+            generator=payload["generator"],
+            curve=tuple(CurvePoint(**p) for p in payload["curve"]),
+            items=int(payload["items"]),
+            items_digest=str(payload["items_digest"]),
+        )
+
+    def check_items(self, digests: list[str], source: str) -> None:
+        """The run's items (in item-id order) must begin with the ones this was trained beside;
+        items are only ever appended, so anything else is another run's checkpoint."""
+        if len(digests) < self.items or items_digest(digests[: self.items]) != self.items_digest:
+            raise SalalError(
+                f"{source} belongs to another run's images; start a new run, or restore the "
+                "run directory from a backup"
+            )
+
+
+HeadChange = Literal["same", "rebuild head"]
+
+
+def compare_shape(saved: ModelShape, wanted: ModelShape, source: str) -> HeadChange:
+    """Whether the checkpoint's model loads as it is, or its backbone under a new head (the
+    committee size changed with --acquisition); another width or class count cannot load."""
+    if (saved.width, saved.classes) != (wanted.width, wanted.classes):
+        raise SalalError(
+            f"{source} holds a model of width {saved.width} with {saved.classes} classes, but "
+            f"this run needs width {wanted.width} with {wanted.classes}; start a new run"
+        )
+    return "same" if saved.members == wanted.members else "rebuild head"
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a run picks up from its newest round checkpoint."""
+
+    start_round: int
+    curve: tuple[CurvePoint, ...]
+    optimizer: dict[str, Any] | None  # None: a fresh optimizer (no checkpoint, or a new head)
+    head_rebuilt: bool = False
+
+
+def restore_model(model: Net, checkpoint: RoundCheckpoint, wanted: ModelShape) -> Resumed:
+    """Load the checkpoint into `model`. With another committee size (--acquisition switched
+    between one head and a committee), only the backbone loads: the new head is trained from
+    scratch on every label, so that round is run again and its curve point dropped."""
+    if compare_shape(checkpoint.shape, wanted, checkpoint.name) == "same":
+        model.load_state_dict(checkpoint.model)
+        return Resumed(checkpoint.round + 1, checkpoint.curve, checkpoint.optimizer)
+    backbone = {
+        k.removeprefix("backbone."): v
+        for k, v in checkpoint.model.items()
+        if k.startswith("backbone.")
+    }
+    model.backbone.load_state_dict(backbone)
+    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, head_rebuilt=True)
+
+
+def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:
+    """Write one checkpoint atomically. torch.save goes to memory first: it reports a failed
+    write (a full disk) as a RuntimeError from its zip writer, while a plain write raises
+    OSError, which the caller turns into its one line."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    path = folder / f"{name}.pt"
+    atomic_write_bytes(path, buffer.getbuffer())
+    return path
+
+
+def load_newest(folder: Path, prefix: str) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint whose name starts with `prefix`; a torn or unreadable one
+    is skipped in favour of the one before it."""
+    for path in sorted(folder.glob(f"{prefix}*.pt"), reverse=True):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True), path
+        except Exception:  # torn write, bad zip, unpickling refusal: all mean "try older"
+            continue
+    return None

@@ -1,0 +1,303 @@
+"""One run of the engine, built whole: load, match the run's items, restore, pretrain if need
+be, then the active-learning loop until the budget is spent or the oracle closes.
+
+Everything answered is on disk whatever happens; what a run is built from (data, model, label
+state, learner, loop) lives for the length of `run()`, never half-filled on the object.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .acquire import get as get_acquisition
+from .checkpoint import ROUND_PREFIX, ModelShape, Resumed, RoundCheckpoint, restore_model
+from .config import RunConfig
+from .data import DeviceData, ImageSet
+from .data.identity import item_priority
+from .data.load import balanced_subset, load_for_run
+from .errors import OracleClosed, SalalError
+from .events import (
+    Emit,
+    Event,
+    LabelsAdded,
+    Notice,
+    PhaseChanged,
+    Query,
+    RunFinished,
+    fan_out,
+)
+from .journal import RunJournal
+from .labels import LabelState, RunItems, check_journal, restore
+from .learner import TorchLearner
+from .loop import HOLDOUT_EVERY, ActiveLoop
+from .model import Net
+from .oracle import Answer, AutoOracle, Oracle
+from .pretrain import build_model, load_pretrained, pretrain, pretrain_payload, read_payload
+from .records import LabelRecord
+from .runtime import compile_notice, configure, cuda_oom_hint, resolve_device, seed_everything
+from .session import RunRequest, Session
+from .store import RunStore
+from .summary import RunSummary, StopReason
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        request: RunRequest,
+        emit: Emit,
+        oracle: Oracle | None = None,
+    ) -> None:
+        """`oracle` None answers from the ground truth (auto-oracle mode)."""
+        self.config, self.store, self.request, self.oracle = config, store, request, oracle
+        self._stop = threading.Event()
+        self._sink = emit
+
+    @classmethod
+    def for_session(cls, session: Session, emit: Emit) -> Engine:
+        """An engine in this process, on the session's run directory and oracle."""
+        return cls(
+            session.config,
+            session.store,
+            session.request,
+            fan_out(session.store.on_event, emit),
+            session.oracle,
+        )
+
+    def emit(self, event: Event) -> None:
+        # Every phase reports often (steps, epochs, queries), so a stop lands within a step.
+        if self._stop.is_set():
+            raise OracleClosed()
+        self._sink(event)
+
+    def stop(self) -> None:
+        """Ask a running engine, from any thread, to save and stop at its next step."""
+        self._stop.set()
+        if self.oracle is not None:
+            self.oracle.close()
+
+    def run(self) -> RunSummary:
+        """Load, pretrain if needed, then run the loop until the budget is spent or the oracle
+        closes. Everything answered is on disk whatever happens."""
+        started = time.perf_counter()
+        try:
+            with cuda_oom_hint():
+                return self._run(started)
+        except OracleClosed:  # stopped before the loop began (loading, pretraining)
+            return self._summary(started, "stopped", None, None, None)
+        finally:
+            if self.oracle is not None:
+                self.oracle.close()
+            self.store.close()
+
+    # ---------------------------------------------------------------- the run
+    def _run(self, started: float) -> RunSummary:
+        config, store = self.config, self.store
+        device = resolve_device(config.device)
+        configure(device, config.speed)
+        seed_everything(config.seed)
+        self.emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
+        if notice := compile_notice():
+            self.emit(Notice(notice))
+        stored = store.items()
+        images = load_for_run(
+            config, self.request.class_names, [s.digest for s in stored] or None, self.emit
+        )
+        if self.oracle is None and not images.has_labels:
+            raise SalalError(
+                "--auto-oracle needs ground-truth labels, and this source has none; "
+                "label it yourself with salal-tui"
+            )
+        items = RunItems.resolve(stored, images.train)
+        store.save_items(items.changes)  # idempotent: a run killed here resumes the same
+        store.save_classes(images.class_names)
+        records = store.labels()
+        check_journal(
+            store.journal_rows(), items.known, len(images.class_names), store.highest_asked_round()
+        )
+        self._report_items(items, records)
+        state = restore(records, items)
+        data = DeviceData(images, device)
+
+        members = (
+            config.active.committee if get_acquisition(config.active.acquisition).committee else 1
+        )
+        shape = ModelShape(config.model.width, data.num_classes, members)
+        model = build_model(config, data.num_classes, device, members)
+        generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+        checkpoint = self._round_checkpoint()
+        if checkpoint is None:
+            self._prepare_backbone(model, data)
+            model.replace_head(data.num_classes, members)
+            resumed = Resumed(0, (), None)
+        else:
+            generator.set_state(checkpoint.generator)
+            resumed = restore_model(model, checkpoint, shape)
+            if resumed.head_rebuilt:
+                self.emit(
+                    Notice(
+                        f"{config.active.acquisition} needs {members} head(s) and "
+                        f"{checkpoint.name} has {checkpoint.shape.members}: the head is rebuilt "
+                        "on the checkpoint's backbone and trained on every label",
+                        level="info",
+                    )
+                )
+        if state.num_labeled == 0:  # new, or killed before its initial labels were written
+            self._initial_labels(state, images, items)
+
+        oracle = self.oracle or AutoOracle(images.train.labels, store)
+        learner = TorchLearner(config, model, data, generator, self.emit, resumed.optimizer)
+        loop = ActiveLoop(
+            config,
+            learner,
+            oracle,
+            RunJournal(store, learner, shape),
+            state,
+            self.emit,
+            item_ids=items.ids,
+            priority=item_priority(items.digests, config.seed),
+            generator=generator,
+            start_round=resumed.start_round,
+            open_queries=self._open_queries(items, state),
+            curve=resumed.curve,
+        )
+        if checkpoint is not None or records:
+            where = f"from {checkpoint.name}" if checkpoint else "before the first round"
+            self.emit(
+                Notice(
+                    f"resumed {where}: {state.num_labeled} labels, {loop.outstanding} queued, "
+                    f"round {resumed.start_round}",
+                    level="info",
+                )
+            )
+        try:
+            reason: StopReason = loop.run()
+        except OracleClosed:
+            reason = "stopped"  # the person quit: every answer is already on disk
+        return self._summary(started, reason, loop, images, items)
+
+    # ---------------------------------------------------------------- resuming
+    def _round_checkpoint(self) -> RoundCheckpoint | None:
+        found = self.store.load_checkpoint(ROUND_PREFIX)
+        if found is None:
+            return None
+        payload, path = found
+        checkpoint = RoundCheckpoint.from_payload(payload, path.name)
+        checkpoint.check_items([s.digest for s in self.store.items()], path.name)
+        return checkpoint
+
+    def _report_items(self, items: RunItems, records: dict[int, LabelRecord]) -> None:
+        if items.added:
+            self.emit(Notice(f"{items.added} new images joined the pool", level="info"))
+        if items.missing:
+            gone = len(items.missing & set(records))
+            self.emit(
+                Notice(
+                    f"{len(items.missing)} of this run's images are no longer in the source "
+                    f"({gone} labeled): they leave the pool; their labels stay in the journal "
+                    "and the export"
+                )
+            )
+
+    def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:
+        """Asked but never answered, on their positions now; answered ones are consumed."""
+        where = items.positions()
+        queued = self.store.open_queries()
+        open_ = [
+            Query(where[q.item], q.item, q.score, q.predicted, q.probabilities, q.round)
+            for q in queued
+            if q.item in where and not state.labeled_mask[where[q.item]]
+        ]
+        done = {q.item for q in queued} - {q.item for q in open_}
+        self.store.mark_consumed(sorted(done))
+        return open_
+
+    # ---------------------------------------------------------------- a new run
+    def _prepare_backbone(self, model: Net, data: DeviceData) -> None:
+        """Rotation features: from --pretrained, from this run's earlier pretraining, or fresh."""
+        pretrained = self.config.model.pretrained
+        if pretrained is not None:
+            load_pretrained(read_payload(Path(pretrained)), self.config, model, pretrained)
+            return
+        found = self.store.load_checkpoint("pretrain")
+        if found is not None:
+            load_pretrained(found[0], self.config, model, "pretrain.pt")
+            return
+        generator = torch.Generator(device=data.device).manual_seed(self.config.seed)
+        rot_model, results = pretrain(self.config, data, self.emit, generator)
+        self.store.save_checkpoint("pretrain", pretrain_payload(rot_model, self.config, results))
+        model.backbone.load_state_dict(rot_model.backbone.state_dict())
+
+    def _initial_labels(self, state: LabelState, images: ImageSet, items: RunItems) -> None:
+        """The preset's initial fraction, labeled from the ground truth where there is one."""
+        truth = images.train.labels
+        count = self.config.initial_count(len(truth))
+        if self.config.active.initial_fraction <= 0 or not (truth >= 0).all():
+            return  # cold start: the loop asks for the first labels
+        if self.config.active.class_balanced_initial:
+            chosen = balanced_subset(truth, count, self.config.seed)
+        else:
+            rng = np.random.default_rng(self.config.seed)
+            chosen = np.sort(rng.choice(len(truth), count, replace=False))
+        now = time.time()
+        self.store.record_answers(
+            [Answer(int(i), int(items.ids[i]), int(truth[i]), 0, "initial", now) for i in chosen]
+        )
+        state.add(chosen, truth[chosen], 0)
+        self.emit(
+            LabelsAdded(
+                0,
+                tuple(int(i) for i in chosen),
+                tuple(int(x) for x in truth[chosen]),
+                "initial",
+                state.num_labeled,
+                self.config.target_count(len(truth)),
+            )
+        )
+
+    # ---------------------------------------------------------------- the end
+    def _summary(
+        self,
+        started: float,
+        reason: StopReason,
+        loop: ActiveLoop | None,
+        images: ImageSet | None,
+        items: RunItems | None,
+    ) -> RunSummary:
+        records = self.store.labels()
+        human = [r for r in records.values() if r.oracle == "human"]
+        agreement = None
+        if human and images is not None and items is not None and (images.train.labels >= 0).all():
+            where = items.positions()
+            truth = images.train.labels
+            known = [r for r in human if r.item in where]
+            if known:
+                agreement = float(np.mean([truth[where[r.item]] == r.label for r in known]))
+        summary = RunSummary(
+            run_dir=str(self.store.dir),
+            preset=self.config.preset,
+            acquisition=self.config.active.acquisition,
+            seed=self.config.seed,
+            oracle=self.request.oracle,
+            train_size=loop.state.size if loop else 0,
+            labeled=loop.state.num_labeled if loop else len(records),
+            target=loop.target if loop else 0,
+            accuracy_source=loop.accuracy_source if loop else "test",
+            holdout_every=HOLDOUT_EVERY,
+            curve=tuple(loop.curve) if loop else (),
+            human_labels=len(human),
+            human_agreement=agreement,
+            stop_reason=reason,
+            seconds=time.perf_counter() - started,
+            config=self.config,
+        )
+        if loop is not None:
+            self.store.write_summary(summary.to_json())
+        self._sink(RunFinished(summary))  # delivered even after a stop
+        return summary

@@ -1,0 +1,46 @@
+"""The loop's journal over the run directory: questions and their answers' consumption go to
+the store, each finished round to a checkpoint holding what resume reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .checkpoint import ModelShape, RoundCheckpoint
+from .data.identity import items_digest
+from .events import Query
+from .learner import Learner
+from .store import RunStore
+from .summary import CurvePoint
+
+
+class RunJournal:
+    """The loop's journal: queries and consumption to the store, rounds as checkpoints."""
+
+    def __init__(self, store: RunStore, learner: Learner, shape: ModelShape) -> None:
+        self.store, self.learner, self.shape = store, learner, shape
+        digests = [s.digest for s in store.items()]  # item-id order, this load's new ones too
+        self.items, self.items_digest = len(digests), items_digest(digests)
+
+    def save_queries(self, queries: Sequence[Query]) -> None:
+        self.store.save_queries(queries)
+
+    def mark_consumed(self, items: Sequence[int]) -> None:
+        self.store.mark_consumed(items)
+
+    def save_round(
+        self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
+    ) -> None:
+        model, optimizer = self.learner.state_dicts()
+        checkpoint = RoundCheckpoint(
+            round_,
+            model,
+            optimizer,
+            self.shape,
+            generator_state,
+            tuple(curve),
+            self.items,
+            self.items_digest,
+        )
+        self.store.save_checkpoint(checkpoint.name, checkpoint.to_payload())

@@ -1,0 +1,149 @@
+"""Labels: which item holds which class, since which round, and how that is rebuilt on resume.
+
+Positions (0..N-1 over the loaded training images) are what the engine computes with; item ids
+are the run's stable names for images, known by content digest. `RunItems` joins the two each
+time a run loads its data, so a journal written against one load is read against the next,
+whatever was added, removed or renamed in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data.sources import Split
+from .errors import SalalError
+from .events import ORACLE_NAMES
+from .records import JournalRow, LabelRecord, StoredItem
+
+
+class LabelState:
+    """Each training item holds the round it was labeled in (-1 while it sits in the pool), so
+    the history comes for free and the pool is simply `round < 0`. Positions only."""
+
+    def __init__(self, size: int) -> None:
+        self.round = np.full(size, -1, dtype=np.int64)
+        self.labels = np.full(size, -1, dtype=np.int64)
+
+    @property
+    def size(self) -> int:
+        return len(self.round)
+
+    @property
+    def labeled_mask(self) -> np.ndarray:
+        return self.round >= 0
+
+    @property
+    def num_labeled(self) -> int:
+        return int(self.labeled_mask.sum())
+
+    def labeled_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.labeled_mask)
+
+    def pool_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.labeled_mask)
+
+    def add(
+        self, indices: Sequence[int], labels: Sequence[int], round_: int | Sequence[int]
+    ) -> None:
+        """Label items of the pool; labeling an item twice is a bug, so it raises."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(idx) == 0:
+            return
+        if (idx < 0).any() or (idx >= self.size).any():
+            raise ValueError(f"label position out of range 0..{self.size - 1}")
+        if len(np.unique(idx)) != len(idx) or self.labeled_mask[idx].any():
+            raise ValueError(f"items labeled twice: {idx[self.labeled_mask[idx]].tolist()}")
+        self.labels[idx] = np.asarray(labels, dtype=np.int64)
+        self.round[idx] = np.asarray(round_, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class RunItems:
+    """The run's items as this load of the data holds them."""
+
+    ids: np.ndarray  # (N,) int64: position -> item id
+    digests: tuple[str, ...]  # position -> content digest
+    known: frozenset[int]  # every item id the run has, present now or not
+    added: int  # images this load brought that the run had not seen
+    missing: frozenset[int]  # item ids the run knew that this load lacks
+    changes: tuple[StoredItem, ...]  # rows to write: new items, and known ones read elsewhere
+
+    @classmethod
+    def resolve(cls, stored: Sequence[StoredItem], train: Split) -> RunItems:
+        """Match this load's images to the run's items by digest; new ones get new ids.
+
+        A run that has items and shares not one of them with this load is refused: its labels
+        were given to other images."""
+        by_digest = {s.digest: s for s in stored}
+        if stored and not any(d in by_digest for d in train.digests):
+            raise SalalError(
+                "none of these images belong to this run (no content digest matches); pass the "
+                "--data the run was created with, or start a new run"
+            )
+        next_id = max((s.item for s in stored), default=-1) + 1
+        ids = np.empty(len(train), dtype=np.int64)
+        changes: list[StoredItem] = []
+        added = 0
+        for position, (digest, source_id) in enumerate(zip(train.digests, train.ids, strict=True)):
+            known = by_digest.get(digest)
+            if known is None:
+                known = StoredItem(next_id, source_id, digest)
+                next_id += 1
+                added += 1
+                changes.append(known)
+            elif known.source_id != source_id:  # renamed or moved: the label stays with it
+                changes.append(StoredItem(known.item, source_id, digest))
+            ids[position] = known.item
+        present = set(ids.tolist())
+        all_ids = {s.item for s in stored} | present
+        return cls(
+            ids=ids,
+            digests=tuple(train.digests),
+            known=frozenset(all_ids),
+            added=added if stored else 0,
+            missing=frozenset({s.item for s in stored} - present),
+            changes=tuple(changes),
+        )
+
+    def positions(self) -> dict[int, int]:
+        """Item id -> position, for the items this load holds."""
+        return {int(item): p for p, item in enumerate(self.ids)}
+
+
+def check_journal(
+    rows: Sequence[JournalRow], items: frozenset[int], classes: int, highest_round: int
+) -> None:
+    """Refuse a journal that names what the run does not have, before anything trains on it:
+    a record edited by hand, a bug, or a bad import."""
+    for row in rows:
+        problem = None
+        if row.item not in items:
+            problem = f"names item {row.item}, which this run does not have"
+        elif row.kind == "label" and not (row.label is not None and 0 <= row.label < classes):
+            problem = f"gives class {row.label}, but the run has classes 0..{classes - 1}"
+        elif row.kind != "revert" and row.oracle not in ORACLE_NAMES:
+            problem = f"comes from an unknown oracle {row.oracle!r}"
+        elif row.kind != "revert" and (row.round is None or row.round > highest_round):
+            problem = f"is dated round {row.round}, after the last round asked ({highest_round})"
+        if problem:
+            raise SalalError(
+                f"journal record {row.seq} {problem}; the run directory was changed outside "
+                "salal: export the labels with salal-core export and start a new run"
+            )
+
+
+def restore(records: dict[int, LabelRecord], items: RunItems) -> LabelState:
+    """The journal's labels, on the positions their images hold in this load. Labels of images
+    that are gone stay in the journal (and the export); they just have no position now."""
+    where = items.positions()
+    state = LabelState(len(items.ids))
+    present = [r for r in records.values() if r.item in where]
+    state.add(
+        [where[r.item] for r in present],
+        [r.label for r in present],
+        [max(r.round, 0) for r in present],
+    )
+    return state

@@ -1,0 +1,117 @@
+"""The learner: what the active-learning loop may ask of a model, and the one that trains.
+
+The loop never sees a network, a device or an optimizer; it hands over positions and labels
+and gets back accuracy and a pool pass. That keeps its bookkeeping testable with a fake learner
+in milliseconds, and keeps every training step in `train.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .data import DeviceData
+from .events import Emit, PhaseChanged
+from .model import Net
+from .train import evaluate, fit, make_optimizer, pool_pass
+
+
+@dataclass(frozen=True)
+class PoolPass:
+    """What one pass over pool items gives selection."""
+
+    probabilities: torch.Tensor  # (K, P, C): each committee member's class probabilities
+    embeddings: torch.Tensor  # (P, D): the backbone's pooled features
+
+
+class Learner(Protocol):
+    has_test: bool  # a labeled test split exists; otherwise accuracy comes from held-out labels
+    num_classes: int
+    members: int
+
+    def fit(
+        self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
+    ) -> None:
+        """Fine-tune on positions `indices`, whose classes are `labels[indices]`, measuring
+        each epoch as `accuracy(held_out, labels)` does."""
+
+    def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
+        """Accuracy on the test split (`held_out` None), or on those labeled positions."""
+
+    def pool_pass(self, indices: np.ndarray) -> PoolPass:
+        """Probabilities and embeddings of the items at `indices`."""
+
+    def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(model, optimizer) state for a checkpoint."""
+
+
+class TorchLearner:
+    """A `Net` over device-resident data, fine-tuned continuously across rounds: the optimizer
+    (and its momentum) carries over, the rate warms up and decays again each round."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        model: Net,
+        data: DeviceData,
+        generator: torch.Generator,
+        emit: Emit,
+        optimizer_state: dict[str, Any] | None = None,
+    ) -> None:
+        self.config, self.model, self.data = config, model, data
+        self.generator, self.emit = generator, emit
+        self.has_test = data.has_test
+        self.num_classes = data.num_classes
+        self.members = model.head.members
+        self.optimizer = make_optimizer(model, config.active.optim)
+        if optimizer_state:
+            self.optimizer.load_state_dict(optimizer_state)
+
+    def fit(
+        self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
+    ) -> None:
+        device = self.data.device
+        self.emit(PhaseChanged("training", f"round {round_}: {len(indices)} labels"))
+        fit(
+            self.model,
+            self.data,
+            torch.from_numpy(indices).to(device),
+            torch.from_numpy(labels).to(device),
+            self.config.active.optim,
+            self.config.active.epochs_per_round,
+            phase="finetune",
+            round_=round_,
+            evaluate_fn=lambda: self._loss_and_accuracy(held_out, labels),
+            emit=self.emit,
+            generator=self.generator,
+            optimizer=self.optimizer,
+        )
+
+    def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
+        return self._loss_and_accuracy(held_out, labels)[1]
+
+    def _loss_and_accuracy(
+        self, held_out: np.ndarray | None, labels: np.ndarray
+    ) -> tuple[float, float]:
+        data, batch = self.data, self.config.eval_batch_size
+        if held_out is None:
+            return evaluate(self.model, data.test_images, data.test_labels, data, batch)
+        if len(held_out) == 0:
+            return float("nan"), float("nan")
+        idx = torch.from_numpy(held_out).to(data.device)
+        targets = torch.from_numpy(labels[held_out]).to(data.device)
+        return evaluate(self.model, data.train_images[idx], targets, data, batch)
+
+    def pool_pass(self, indices: np.ndarray) -> PoolPass:
+        idx = torch.from_numpy(indices).to(self.data.device)
+        probs, features = pool_pass(
+            self.model, self.data.train_images[idx], self.data, self.config.eval_batch_size
+        )
+        return PoolPass(probs, features)
+
+    def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.model.state_dict(), self.optimizer.state_dict()

@@ -1,0 +1,80 @@
+"""The run directory's database: its tables, and their rows typed as the store hands them out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('label', 'skip', 'revert')),
+    idx INTEGER NOT NULL,
+    label INTEGER,
+    round INTEGER,
+    oracle TEXT,
+    time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue (
+    idx INTEGER PRIMARY KEY,
+    round INTEGER NOT NULL,
+    score REAL NOT NULL,
+    predicted INTEGER NOT NULL,
+    probabilities TEXT NOT NULL,
+    consumed INTEGER NOT NULL DEFAULT 0,
+    asked INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_asked ON queue (asked);
+CREATE TABLE IF NOT EXISTS metrics (
+    time REAL NOT NULL, phase TEXT NOT NULL, round INTEGER NOT NULL, epoch INTEGER NOT NULL,
+    loss REAL, train_accuracy REAL, test_loss REAL, test_accuracy REAL, images_per_second REAL
+);
+CREATE TABLE IF NOT EXISTS items (
+    idx INTEGER PRIMARY KEY, source_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS classes (label INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS curve (
+    round INTEGER PRIMARY KEY, labeled INTEGER NOT NULL, test_accuracy REAL, time REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """An item's current label, as replaying the journal gives it."""
+
+    item: int
+    label: int
+    round: int
+    oracle: str
+    time: float
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One journal record as written, for the checks resume makes before trusting it."""
+
+    seq: int
+    kind: str
+    item: int
+    label: int | None
+    round: int | None
+    oracle: str | None
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    item: int
+    source_id: str  # where it was read from last (a path in the source, or "batch:row")
+    digest: str
+
+
+@dataclass(frozen=True)
+class QueuedItem:
+    """An item asked about and not yet answered, by item id (positions are the engine's)."""
+
+    item: int
+    score: float
+    predicted: int
+    probabilities: tuple[float, ...]
+    round: int

@@ -1,0 +1,68 @@
+"""What a run reports at its end: one typed record for the CLI, the app, `compare` and the
+engine process, written to RUN_DIR/summary.json."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .config import RunConfig, to_dict
+
+OracleKind = Literal["auto", "human"]
+AccuracySource = Literal["test", "held-out"]
+StopReason = Literal["budget", "pool empty", "stopped"]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One round of the learning curve."""
+
+    round: int
+    labeled: int
+    fraction: float
+    test_accuracy: float  # NaN when there was nothing to measure it on
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: str
+    preset: str
+    acquisition: str
+    seed: int
+    oracle: OracleKind
+    train_size: int
+    labeled: int
+    target: int
+    accuracy_source: AccuracySource
+    holdout_every: int  # with "held-out": one labeled item in this many measures accuracy
+    curve: tuple[CurvePoint, ...]
+    human_labels: int
+    human_agreement: float | None  # share of human labels equal to a known ground truth
+    stop_reason: StopReason
+    seconds: float
+    config: RunConfig = field(repr=False)
+
+    @property
+    def final_accuracy(self) -> float | None:
+        if not self.curve or math.isnan(self.curve[-1].test_accuracy):
+            return None
+        return self.curve[-1].test_accuracy
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason == "stopped"
+
+    @property
+    def accuracy_label(self) -> str:
+        """How the accuracy was measured, in words for people."""
+        if self.accuracy_source == "test":
+            return "test accuracy"
+        return f"held-out accuracy (1 in {self.holdout_every} labels)"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["config"] = to_dict(self.config)
+        out["final_accuracy"] = self.final_accuracy
+        return out

@@ -1,0 +1,199 @@
+"""Helpers the tests share: drawn images and folders, tiny configurations, command lines, and
+waiting on the app. Fixtures live in conftest.py; test modules import only from here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from salal_core.config import PRESETS, RunConfig, with_overrides
+from salal_core.data.device_data import DeviceData
+from salal_core.data.identity import pixel_digests
+from salal_core.data.sources import ImageSet, Split
+from salal_core.engine import Engine
+from salal_core.events import Recorder
+from salal_core.factory import open_session
+from salal_core.store import RunStore
+from salal_core.summary import RunSummary
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+CLASSES = ["red", "green", "blue", "yellow"]
+PALETTE = np.array([[220, 40, 40], [40, 200, 60], [40, 60, 220], [230, 220, 40]])
+
+
+def draw(label: int, rng: np.random.Generator, size: int = 32) -> np.ndarray:
+    """A class colour, lit from above (a cue for which way is up), with a dark mark top-left."""
+    light = np.linspace(1.0, 0.35, size)[:, None, None]
+    img = PALETTE[label][None, None, :] * light + rng.normal(0, 12, (size, size, 3))
+    img[2:8, 2:12] = 20  # an asymmetric mark, so every quarter turn looks different
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def drawn_data(n: int = 48, device: torch.device | str = "cpu") -> DeviceData:
+    """`n` random images with labels of four classes, on `device`, train and test alike."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    split = split_of(images, rng.integers(0, 4, n), [str(i) for i in range(n)])
+    return DeviceData(ImageSet(split, split, ["a", "b", "c", "d"], "drawn"), torch.device(device))
+
+
+def write_image_folder(
+    root: Path, per_class_train: int = 12, per_class_test: int = 4, seed: int = 0, fmt: str = "png"
+) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", per_class_train), ("test", per_class_test)):
+        for label, name in enumerate(CLASSES):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                Image.fromarray(draw(label, rng)).save(folder / f"{i:04d}.{fmt}")
+    return root
+
+
+FORMATS = ["png", "jpg", "webp", "bmp", "gif"]
+
+
+def write_unlabeled_folder(root: Path, per_class: int = 50, seed: int = 1) -> Path:
+    """A pool as people have them: no class folders, nested folders, mixed formats and sizes,
+    the class only in the file name (for the tests' eyes), and four files that must be
+    skipped: a corrupt JPEG, a duplicate, a 4x4 image and a text file."""
+    rng = np.random.default_rng(seed)
+    n = 0
+    for _ in range(per_class):
+        for label, name in enumerate(CLASSES):
+            folder = root / f"shoot-{n % 3}" / ("deep" if n % 2 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            side = (32, 48, 64)[n % 3]
+            fmt = FORMATS[n % len(FORMATS)]
+            Image.fromarray(draw(label, rng, side)).save(folder / f"{n:04d}-{name}.{fmt}")
+            n += 1
+    (root / "shoot-0" / "broken-red.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "notes.txt").write_text("taken in the garden")
+    first = next(iter(sorted((root / "shoot-0").glob("0000-*"))))
+    (root / "shoot-1" / f"copy-of-{first.name}").write_bytes(first.read_bytes())
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(root / "tiny-red.png")
+    return root
+
+
+def class_from_name(source_id: str) -> int:
+    """The class a test image was drawn as, from its file name (0000-red.png -> 0)."""
+    return CLASSES.index(Path(source_id).stem.split("-")[-1])
+
+
+def tar_folder(folder: Path, out: Path, arcname: str = "pack") -> Path:
+    with tarfile.open(out, "w:gz") as tar:
+        tar.add(folder, arcname=arcname)
+    return out
+
+
+def tiny_config(source: Path, cache: Path, **overrides):
+    """The tiny preset narrowed further, so a whole run takes seconds on two cores."""
+    base = {
+        "device": "cpu",
+        "data.source": str(source),
+        "data.cache_dir": str(cache),
+        "data.train_limit": 0,
+        "data.test_limit": 0,
+        "model.width": 4,
+        "pretrain.epochs": 1,
+        "pretrain.optim.batch_size": 32,
+        "active.epochs_per_round": 1,
+        "active.optim.batch_size": 32,
+        "active.query_size": 0.1,
+    }
+    base.update(overrides)
+    return with_overrides(PRESETS["tiny"], base)
+
+
+def split_of(images: np.ndarray, labels: np.ndarray, ids: list[str]) -> Split:
+    """A split of in-memory images, each known by its pixels' digest."""
+    return Split(images, np.asarray(labels, np.int64), ids, pixel_digests(images))
+
+
+def run_engine(config: RunConfig, out: Path, **session: Any) -> tuple[RunSummary, Recorder]:
+    """A whole run in this process, every event recorded."""
+    rec = Recorder()
+    summary = Engine.for_session(open_session(config, out, **session), rec).run()
+    return summary, rec
+
+
+def labels_by_item(run_dir: Path, oracle: str | None = None) -> dict[int, int]:
+    """The journal's current labels (item id -> class), optionally of one oracle."""
+    store = RunStore(run_dir, create=False, lock=False)
+    try:
+        return {i: r.label for i, r in store.labels().items() if oracle in (None, r.oracle)}
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------------- command lines
+
+
+def tiny_cli(command: str, data: Path, out: Path | None, cache: Path, *extra: str) -> list[str]:
+    """A command line on the tiny preset, narrowed so that it runs in seconds on the CPU."""
+    fast = "--device cpu --width 4 --batch-size 32 --train-limit 0 --test-limit 0"
+    return [
+        command,
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        *(["--out", str(out)] if out else []),
+        "--cache-dir",
+        str(cache),
+        *fast.split(),
+        *extra,
+    ]
+
+
+ROUNDS = ("--pretrain-epochs", "1", "--epochs-per-round", "1", "--query-size", "0.1")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "salal_core.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+# ---------------------------------------------------------------------------- the app
+
+SIZE = (120, 40)
+
+
+async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.05)
+
+
+async def summary_text(pilot: Any, app: Any) -> str:
+    """Wait for the summary screen to be pushed *and* composed, then return its text.
+
+    The screen becomes `app.screen` a beat before its children mount, so waiting for the
+    screen alone races the query (it failed once on a loaded CI machine)."""
+    from salal_tui.screens import SummaryScreen
+
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, SummaryScreen) and bool(app.screen.query("#summary-text")),
+    )
+    return str(app.screen.query_one("#summary-text").render())
+
+
+def journal(run_dir: Path) -> dict[int, int]:
+    """The human labels in a run's journal, by item id."""
+    return labels_by_item(run_dir, "human")
+
+
+Step = Callable[[Any], Awaitable[None]]
