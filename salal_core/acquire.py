@@ -53,20 +53,29 @@ def uniform_random(committee: torch.Tensor, generator: torch.Generator | None) -
     return torch.rand(n, generator=generator, device=committee.device)
 
 
+Score = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+
 @dataclass(frozen=True)
 class Acquisition:
     name: str
-    score: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]  # (K, N, C) -> (N,)
+    score: Score  # (K, N, C) -> (N,)
     committee: bool  # True: needs K > 1 members to mean anything
     description: str
 
 
-def _on_mean(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
-    return lambda committee, generator=None: fn(committee.float().mean(0))
+def _on_mean(fn: Callable[[torch.Tensor], torch.Tensor]) -> Score:
+    def score(committee: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return fn(committee.float().mean(0))
+
+    return score
 
 
-def _on_committee(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
-    return lambda committee, generator=None: fn(committee)
+def _on_committee(fn: Callable[[torch.Tensor], torch.Tensor]) -> Score:
+    def score(committee: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return fn(committee)
+
+    return score
 
 
 ACQUISITIONS: dict[str, Acquisition] = {

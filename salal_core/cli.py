@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
 from .errors import SalalError
 from .options import (
+    Register,
     add_data_options,
     add_model_options,
     add_run_options,
@@ -109,17 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from . import commands
+def _extra_commands() -> list[Register]:
+    from .commands import REGISTER
 
-    return commands.REGISTER
+    return REGISTER
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code: int = args.func(args)
+        return code
     except SalalError as exc:
         print(f"salal-core: error: {exc}", file=sys.stderr)
         return 2

@@ -174,7 +174,7 @@ def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
 
 def _replace_path(obj: Any, path: list[str], value: Any) -> Any:
     head, *rest = path
-    if not is_dataclass(obj) or head not in {f.name for f in fields(obj)}:
+    if not is_dataclass(obj) or isinstance(obj, type) or head not in {f.name for f in fields(obj)}:
         raise SalalError(f"unknown setting {head!r}")
     new = value if not rest else _replace_path(getattr(obj, head), rest, value)
     return replace(obj, **{head: new})
@@ -269,6 +269,7 @@ def dumps_toml(data: dict[str, Any]) -> str:
 
 def load_toml(path: Path) -> RunConfig:
     try:
-        return from_dict(tomllib.loads(path.read_text()))
+        config: RunConfig = from_dict(tomllib.loads(path.read_text()))
+        return config
     except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
         raise SalalError(f"cannot read {path}: {exc}; is this a salal run directory?") from None

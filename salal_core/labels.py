@@ -46,7 +46,10 @@ class LabelState:
         return np.flatnonzero(~self.labeled_mask)
 
     def add(
-        self, indices: Sequence[int], labels: Sequence[int], round_: int | Sequence[int]
+        self,
+        indices: Sequence[int] | np.ndarray,
+        labels: Sequence[int] | np.ndarray,
+        round_: int | Sequence[int],
     ) -> None:
         """Label items of the pool; labeling an item twice is a bug, so it raises."""
         idx = np.asarray(indices, dtype=np.int64)

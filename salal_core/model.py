@@ -56,7 +56,8 @@ class Heads(nn.Module):
         self.linear = nn.Linear(feature_dim, members * classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features).view(-1, self.members, self.classes)
+        logits: torch.Tensor = self.linear(features)
+        return logits.view(-1, self.members, self.classes)
 
 
 class Net(nn.Module):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .acquire import ACQUISITIONS
 from .config import (
@@ -20,6 +20,12 @@ from .config import (
 from .errors import SalalError
 
 DEFAULT_PRESET = "fast"
+
+if TYPE_CHECKING:  # argparse's class is generic to type checkers only
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    Subparsers = argparse._SubParsersAction
+Register = Callable[[Subparsers], None]  # a command adding its parser
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:

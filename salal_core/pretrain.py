@@ -19,13 +19,15 @@ EVAL_LIMIT_WITHOUT_TEST = 2000
 
 
 def build_model(config: RunConfig, classes: int, device: torch.device, members: int = 1) -> Net:
-    model = Net(config.model.width, classes, members)
-    return compile_model(model.to(device=device, memory_format=memory_format(device)))
+    model = Net(config.model.width, classes, members).to(device)
+    model = model.to(memory_format=memory_format(device))
+    compile_model(model)  # in place: the module keeps its type and its state dict's names
+    return model
 
 
 def pretrain(
     config: RunConfig, data: DeviceData, emit: Emit, generator: torch.Generator | None = None
-) -> tuple[Net, dict]:
+) -> tuple[Net, dict[str, float]]:
     """Train a 4-way rotation head on every training image; returns the model and its figures."""
     cfg = config.pretrain
     if cfg.optim.optimizer == "adam" and cfg.optim.lr >= 0.01:
@@ -44,7 +46,7 @@ def pretrain(
     )
     emit(PhaseChanged("pretrain", f"rotation pretraining, {cfg.epochs} epochs"))
     indices = torch.arange(data.num_train, device=data.device)
-    results: dict = {}
+    results: dict[str, float] = {}
 
     def evaluate_fn() -> tuple[float, float]:
         loss, acc = evaluate(model, held_out, None, data, config.eval_batch_size)
@@ -68,7 +70,7 @@ def pretrain(
     return model, results
 
 
-def pretrain_payload(model: Net, config: RunConfig, results: dict) -> dict:
+def pretrain_payload(model: Net, config: RunConfig, results: dict[str, float]) -> dict[str, Any]:
     """A checkpoint is one dict of state dicts and plain values, loadable with weights_only."""
     return {
         "kind": "pretrain",
@@ -92,7 +94,7 @@ def read_payload(path: Path) -> dict[str, Any]:
     return payload
 
 
-def load_pretrained(payload: dict, config: RunConfig, model: Net, source: str) -> None:
+def load_pretrained(payload: dict[str, Any], config: RunConfig, model: Net, source: str) -> None:
     """Load a rotation-pretrained backbone into `model`, refusing one of another shape."""
     if payload.get("kind") != "pretrain" or "model" not in payload:
         raise SalalError(f"{source} is not a salal pretraining checkpoint")

@@ -6,7 +6,14 @@ import math
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from .events import (
     DataLoaded,
@@ -41,7 +48,7 @@ class RichProgress:
             disable=quiet,
         )
         self.started = False
-        self.task = None
+        self.task: TaskID | None = None
         self.epochs = 0
         self.steps = 0
 

@@ -36,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
     """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); nothing on the CPU."""
     if device.type == "cuda" and _speed.bf16:
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -81,7 +81,7 @@ def compile_notice() -> str | None:
 def mark_step() -> None:
     """With CUDA graphs, say a new step begins, so the graphs may reuse the last step's outputs."""
     if _speed.compile == "reduce-overhead":
-        torch.compiler.cudagraph_mark_step_begin()
+        torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
 
 
 def seed_everything(seed: int) -> None:

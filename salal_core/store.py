@@ -196,7 +196,7 @@ class RunStore:
 
     def sources(self) -> dict[int, str]:
         """Item id -> where it was read from; every format export reads has these."""
-        return dict(self._rows("SELECT idx, source_id FROM items"))  # type: ignore[arg-type]
+        return {int(i): str(s) for i, s in self._rows("SELECT idx, source_id FROM items")}
 
     def save_classes(self, names: Sequence[str]) -> None:
         self._write("INSERT OR REPLACE INTO classes VALUES (?, ?)", list(enumerate(names)))

@@ -131,7 +131,7 @@ def train_epoch(
         else:
             loss = per_item.mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         scheduler.step()
         loss_sum += loss.detach() * b
@@ -140,8 +140,8 @@ def train_epoch(
         if on_step is not None:
             on_step(step + 1, steps)
     total = max(seen, 1)
-    loss, accuracy = loss_sum.item() / total, correct.item() / total  # the epoch's one sync
-    return EpochStats(loss, accuracy, seen, time.perf_counter() - start)
+    mean_loss, accuracy = loss_sum.item() / total, correct.item() / total  # the epoch's one sync
+    return EpochStats(mean_loss, accuracy, seen, time.perf_counter() - start)
 
 
 def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, int]]:

@@ -9,6 +9,7 @@ it (PR_SET_PDEATHSIG), and whatever either was writing is as safe as after any S
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing as mp
 import os
@@ -22,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,7 +91,7 @@ class EngineProcess:
 
     def __init__(self, session: Session, emit: Emit, niceness: int = ENGINE_NICENESS) -> None:
         self.session, self.emit, self.niceness = session, emit, niceness
-        self.process: mp.process.BaseProcess | None = None
+        self.process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -108,16 +110,16 @@ class EngineProcess:
         spec = ChildSpec(self.session.request, self.niceness, os.getpid())
         context = mp.get_context("spawn")  # fork would copy the app's threads and locks
         conn, child_conn = context.Pipe()
-        self.process = context.Process(
+        self.process = process = context.Process(
             target=_child_main, args=(child_conn, spec), name="salal-engine", daemon=True
         )
         try:
-            self.process.start()
+            process.start()
             child_conn.close()
             self._conn = conn
             if self._stopping.is_set():
                 self._send(("stop", None))
-            return self._serve(conn)
+            return self._serve(conn, process)
         finally:
             self._finish()
             self.session.close()
@@ -129,21 +131,21 @@ class EngineProcess:
             self.session.oracle.close()
         self._send(("stop", None))
 
-    def _serve(self, conn: Connection) -> RunSummary | None:
+    def _serve(self, conn: Connection, process: BaseProcess) -> RunSummary | None:
         deadline: float | None = None
         while True:
             if deadline is None and self._stopping.is_set():
                 deadline = time.monotonic() + STOP_GRACE
             if deadline is not None and time.monotonic() > deadline:
                 # Safe: the journal and checkpoints are built to survive a kill at any moment.
-                self.process.kill()
+                process.kill()
                 return None
             if not conn.poll(0.2):
                 continue
             try:
                 kind, payload = conn.recv()
             except (EOFError, OSError):
-                raise self._died() from None
+                raise self._died(process) from None
             if kind == "event":
                 self._forward(payload)
             elif kind == "ask" and self.session.oracle is not None:
@@ -151,7 +153,8 @@ class EngineProcess:
             elif kind == "collect":
                 threading.Thread(target=self._answer, args=(payload,), daemon=True).start()
             elif kind == "finished":
-                return payload
+                summary: RunSummary = payload
+                return summary
             elif kind == "error":
                 raise SalalError(payload)
             else:  # "crash": a bug in the engine; its traceback is in the log too
@@ -176,14 +179,12 @@ class EngineProcess:
         with self._send_lock:
             if self._conn is None:
                 return
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):  # gone: `_serve` reports how
                 self._conn.send(message)
-            except (BrokenPipeError, OSError):
-                pass  # the child is gone; `_serve` reports how
 
-    def _died(self) -> SalalError:
-        self.process.join(timeout=5)
-        code = self.process.exitcode
+    def _died(self, process: BaseProcess) -> SalalError:
+        process.join(timeout=5)
+        code = process.exitcode
         return SalalError(
             f"the engine process stopped unexpectedly (exit code {code}); see "
             f"{self.log_path}, then carry on with --resume {self.session.run_dir}"
@@ -229,13 +230,11 @@ def _child_main(conn: Connection, spec: ChildSpec) -> None:
         result: Up = ("finished", engine.run())
     except SalalError as exc:
         result = ("error", str(exc))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which decides what to show
+    except BaseException:
         traceback.print_exc()
         result = ("crash", traceback.format_exc())
-    try:
+    with contextlib.suppress(BrokenPipeError, OSError):  # the app is gone: nobody to tell
         send(result)
-    except (BrokenPipeError, OSError):
-        pass
     conn.close()
 
 

@@ -118,6 +118,7 @@ class SalalApp(App[RunSummary | None]):
         elif error is not None:
             raise error  # a bug: let Textual show the traceback
 
+    @on(LabelScreen.QuitConfirmed)
     def stop_and_exit(self) -> None:
         """Quit: answers are on disk already; exit once the engine has stopped at its next
         step (seconds at most), so the run directory is released when the app is gone."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from textual.message import Message
 from textual.message_pump import MessagePump
@@ -67,7 +67,7 @@ class NoticeMessage(EngineMessage[Notice]): ...
 class RunFinishedMessage(EngineMessage[RunFinished]): ...
 
 
-MESSAGES: dict[type[Event], type[EngineMessage[Event]]] = {
+MESSAGES: dict[type[Event], type[EngineMessage[Any]]] = {
     DataLoaded: DataLoadedMessage,
     PhaseChanged: PhaseChangedMessage,
     PhaseStarted: PhaseStartedMessage,
@@ -78,10 +78,10 @@ MESSAGES: dict[type[Event], type[EngineMessage[Event]]] = {
     RoundEnded: RoundEndedMessage,
     Notice: NoticeMessage,
     RunFinished: RunFinishedMessage,
-}  # type: ignore[dict-item]
+}
 
 
-def message_for(event: Event) -> EngineMessage[Event]:
+def message_for(event: Event) -> EngineMessage[Any]:
     return MESSAGES[type(event)](event)
 
 

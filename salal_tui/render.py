@@ -8,6 +8,7 @@ Textual's line API draws as they are.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
+
+from salal_core.data import ImageSet
 
 # term-image warns at import when stdout is not a terminal (Textual owns it); the filter must be
 # set before the import, and its terminal queries must be off: they race Textual's input thread.
@@ -49,6 +52,18 @@ def load_original(path: Path, max_cols: int, max_rows: int) -> np.ndarray | None
             return np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
+
+
+def pixels_of(images: ImageSet, index: int) -> Callable[[int, int], np.ndarray]:
+    """What to draw for training image `index`, at the size the view can show: the original
+    file where the source has one (an image folder), else the copy the model sees."""
+
+    def pixels(cols: int, rows: int) -> np.ndarray:
+        path = images.original_path(index)
+        original = load_original(path, cols, rows) if path is not None else None
+        return original if original is not None else images.train.images[index]
+
+    return pixels
 
 
 def half_block_ansi(pixels: np.ndarray, max_cols: int, max_rows: int) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import tiny_config  # noqa: E402
-from salal_core.factory import open_session  # noqa: E402
-from salal_core.worker import EngineProcess  # noqa: E402
+from helpers import tiny_config
+from salal_core.factory import open_session
+from salal_core.worker import EngineProcess
 
 
 def main() -> int:

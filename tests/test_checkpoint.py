@@ -83,7 +83,7 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
     path = tmp_path / "config.toml"
     atomic_write_text(path, "old")
 
-    def torn(f) -> None:  # noqa: ANN001
+    def torn(f) -> None:
         f.write(b"half of the new")
         raise OSError(28, "No space left on device")
 

@@ -121,7 +121,7 @@ def test_running_out_of_gpu_memory_is_one_line(
 ) -> None:
     """No GPU here: the training step raises the error CUDA raises when memory runs out."""
 
-    def out_of_memory(*args, **kwargs):  # noqa: ANN202
+    def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(engine, "pretrain", out_of_memory)

@@ -53,7 +53,7 @@ def train_once(compiled: bool, data: DeviceData) -> tuple[float, float, torch.Te
     )
     _, accuracy = evaluate(model, data.test_images, None, data, batch_size=32)
     weights = model.backbone.stem[0].weight.detach().clone()
-    assert list(model.state_dict())[0] == "backbone.stem.0.weight"  # checkpoints keep plain keys
+    assert next(iter(model.state_dict())) == "backbone.stem.0.weight"  # checkpoints keep plain keys
     return stats.loss, accuracy, weights
 
 
@@ -129,7 +129,7 @@ def host_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     for name in HOST_READS:
         original = getattr(torch.Tensor, name)
 
-        def counted(self: torch.Tensor, *args, _name: str = name, _original=original, **kw):  # noqa: ANN002, ANN003
+        def counted(self: torch.Tensor, *args, _name: str = name, _original=original, **kw):
             reads.append(_name)
             return _original(self, *args, **kw)
 

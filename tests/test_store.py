@@ -92,9 +92,10 @@ def test_not_a_run_directory(tmp_path: Path) -> None:
 
 def test_open_queries_come_back_in_the_order_they_were_asked(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)
-    ask = lambda *indices: store.save_queries(  # noqa: E731
-        [Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in indices]
-    )
+
+    def ask(*items: int) -> None:
+        store.save_queries([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in items])
+
     ask(9, 2, 7)
     ask(4, 1)
     store.mark_consumed([2])

@@ -256,7 +256,7 @@ async def test_a_failing_disk_is_one_line_and_the_app_stays_up(
     full = {"now": False}
     record = store_module.RunStore.record_answers
 
-    def refusing(self, answers) -> None:  # noqa: ANN001
+    def refusing(self, answers) -> None:
         if full["now"]:
             raise store_module._disk_full(OSError(28, "No space left on device"))
         record(self, answers)

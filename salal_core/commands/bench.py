@@ -31,6 +31,7 @@ from ..data.load import cache_folder
 from ..engine import Engine
 from ..factory import open_session
 from ..options import (
+    Subparsers,
     add_active_options,
     add_data_options,
     add_model_options,
@@ -244,7 +245,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("bench", help="speed figures of this machine as JSON")
     add_data_options(p)
     add_model_options(p)

@@ -53,7 +53,7 @@ def count_host_syncs(device: torch.device, fn: Callable[[], Any]) -> int | None:
 
 def train_throughput(
     config: RunConfig, data: DeviceData, rotation: bool, steps: int
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Network inputs per second of the engine's own training step, rotation or classes (in
     rotation, each of an image's four turns is an input, as in the FLOP count per image)."""
     cfg = config.pretrain.optim if rotation else config.active.optim
@@ -91,7 +91,7 @@ def train_throughput(
     }
 
 
-def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
+def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float | None]:
     """Score a pool of (up to) 40,000 images and pick the query, as a round does."""
     scorer = get_acquisition(config.active.acquisition)
     members = config.active.committee if scorer.committee else 1
@@ -117,10 +117,15 @@ def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float]:
     }
 
 
-class TutorialCifar(Dataset):
+class TutorialCifar(Dataset[tuple[torch.Tensor, int]]):
     """CIFAR-10 as torchvision.datasets.CIFAR10 serves it: one PIL image per item."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:  # noqa: ANN001
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        transform: Callable[[Image.Image], torch.Tensor],
+    ) -> None:
         self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self) -> int:
@@ -167,7 +172,7 @@ def naive_throughput(
             x, y = x.to(device), y.to(device)
             loss = F.cross_entropy(model(x)[:, 0], y)
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             running_loss += loss.item()
             seen += len(y)

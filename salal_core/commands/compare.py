@@ -19,7 +19,13 @@ from ..config import validate, with_overrides
 from ..engine import Engine
 from ..errors import SalalError
 from ..factory import open_session
-from ..options import add_data_options, add_model_options, config_from_args, parse_name_list
+from ..options import (
+    Subparsers,
+    add_data_options,
+    add_model_options,
+    config_from_args,
+    parse_name_list,
+)
 from ..progress import RichProgress
 from ..summary import RunSummary
 from .output import render, write_text
@@ -139,7 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("compare", help="acquisition functions side by side over seeds")
     add_data_options(p)
     add_model_options(p)

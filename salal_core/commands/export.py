@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..options import Subparsers
 from ..store import RunStore
 from .output import render, write_text
 
@@ -57,7 +58,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("export", help="the labels of a run as CSV or JSON")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--format", choices=["csv", "json"], default="csv")

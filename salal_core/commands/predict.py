@@ -15,6 +15,7 @@ from ..data import DeviceData
 from ..data.load import load_for_run
 from ..errors import SalalError
 from ..labels import RunItems
+from ..options import Subparsers
 from ..pretrain import build_model
 from ..runtime import resolve_device
 from ..store import RunStore
@@ -49,7 +50,7 @@ def predict_unlabeled(run_dir: Path, device_name: str = "auto") -> list[dict[str
     return [
         {
             "index": int(items.ids[i]),
-            "source": str(images.original_path(i) or images.train.ids[i]),
+            "source": str(images.original_path(int(i)) or images.train.ids[i]),
             "class": images.class_names[int(c)],
             "confidence": round(float(p), 4),
         }
@@ -64,7 +65,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: Subparsers) -> None:
     p = sub.add_parser("predict", help="the model's class for every unlabeled image")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--out", type=Path, required=True, metavar="CSV")

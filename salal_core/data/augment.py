@@ -42,10 +42,10 @@ def augment_batch(
 ) -> torch.Tensor:
     """Random crop with `pad`-pixel reflection padding, then a random horizontal flip."""
     b = images.shape[0]
-    kw = {"device": images.device, "generator": generator}
-    dy = torch.randint(-pad, pad + 1, (b,), **kw)
-    dx = torch.randint(-pad, pad + 1, (b,), **kw)
-    flip = torch.rand(b, **kw) < 0.5
+    device = images.device
+    dy = torch.randint(-pad, pad + 1, (b,), device=device, generator=generator)
+    dx = torch.randint(-pad, pad + 1, (b,), device=device, generator=generator)
+    flip = torch.rand(b, device=device, generator=generator) < 0.5
     return flip_batch(crop_batch(images, dy, dx, pad), flip)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .sources import ImageSet, Member, Split
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickle CIFAR batches without running arbitrary code: only numpy arrays are allowed."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
@@ -25,13 +26,13 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "scalar"),
     }
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
 
 
-def _unpickle(data: bytes, name: str) -> dict:
+def _unpickle(data: bytes, name: str) -> dict[str, Any]:
     try:
         obj = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as exc:  # any malformed pickle is the same problem to the user
@@ -55,7 +56,9 @@ def read_cifar_pickles(path: Path, members: list[Member]) -> ImageSet:
         raise SalalError(f"{path} lacks data_batch_* or test_batch; is it cifar-10-python?")
 
     def split(names: list[str]) -> Split:
-        images, labels, ids = [], [], []
+        images: list[np.ndarray] = []
+        labels: list[np.ndarray] = []
+        ids: list[str] = []
         for n in names:
             d = _unpickle(blobs[n], n)
             data = np.asarray(d["data"], dtype=np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .sources import ImageSet
@@ -25,7 +26,9 @@ class DeviceData:
         self.mean = x.mean(dim=(0, 2, 3))
         self.std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
 
-    def _images(self, array) -> torch.Tensor:  # (N, H, W, C) numpy -> (N, C, H, W) on device
+    def _images(
+        self, array: np.ndarray
+    ) -> torch.Tensor:  # (N, H, W, C) numpy -> (N, C, H, W) on device
         return torch.from_numpy(array).permute(0, 3, 1, 2).contiguous().to(self.device)
 
     @property

@@ -6,6 +6,7 @@ never extracted, and members that would escape the archive are refused all the s
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tarfile
@@ -103,8 +104,10 @@ def _walk_tar(path: Path) -> Iterator[Member]:
                 _check_member_name(info.name, path)
                 if not info.isfile():
                     continue
-                data = tar.extractfile(info).read()  # type: ignore[union-attr]
-                yield info.name, (lambda d=data: d)
+                member = tar.extractfile(info)
+                if member is None:  # a link or device, despite isfile(): nothing to read
+                    continue
+                yield info.name, functools.partial(bytes, member.read())
     except (tarfile.ReadError, EOFError, OSError, ValueError, zlib.error) as exc:
         raise SalalError(
             f"{path} is truncated or not a tar archive ({exc}); download or copy it again"

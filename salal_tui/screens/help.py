@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -20,7 +22,9 @@ HELP = [
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,question_mark,q,enter", "dismiss", "close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q,enter", "dismiss", "close")
+    ]
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 3))
@@ -32,6 +36,3 @@ class HelpScreen(ModalScreen[None]):
             yield Static("[b]salal keys[/b]\n")
             yield Static(table)
             yield Static("\n[dim]press ? or escape to go back[/dim]")
-
-    def action_dismiss(self) -> None:
-        self.dismiss(None)

@@ -6,14 +6,14 @@ engine. In auto-oracle mode it replays the engine's queries with their ground-tr
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
+from typing import ClassVar
 
-import numpy as np
 from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
@@ -35,18 +35,21 @@ from ..bridge import (
     StepProgressMessage,
 )
 from ..keys import class_keys
-from ..render import load_original
-from ..widgets import ClassList, ImageView, MetricChart, PhaseLine, QueryInfo, RunProgress
+from ..render import pixels_of
+from ..replay import Replay
+from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_view import Pixels
 from .help import HelpScreen
 from .quit import QuitScreen
 
 MIN_SIZE = (80, 24)
-AUTO_DELAYS = [0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]  # seconds per image shown
+NOT_SAVED_ADVICE = (
+    "free some disk space and press the key again; every answer before this one is saved"
+)
 
 
 class LabelScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("backspace", "undo", "undo"),
         Binding("space,s", "skip", "skip"),
         Binding("plus,equals_sign", "faster", "faster"),
@@ -66,11 +69,7 @@ class LabelScreen(Screen[None]):
         self.target = 0
         self.round = 0
         self.origin = ""
-        self.finetuning = False
-        self.replay: deque[Query] = deque(maxlen=200)  # auto mode: the latest queries to show
-        # Half a second an image: watchable, and drawing stays a small share of the CPU that
-        # the engine process trains on.
-        self.delay_index = AUTO_DELAYS.index(0.5)
+        self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer: Timer | None = None
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
         self.answer_drawn: Callable[[float], None] | None = None
@@ -85,9 +84,7 @@ class LabelScreen(Screen[None]):
                     yield ClassList(id="classes")
                     yield Static("", id="message")
             yield RunProgress(id="progress")
-            with Horizontal(id="charts"):
-                yield MetricChart("loss", id="loss", classes="chart")
-                yield MetricChart("accuracy", id="accuracy", classes="chart")
+            yield TrainingCharts(id="charts")
             yield Footer()
         yield Static(
             f"salal needs a terminal of at least {MIN_SIZE[0]}×{MIN_SIZE[1]}; "
@@ -117,7 +114,7 @@ class LabelScreen(Screen[None]):
         event = message.event
         self.class_names = list(event.class_names) or list(self.session.request.class_names)
         self.keys = {k: i for i, k in enumerate(class_keys(len(self.class_names)))}
-        self.query_one(ClassList).set_classes(self.class_names)
+        self.query_one(ClassList).show_classes(self.class_names)
         self._phase(
             f"{event.train_size:,} images, {len(self.class_names)} classes loaded "
             f"in {event.seconds:.1f} s"
@@ -135,18 +132,9 @@ class LabelScreen(Screen[None]):
 
     @on(PhaseStartedMessage)
     def on_phase_started(self, message: PhaseStartedMessage) -> None:
-        event = message.event
-        if event.phase == "finetune" and not self.finetuning:
-            self.finetuning = True
-            images = self.session.images.loaded
-            held_out = images is not None and not images.has_test
-            self.query_one("#loss", MetricChart).reset("training loss")
-            self.query_one("#accuracy", MetricChart).reset(
-                "held-out accuracy" if held_out else "test accuracy"
-            )
-        elif event.phase == "pretrain":
-            self.query_one("#loss", MetricChart).reset("rotation loss")
-            self.query_one("#accuracy", MetricChart).reset("rotation accuracy")
+        images = self.session.images.loaded
+        held_out = images is not None and not images.has_test
+        self.query_one(TrainingCharts).start(message.event, held_out)
 
     @on(StepProgressMessage)
     def on_step_progress(self, message: StepProgressMessage) -> None:
@@ -157,8 +145,7 @@ class LabelScreen(Screen[None]):
     @on(EpochEndedMessage)
     def on_epoch_ended(self, message: EpochEndedMessage) -> None:
         event = message.event
-        self.query_one("#loss", MetricChart).add(event.loss)
-        self.query_one("#accuracy", MetricChart).add(event.test_accuracy)
+        self.query_one(TrainingCharts).add(event)
         what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
         self._phase(
             f"{what} · epoch {event.epoch}/{event.epochs} · loss {event.loss:.3f} · "
@@ -194,18 +181,8 @@ class LabelScreen(Screen[None]):
 
     # ---------------------------------------------------------------- showing items
     def _pixels(self, index: int) -> Pixels | None:
-        """The image to draw: the original file at the size the view can show, where the source
-        has one (an image folder), else the copy the model sees."""
         images = self.session.images.loaded
-        if images is None:
-            return None
-
-        def pixels(cols: int, rows: int) -> np.ndarray:
-            path = images.original_path(index)
-            original = load_original(path, cols, rows) if path is not None else None
-            return original if original is not None else images.train.images[index]
-
-        return pixels
+        return None if images is None else pixels_of(images, index)
 
     def _show(self, query: Query | None, answer: int | None = None) -> None:
         self.shown = query
@@ -229,7 +206,9 @@ class LabelScreen(Screen[None]):
         upcoming = self.oracle.queued()[1:2] if self.oracle else []
         if upcoming and self.session.images.loaded is not None:
             query = upcoming[0]
-            self.query_one(ImageView).prepare(self._pixels(query.index), _caption(query))
+            pixels = self._pixels(query.index)
+            if pixels is not None:
+                self.query_one(ImageView).prepare(pixels, _caption(query))
 
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
@@ -266,7 +245,7 @@ class LabelScreen(Screen[None]):
         oracle, shown = self.oracle, self.shown
         if oracle is None or shown is None or not self._saved(lambda: oracle.skip(shown.index)):
             return
-        self._message(f"#{self.shown.index} skipped: back to the pool")
+        self._message(f"#{shown.index} skipped: back to the pool")
         self._show_current()
 
     def action_undo(self) -> None:
@@ -296,51 +275,49 @@ class LabelScreen(Screen[None]):
 
     def _not_saved(self, exc: SalalError) -> None:
         reason = str(exc).split(";")[0].removeprefix("could not save to the run directory ")
-        self._message(
-            f"NOT SAVED {reason}: free some disk space and press the key again; every answer "
-            "before this one is saved",
-            "bold red",
-        )
+        self._message(f"NOT SAVED {reason}: {NOT_SAVED_ADVICE}", "bold red")
 
     # ---------------------------------------------------------------- auto-oracle replay
     def _restart_timer(self) -> None:
         if self.replay_timer is not None:
             self.replay_timer.stop()
-        delay = max(AUTO_DELAYS[self.delay_index], 0.01)
-        self.replay_timer = self.set_interval(delay, self._replay_next)
+        self.replay_timer = self.set_interval(self.replay.interval, self._replay_next)
 
     def _replay_next(self) -> None:
         images = self.session.images.loaded
-        if not self.replay or images is None:
+        query = self.replay.next() if images is not None else None
+        if query is None or images is None:
             return
-        query = self.replay.popleft()
         truth = int(images.train.labels[query.index])
         self._show(query, answer=truth if truth >= 0 else None)
         self.query_one(ClassList).mark(truth)
         self._progress()
 
     def action_faster(self) -> None:
-        self.delay_index = max(0, self.delay_index - 1)
+        self.replay.faster()
         self._speed()
 
     def action_slower(self) -> None:
-        self.delay_index = min(len(AUTO_DELAYS) - 1, self.delay_index + 1)
+        self.replay.slower()
         self._speed()
 
     def _speed(self) -> None:
         if not self.auto:
             return
         self._restart_timer()
-        self._message(f"showing an image every {AUTO_DELAYS[self.delay_index]:.2f} s")
+        self._message(f"showing an image every {self.replay.delay:.2f} s")
 
     # ---------------------------------------------------------------- help and quit
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
 
+    class QuitConfirmed(Message):
+        """The person said yes to quitting; the app stops the engine, then exits."""
+
     def action_quit(self) -> None:
         def answered(quit_: bool | None) -> None:
             if quit_:
-                self.app.stop_and_exit()
+                self.post_message(self.QuitConfirmed())
 
         self.app.push_screen(QuitScreen(str(self.session.run_dir)), answered)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
@@ -26,7 +27,7 @@ def curve_table(curve: tuple[CurvePoint, ...]) -> Table:
 
 
 class SummaryScreen(Screen[None]):
-    BINDINGS = [Binding("q,enter,escape", "close", "exit")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,enter,escape", "close", "exit")]
 
     def __init__(self, summary: RunSummary) -> None:
         super().__init__()

@@ -6,5 +6,14 @@ from .metric_chart import MetricChart
 from .phase_line import PhaseLine
 from .query_info import QueryInfo
 from .run_progress import RunProgress
+from .training_charts import TrainingCharts
 
-__all__ = ["ClassList", "ImageView", "MetricChart", "PhaseLine", "QueryInfo", "RunProgress"]
+__all__ = [
+    "ClassList",
+    "ImageView",
+    "MetricChart",
+    "PhaseLine",
+    "QueryInfo",
+    "RunProgress",
+    "TrainingCharts",
+]

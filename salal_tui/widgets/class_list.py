@@ -14,7 +14,7 @@ class ClassList(Static):
         self.names: list[str] = []
         self.keys: list[str] = []
 
-    def set_classes(self, names: list[str]) -> None:
+    def show_classes(self, names: list[str]) -> None:
         self.names, self.keys = list(names), class_keys(len(names))
         self.mark(None)
 
