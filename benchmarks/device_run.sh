@@ -2,16 +2,21 @@
 # Every GPU figure of BENCHMARKS.md from one prepared script, sized for a lent H100/H200
 # session (15 minutes of device time in all, start-up included; 10 minutes a call): the speed
 # figures with each switch ablated (STAGES=bench), then the `fast` preset end to end
-# (STAGES=run), as two calls on the same warm machine, which share the decode cache. The
-# `paper` preset (12-minute target) needs a session of its own: STAGES=paper. STAGES=checks
-# runs the CUDA-only tests (needs pytest).
+# (STAGES=run), as two calls on the same warm machine, which share the decode cache.
+# Accuracy: STAGES=compare (entropy against random over seeds, with the all-labels reference)
+# and STAGES=paper (the write-up's recipe as stated). Their run directories are kept in PERSIST
+# on the machine, so a call that runs out of time is simply made again: the comparison picks
+# up its finished runs and resumes the rest, the paper run resumes from its last checkpoint.
+# STAGES=checks runs the CUDA-only tests (needs pytest).
 #
 #   bash benchmarks/device_run.sh [PACK]        # repository root; the engine needs only torch,
 #                                               # torchvision, numpy and rich (PYTHONPATH=.)
-#   DEVICE=cpu PRESET=tiny bash benchmarks/device_run.sh PACK   # the same script, checked here
+#   DEVICE=cpu PRESET=tiny STAGES="compare paper" EXTRA="--train-limit 400 --width 4" \
+#       bash benchmarks/device_run.sh PACK      # the same script, checked on the CPU
 #
-# Writes OUT (default /tmp/salal-device): one JSON and one log per stage, and the machine's
-# description. Run directories stay in a scratch folder: their checkpoints are too big to ship.
+# Writes OUT (default /tmp/salal-device): one JSON and one log per stage, compare's CSVs and
+# plot, and the machine's description. Run directories stay on the machine: their
+# checkpoints are too big to ship.
 set -u
 PACK=${1:-data/cifar10-jpeg.tar.gz}
 OUT=${OUT:-/tmp/salal-device}
@@ -19,7 +24,12 @@ DEVICE=${DEVICE:-cuda}
 PRESET=${PRESET:-fast}
 STAGES=${STAGES:-bench run}
 ABLATE=${ABLATE:-as-configured,fp32,nchw,unfused-optimizer,compile,cuda-graphs}
+STRATEGIES=${STRATEGIES:-entropy,random}
+SEEDS=${SEEDS:-2}
+LIMIT=${LIMIT:-540}  # seconds a resumable stage may run in one call (under the 10-minute cap)
+EXTRA=${EXTRA:-}  # more flags for compare and paper: a smaller slice for a CPU check, say
 SCRATCH=$(mktemp -d)
+PERSIST=${PERSIST:-/tmp/salal-runs}  # outlives the call: an unfinished stage resumes there
 CACHE=${CACHE:-/tmp/salal-cache}  # outlives the call: the next call on this machine reuses it
 PY=${PY:-python3}  # the GPU image's torch is under python3; it may have no plain `python`
 export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
@@ -53,14 +63,31 @@ for s in $STAGES; do
     checks)
         stage checks 300 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
         ;;
-    run | paper)
-        preset=$PRESET
-        [ "$s" = paper ] && preset=paper
-        stage "run-$preset" 570 $PY -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \
-            --preset "$preset" --device "$DEVICE" --out "$SCRATCH/run-$preset" --json
+    run)
+        stage "run-$PRESET" 570 $PY -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \
+            --preset "$PRESET" --device "$DEVICE" --out "$SCRATCH/run-$PRESET" --json
+        ;;
+    compare)
+        dir="$PERSIST/compare-$PRESET"
+        # shellcheck disable=SC2086 # EXTRA is a list of flags
+        stage "compare-$PRESET" "$LIMIT" $PY -m salal_core.cli compare --data "$PACK" \
+            --cache-dir "$CACHE" --preset "$PRESET" --device "$DEVICE" --strategies "$STRATEGIES" \
+            --seeds "$SEEDS" --reference --json --out "$dir" $EXTRA
+        cp "$dir"/compare.csv "$dir"/compare-aubc.csv "$dir"/compare.png "$OUT/" 2>/dev/null
+        ;;
+    paper)
+        dir="$PERSIST/run-paper"
+        if [ -e "$dir/checkpoints" ]; then  # a call before this one ran out of time
+            stage run-paper "$LIMIT" $PY -m salal_core.cli run --resume "$dir" --device "$DEVICE" \
+                --json
+        else
+            # shellcheck disable=SC2086
+            stage run-paper "$LIMIT" $PY -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \
+                --preset paper --device "$DEVICE" --out "$dir" --json $EXTRA
+        fi
         ;;
     *)
-        echo "unknown stage $s (bench, run, paper, checks)" >&2
+        echo "unknown stage $s (bench, run, compare, paper, checks)" >&2
         failed=1
         ;;
     esac

@@ -190,11 +190,12 @@ def validate(config: RunConfig) -> None:
         raise SalalError(
             f"unknown acquisition {a.acquisition!r}; choose one of: {', '.join(ACQUISITIONS)}"
         )
-    if not 0 <= a.initial_fraction < 1:
-        raise SalalError("--initial-fraction must be in [0, 1), e.g. 0.2")
+    if not 0 <= a.initial_fraction <= 1:
+        raise SalalError("--initial-fraction must be in [0, 1], e.g. 0.2")
     if not 0 < a.budget <= 1:
         raise SalalError("--budget must be in (0, 1], e.g. 0.5")
-    if a.budget <= a.initial_fraction:
+    # Equal only when both are 1: every label from the start, nothing to ask (a reference).
+    if a.budget < a.initial_fraction or (a.budget == a.initial_fraction < 1):
         raise SalalError(
             f"--budget ({a.budget}) must be above --initial-fraction ({a.initial_fraction})"
         )

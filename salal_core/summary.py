@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .config import RunConfig, to_dict
+from .config import RunConfig, from_dict, to_dict
 
 OracleKind = Literal["auto", "human"]
 AccuracySource = Literal["test", "held-out"]
@@ -66,3 +66,11 @@ class RunSummary:
         out["config"] = to_dict(self.config)
         out["final_accuracy"] = self.final_accuracy
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        """Read back what `to_json` wrote (RUN_DIR/summary.json)."""
+        fields = {k: v for k, v in data.items() if k != "final_accuracy"}
+        fields["curve"] = tuple(CurvePoint(**p) for p in data["curve"])
+        fields["config"] = from_dict(data["config"])
+        return cls(**fields)
