@@ -22,10 +22,11 @@ from .train import evaluate, fit, make_optimizer, pool_pass
 
 @dataclass(frozen=True)
 class PoolPass:
-    """What one pass over pool items gives selection."""
+    """What one pass over items gives selection."""
 
     probabilities: torch.Tensor  # (K, P, C): each committee member's class probabilities
-    embeddings: torch.Tensor  # (P, D): the backbone's pooled features
+    features: torch.Tensor  # (P, D): the head's input (gradient embeddings are built on it)
+    embeddings: torch.Tensor  # (P, E): unit-scaled stage features, for distances
 
 
 class Learner(Protocol):
@@ -108,10 +109,8 @@ class TorchLearner:
 
     def pool_pass(self, indices: np.ndarray) -> PoolPass:
         idx = torch.from_numpy(indices).to(self.data.device)
-        probs, features = pool_pass(
-            self.model, self.data.train_images[idx], self.data, self.config.eval_batch_size
-        )
-        return PoolPass(probs, features)
+        images = self.data.train_images[idx]
+        return PoolPass(*pool_pass(self.model, images, self.data, self.config.eval_batch_size))
 
     def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return self.model.state_dict(), self.optimizer.state_dict()

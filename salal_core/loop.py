@@ -23,6 +23,7 @@ from .events import Emit, LabelsAdded, PhaseChanged, Query, QueryReady, RoundEnd
 from .labels import LabelState
 from .learner import Learner
 from .oracle import Oracle
+from .pool import Pool
 from .summary import AccuracySource, CurvePoint, StopReason
 
 HOLDOUT_EVERY = 5  # without a test split, one labeled item in five measures accuracy
@@ -85,8 +86,10 @@ class ActiveLoop:
         return np.flatnonzero(self.state.labeled_mask & self.holdout)
 
     # ---------------------------------------------------------------- scoring
-    def score_pool(self, count: int, round_: int) -> list[Query]:
-        """The `count` pool items the acquisition function ranks first."""
+    def score_pool(self, count: int, round_: int, cold: bool = False) -> list[Query]:
+        """The `count` pool items the acquisition strategy picks, in the order it picked them.
+        `cold`: nothing is labeled and no classifier exists, so the cold-start strategy
+        chooses (random stays random: it is the baseline), and the guesses shown are uniform."""
         available = ~self.state.labeled_mask
         for batch in self.pending:  # already asked: not asked twice
             available[[q.index for q in batch]] = False
@@ -94,26 +97,44 @@ class ActiveLoop:
         count = min(count, len(pool))
         if count == 0:
             return []
-        self.emit(PhaseChanged("scoring", f"{self.acquisition.name} over {len(pool)} images"))
-        probs = self.learner.pool_pass(pool).probabilities  # (K, P, C)
-        scores = self.acquisition.score(probs, self.generator)  # (P,)
-        priority = torch.from_numpy(self.priority[pool]).to(probs.device)
-        chosen = acquire.top_k(scores, count, priority)
-        mean = probs.mean(0)[chosen].cpu()
-        chosen_scores = scores[chosen].cpu().tolist()
+        strategy = self.acquisition
+        if cold and strategy.name != "random":
+            strategy = acquire.get(acquire.COLD_START)
+        self.emit(PhaseChanged("scoring", f"{strategy.name} over {len(pool)} images"))
+        seen = self.learner.pool_pass(pool)
+        labeled = self.state.labeled_indices()
+        labeled_embeddings = seen.embeddings[:0]
+        if strategy.sees_labeled and len(labeled):
+            labeled_embeddings = self.learner.pool_pass(labeled).embeddings
+        device = seen.probabilities.device
+        chosen, scores = strategy.select(
+            Pool(
+                seen.probabilities,
+                seen.features,
+                seen.embeddings,
+                labeled_embeddings,
+                torch.from_numpy(self.priority[pool]).to(device),
+            ),
+            count,
+            self.generator,
+        )
+        n_classes = self.learner.num_classes
+        if cold:
+            guesses = [tuple([1.0 / n_classes] * n_classes)] * len(chosen)
+        else:
+            mean = seen.probabilities.mean(0)[chosen].cpu().tolist()
+            guesses = [tuple(float(v) for v in p) for p in mean]
         positions = pool[chosen.cpu().numpy()]
         return [
-            self._query(int(i), float(s), tuple(float(v) for v in p), round_)
-            for i, s, p in zip(positions, chosen_scores, mean, strict=True)
+            self._query(int(i), float(s), p, round_)
+            for i, s, p in zip(positions, scores.cpu().tolist(), guesses, strict=True)
         ]
 
     def cold_start_queries(self, count: int, round_: int) -> list[Query]:
-        """With no labels there is no classifier to ask: the first batch is the pool items
-        first in the seeded per-image priority, a random sample that no other image moves."""
-        pool = self.state.pool_indices()
-        chosen = pool[np.argsort(self.priority[pool], kind="stable")[:count]]
-        uniform = tuple([1.0 / self.learner.num_classes] * self.learner.num_classes)
-        return [self._query(int(i), 0.0, uniform, round_) for i in chosen]
+        """With no labels there is no classifier to ask: the first batch comes from the
+        backbone's features alone (typiclust), or, for the random baseline, from the seeded
+        per-image priority."""
+        return self.score_pool(count, round_, cold=True)
 
     def _query(self, index: int, score: float, probs: tuple[float, ...], round_: int) -> Query:
         predicted = int(np.argmax(probs))

@@ -27,8 +27,15 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x), inplace=True)
 
 
+def _pooled(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C): global average pooling."""
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
 class Backbone(nn.Module):
-    """(B, 3, H, W) -> (B, 8 * width) pooled features."""
+    """(B, 3, H, W) -> (B, 8 * width) pooled features, and on request the third stage's pooled
+    features (B, 4 * width) too: rotation features are at their most general there (Gidaris et
+    al., 2018), which is what distances between images want."""
 
     def __init__(self, width: int = 64) -> None:
         super().__init__()
@@ -44,7 +51,13 @@ class Backbone(nn.Module):
         self.stages = nn.Sequential(*stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
+        return _pooled(self.stages(self.stem(x)))
+
+    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(third stage pooled (B, 4w), last stage pooled (B, 8w)) from one pass."""
+        third = self.stages[:6](self.stem(x))  # two blocks per stage
+        last = self.stages[6:](third)
+        return _pooled(third), _pooled(last)
 
 
 class Heads(nn.Module):
@@ -73,11 +86,16 @@ class Net(nn.Module):
         ref = self.head.linear.weight
         self.head = Heads(self.backbone.feature_dim, classes, members).to(ref.device)
 
-    def forward(
-        self, x: torch.Tensor, with_features: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) -> logits (B, K, C), and with `with_features` the pooled features
-        (B, D) too, from the same pass (scoring wants both; training only the logits)."""
-        features = self.backbone(x)
-        logits = self.head(features)
-        return (logits, features) if with_features else logits
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> logits (B, K, C)."""
+        logits: torch.Tensor = self.head(self.backbone(x))
+        return logits
+
+    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What selection needs from one pass: logits (B, K, C), the head's input features
+        (B, 8w, for gradient embeddings), and an embedding for distances (B, 12w): the third
+        and last stages' pooled features, each scaled to unit length."""
+        third, last = self.backbone.forward_stages(x)
+        unit = [F.normalize(t.float(), dim=1) for t in (third, last)]
+        embedding = torch.cat(unit, dim=1)
+        return self.head(last), last, embedding

@@ -15,6 +15,7 @@ import torch
 
 from .config import SpeedConfig
 from .errors import SalalError
+from .model import Net
 
 # torch.compile's code generator; the tests swap in "aot_eager", which traces the same graphs
 # without the minutes of C++ compilation inductor spends on a CPU.
@@ -55,16 +56,20 @@ def fused_optimizer(device: torch.device) -> bool:
     return device.type == "cuda" and _speed.fused_optimizer
 
 
-def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+def compile_model(model: Net) -> Net:
     """Compile `model` in place when asked: one whole graph per batch shape, never dynamic.
 
-    In place (`Module.compile`), so state dicts and checkpoints keep their plain key names.
+    In place (`Module.compile`), so state dicts and checkpoints keep their plain key names;
+    the scoring pass (`Net.score`, not `forward`) is compiled beside it.
     """
     if _speed.compile == "off":
         return model
     torch._dynamo.config.recompile_limit = RECOMPILE_LIMIT
     mode = None if _speed.compile == "default" or COMPILE_BACKEND != "inductor" else _speed.compile
     model.compile(backend=COMPILE_BACKEND, mode=mode, dynamic=False, fullgraph=True)
+    model.score = torch.compile(  # type: ignore[method-assign]
+        model.score, backend=COMPILE_BACKEND, mode=mode, dynamic=False, fullgraph=True
+    )
     return model
 
 

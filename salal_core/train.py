@@ -19,6 +19,7 @@ from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
 from .errors import SalalError
 from .events import Emit, EpochEnded, PhaseStarted, StepProgress, TrainingPhase
+from .model import Net
 from .runtime import autocast, fused_optimizer, mark_step, memory_format
 
 
@@ -162,28 +163,39 @@ def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch
 
 @torch.inference_mode()
 def pool_pass(
-    model: nn.Module, images: torch.Tensor, data: DeviceData, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over images: (N, C, H, W) uint8 -> class probabilities (K, N, classes) and
-    pooled backbone features (N, D), both float32 and on the device."""
+    model: Net, images: torch.Tensor, data: DeviceData, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass over images (N, C, H, W) uint8: class probabilities (K, N, classes), the
+    head's input features (N, 8w) and the distance embedding (N, 12w), float32 on the device."""
     model.eval()
-    probs, features = [], []
+    probs, features, embeddings = [], [], []
     for chunk, real in fixed_batches(images, batch_size):
         mark_step()
         with autocast(data.device):
-            logits, feats = model(prepare(chunk, data), with_features=True)
+            logits, feats, embedding = model.score(prepare(chunk, data))
         probs.append(logits.float().softmax(-1)[:real])
         features.append(feats.float()[:real])
+        embeddings.append(embedding.float()[:real])
     if not probs:
-        return torch.zeros(0), torch.zeros(0)
-    return torch.cat(probs).permute(1, 0, 2), torch.cat(features)  # (N, K, C) -> (K, N, C)
+        empty = torch.zeros(0, device=data.device)
+        return empty, empty, empty
+    # (N, K, C) -> (K, N, C)
+    return torch.cat(probs).permute(1, 0, 2), torch.cat(features), torch.cat(embeddings)
 
 
-def predict(
-    model: nn.Module, images: torch.Tensor, data: DeviceData, batch_size: int
-) -> torch.Tensor:
+@torch.inference_mode()
+def predict(model: Net, images: torch.Tensor, data: DeviceData, batch_size: int) -> torch.Tensor:
     """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32."""
-    return pool_pass(model, images, data, batch_size)[0]
+    model.eval()
+    out = []
+    for chunk, real in fixed_batches(images, batch_size):
+        mark_step()
+        with autocast(data.device):
+            logits = model(prepare(chunk, data))
+        out.append(logits.float().softmax(-1)[:real])
+    if not out:
+        return torch.zeros(0)
+    return torch.cat(out).permute(1, 0, 2)  # (N, K, C) -> (K, N, C)
 
 
 @torch.inference_mode()

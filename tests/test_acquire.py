@@ -1,4 +1,5 @@
-"""Acquisition functions against hand-computed values and the invariants they must keep."""
+"""Per-item scores against hand-computed values and the invariants they must keep, and the
+registry that puts every strategy behind one signature."""
 
 import math
 
@@ -6,15 +7,23 @@ import pytest
 import torch
 
 from salal_core import acquire
-from salal_core.acquire import (
-    ACQUISITIONS,
+from salal_core.acquire import ACQUISITIONS, by_score, on_mean
+from salal_core.pool import Pool
+from salal_core.scores import (
+    bald,
     entropy,
     margin,
     mean_kl_to_consensus,
     top_k,
+    uniform_random,
     variation_ratio,
     vote_entropy,
 )
+
+
+def pool_of(committee: torch.Tensor) -> Pool:
+    p = committee.shape[1]
+    return Pool(committee, torch.zeros(p, 2), torch.zeros(p, 2), torch.zeros(0, 2), torch.arange(p))
 
 
 def test_entropy_hand_computed_in_bits() -> None:
@@ -45,12 +54,10 @@ def test_scores_are_permutation_equivariant() -> None:
     g = torch.Generator().manual_seed(1)
     committee = torch.rand(3, 20, 5, generator=g).softmax(-1)
     perm = torch.randperm(20, generator=g)
-    for name, acq in ACQUISITIONS.items():
-        if name == "random":
-            continue
-        a = acq.score(committee, None)[perm]
-        b = acq.score(committee[:, perm], None)
-        assert torch.allclose(a, b), name
+    for fn in (entropy, variation_ratio, margin):
+        assert torch.allclose(fn(committee.mean(0))[perm], fn(committee[:, perm].mean(0)))
+    for fn in (vote_entropy, mean_kl_to_consensus, bald):
+        assert torch.allclose(fn(committee)[perm], fn(committee[:, perm]), atol=1e-6)
 
 
 def test_vote_entropy_counts_hard_votes() -> None:
@@ -77,15 +84,15 @@ def test_mean_kl_is_zero_when_members_agree_and_positive_otherwise() -> None:
 
 def test_random_is_seeded() -> None:
     committee = torch.full((1, 100, 3), 1 / 3)
-    a = ACQUISITIONS["random"].score(committee, torch.Generator().manual_seed(7))
-    b = ACQUISITIONS["random"].score(committee, torch.Generator().manual_seed(7))
-    c = ACQUISITIONS["random"].score(committee, torch.Generator().manual_seed(8))
+    a = uniform_random(committee, torch.Generator().manual_seed(7))
+    b = uniform_random(committee, torch.Generator().manual_seed(7))
+    c = uniform_random(committee, torch.Generator().manual_seed(8))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_single_model_functions_score_the_committee_mean() -> None:
     committee = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])  # mean is uniform
-    assert ACQUISITIONS["entropy"].score(committee, None).item() == pytest.approx(1.0)
+    assert on_mean(entropy)(committee, None).item() == pytest.approx(1.0)
 
 
 def test_top_k_breaks_ties_by_priority_deterministically() -> None:
@@ -101,3 +108,25 @@ def test_unknown_acquisition_is_a_user_error() -> None:
 
     with pytest.raises(SalalError, match="unknown acquisition 'entrpy'"):
         acquire.get("entrpy")
+
+
+def test_bald_is_the_entropy_of_the_mean_minus_the_mean_entropy() -> None:
+    # Two members, each sure, of different classes: all the uncertainty is disagreement.
+    disagree = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
+    # Two members alike and unsure: uncertain, but nothing a label would settle between them.
+    unsure = torch.tensor([[[0.5, 0.5]], [[0.5, 0.5]]])
+    assert bald(disagree).item() == pytest.approx(1.0, abs=1e-6)
+    assert bald(unsure).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_score_becomes_a_strategy_through_top_k() -> None:
+    committee = torch.tensor([[[0.9, 0.1], [0.5, 0.5], [0.6, 0.4], [0.5, 0.5]]])
+    chosen, scores = by_score(on_mean(entropy))(pool_of(committee), 2, None)
+    assert chosen.tolist() == [1, 3] and scores.tolist() == pytest.approx([1.0, 1.0])
+    assert ACQUISITIONS["entropy"].select(pool_of(committee), 2, None)[0].tolist() == [1, 3]
+
+
+def test_the_registry_names_every_strategy_once_with_what_it_needs() -> None:
+    assert list(ACQUISITIONS)[-1] == "random" and acquire.COLD_START in ACQUISITIONS
+    assert {n for n, a in ACQUISITIONS.items() if a.committee} == {"qbc", "qbc_kl", "bald"}
+    assert {n for n, a in ACQUISITIONS.items() if a.sees_labeled} == {"typiclust", "coreset"}

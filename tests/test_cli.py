@@ -218,7 +218,7 @@ def test_compare_refuses_an_unknown_strategy(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err == (
         "salal-core: error: unknown acquisition entrpy; choose from: entropy, variation_ratio, "
-        "margin, qbc, qbc_kl, random\n"
+        "margin, qbc, qbc_kl, bald, typiclust, coreset, badge, cluster_margin, random\n"
     )
 
 

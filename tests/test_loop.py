@@ -60,7 +60,9 @@ class FakeLearner:
         logits = torch.zeros(len(indices), CLASSES)
         logits[:, 0] = 5 * sharp[:, 0]
         probs = logits.softmax(-1).unsqueeze(0).expand(self.members, -1, -1)
-        return PoolPass(probs, sharp)
+        # Embeddings: ten groups along a line, so clustering has something to find.
+        groups = torch.from_numpy(indices % 10).float().view(-1, 1) * 10
+        return PoolPass(probs, sharp, torch.cat([groups, sharp], 1))
 
     def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return {}, {}
@@ -158,14 +160,22 @@ def test_lookahead_keeps_batches_asked_ahead_without_passing_the_budget() -> Non
     assert loop.state.num_labeled == 50
 
 
-def test_a_cold_start_asks_a_seeded_sample_before_any_model_exists() -> None:
+@pytest.mark.parametrize("acquisition", ["entropy", "random"])
+def test_a_cold_start_is_chosen_from_features_alone(acquisition: str) -> None:
+    """No labels, no classifier: every strategy starts with typiclust on the backbone's
+    embeddings (here: one image from each of the ten groups), except the random baseline."""
     events: list[Event] = []
-    loop, learner, _, _ = make_loop(initial=0, events=events)
+    loop, learner, _, _ = make_loop(acquisition, initial=0, events=events)
     loop.run()
     first = next(e for e in events if isinstance(e, QueryReady))
-    assert first.round == 0 and {q.score for q in first.queries} == {0.0}
-    expected = np.argsort(loop.priority, kind="stable")[:10]
-    assert sorted(q.index for q in first.queries) == sorted(expected.tolist())
+    scoring = next(e for e in events if isinstance(e, PhaseChanged) and e.phase == "scoring")
+    assert first.round == 0 and len(first.queries) == 10
+    assert all(q.probabilities == (0.25,) * 4 for q in first.queries)  # no model to guess yet
+    groups = {q.index % 10 for q in first.queries}
+    if acquisition == "random":
+        assert scoring.detail.startswith("random") and len(groups) < 10
+    else:
+        assert scoring.detail.startswith("typiclust") and groups == set(range(10))
     assert learner.fits[0][1] == 0 and len(learner.fits[0][0]) == 10  # trained on them first
 
 

@@ -109,7 +109,7 @@ def engine_figures(
 ) -> dict[str, Any]:
     """Pretraining and fine-tuning throughput and pool scoring, as the engine runs them."""
     suffix = f" ({variant})" if variant else ""
-    figures = {}
+    figures: dict[str, dict[str, Any]] = {}
     with phase(f"rotation pretraining{suffix}"):
         figures["pretrain"] = train_throughput(config, data, rotation=True, steps=steps)
     with phase(f"fine-tuning{suffix}"):

@@ -20,12 +20,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ..acquire import get as get_acquisition
-from ..acquire import top_k
 from ..config import RunConfig
 from ..data import DeviceData
 from ..model import Net
+from ..pool import Pool
 from ..pretrain import build_model
-from ..train import make_optimizer, make_schedule, predict, train_epoch
+from ..train import make_optimizer, make_schedule, pool_pass, train_epoch
 
 POOL = 40_000  # the pool size the scoring figure is quoted for (CIFAR-10 after 10k labels)
 WARMUP_STEPS = 3
@@ -91,27 +91,36 @@ def train_throughput(
     }
 
 
-def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float | None]:
-    """Score a pool of (up to) 40,000 images and pick the query, as a round does."""
-    scorer = get_acquisition(config.active.acquisition)
-    members = config.active.committee if scorer.committee else 1
+def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float | str | None]:
+    """Score a pool of (up to) 40,000 images and pick the query, as a round does: one pass
+    over the pool (and, for strategies that cluster or measure distances, over the labeled rest
+    of the data), then the strategy's selection."""
+    strategy = get_acquisition(config.active.acquisition)
+    members = config.active.committee if strategy.committee else 1
     model = build_model(config, data.num_classes, data.device, members)
-    pool = data.train_images[: min(POOL, data.num_train)]
-    priority = torch.randperm(pool.shape[0], device=data.device)
-    k = min(config.query_count(data.num_train), pool.shape[0])
+    size = min(POOL, data.num_train)
+    pool, labeled = data.train_images[:size], data.train_images[size:]
+    priority = torch.randperm(size, device=data.device)
+    k = min(config.query_count(data.num_train), size)
+    generator = torch.Generator(device=data.device).manual_seed(0)
 
     def score() -> float:
         sync(data.device)
         start = time.perf_counter()
-        probs = predict(model, pool, data, config.eval_batch_size)
-        chosen = top_k(scorer.score(probs, None), k, priority)
+        probs, features, embeddings = pool_pass(model, pool, data, config.eval_batch_size)
+        seen = embeddings[:0]
+        if strategy.sees_labeled and labeled.shape[0]:
+            seen = pool_pass(model, labeled, data, config.eval_batch_size)[2]
+        chosen, _ = strategy.select(Pool(probs, features, embeddings, seen, priority), k, generator)
         chosen.cpu()  # the query leaves the device: that is the end of scoring
         return time.perf_counter() - start
 
     warmup = score()  # autotuning, allocator, compiling when asked
     return {
         "seconds": min(score() for _ in range(3)),
-        "pool": int(pool.shape[0]),
+        "pool": size,
+        "labeled": int(labeled.shape[0]) if strategy.sees_labeled else 0,
+        "acquisition": strategy.name,
         "warmup_seconds": warmup,
         "host_syncs": count_host_syncs(data.device, score),
     }

@@ -1,0 +1,135 @@
+"""Clustering in torch, on whatever device the embeddings live on: k-means++ seeding, k-means,
+k-center greedy. A GPU clusters tens of thousands of embeddings in about a second, where a CPU
+library would first copy them off the device. Seeded by a torch generator, so runs repeat."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+CHUNK = 8192  # rows of a distance matrix computed at once: bounds memory on large pools
+
+
+def sq_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, D), (M, D) -> (N, M) squared Euclidean distances (never negative)."""
+    cross = x @ y.T
+    return (x.pow(2).sum(1, keepdim=True) - 2 * cross + y.pow(2).sum(1)).clamp_min(0)
+
+
+def nearest(x: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of x: (squared distance to the nearest center, its index), in chunks."""
+    dist, index = [], []
+    for start in range(0, x.shape[0], CHUNK):
+        d = sq_distances(x[start : start + CHUNK], centers)
+        best = d.min(1)
+        dist.append(best.values)
+        index.append(best.indices)
+    return torch.cat(dist), torch.cat(index)
+
+
+def kmeans_plus_plus(
+    sq_distance_to: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    k: int,
+    generator: torch.Generator | None,
+    first: torch.Tensor,
+    trials: int = 1,
+) -> torch.Tensor:
+    """k seeds among n points, each drawn with probability proportional to its squared distance
+    to the seeds so far (Arthur and Vassilvitskii, 2007). With `trials` > 1, each step draws
+    that many candidates and keeps the one that lowers the total most (greedy k-means++, as
+    scikit-learn does), which rarely leaves a small cluster without a seed. `sq_distance_to(i)`
+    gives every point's squared distance to point i, so the points need not be vectors at all
+    (BADGE's gradient embeddings are never built). Returns (k,) indices, `first` first."""
+    chosen = [first.reshape(())]
+    closest = sq_distance_to(first)
+    for _ in range(1, min(k, n)):
+        weights = closest.clamp_min(0)
+        # Every remaining point coincides with a seed: take any point not yet chosen.
+        weights = torch.where(weights.sum() > 0, weights, torch.ones_like(weights))
+        weights[torch.stack(chosen)] = 0
+        draws = min(trials, int((weights > 0).sum()) if trials > 1 else 1)
+        candidates = torch.multinomial(weights, draws, generator=generator)
+        options = [torch.minimum(closest, sq_distance_to(c)) for c in candidates]
+        best = int(torch.stack([o.sum() for o in options]).argmin()) if draws > 1 else 0
+        chosen.append(candidates[best])
+        closest = options[best]
+    return torch.stack(chosen)
+
+
+def kmeans(
+    x: torch.Tensor,
+    k: int,
+    generator: torch.Generator | None,
+    iterations: int = 20,
+    restarts: int = 4,
+) -> torch.Tensor:
+    """Lloyd's k-means from k-means++ seeds, the best (lowest inertia) of `restarts` seeded
+    tries, as scikit-learn's n_init does: one try can split a large cluster and merge two
+    small ones. (N, D) -> (N,) cluster of each row, in 0..k-1."""
+    best, best_inertia = None, float("inf")
+    for _ in range(restarts):
+        assign, inertia = _lloyd(x, min(k, x.shape[0]), generator, iterations)
+        if inertia < best_inertia:
+            best, best_inertia = assign, inertia
+    assert best is not None
+    return best
+
+
+def _lloyd(
+    x: torch.Tensor, k: int, generator: torch.Generator | None, iterations: int
+) -> tuple[torch.Tensor, float]:
+    """One k-means run: (cluster of each row, inertia). An emptied cluster moves to the point
+    farthest from its center."""
+    n = x.shape[0]
+    first = torch.randint(n, (1,), generator=generator, device=x.device)[0]
+    seeds = kmeans_plus_plus(
+        lambda i: sq_distances(x, x[i].unsqueeze(0))[:, 0],
+        n,
+        k,
+        generator,
+        first,
+        trials=2 + int(math.log(k)),  # scikit-learn's choice
+    )
+    centers = x[seeds].clone()
+    dist, assign = nearest(x, centers)
+    for _ in range(iterations):
+        sums = torch.zeros_like(centers).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)
+        empty = counts == 0
+        centers = torch.where(empty.unsqueeze(1), centers, sums / counts.clamp_min(1).unsqueeze(1))
+        dist, new = nearest(x, centers)
+        if bool(empty.any()):  # rare: one sync to re-seed it
+            centers[empty.nonzero()[0, 0]] = x[dist.argmax()]
+            dist, new = nearest(x, centers)
+        if torch.equal(new, assign):
+            break
+        assign = new
+    return assign, float(dist.sum())
+
+
+def k_center_greedy(
+    pool: torch.Tensor, labeled: torch.Tensor, k: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sener and Savarese (2018): k pool points, each the one farthest from everything labeled
+    or chosen so far. Returns (positions (k,), the distance at which each was chosen)."""
+    n = pool.shape[0]
+    chosen: list[torch.Tensor] = []
+    gaps: list[torch.Tensor] = []
+    if labeled.shape[0]:
+        closest = nearest(pool, labeled)[0]
+    else:  # nothing labeled: start at a seeded random point, then spread out from there
+        first = torch.randint(n, (1,), generator=generator, device=pool.device)[0]
+        chosen.append(first)
+        gaps.append(torch.zeros((), device=pool.device))
+        closest = sq_distances(pool, pool[first].unsqueeze(0))[:, 0]
+        closest[first] = -1.0
+    while len(chosen) < min(k, n):
+        i = closest.argmax()
+        chosen.append(i)
+        gaps.append(closest[i].clamp_min(0).sqrt())
+        closest = torch.minimum(closest, sq_distances(pool, pool[i].unsqueeze(0))[:, 0])
+        closest[i] = -1.0  # never again
+    return torch.stack(chosen), torch.stack(gaps)
