@@ -1,11 +1,11 @@
 """The low-budget study: which strategy to use when a person starts from zero labels.
 
-One rotation pretraining on a slice of the data (or --pretrained), then, for every strategy and
-seed, labels grow 0 -> 10 -> 20 -> 40 -> 80 -> 160: each step fits a linear probe on the frozen
-backbone's embeddings (a committee of bootstrap probes for committee strategies), asks the
-strategy for the next batch through the same `select` the engine calls, and measures the probe
-on the test split. Every strategy but random starts from zero labels with typiclust, as the
-engine does. Prints a table on stderr and the figures as JSON on stdout.
+One rotation pretraining with the cpu recipe on a slice of the data (or --pretrained), then,
+for every strategy and seed, labels grow 0 -> 10 -> 20 -> 40 -> 80 -> 160: each step fits a
+linear probe on the frozen backbone's embeddings (a committee of bootstrap probes for committee
+strategies), asks the strategy for the next batch through the same `select` the engine calls,
+and measures the probe on the test split. Every strategy but random starts from zero labels
+with typiclust, as the engine does. Prints a table on stderr and the figures as JSON on stdout.
 
     python benchmarks/low_budget.py --data ../shared/datasets/cifar10-jpeg.tar.gz --out runs/study
 """
@@ -30,10 +30,10 @@ from salal_core.commands.pretrain import pretrain_into
 from salal_core.config import preset, with_overrides
 from salal_core.data import DeviceData, load_dataset
 from salal_core.data.identity import item_priority
+from salal_core.inference import pool_pass
 from salal_core.pool import Pool
 from salal_core.pretrain import build_model, load_pretrained, read_payload
 from salal_core.runtime import configure, resolve_device
-from salal_core.train import pool_pass
 
 DEFAULT_STRATEGIES = "typiclust,coreset,badge,cluster_margin,entropy,margin,bald,random"
 PROBE_STEPS = 200
@@ -122,11 +122,18 @@ def main() -> None:
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES)
     p.add_argument("--device", default="cpu")
     p.add_argument("--cache-dir")
+    p.add_argument(
+        "--embedding",
+        choices=["both", "third", "last"],
+        default="both",
+        help="which pooled stage features selection and the probe see (the engine's: both)",
+    )
     args = p.parse_args()
     console = Console(stderr=True)
     started = time.perf_counter()
+    # The cpu recipe's pretraining (the default without CUDA), on a class-balanced slice.
     config = with_overrides(
-        preset("tiny"),
+        preset("cpu"),
         {
             "data.source": str(Path(args.data).resolve()),
             "data.cache_dir": args.cache_dir,
@@ -134,7 +141,6 @@ def main() -> None:
             "data.test_limit": args.test,
             "model.width": args.width,
             "pretrain.epochs": args.pretrain_epochs,
-            "pretrain.optim.batch_size": 128,
             "device": args.device,
         },
     )
@@ -154,8 +160,12 @@ def main() -> None:
     payload = read_payload(checkpoint)
     load_pretrained(payload, config, model, str(checkpoint))
 
+    width = 4 * args.width  # the third stage's share of the embedding
+
     def embed(pixels: torch.Tensor) -> torch.Tensor:
-        return pool_pass(model, pixels, data, 512)[2].cpu()
+        both = pool_pass(model, pixels, data, 512)[2].cpu()  # (N, 4w + 8w), each part unit length
+        part = {"both": both, "third": both[:, :width], "last": both[:, width:]}
+        return part[args.embedding]
 
     train, test = embed(data.train_images), embed(data.test_images)
     labels, test_labels = data.train_labels.cpu(), data.test_labels.cpu()
@@ -172,6 +182,7 @@ def main() -> None:
         ]
         console.print(f"[dim]{name}: done ({time.perf_counter() - started:.0f} s)")
     report = summarize(results, budgets, "random")
+    report["aubc"] = overall(results, "random")
     report.update(
         {
             "budgets": budgets,
@@ -179,6 +190,7 @@ def main() -> None:
             "train": data.num_train,
             "test": int(data.test_images.shape[0]),
             "width": args.width,
+            "embedding": args.embedding,
             "rotation_accuracy": float(payload.get("rotation_accuracy", math.nan)),
             "pretrain_seconds": pretrain_seconds,
             "seconds": time.perf_counter() - started,
@@ -202,6 +214,29 @@ def all_labels_probe(
     """The ceiling of these features: the probe on every training label."""
     w = fit_probe(train, labels, classes, 1, torch.Generator().manual_seed(0))
     return float((probe_probs(w, test).mean(0).argmax(1) == test_labels).float().mean())
+
+
+def overall(results: dict[str, list[list[float]]], baseline: str) -> list[dict[str, Any]]:
+    """Per strategy, the mean accuracy over the budgets (each budget doubles the one before,
+    so this is the area under the curve on a log-budget axis) and its paired difference to
+    the baseline over seeds, with a 95% interval."""
+    base = results.get(baseline)
+    out = []
+    for name, runs in results.items():
+        mine = [sum(r) / len(r) for r in runs]
+        diff = None
+        if base and name != baseline:
+            diff = Estimate.of([m - sum(b) / len(b) for m, b in zip(mine, base, strict=True)])
+        out.append(
+            {
+                "strategy": name,
+                "aubc": Estimate.of(mine).mean,
+                "diff": diff.mean if diff else None,
+                "diff_low": diff.low if diff else None,
+                "diff_high": diff.high if diff else None,
+            }
+        )
+    return out
 
 
 def summarize(
@@ -238,6 +273,8 @@ def table(report: dict[str, Any]) -> Table:
     out.add_column("strategy")
     for budget in report["budgets"]:
         out.add_column(f"{budget} labels", justify="right")
+    out.add_column("AUBC", justify="right")
+    aubc = {r["strategy"]: r for r in report["aubc"]}
     for s in dict.fromkeys(r["strategy"] for r in report["rows"]):
         cells = []
         for budget in report["budgets"]:
@@ -251,6 +288,11 @@ def table(report: dict[str, Any]) -> Table:
                     f"\n[{colour}]{r['diff']:+.3f} [{r['diff_low']:+.3f}, {r['diff_high']:+.3f}][/]"
                 )
             cells.append(text)
+        a = aubc[s]
+        total = f"{a['aubc']:.3f}"
+        if a["diff"] is not None:
+            total += f"\n{a['diff']:+.3f} [{a['diff_low']:+.3f}, {a['diff_high']:+.3f}]"
+        cells.append(total)
         out.add_row(s, *cells)
     return out
 

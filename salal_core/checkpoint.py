@@ -115,7 +115,7 @@ class Resumed:
     start_round: int
     curve: tuple[CurvePoint, ...]
     optimizer: dict[str, Any] | None  # None: a fresh optimizer (no checkpoint, or a new head)
-    head_rebuilt: bool = False
+    head_rebuilt: str = ""  # why the head was rebuilt, for the run's log; empty if it was not
 
 
 def restore_model(model: Net, checkpoint: RoundCheckpoint, wanted: ModelShape) -> Resumed:
@@ -131,7 +131,12 @@ def restore_model(model: Net, checkpoint: RoundCheckpoint, wanted: ModelShape) -
         if k.startswith("backbone.")
     }
     model.backbone.load_state_dict(backbone)
-    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, head_rebuilt=True)
+    why = (
+        f"this strategy needs {wanted.members} head(s) and {checkpoint.name} has "
+        f"{checkpoint.shape.members}: the head is rebuilt on the checkpoint's backbone and "
+        "trained on every label"
+    )
+    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, head_rebuilt=why)
 
 
 def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:

@@ -49,8 +49,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             resume=resume,
             overrides=overrides_from_args(args) if resume else None,
             class_names=class_names_from_args(args),
+            labels_file=args.labels,
         )
         summary = Engine.for_session(session, progress).run()
+    if summary.stop_reason == "collapsed":  # saved, and said: but the run did not work
+        print(f"salal-core: error: {summary.stop_detail}", file=sys.stderr)
+        return 2
     if args.json:
         out = summary.to_json()
         del out["config"]
@@ -64,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{counted(len(summary.curve), 'round')}: {measured} accuracy "
             f"{'-' if acc is None else f'{acc:.4f}'} ({summary.seconds:.0f} s) -> "
             f"{run_dir}/summary.json"
+            + ("" if summary.stop_reason == "budget" else f"; stopped: {summary.stop_detail}")
         )
     return 0
 

@@ -62,6 +62,7 @@ class PretrainConfig:
     """The rotation pretext task."""
 
     epochs: int = 15
+    limit: int = 0  # 0: every training image; else a seeded sample of this many
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -77,6 +78,7 @@ class ActiveConfig:
     class_balanced_initial: bool = True
     committee: int = 5  # linear heads trained on bootstrap resamples, for qbc
     lookahead: int = 1  # query batches kept ahead of the oracle (a person gets 2)
+    stop_when_flat: int = 0  # stop once accuracy has not risen for this many rounds (0: never)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -133,6 +135,23 @@ PRESETS: dict[str, RunConfig] = {
             optim=OptimConfig(lr=0.1, warmup=0.1, label_smoothing=0.2, batch_size=512),
         ),
     ),
+    # No GPU: features worth having within minutes on a few cores. Rotation pretraining sees a
+    # seeded 5,000-image sample (8 minutes on two cores, BENCHMARKS.md); every image stays in
+    # the pool to be scored and labeled. The low-budget study measured this recipe.
+    "cpu": RunConfig(
+        preset="cpu",
+        eval_batch_size=512,
+        model=ModelConfig(width=16),
+        pretrain=PretrainConfig(
+            epochs=8,
+            limit=5000,
+            optim=OptimConfig(lr=0.2, warmup=0.1, schedule="linear", batch_size=128),
+        ),
+        active=ActiveConfig(
+            epochs_per_round=5,
+            optim=OptimConfig(lr=0.05, warmup=0.1, label_smoothing=0.1, batch_size=64),
+        ),
+    ),
     # Two CPU cores in under a minute: a class-balanced slice and a narrow network.
     "tiny": RunConfig(
         preset="tiny",
@@ -151,9 +170,10 @@ PRESETS: dict[str, RunConfig] = {
     ),
 }
 
-# A person answers a few dozen images between short fine-tuning rounds.
-HUMAN_ACTIVE = {"query_size": 24, "lookahead": 2}
-HUMAN_EPOCHS_PER_ROUND = {"paper": 5, "fast": 3, "tiny": 1}
+# A person answers a few dozen images between short fine-tuning rounds, chosen by the strategy
+# the low-budget study measured best (BENCHMARKS.md): never behind random, ahead at the start.
+HUMAN_ACTIVE = {"query_size": 24, "lookahead": 2, "acquisition": "badge"}
+HUMAN_EPOCHS_PER_ROUND = {"paper": 5, "fast": 3, "cpu": 2, "tiny": 1}
 
 
 def preset(name: str) -> RunConfig:
@@ -201,8 +221,12 @@ def validate(config: RunConfig) -> None:
         )
     if a.query_size <= 0:
         raise SalalError("--query-size must be above 0 (a count like 32, or a fraction like 0.05)")
+    if a.stop_when_flat < 0:
+        raise SalalError("--stop-when-flat must be 0 (never) or a number of rounds")
     if a.epochs_per_round < 1:
         raise SalalError("--epochs-per-round must be at least 1")
+    if config.pretrain.limit < 0:
+        raise SalalError("the pretraining limit must be 0 (every image) or more")
     if config.pretrain.epochs < 0:
         raise SalalError("--pretrain-epochs must be 0 (no pretraining) or more")
     for lr in (config.pretrain.optim.lr, a.optim.lr):

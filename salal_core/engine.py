@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .acquire import get as get_acquisition
@@ -19,8 +18,8 @@ from .checkpoint import ROUND_PREFIX, ModelShape, Resumed, RoundCheckpoint, rest
 from .config import RunConfig
 from .data import DeviceData, ImageSet
 from .data.identity import item_priority
-from .data.load import balanced_subset, load_for_run
-from .errors import OracleClosed, SalalError
+from .data.load import load_for_run
+from .errors import Collapsed, OracleClosed, SalalError
 from .events import (
     Emit,
     Event,
@@ -28,21 +27,36 @@ from .events import (
     Notice,
     PhaseChanged,
     Query,
+    QueryReady,
     RunFinished,
     fan_out,
 )
+from .imports import match_labels, read_labels
 from .journal import RunJournal
-from .labels import LabelState, RunItems, check_journal, restore
+from .labels import (
+    LabelState,
+    RunItems,
+    agreement_with_truth,
+    check_journal,
+    initial_answers,
+    restore,
+    sample_queries,
+    still_open,
+)
 from .learner import TorchLearner
 from .loop import HOLDOUT_EVERY, ActiveLoop
 from .model import Net
-from .oracle import Answer, AutoOracle, Oracle
+from .oracle import AutoOracle, Oracle
 from .pretrain import build_model, load_pretrained, pretrain, pretrain_payload, read_payload
-from .records import LabelRecord
 from .runtime import compile_notice, configure, cuda_oom_hint, resolve_device, seed_everything
 from .session import RunRequest, Session
 from .store import RunStore
-from .summary import RunSummary, StopReason
+from .summary import RunSummary, StopReason, stop_sentence
+
+CPU_RECIPE = (
+    "the cpu recipe (no GPU here): a width-16 network, rotation pretraining on a 5,000-image "
+    "sample, every image in the pool; with a GPU, --preset fast"
+)
 
 
 class Engine:
@@ -91,6 +105,9 @@ class Engine:
                 return self._run(started)
         except OracleClosed:  # stopped before the loop began (loading, pretraining)
             return self._summary(started, "stopped", None, None, None)
+        except Collapsed as exc:  # in pretraining: nothing to fine-tune
+            self._sink(Notice(str(exc)))
+            return self._summary(started, "collapsed", None, None, None, str(exc))
         finally:
             if self.oracle is not None:
                 self.oracle.close()
@@ -103,8 +120,8 @@ class Engine:
         configure(device, config.speed)
         seed_everything(config.seed)
         self.emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
-        if notice := compile_notice():
-            self.emit(Notice(notice))
+        if compiling := compile_notice():
+            self.emit(Notice(compiling))
         stored = store.items()
         images = load_for_run(
             config, self.request.class_names, [s.digest for s in stored] or None, self.emit
@@ -114,14 +131,20 @@ class Engine:
                 "--auto-oracle needs ground-truth labels, and this source has none; "
                 "label it yourself with salal-tui"
             )
+        if config.preset == "cpu":  # said once the data loaded: bad input stays one line
+            self.emit(Notice(CPU_RECIPE, level="info"))
         items = RunItems.resolve(stored, images.train)
         store.save_items(items.changes)  # idempotent: a run killed here resumes the same
         store.save_classes(images.class_names)
+        if self.request.labels_file is not None and not store.journal_rows():
+            given = read_labels(self.request.labels_file)
+            store.record_answers(match_labels(given, store.items(), images.class_names))
         records = store.labels()
         check_journal(
             store.journal_rows(), items.known, len(images.class_names), store.highest_asked_round()
         )
-        self._report_items(items, records)
+        for change in items.notices(set(records)):
+            self.emit(change)
         state = restore(records, items)
         data = DeviceData(images, device)
 
@@ -133,6 +156,7 @@ class Engine:
         generator = torch.Generator(device=device).manual_seed(config.seed + 1)
         checkpoint = self._round_checkpoint()
         if checkpoint is None:
+            self._ask_while_pretraining(images, items, state)
             self._prepare_backbone(model, data)
             model.replace_head(data.num_classes, members)
             resumed = Resumed(0, (), None)
@@ -140,14 +164,7 @@ class Engine:
             generator.set_state(checkpoint.generator)
             resumed = restore_model(model, checkpoint, shape)
             if resumed.head_rebuilt:
-                self.emit(
-                    Notice(
-                        f"{config.active.acquisition} needs {members} head(s) and "
-                        f"{checkpoint.name} has {checkpoint.shape.members}: the head is rebuilt "
-                        "on the checkpoint's backbone and trained on every label",
-                        level="info",
-                    )
-                )
+                self.emit(Notice(resumed.head_rebuilt, level="info"))
         if state.num_labeled == 0:  # new, or killed before its initial labels were written
             self._initial_labels(state, images, items)
 
@@ -176,11 +193,15 @@ class Engine:
                     level="info",
                 )
             )
+        detail = ""
         try:
             reason: StopReason = loop.run()
         except OracleClosed:
             reason = "stopped"  # the person quit: every answer is already on disk
-        return self._summary(started, reason, loop, images, items)
+        except Collapsed as exc:
+            reason, detail = "collapsed", str(exc)
+            self._sink(Notice(detail))
+        return self._summary(started, reason, loop, images, items, detail)
 
     # ---------------------------------------------------------------- resuming
     def _round_checkpoint(self) -> RoundCheckpoint | None:
@@ -192,33 +213,24 @@ class Engine:
         checkpoint.check_items([s.digest for s in self.store.items()], path.name)
         return checkpoint
 
-    def _report_items(self, items: RunItems, records: dict[int, LabelRecord]) -> None:
-        if items.added:
-            self.emit(Notice(f"{items.added} new images joined the pool", level="info"))
-        if items.missing:
-            gone = len(items.missing & set(records))
-            self.emit(
-                Notice(
-                    f"{len(items.missing)} of this run's images are no longer in the source "
-                    f"({gone} labeled): they leave the pool; their labels stay in the journal "
-                    "and the export"
-                )
-            )
-
     def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:
         """Asked but never answered, on their positions now; answered ones are consumed."""
-        where = items.positions()
-        queued = self.store.open_queries()
-        open_ = [
-            Query(where[q.item], q.item, q.score, q.predicted, q.probabilities, q.round)
-            for q in queued
-            if q.item in where and not state.labeled_mask[where[q.item]]
-        ]
-        done = {q.item for q in queued} - {q.item for q in open_}
-        self.store.mark_consumed(sorted(done))
+        open_, done = still_open(self.store.open_queries(), items, state)
+        self.store.mark_consumed(done)
         return open_
 
     # ---------------------------------------------------------------- a new run
+    def _ask_while_pretraining(self, images: ImageSet, items: RunItems, state: LabelState) -> None:
+        """A person starting from zero labels never waits for pretraining: a seeded sample is
+        asked before it begins, and the loop takes those answers as its first labels."""
+        truth_starts = self.config.active.initial_fraction > 0 and images.has_labels
+        if self.oracle is None or state.num_labeled or truth_starts or self.store.open_queries():
+            return  # the ground truth answers at once; labels or questions exist already
+        queries = sample_queries(self.config, items, state, len(images.class_names))
+        self.store.save_queries(queries)
+        self.oracle.ask(queries)
+        self.emit(QueryReady(0, tuple(queries)))
+
     def _prepare_backbone(self, model: Net, data: DeviceData) -> None:
         """Rotation features: from --pretrained, from this run's earlier pretraining, or fresh."""
         pretrained = self.config.model.pretrained
@@ -236,28 +248,19 @@ class Engine:
 
     def _initial_labels(self, state: LabelState, images: ImageSet, items: RunItems) -> None:
         """The preset's initial fraction, labeled from the ground truth where there is one."""
-        truth = images.train.labels
-        count = self.config.initial_count(len(truth))
-        if self.config.active.initial_fraction <= 0 or not (truth >= 0).all():
+        answers = initial_answers(self.config, images.train.labels, items)
+        if not answers:
             return  # cold start: the loop asks for the first labels
-        if self.config.active.class_balanced_initial:
-            chosen = balanced_subset(truth, count, self.config.seed)
-        else:
-            rng = np.random.default_rng(self.config.seed)
-            chosen = np.sort(rng.choice(len(truth), count, replace=False))
-        now = time.time()
-        self.store.record_answers(
-            [Answer(int(i), int(items.ids[i]), int(truth[i]), 0, "initial", now) for i in chosen]
-        )
-        state.add(chosen, truth[chosen], 0)
+        self.store.record_answers(answers)
+        state.add([a.index for a in answers], [a.label for a in answers], 0)
         self.emit(
             LabelsAdded(
                 0,
-                tuple(int(i) for i in chosen),
-                tuple(int(x) for x in truth[chosen]),
+                tuple(a.index for a in answers),
+                tuple(a.label for a in answers),
                 "initial",
                 state.num_labeled,
-                self.config.target_count(len(truth)),
+                self.config.target_count(state.size),
             )
         )
 
@@ -269,16 +272,13 @@ class Engine:
         loop: ActiveLoop | None,
         images: ImageSet | None,
         items: RunItems | None,
+        detail: str = "",
     ) -> RunSummary:
         records = self.store.labels()
         human = [r for r in records.values() if r.oracle == "human"]
         agreement = None
-        if human and images is not None and items is not None and (images.train.labels >= 0).all():
-            where = items.positions()
-            truth = images.train.labels
-            known = [r for r in human if r.item in where]
-            if known:
-                agreement = float(np.mean([truth[where[r.item]] == r.label for r in known]))
+        if images is not None and items is not None:
+            agreement = agreement_with_truth(human, items, images.train.labels)
         summary = RunSummary(
             run_dir=str(self.store.dir),
             preset=self.config.preset,
@@ -294,10 +294,11 @@ class Engine:
             human_labels=len(human),
             human_agreement=agreement,
             stop_reason=reason,
+            stop_detail=detail or stop_sentence(reason, self.config.active.stop_when_flat),
             seconds=time.perf_counter() - started,
             config=self.config,
         )
-        if loop is not None:
+        if loop is not None or reason == "collapsed":
             self.store.write_summary(summary.to_json())
         self._sink(RunFinished(summary))  # delivered even after a stop
         return summary

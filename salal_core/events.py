@@ -90,6 +90,13 @@ class Query:
     probabilities: tuple[float, ...]
     round: int
 
+    @property
+    def cold_start(self) -> bool:
+        """Asked before any model existed, with no guess to show (the engine asks those with
+        uniform probabilities): chosen from the pretrained features, or, with a score of 0,
+        a seeded sample asked while the backbone was still pretraining."""
+        return self.round == 0 and len(set(self.probabilities)) == 1
+
 
 @dataclass(frozen=True)
 class QueryReady(Event):
@@ -114,6 +121,7 @@ class RoundEnded(Event):
     target: int
     test_accuracy: float
     pool_size: int
+    gained: float  # accuracy minus the round before's (NaN for the first round)
 
 
 @dataclass(frozen=True)

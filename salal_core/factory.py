@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig, validate, with_overrides
+from .errors import SalalError
 from .oracle import HumanOracle
 from .resume import check_resume
 from .runtime import resolve_device
@@ -25,11 +26,19 @@ def open_session(
     resume: bool = False,
     overrides: Mapping[str, Any] | None = None,
     class_names: Sequence[str] | None = None,
+    labels_file: Path | None = None,
 ) -> Session:
     """A fresh run takes `config` (with `overrides` applied); a resumed one reads the run's own
     config.toml and applies only the overrides a resume may change, refusing any other that
     differs. Nothing heavy happens here: data loading and training wait for the engine, which
     the app runs beside its interface."""
+    if labels_file is not None and resume:
+        raise SalalError(
+            "--labels seeds a new run; to add labels to this one: salal-core import-labels "
+            f"{run_dir} {labels_file}"
+        )
+    if labels_file is not None and not labels_file.exists():
+        raise SalalError(f"{labels_file} does not exist; pass a CSV of path,class or a folder")
     if not resume:
         if config is None:
             raise ValueError("a fresh run needs a config")
@@ -51,6 +60,6 @@ def open_session(
         raise
     # A resumed folder without class folders keeps the classes it was created with.
     names = tuple(class_names or (store.class_names() if resume else ()))
-    request = RunRequest(store.dir, oracle, resume, names)
+    request = RunRequest(store.dir, oracle, resume, names, labels_file)
     human = HumanOracle(journal=store) if oracle == "human" else None
     return Session(config, store, request, human)

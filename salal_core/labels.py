@@ -8,15 +8,20 @@ whatever was added, removed or renamed in between.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .config import RunConfig
+from .data.identity import item_priority
+from .data.load import balanced_subset
 from .data.sources import Split
 from .errors import SalalError
-from .events import ORACLE_NAMES
-from .records import JournalRow, LabelRecord, StoredItem
+from .events import ORACLE_NAMES, Notice, Query
+from .oracle import Answer
+from .records import JournalRow, LabelRecord, QueuedItem, StoredItem
 
 
 class LabelState:
@@ -111,6 +116,21 @@ class RunItems:
             changes=tuple(changes),
         )
 
+    def notices(self, labeled: set[int]) -> list[Notice]:
+        """What a person should hear about how the source changed since the run last read it."""
+        out = []
+        if self.added:
+            out.append(Notice(f"{self.added} new images joined the pool", level="info"))
+        if self.missing:
+            out.append(
+                Notice(
+                    f"{len(self.missing)} of this run's images are no longer in the source "
+                    f"({len(self.missing & labeled)} labeled): they leave the pool; their labels "
+                    "stay in the journal and the export"
+                )
+            )
+        return out
+
     def positions(self) -> dict[int, int]:
         """Item id -> position, for the items this load holds."""
         return {int(item): p for p, item in enumerate(self.ids)}
@@ -150,3 +170,57 @@ def restore(records: dict[int, LabelRecord], items: RunItems) -> LabelState:
         [max(r.round, 0) for r in present],
     )
     return state
+
+
+def agreement_with_truth(
+    records: Sequence[LabelRecord], items: RunItems, truth: np.ndarray
+) -> float | None:
+    """The share of these labels that match a known ground truth (None: nothing to compare,
+    as in a folder nobody labeled before)."""
+    where = items.positions()
+    known = [r for r in records if r.item in where and truth[where[r.item]] >= 0]
+    if not known:
+        return None
+    return float(np.mean([truth[where[r.item]] == r.label for r in known]))
+
+
+def initial_answers(config: RunConfig, truth: np.ndarray, items: RunItems) -> list[Answer]:
+    """The preset's initial fraction from the ground truth, class-balanced and seeded; none
+    for a cold start (no initial fraction, or no ground truth to take it from)."""
+    if config.active.initial_fraction <= 0 or not (truth >= 0).all():
+        return []
+    count = config.initial_count(len(truth))
+    if config.active.class_balanced_initial:
+        chosen = balanced_subset(truth, count, config.seed)
+    else:
+        rng = np.random.default_rng(config.seed)
+        chosen = np.sort(rng.choice(len(truth), count, replace=False))
+    now = time.time()
+    return [Answer(int(i), int(items.ids[i]), int(truth[i]), 0, "initial", now) for i in chosen]
+
+
+def sample_queries(
+    config: RunConfig, items: RunItems, state: LabelState, classes: int
+) -> list[Query]:
+    """A seeded sample of the pool, first in each image's identity-derived priority: what a
+    person labels before any model or feature exists. Score 0, uniform guesses: no model."""
+    pool = state.pool_indices()
+    priority = item_priority(list(items.digests), config.seed)
+    chosen = pool[np.argsort(priority[pool], kind="stable")][: config.query_count(state.size)]
+    uniform = tuple([1.0 / classes] * classes)
+    return [Query(int(i), int(items.ids[i]), 0.0, 0, uniform, 0) for i in chosen]
+
+
+def still_open(
+    queued: Sequence[QueuedItem], items: RunItems, state: LabelState
+) -> tuple[list[Query], list[int]]:
+    """The queue as a resumed run finds it: questions still open, on their positions in this
+    load, and the items to mark consumed (answered since, or gone from the source)."""
+    where = items.positions()
+    open_ = [
+        Query(where[q.item], q.item, q.score, q.predicted, q.probabilities, q.round)
+        for q in queued
+        if q.item in where and not state.labeled_mask[where[q.item]]
+    ]
+    done = sorted({q.item for q in queued} - {q.item for q in open_})
+    return open_, done

@@ -16,8 +16,9 @@ import torch
 from .config import RunConfig
 from .data import DeviceData
 from .events import Emit, PhaseChanged
+from .inference import evaluate, pool_pass
 from .model import Net
-from .train import evaluate, fit, make_optimizer, pool_pass
+from .train import fit, make_optimizer
 
 
 @dataclass(frozen=True)

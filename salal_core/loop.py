@@ -9,6 +9,7 @@ names each position's image for the journal.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -211,6 +212,8 @@ class ActiveLoop:
             up_to_date = False
             if self.state.num_labeled >= self.target:
                 return "budget"
+            if self.flat():
+                return "flat"
             self.top_up()
             if not self.pending:
                 return "pool empty"
@@ -230,7 +233,18 @@ class ActiveLoop:
         point = CurvePoint(
             self.round, labeled, labeled / self.state.size, accuracy, time.perf_counter() - start
         )
+        gained = accuracy - self.curve[-1].test_accuracy if self.curve else float("nan")
         self.curve.append(point)
         self.journal.save_round(self.round, self.curve, self.generator.get_state())
         # After the checkpoint: whoever hears that a round ended can rely on it being saved.
-        self.emit(RoundEnded(self.round, labeled, self.target, accuracy, self.state.size - labeled))
+        pool = self.state.size - labeled
+        self.emit(RoundEnded(self.round, labeled, self.target, accuracy, pool, gained))
+
+    def flat(self) -> bool:
+        """--stop-when-flat R: the best accuracy of the last R rounds is no better than the
+        best before them (rounds with nothing to measure on do not count)."""
+        rounds = self.config.active.stop_when_flat
+        measured = [p.test_accuracy for p in self.curve if not math.isnan(p.test_accuracy)]
+        if not rounds or len(measured) <= rounds:
+            return False
+        return max(measured[-rounds:]) <= max(measured[:-rounds])

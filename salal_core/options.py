@@ -19,8 +19,6 @@ from .config import (
 )
 from .errors import SalalError
 
-DEFAULT_PRESET = "fast"
-
 if TYPE_CHECKING:  # argparse's class is generic to type checkers only
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
@@ -58,7 +56,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     # No argparse `choices`: an unknown preset gets salal's one-line error and exit status 2.
-    g.add_argument("--preset", help=f"recipe: {', '.join(PRESETS)} (default {DEFAULT_PRESET})")
+    g.add_argument(
+        "--preset", help=f"recipe: {', '.join(PRESETS)} (default fast on a GPU, cpu without)"
+    )
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--device", default=None, help="auto, cuda or cpu (default auto)")
     g.add_argument("--width", type=int, help="network width; 64 is ResNet18")
@@ -99,6 +99,12 @@ def add_active_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epochs-per-round", type=int, metavar="N")
     g.add_argument(
+        "--stop-when-flat",
+        type=int,
+        metavar="R",
+        help="stop once accuracy (test split or held-out labels) has not risen for R rounds",
+    )
+    g.add_argument(
         "--pretrained",
         type=Path,
         metavar="PT",
@@ -113,6 +119,12 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run directory")
     g.add_argument("--out", type=Path, metavar="RUN_DIR", help="where the run is written")
     g.add_argument("--resume", type=Path, metavar="RUN_DIR", help="carry on a stopped run")
+    g.add_argument(
+        "--labels",
+        type=Path,
+        metavar="CSV|FOLDER",
+        help="labels you already have (path,class rows, or class/image), to start from",
+    )
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -145,6 +157,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "active.budget": get("budget"),
         "active.query_size": get("query_size"),
         "active.epochs_per_round": get("epochs_per_round"),
+        "active.stop_when_flat": get("stop_when_flat"),
         "speed.compile": get("compile"),
     }
     return {k: v for k, v in out.items() if v is not None}
@@ -157,8 +170,17 @@ def human_defaults(config: RunConfig) -> dict[str, Any]:
     return out
 
 
+def default_preset(device: str | None) -> str:
+    """`fast` where the run will have CUDA; without it, the recipe sized for a CPU."""
+    import torch
+
+    name = device or "auto"
+    cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
+    return "fast" if cuda else "cpu"
+
+
 def config_from_args(args: argparse.Namespace, human: bool = False) -> RunConfig:
-    base = preset(args.preset or DEFAULT_PRESET)
+    base = preset(args.preset or default_preset(getattr(args, "device", None)))
     overrides = human_defaults(base) if human else {}
     overrides.update(overrides_from_args(args))
     return with_overrides(base, overrides)

@@ -11,9 +11,10 @@ from .config import RunConfig, to_dict
 from .data import DeviceData
 from .errors import SalalError
 from .events import Emit, Notice, PhaseChanged
+from .inference import evaluate
 from .model import Net
 from .runtime import compile_model, memory_format
-from .train import evaluate, fit
+from .train import fit
 
 EVAL_LIMIT_WITHOUT_TEST = 2000
 
@@ -46,6 +47,10 @@ def pretrain(
     )
     emit(PhaseChanged("pretrain", f"rotation pretraining, {cfg.epochs} epochs"))
     indices = torch.arange(data.num_train, device=data.device)
+    if 0 < cfg.limit < data.num_train:  # a seeded sample: the cpu recipe's way to minutes
+        indices = indices[
+            torch.randperm(data.num_train, generator=generator, device=data.device)[: cfg.limit]
+        ]
     results: dict[str, float] = {}
 
     def evaluate_fn() -> tuple[float, float]:

@@ -13,6 +13,7 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 
 from .events import (
@@ -43,6 +44,8 @@ class RichProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
             console=self.console,
             transient=False,
             disable=quiet,
@@ -102,7 +105,8 @@ class RichProgress:
                 f"{event.target:,}"
             )
         elif isinstance(event, RoundEnded):
+            gained = "" if math.isnan(event.gained) else f" ({event.gained:+.3f})"
             self.progress.console.print(
                 f"round {event.round}: {event.labeled:,} labeled -> test accuracy "
-                f"{_fmt(event.test_accuracy)}"
+                f"{_fmt(event.test_accuracy)}{gained}"
             )

@@ -60,6 +60,7 @@ class JournalRow:
     label: int | None
     round: int | None
     oracle: str | None
+    time: float
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ MAY_CHANGE: dict[str, tuple[str, ...]] = {
     "--compile": ("speed.compile",),
     "--cache-dir": ("data.cache_dir",),
     "--acquisition": ("active.acquisition",),
+    "--stop-when-flat": ("active.stop_when_flat",),
 }
 FIXED: dict[str, tuple[str, ...]] = {
     "--data": ("data.source",),
@@ -39,6 +40,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "--pretrained": ("model.pretrained",),
     "--pretrain-epochs": ("pretrain.epochs",),
     "--initial-fraction": ("active.initial_fraction",),
+    "--labels": (),  # a new run's seed; an existing run takes `salal-core import-labels`
 }
 
 

@@ -27,6 +27,7 @@ class RunRequest:
     oracle: OracleKind
     resume: bool
     class_names: tuple[str, ...]  # from --classes, for a folder without class folders
+    labels_file: Path | None = None  # --labels: imported once the run knows its images
 
 
 class SessionImages:

@@ -223,7 +223,7 @@ class RunStore:
         return [
             JournalRow(*r)
             for r in self._rows(
-                "SELECT seq, kind, idx, label, round, oracle FROM journal ORDER BY seq"
+                "SELECT seq, kind, idx, label, round, oracle, time FROM journal ORDER BY seq"
             )
         ]
 

@@ -11,7 +11,7 @@ from .config import RunConfig, from_dict, to_dict
 
 OracleKind = Literal["auto", "human"]
 AccuracySource = Literal["test", "held-out"]
-StopReason = Literal["budget", "pool empty", "stopped"]
+StopReason = Literal["budget", "pool empty", "flat", "collapsed", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class RunSummary:
     human_labels: int
     human_agreement: float | None  # share of human labels equal to a known ground truth
     stop_reason: StopReason
+    stop_detail: str  # the reason in a sentence, for the summary screen and the log
     seconds: float
     config: RunConfig = field(repr=False)
 
@@ -74,3 +75,14 @@ class RunSummary:
         fields["curve"] = tuple(CurvePoint(**p) for p in data["curve"])
         fields["config"] = from_dict(data["config"])
         return cls(**fields)
+
+
+def stop_sentence(reason: StopReason, flat_rounds: int) -> str:
+    """Why a run ended, in words for the summary screen and the log."""
+    return {
+        "budget": "the label budget is spent",
+        "pool empty": "every image is labeled or was skipped",
+        "flat": f"accuracy has not risen for {flat_rounds} rounds (--stop-when-flat)",
+        "collapsed": "training collapsed",
+        "stopped": "stopped before the end; every label so far is saved (--resume)",
+    }[reason]

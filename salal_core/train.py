@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,8 +17,8 @@ from torch.nn import functional as F
 
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
-from .errors import SalalError
-from .events import Emit, EpochEnded, PhaseStarted, StepProgress, TrainingPhase
+from .errors import Collapsed, SalalError
+from .events import Emit, EpochEnded, Notice, PhaseStarted, StepProgress, TrainingPhase
 from .model import Net
 from .runtime import autocast, fused_optimizer, mark_step, memory_format
 
@@ -145,98 +145,34 @@ def train_epoch(
     return EpochStats(mean_loss, accuracy, seen, time.perf_counter() - start)
 
 
-def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, int]]:
-    """(batch, real rows) in one fixed shape: the last batch is padded with zero images.
-
-    A ragged tail would make cuDNN autotune again and a compiled model recompile, once per
-    evaluation; padding costs a fraction of one batch.
-    """
-    n = images.shape[0]
-    batch = min(batch_size, max(n, 1))
-    for start in range(0, n, batch):
-        chunk = images[start : start + batch]
-        real = chunk.shape[0]
-        if real < batch:
-            chunk = torch.cat([chunk, chunk.new_zeros((batch - real, *chunk.shape[1:]))])
-        yield chunk, real
+LONG_PHASE = 3600.0  # seconds: a phase expected to run longer is announced, with the remedy
+ESTIMATE_AFTER = 5  # steps timed before the estimate
 
 
-@torch.inference_mode()
-def pool_pass(
-    model: Net, images: torch.Tensor, data: DeviceData, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One pass over images (N, C, H, W) uint8: class probabilities (K, N, classes), the
-    head's input features (N, 8w) and the distance embedding (N, 12w), float32 on the device."""
-    model.eval()
-    probs, features, embeddings = [], [], []
-    for chunk, real in fixed_batches(images, batch_size):
-        mark_step()
-        with autocast(data.device):
-            logits, feats, embedding = model.score(prepare(chunk, data))
-        probs.append(logits.float().softmax(-1)[:real])
-        features.append(feats.float()[:real])
-        embeddings.append(embedding.float()[:real])
-    if not probs:
-        empty = torch.zeros(0, device=data.device)
-        return empty, empty, empty
-    # (N, K, C) -> (K, N, C)
-    return torch.cat(probs).permute(1, 0, 2), torch.cat(features), torch.cat(embeddings)
+def long_phase(phase: TrainingPhase, seconds: float) -> str:
+    """What to tell a person before an hour-long wait: how long, and what shortens it."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if phase == "pretrain":
+        what, shorter = (
+            "rotation pretraining",
+            "--pretrain-epochs N, --train-limit N or --preset cpu",
+        )
+    else:
+        what, shorter = "this round's training", "--epochs-per-round N or a smaller --query-size"
+    return (
+        f"{what} will take about {hours} h {minutes:02d} min at this speed; {shorter} shortens it"
+    )
 
 
-@torch.inference_mode()
-def predict(model: Net, images: torch.Tensor, data: DeviceData, batch_size: int) -> torch.Tensor:
-    """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32."""
-    model.eval()
-    out = []
-    for chunk, real in fixed_batches(images, batch_size):
-        mark_step()
-        with autocast(data.device):
-            logits = model(prepare(chunk, data))
-        out.append(logits.float().softmax(-1)[:real])
-    if not out:
-        return torch.zeros(0)
-    return torch.cat(out).permute(1, 0, 2)  # (N, K, C) -> (K, N, C)
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor | None,
-    data: DeviceData,
-    batch_size: int,
-) -> tuple[float, float]:
-    """(loss, accuracy) on held-out images; `labels` None scores the rotation task instead."""
-    if images.shape[0] == 0:
-        return float("nan"), float("nan")
-    model.eval()
-    loss_sum = torch.zeros((), device=data.device)
-    correct = torch.zeros((), device=data.device)
-    total = 0
-    start = 0
-    for chunk, real in fixed_batches(images, batch_size):
-        x = prepare(chunk, data)
-        real_rows = torch.arange(x.shape[0], device=x.device) < real
-        if labels is None:
-            x, y = rotation_batch(x)
-            real_rows = real_rows.repeat(4)  # rotation_batch stacks the four turns
-        else:
-            y = labels[start : start + real]
-            y = torch.cat([y, y.new_zeros(x.shape[0] - real)])
-        start += real
-        mark_step()
-        with autocast(data.device):
-            logits = model(x)
-        p = logits.float().softmax(-1).mean(1)  # committee mean, (B, C)
-        nll = F.nll_loss(p.clamp_min(1e-12).log(), y, reduction="none")
-        loss_sum += (nll * real_rows).sum()
-        correct += ((p.argmax(-1) == y) & real_rows).sum()
-        total += real * (4 if labels is None else 1)  # counted on the host: no sync per batch
-    return loss_sum.item() / total, correct.item() / total
+def collapsed(stats: EpochStats, classes: int, epoch: int) -> bool:
+    """A whole epoch at the loss of a uniform guess, ln(classes), and at chance accuracy. The
+    first epoch may start there and still learn, so it is given its chance."""
+    at_uniform = abs(stats.loss - math.log(classes)) < 0.005
+    return epoch >= 2 and at_uniform and stats.accuracy < 1 / classes + 0.02
 
 
 def fit(
-    model: nn.Module,
+    model: Net,
     data: DeviceData,
     indices: torch.Tensor,
     targets: torch.Tensor | None,
@@ -256,15 +192,21 @@ def fit(
     fine-tuned continuously, as the write-up does, with the rate restarted each round.
     """
     optimizer = optimizer or make_optimizer(model, cfg)
+    classes = model.head.classes
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] = cfg.lr
     steps = steps_per_epoch(len(indices), min(cfg.batch_size, len(indices)))
     scheduler = make_schedule(optimizer, cfg, epochs * steps)
     emit(PhaseStarted(phase, round_, epochs, steps))
     every = max(1, steps // 20)
+    started = time.perf_counter()
     for epoch in range(1, epochs + 1):
 
         def on_step(step: int, total: int, epoch: int = epoch) -> None:
+            if epoch == 1 and step == min(ESTIMATE_AFTER, total):
+                estimate = (time.perf_counter() - started) / step * total * epochs
+                if estimate > LONG_PHASE:
+                    emit(Notice(long_phase(phase, estimate)))
             if step % every == 0 or step == total:
                 emit(StepProgress(phase, epoch, step, total))
 
@@ -295,6 +237,15 @@ def fit(
                 stats.seconds,
             )
         )
+        if collapsed(stats, classes, epoch):
+            # Every image gets the same uniform guess: scoring would rank noise, and more
+            # epochs will not leave this flat minimum. Seen with Adam at 0.3 (the write-up's).
+            raise Collapsed(
+                f"{phase} collapsed: from epoch {epoch} the loss sits at ln {classes} "
+                f"({stats.loss:.3f}) and accuracy at chance ({stats.accuracy:.3f}) with "
+                f"{cfg.optimizer} at lr {cfg.lr}; lower it with --lr (a new run, or --resume to "
+                "keep the labels) or use --preset fast"
+            )
         if not math.isfinite(stats.loss):
             # Weights that are NaN score every image alike and predict nothing: stop the run
             # rather than go on asking for labels with them. Every answer is already saved.

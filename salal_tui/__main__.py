@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=resume,
             overrides=overrides_from_args(args) if resume else None,
             class_names=class_names_from_args(args),
+            labels_file=args.labels,
         )
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)

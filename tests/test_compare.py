@@ -35,6 +35,7 @@ def summary(seed: int, points: list[tuple[float, float]], strategy: str = "x") -
         human_labels=0,
         human_agreement=None,
         stop_reason="budget",
+        stop_detail="the label budget is spent",
         seconds=1.0,
         config=PRESETS["tiny"],
     )

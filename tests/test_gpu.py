@@ -9,8 +9,9 @@ from helpers import drawn_data
 from salal_core import runtime
 from salal_core.commands.bench_phases import count_host_syncs
 from salal_core.config import PRESETS, OptimConfig, SpeedConfig, with_overrides
+from salal_core.inference import predict
 from salal_core.pretrain import build_model
-from salal_core.train import make_optimizer, make_schedule, predict, train_epoch
+from salal_core.train import make_optimizer, make_schedule, train_epoch
 
 pytestmark = [
     pytest.mark.gpu,

@@ -3,6 +3,7 @@ runs on drawn images for the real path: pretraining learns, every label lands on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class FakeLearner:
     def __init__(self, has_test: bool = True, members: int = 1) -> None:
         self.has_test, self.num_classes, self.members = has_test, CLASSES, members
         self.fits: list[tuple[list[int], int]] = []
+        self.accuracies: list[float] = []  # what each round measures (0.5 when run out)
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
@@ -53,7 +55,7 @@ class FakeLearner:
         self.fits.append((indices.tolist(), round_))
 
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
-        return 0.5
+        return self.accuracies.pop(0) if self.accuracies else 0.5
 
     def pool_pass(self, indices: np.ndarray) -> PoolPass:
         sharp = torch.from_numpy(1.0 - indices / N).float().view(-1, 1)  # (P, 1)
@@ -206,6 +208,16 @@ def test_a_resumed_loop_that_saw_every_label_goes_straight_to_asking() -> None:
     assert loop.round == 5
 
 
+def test_stop_when_flat_ends_the_run_once_accuracy_stops_rising() -> None:
+    events: list[Event] = []
+    loop, learner, _, _ = make_loop(events=events, stop_when_flat=2, budget=0.9)
+    learner.accuracies = [0.40, 0.55, 0.60, 0.58, 0.60, 0.70]  # rounds 3 and 4: no new best
+    assert loop.run() == "flat"
+    assert [round(p.test_accuracy, 2) for p in loop.curve] == [0.40, 0.55, 0.60, 0.58, 0.60]
+    gained = [e.gained for e in events if isinstance(e, RoundEnded)]
+    assert np.isnan(gained[0]) and gained[1:] == pytest.approx([0.15, 0.05, -0.02, 0.02])
+
+
 @pytest.mark.parametrize("name", sorted(ACQUISITIONS))
 def test_every_acquisition_fills_a_round(name: str) -> None:
     events: list[Event] = []
@@ -255,3 +267,31 @@ def test_a_whole_run_labels_each_item_once_from_the_ground_truth(
     assert [p.labeled for p in summary.curve] == [r.labeled for r in rec.of(RoundEnded)]
     assert summary.stop_reason == "budget" and summary.final_accuracy is not None
     assert summary.final_accuracy > 0.25  # four colours: chance is 0.25
+
+
+@pytest.mark.parametrize("acquisition", ["coreset", "badge"])
+def test_a_cold_start_run_through_the_real_learner(
+    acquisition: str, synthetic_pack: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """Zero labels: typiclust on the pretrained features picks the first batch; then the
+    strategy (here one that measures distances to the labeled set, or gradients) takes over."""
+    config = tiny_config(
+        synthetic_pack,
+        cache_dir,
+        **{"active.acquisition": acquisition, "active.initial_fraction": 0.0, "active.budget": 0.2},
+    )
+    summary, rec = run_engine(config, tmp_path / "run")
+    scoring = [e.detail.split()[0] for e in rec.of(PhaseChanged) if e.phase == "scoring"]
+    assert scoring[0] == "typiclust" and set(scoring[1:]) == {acquisition}
+    assert [p.labeled for p in summary.curve] == [16, 32]
+    assert summary.labeled == 32 and summary.stop_reason == "budget"
+
+
+def test_a_collapsed_epoch_is_a_uniform_guess_at_chance_after_the_first() -> None:
+    from salal_core.train import EpochStats, collapsed
+
+    stuck = EpochStats(loss=math.log(4), accuracy=0.25, images=100, seconds=1.0)
+    assert collapsed(stuck, 4, epoch=2)
+    assert not collapsed(stuck, 4, epoch=1)  # the first epoch may start there and learn
+    assert not collapsed(EpochStats(1.2, 0.4, 100, 1.0), 4, epoch=5)
+    assert not collapsed(EpochStats(math.log(4), 0.40, 100, 1.0), 4, epoch=5)

@@ -8,9 +8,9 @@ import torch
 from helpers import drawn_data
 from salal_core.config import PRESETS, with_overrides
 from salal_core.errors import SalalError
+from salal_core.inference import evaluate
 from salal_core.model import Net
 from salal_core.pretrain import load_pretrained, pretrain_payload
-from salal_core.train import evaluate
 
 
 def test_rotation_and_class_heads() -> None:

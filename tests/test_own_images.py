@@ -115,3 +115,50 @@ async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> Non
     assert all(Path(r["source"]).is_file() and r["class"] in CLASSES for r in rows)
     confidence = np.array([float(r["confidence"]) for r in rows])
     assert ((confidence >= 1 / len(CLASSES) - 1e-6) & (confidence <= 1)).all()
+
+
+async def test_a_person_labels_while_the_backbone_pretrains(tmp_path: Path) -> None:
+    """From zero labels the first images come at once, a seeded sample, and the answers given
+    while pretraining runs are round 0's labels."""
+    pool = write_unlabeled_folder(tmp_path / "photos", per_class=10)  # 40 images
+    out = tmp_path / "run"
+    config = tiny_config(
+        pool,
+        tmp_path / "c",
+        **{"pretrain.epochs": 20, "active.query_size": 6, "active.budget": 0.3},
+    )
+    bridge = EventBridge()
+    session = open_session(config, out, oracle="human", class_names=CLASSES)
+    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    pretrained = out / "checkpoints" / "pretrain.pt"
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        for _ in range(6):
+            await wait_for(pilot, lambda: screen.shown is not None)
+            assert not pretrained.exists(), "the image came only after pretraining"
+            info = str(screen.query_one("#query").render())
+            assert "asked while the backbone pretrains" in info
+            await pilot.press("1")
+        text = await wait_summary_or_next(pilot, app)
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert pretrained.exists() and len(journal(out)) >= 6
+    rounds = [r.round for r in labels_of(out)]
+    assert rounds.count(0) == 6, text  # the answers given during pretraining are round 0's
+
+
+async def wait_summary_or_next(pilot, app: SalalApp) -> str:
+    """Wait until the engine has trained on the first answers: the next batch is asked."""
+    screen = app.label_screen
+    await wait_for(pilot, lambda: screen.shown is not None and screen.shown.round >= 1, 120)
+    return str(screen.query_one("#query").render())
+
+
+def labels_of(run: Path) -> list:
+    from salal_core.store import RunStore
+
+    store = RunStore(run, create=False, lock=False)
+    try:
+        return list(store.labels().values())
+    finally:
+        store.close()

@@ -22,8 +22,9 @@ from salal_core.commands.bench import ABLATIONS, parse_ablations
 from salal_core.config import PRESETS, OptimConfig, SpeedConfig, load_toml, with_overrides
 from salal_core.data.device_data import DeviceData
 from salal_core.errors import SalalError
+from salal_core.inference import evaluate, predict
 from salal_core.pretrain import build_model
-from salal_core.train import evaluate, make_optimizer, make_schedule, predict, train_epoch
+from salal_core.train import make_optimizer, make_schedule, train_epoch
 
 CPU = torch.device("cpu")
 

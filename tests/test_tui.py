@@ -3,9 +3,12 @@ snapshots of each screen, and an auto-oracle run to the summary screen."""
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from helpers import SIZE, journal, split_of, summary_text, tiny_config, wait_for
 from salal_core.config import with_overrides
@@ -164,16 +167,26 @@ def scripted_app(tmp_path: Path, pack: Path) -> SalalApp:
         ImageSet(
             split_of(images, np.arange(4), [f"{i}.png" for i in range(4)]),
             split_of(images[:0], np.zeros(0, np.int64), []),
-            ["cat", "dog", "ship", "frog"],
+            list(NAMES),
             "drawn",
         )
     )
     return SalalApp(session, EventBridge(), auto=False)
 
 
+# CIFAR-10's classes: ten, so the class list runs to two columns.
+NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def guesses(*top: float) -> tuple[float, ...]:
+    """Ten probabilities starting with `top`, the rest shared out evenly."""
+    rest = (1 - sum(top)) / (10 - len(top))
+    return (*top, *([rest] * (10 - len(top))))
+
+
 def feed(app: SalalApp) -> None:
     bridge = app.bridge
-    bridge(DataLoaded("drawn", 4, 0, ("cat", "dog", "ship", "frog"), 0.1, True))
+    bridge(DataLoaded("drawn", 4, 0, NAMES, 0.1, True))
     bridge(PhaseStarted("pretrain", 0, 3, 10))
     for e, (loss, acc) in enumerate([(1.3, 0.4), (0.9, 0.62), (0.7, 0.71)], 1):
         bridge(EpochEnded("pretrain", 0, e, 3, loss, acc, loss, acc, 1234.0, 1.0))
@@ -181,10 +194,10 @@ def feed(app: SalalApp) -> None:
     bridge(PhaseStarted("finetune", 0, 2, 4))
     for e, (loss, acc) in enumerate([(1.1, 0.5), (0.8, 0.6)], 1):
         bridge(EpochEnded("finetune", 0, e, 2, loss, 0.7, loss, acc, 900.0, 1.0))
-    bridge(RoundEnded(0, 1, 3, 0.6, 3))
+    bridge(RoundEnded(0, 1, 3, 0.6, 3, float("nan")))
     queries = (
-        Query(2, 2, 0.812, 1, (0.3, 0.45, 0.15, 0.1), 1),
-        Query(3, 3, 0.5, 0, (0.6, 0.2, 0.1, 0.1), 1),
+        Query(2, 2, 0.812, 1, guesses(0.13, 0.45, 0.12), 1),
+        Query(3, 3, 0.5, 0, guesses(0.6, 0.2, 0.1), 1),
     )
     assert app.session.oracle is not None
     app.session.oracle.ask(queries)
@@ -196,9 +209,57 @@ async def settle(pilot) -> None:
     await pilot.pause(0.2)
 
 
-def test_snapshot_main_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
+def screen_text(app: SalalApp) -> list[str]:
+    """The terminal's rows as a person sees them (from the SVG Textual exports)."""
+    svg = app.export_screenshot()
+    rows: dict[str, list[tuple[float, str]]] = {}
+    for y, x, text in re.findall(r'<text[^>]*x="([0-9.]+)" y="([0-9.]+)"[^>]*>([^<]*)</text>', svg):
+        rows.setdefault(x, []).append((float(y), html.unescape(text).replace("\xa0", " ")))
+    return [
+        "".join(t for _, t in sorted(parts))
+        for _, parts in sorted(rows.items(), key=lambda r: float(r[0]))
+    ]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_every_class_key_and_guess_is_on_screen(
+    size: tuple[int, int], tmp_path: Path, synthetic_pack: Path
+) -> None:
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        rows = screen_text(app)
+    text = "\n".join(rows)
+    for key, name in zip("1234567890", NAMES, strict=True):
+        assert re.search(rf"\b{key}\s+{name}\b", text), (key, name, text)
+    guess_rows = [r for r in rows if "model guesses" in r]
+    assert guess_rows and "automobile 45%" in text and "airplane 13%" in text
+    assert "bird 12%" in text  # the third guess whole, maybe on the next row, never cut
+
+
+async def test_a_cold_start_says_there_is_no_model_yet(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=SIZE) as pilot:
+        app.bridge(DataLoaded("drawn", 300, 0, NAMES, 0.1, True))
+        cold = (Query(1, 1, 0.84, 0, (0.1,) * 10, 0),)
+        assert app.session.oracle is not None
+        app.session.oracle.ask(cold)
+        app.bridge(QueryReady(0, cold))
+        await pilot.pause(0.2)
+        text = "\n".join(screen_text(app))
+    assert "labeled 0 / 150" in text  # the tiny preset's budget: half of 300
+    assert "cold start: picked from the pretrained features" in text
+    assert "model guesses" not in text and "margin score" not in text
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_snapshot_main_screen(
+    size: tuple[int, int], snap_compare, tmp_path: Path, synthetic_pack: Path
+) -> None:
     assert snap_compare(
-        scripted_app(tmp_path, synthetic_pack), terminal_size=SIZE, run_before=settle
+        scripted_app(tmp_path, synthetic_pack), terminal_size=size, run_before=settle
     )
 
 
@@ -233,6 +294,7 @@ def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: P
             human_labels=2,
             human_agreement=0.5,
             stop_reason="budget",
+            stop_detail="the label budget is spent",
             seconds=1.0,
             config=app.session.config,
         )
@@ -283,3 +345,12 @@ async def test_a_failing_disk_is_one_line_and_the_app_stays_up(
         await pilot.press("q", "y")
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0
+
+
+def test_guesses_break_between_guesses_never_inside_one() -> None:
+    from salal_tui.widgets.query_info import guess_lines
+
+    guesses = ["automobile 45%", "airplane 13%", "bird 12%"]
+    assert guess_lines(guesses, 60) == [guesses]
+    assert guess_lines(guesses, 30) == [guesses[:2], guesses[2:]]  # 14 + 3 + 12 = 29
+    assert guess_lines(guesses, 10) == [[g] for g in guesses]  # too narrow: one a line

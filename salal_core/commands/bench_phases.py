@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader, Dataset
 from ..acquire import get as get_acquisition
 from ..config import RunConfig
 from ..data import DeviceData
+from ..inference import pool_pass
 from ..model import Net
 from ..pool import Pool
 from ..pretrain import build_model
-from ..train import make_optimizer, make_schedule, pool_pass, train_epoch
+from ..train import make_optimizer, make_schedule, train_epoch
 
 POOL = 40_000  # the pool size the scoring figure is quoted for (CIFAR-10 after 10k labels)
 WARMUP_STEPS = 3

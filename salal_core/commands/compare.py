@@ -235,7 +235,7 @@ def register(sub: Subparsers) -> None:
     g = p.add_argument_group("comparison")
     g.add_argument(
         "--strategies",
-        default="entropy,margin,variation_ratio,qbc,random",
+        default="typiclust,badge,cluster_margin,entropy,random",
         help="comma-separated acquisition functions",
     )
     g.add_argument("--seeds", type=int, default=3, help="runs per strategy (seeds from --seed)")

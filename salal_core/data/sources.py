@@ -197,6 +197,19 @@ def read_image_tree(
     return ImageSet(pool, empty_split(size), [], str(path), skipped)
 
 
+def read_images(path: Path, size: int) -> tuple[Split, dict[str, int]]:
+    """Every image file under `path` (a folder or an archive), decoded, copies included: what a
+    trained model is asked about. Unreadable and too-small files are skipped and counted."""
+    members = [
+        (n, r, -1)
+        for n, r in walk_members(path)
+        if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
+        and not PurePosixPath(n).name.startswith(".")
+    ]
+    skipped: dict[str, int] = {}
+    return _decode_members(members, size, skipped, None, dedupe=False), skipped
+
+
 def _decode_members(
     items: list[tuple[str, Callable[[], bytes], int]],
     size: int,

@@ -15,6 +15,7 @@ HELP = [
     ("1 … 9, 0, a …", "label the image with that class and move on"),
     ("backspace", "undo the last label (until the model has trained on it)"),
     ("space or s", "skip: the image goes back to the pool"),
+    ("enter", "zoom: the image as large as the terminal allows; any key returns"),
     ("+ / -", "auto-oracle: show images faster / slower"),
     ("?", "this help"),
     ("q", "quit; every label is already saved (resume with --resume RUN_DIR)"),

@@ -6,6 +6,7 @@ engine. In auto-oracle mode it replays the engine's queries with their ground-tr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -41,6 +42,7 @@ from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, T
 from ..widgets.image_view import Pixels
 from .help import HelpScreen
 from .quit import QuitScreen
+from .zoom import ZoomScreen
 
 MIN_SIZE = (80, 24)
 NOT_SAVED_ADVICE = (
@@ -52,6 +54,7 @@ class LabelScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("backspace", "undo", "undo"),
         Binding("space,s", "skip", "skip"),
+        Binding("enter", "zoom", "zoom"),
         Binding("plus,equals_sign", "faster", "faster"),
         Binding("minus", "slower", "slower"),
         Binding("question_mark", "help", "help"),
@@ -69,6 +72,7 @@ class LabelScreen(Screen[None]):
         self.target = 0
         self.round = 0
         self.origin = ""
+        self.gains: list[float] = []  # accuracy each of the last rounds added
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer: Timer | None = None
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
@@ -115,6 +119,8 @@ class LabelScreen(Screen[None]):
         self.class_names = list(event.class_names) or list(self.session.request.class_names)
         self.keys = {k: i for i, k in enumerate(class_keys(len(self.class_names)))}
         self.query_one(ClassList).show_classes(self.class_names)
+        # The target is known as soon as the images are: say it before any label exists.
+        self.target = self.session.config.target_count(event.train_size)
         self._phase(
             f"{event.train_size:,} images, {len(self.class_names)} classes loaded "
             f"in {event.seconds:.1f} s"
@@ -172,6 +178,8 @@ class LabelScreen(Screen[None]):
     def on_round_ended(self, message: RoundEndedMessage) -> None:
         event = message.event
         self.engine_labeled, self.target, self.round = event.labeled, event.target, event.round
+        if not math.isnan(event.gained):
+            self.gains = [*self.gains, event.gained][-3:]
         self._progress()
 
     @on(NoticeMessage)
@@ -213,8 +221,11 @@ class LabelScreen(Screen[None]):
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
         queued = len(self.oracle.queued()) if self.oracle else len(self.replay)
+        gains = ""
+        if self.gains:  # what the last rounds added, in accuracy points
+            gains = "gained " + " ".join(f"{100 * g:+.1f}" for g in self.gains) + " pts"
         self.query_one(RunProgress).show(
-            self.engine_labeled + pending, self.target, self.round, queued, self.origin
+            self.engine_labeled + pending, self.target, self.round, queued, self.origin, gains
         )
 
     def _phase(self, text: str) -> None:
@@ -307,7 +318,12 @@ class LabelScreen(Screen[None]):
         self._restart_timer()
         self._message(f"showing an image every {self.replay.delay:.2f} s")
 
-    # ---------------------------------------------------------------- help and quit
+    # ---------------------------------------------------------------- zoom, help and quit
+    def action_zoom(self) -> None:
+        pixels = self._pixels(self.shown.index) if self.shown is not None else None
+        if self.shown is not None and pixels is not None:
+            self.app.push_screen(ZoomScreen(pixels, _caption(self.shown)))
+
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
 

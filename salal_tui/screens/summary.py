@@ -49,6 +49,7 @@ class SummaryScreen(Screen[None]):
                 f"your {s.human_labels:,} labels agree with the ground truth on "
                 f"[b]{s.human_agreement:.1%}[/b]"
             )
+        lines.append(f"why it ended: {s.stop_detail}")
         lines.append(f"run directory [b]{s.run_dir}[/b]")
         with Vertical(id="summary-box"):
             yield Static("\n".join(lines), id="summary-text")

@@ -12,9 +12,12 @@ class RunProgress(Vertical):
         yield Static("", id="progress-text")
         yield ProgressBar(show_eta=False, id="progress-bar")
 
-    def show(self, labeled: int, target: int, round_: int, queued: int, origin: str) -> None:
+    def show(
+        self, labeled: int, target: int, round_: int, queued: int, origin: str, gains: str = ""
+    ) -> None:
         self.query_one("#progress-text", Static).update(
             f"labeled [b]{labeled:,}[/b] / {target:,}   round {round_}   {queued} queued"
+            + (f"   {gains}" if gains else "")
             + (f"   [dim]{origin}[/dim]" if origin else "")
         )
         self.query_one("#progress-bar", ProgressBar).update(total=max(target, 1), progress=labeled)

@@ -1,0 +1,105 @@
+"""Inference over device-resident images: the pool pass scoring uses, class probabilities,
+and evaluation. Every batch has one shape (the last is padded) and nothing is read back to the
+host per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.nn import functional as F
+
+from .data import DeviceData, rotation_batch
+from .model import Net
+from .runtime import autocast, mark_step
+from .train import prepare
+
+
+def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """(batch, real rows) in one fixed shape: the last batch is padded with zero images.
+
+    A ragged tail would make cuDNN autotune again and a compiled model recompile, once per
+    evaluation; padding costs a fraction of one batch.
+    """
+    n = images.shape[0]
+    batch = min(batch_size, max(n, 1))
+    for start in range(0, n, batch):
+        chunk = images[start : start + batch]
+        real = chunk.shape[0]
+        if real < batch:
+            chunk = torch.cat([chunk, chunk.new_zeros((batch - real, *chunk.shape[1:]))])
+        yield chunk, real
+
+
+@torch.inference_mode()
+def pool_pass(
+    model: Net, images: torch.Tensor, data: DeviceData, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass over images (N, C, H, W) uint8: class probabilities (K, N, classes), the
+    head's input features (N, 8w) and the distance embedding (N, 12w), float32 on the device."""
+    model.eval()
+    probs, features, embeddings = [], [], []
+    for chunk, real in fixed_batches(images, batch_size):
+        mark_step()
+        with autocast(data.device):
+            logits, feats, embedding = model.score(prepare(chunk, data))
+        probs.append(logits.float().softmax(-1)[:real])
+        features.append(feats.float()[:real])
+        embeddings.append(embedding.float()[:real])
+    if not probs:
+        empty = torch.zeros(0, device=data.device)
+        return empty, empty, empty
+    # (N, K, C) -> (K, N, C)
+    return torch.cat(probs).permute(1, 0, 2), torch.cat(features), torch.cat(embeddings)
+
+
+@torch.inference_mode()
+def predict(model: Net, images: torch.Tensor, data: DeviceData, batch_size: int) -> torch.Tensor:
+    """Class probabilities of every image: (N, C, H, W) uint8 -> (K, N, classes) float32."""
+    model.eval()
+    out = []
+    for chunk, real in fixed_batches(images, batch_size):
+        mark_step()
+        with autocast(data.device):
+            logits = model(prepare(chunk, data))
+        out.append(logits.float().softmax(-1)[:real])
+    if not out:
+        return torch.zeros(0)
+    return torch.cat(out).permute(1, 0, 2)  # (N, K, C) -> (K, N, C)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: Net,
+    images: torch.Tensor,
+    labels: torch.Tensor | None,
+    data: DeviceData,
+    batch_size: int,
+) -> tuple[float, float]:
+    """(loss, accuracy) on held-out images; `labels` None scores the rotation task instead."""
+    if images.shape[0] == 0:
+        return float("nan"), float("nan")
+    model.eval()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device)
+    total = 0
+    start = 0
+    for chunk, real in fixed_batches(images, batch_size):
+        x = prepare(chunk, data)
+        real_rows = torch.arange(x.shape[0], device=x.device) < real
+        if labels is None:
+            x, y = rotation_batch(x)
+            real_rows = real_rows.repeat(4)  # rotation_batch stacks the four turns
+        else:
+            y = labels[start : start + real]
+            y = torch.cat([y, y.new_zeros(x.shape[0] - real)])
+        start += real
+        mark_step()
+        with autocast(data.device):
+            logits = model(x)
+        p = logits.float().softmax(-1).mean(1)  # committee mean, (B, C)
+        nll = F.nll_loss(p.clamp_min(1e-12).log(), y, reduction="none")
+        loss_sum += (nll * real_rows).sum()
+        correct += ((p.argmax(-1) == y) & real_rows).sum()
+        total += real * (4 if labels is None else 1)  # counted on the host: no sync per batch
+    return loss_sum.item() / total, correct.item() / total
