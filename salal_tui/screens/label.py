@@ -38,6 +38,7 @@ from ..bridge import (
 from ..keys import class_keys
 from ..render import pixels_of
 from ..replay import Replay
+from ..status import epoch_text, gains_text, not_saved_text, phase_text, step_text
 from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_view import Pixels
 from .help import HelpScreen
@@ -45,9 +46,6 @@ from .quit import QuitScreen
 from .zoom import ZoomScreen
 
 MIN_SIZE = (80, 24)
-NOT_SAVED_ADVICE = (
-    "free some disk space and press the key again; every answer before this one is saved"
-)
 
 
 class LabelScreen(Screen[None]):
@@ -129,12 +127,7 @@ class LabelScreen(Screen[None]):
 
     @on(PhaseChangedMessage)
     def on_phase_changed(self, message: PhaseChangedMessage) -> None:
-        event = message.event
-        if event.phase == "waiting":
-            who = "model is waiting for your answers" if self.oracle else "waiting for the oracle"
-            self._phase(who)
-        else:
-            self._phase(f"{event.phase}: {event.detail}")
+        self._phase(phase_text(message.event, self.oracle is not None))
 
     @on(PhaseStartedMessage)
     def on_phase_started(self, message: PhaseStartedMessage) -> None:
@@ -144,19 +137,12 @@ class LabelScreen(Screen[None]):
 
     @on(StepProgressMessage)
     def on_step_progress(self, message: StepProgressMessage) -> None:
-        event = message.event
-        what = "pretraining" if event.phase == "pretrain" else f"round {self.round} training"
-        self._phase(f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}")
+        self._phase(step_text(message.event, self.round))
 
     @on(EpochEndedMessage)
     def on_epoch_ended(self, message: EpochEndedMessage) -> None:
-        event = message.event
-        self.query_one(TrainingCharts).add(event)
-        what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
-        self._phase(
-            f"{what} · epoch {event.epoch}/{event.epochs} · loss {event.loss:.3f} · "
-            f"{event.images_per_second:,.0f} img/s"
-        )
+        self.query_one(TrainingCharts).add(message.event)
+        self._phase(epoch_text(message.event))
 
     @on(QueryReadyMessage)
     def on_query_ready(self, message: QueryReadyMessage) -> None:
@@ -221,11 +207,13 @@ class LabelScreen(Screen[None]):
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
         queued = len(self.oracle.queued()) if self.oracle else len(self.replay)
-        gains = ""
-        if self.gains:  # what the last rounds added, in accuracy points
-            gains = "gained " + " ".join(f"{100 * g:+.1f}" for g in self.gains) + " pts"
         self.query_one(RunProgress).show(
-            self.engine_labeled + pending, self.target, self.round, queued, self.origin, gains
+            self.engine_labeled + pending,
+            self.target,
+            self.round,
+            queued,
+            self.origin,
+            gains_text(self.gains),
         )
 
     def _phase(self, text: str) -> None:
@@ -285,8 +273,7 @@ class LabelScreen(Screen[None]):
         return True
 
     def _not_saved(self, exc: SalalError) -> None:
-        reason = str(exc).split(";")[0].removeprefix("could not save to the run directory ")
-        self._message(f"NOT SAVED {reason}: {NOT_SAVED_ADVICE}", "bold red")
+        self._message(not_saved_text(exc), "bold red")
 
     # ---------------------------------------------------------------- auto-oracle replay
     def _restart_timer(self) -> None:

@@ -1,0 +1,40 @@
+"""What the screen says about the engine, as pure functions of its events: the phase line,
+what the last rounds gained, and why an answer was not saved."""
+
+from __future__ import annotations
+
+from salal_core.errors import SalalError
+from salal_core.events import EpochEnded, PhaseChanged, StepProgress
+
+NOT_SAVED_ADVICE = (
+    "free some disk space and press the key again; every answer before this one is saved"
+)
+
+
+def phase_text(event: PhaseChanged, person: bool) -> str:
+    if event.phase == "waiting":
+        return "model is waiting for your answers" if person else "waiting for the oracle"
+    return f"{event.phase}: {event.detail}"
+
+
+def step_text(event: StepProgress, round_: int) -> str:
+    what = "pretraining" if event.phase == "pretrain" else f"round {round_} training"
+    return f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}"
+
+
+def epoch_text(event: EpochEnded) -> str:
+    what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
+    return (
+        f"{what} · epoch {event.epoch}/{event.epochs} · loss {event.loss:.3f} · "
+        f"{event.images_per_second:,.0f} img/s"
+    )
+
+
+def gains_text(gains: list[float]) -> str:
+    """What the last rounds added to accuracy, in points ("" before the second round)."""
+    return ("gained " + " ".join(f"{100 * g:+.1f}" for g in gains) + " pts") if gains else ""
+
+
+def not_saved_text(exc: SalalError) -> str:
+    reason = str(exc).split(";")[0].removeprefix("could not save to the run directory ")
+    return f"NOT SAVED {reason}: {NOT_SAVED_ADVICE}"
