@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .acquire import get as get_acquisition
-from .checkpoint import ROUND_PREFIX, ModelShape, Resumed, RoundCheckpoint, restore_model
+from .checkpoint import ModelShape, Resumed, RoundCheckpoint, restore_model
 from .config import RunConfig
 from .data import DeviceData, ImageSet
 from .data.identity import item_priority
@@ -205,12 +205,10 @@ class Engine:
 
     # ---------------------------------------------------------------- resuming
     def _round_checkpoint(self) -> RoundCheckpoint | None:
-        found = self.store.load_checkpoint(ROUND_PREFIX)
-        if found is None:
+        checkpoint = self.store.newest_round()
+        if checkpoint is None:
             return None
-        payload, path = found
-        checkpoint = RoundCheckpoint.from_payload(payload, path.name)
-        checkpoint.check_items([s.digest for s in self.store.items()], path.name)
+        checkpoint.check_items([s.digest for s in self.store.items()], checkpoint.name)
         return checkpoint
 
     def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:

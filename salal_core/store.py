@@ -183,6 +183,13 @@ class RunStore:
     def load_checkpoint(self, prefix: str) -> tuple[dict[str, Any], Path] | None:
         return checkpoint.load_newest(self.checkpoints, prefix)
 
+    def newest_round(self) -> checkpoint.RoundCheckpoint | None:
+        """The newest readable round checkpoint, typed and version-checked; None before one."""
+        found = self.load_checkpoint(checkpoint.ROUND_PREFIX)
+        if found is None:
+            return None
+        return checkpoint.RoundCheckpoint.from_payload(found[0], found[1].name)
+
     # ---------------------------------------------------------------- items and classes
     def save_items(self, items: Sequence[StoredItem]) -> None:
         """Add items, or record where a known one is read from now (a renamed file)."""

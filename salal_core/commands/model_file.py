@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import ROUND_PREFIX, RoundCheckpoint
 from ..data import DeviceData
 from ..data.load import load_for_run
 from ..errors import SalalError
@@ -88,10 +87,9 @@ def export_model(run_dir: Path, out: Path) -> ModelFile:
     store = RunStore(run_dir, create=False, lock=False)
     try:
         config = store.load_config()
-        found = store.load_checkpoint(ROUND_PREFIX)
-        if found is None:
+        checkpoint = store.newest_round()
+        if checkpoint is None:
             raise SalalError(f"{run_dir} has no trained round yet; run or resume it first")
-        checkpoint = RoundCheckpoint.from_payload(found[0], found[1].name)
         names = store.class_names()
         digests = [s.digest for s in store.items()]
     finally:

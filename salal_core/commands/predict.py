@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import ROUND_PREFIX, RoundCheckpoint
 from ..data import DeviceData, ImageSet
 from ..data.load import load_for_run
 from ..data.sources import empty_split, read_images
@@ -52,10 +51,9 @@ def predict_unlabeled(
     store = RunStore(run_dir, create=False, lock=False)
     try:
         config = store.load_config()
-        found = store.load_checkpoint(ROUND_PREFIX)
-        if found is None:
+        checkpoint = store.newest_round()
+        if checkpoint is None:
             raise SalalError(f"{run_dir} has no trained round yet; run or resume it first")
-        checkpoint = RoundCheckpoint.from_payload(found[0], found[1].name)
         stored = store.items()
         labeled = set(store.labels())
         names = store.class_names()
