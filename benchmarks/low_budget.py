@@ -33,42 +33,11 @@ from salal_core.data.identity import item_priority
 from salal_core.inference import pool_pass
 from salal_core.pool import Pool
 from salal_core.pretrain import build_model, load_pretrained, read_payload
+from salal_core.probe import fit_probe, probe_probs
 from salal_core.runtime import configure, resolve_device
 
 DEFAULT_STRATEGIES = "typiclust,coreset,badge,cluster_margin,entropy,margin,bald,random"
-PROBE_STEPS = 200
 PROBE_MEMBERS = 5  # bootstrap probes for committee strategies
-
-
-def fit_probe(
-    x: torch.Tensor, y: torch.Tensor, classes: int, members: int, generator: torch.Generator
-) -> torch.Tensor:
-    """K linear probes (softmax regression), each on its own bootstrap weights when K > 1:
-    (N, E) -> weights (K, E + 1, C). Full-batch Adam: a few hundred labels train in a blink."""
-    n, e = x.shape
-    xb = torch.cat([x, torch.ones(n, 1)], 1)
-    w = torch.zeros(members, e + 1, classes, requires_grad=True)
-    if members > 1:
-        weights = torch.poisson(torch.ones(members, n), generator=generator)
-    else:
-        weights = torch.ones(1, n)
-    opt = torch.optim.Adam([w], lr=0.05)
-    for _ in range(PROBE_STEPS):
-        logits = torch.einsum("ne,kec->knc", xb, w)
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, classes), y.repeat(members), reduction="none"
-        ).view(members, n)
-        loss = (loss * weights).sum() / weights.sum().clamp_min(1) + 1e-3 * w.pow(2).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return w.detach()
-
-
-def probe_probs(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(K, E + 1, C), (N, E) -> (K, N, C) probabilities."""
-    xb = torch.cat([x, torch.ones(x.shape[0], 1)], 1)
-    return torch.einsum("ne,kec->knc", xb, w).softmax(-1)
 
 
 def run_strategy(
@@ -102,7 +71,7 @@ def run_strategy(
             Pool(probs, train[pool], train[pool], train[labeled], priority[pool]), k, generator
         )
         labeled[pool[picked]] = True
-        w = fit_probe(train[labeled], labels[labeled], classes, members, generator)
+        w = fit_probe(train[labeled], labels[labeled], classes, generator, members)
         predicted = probe_probs(w, test).mean(0).argmax(1)
         accuracies.append(float((predicted == test_labels).float().mean()))
     return accuracies
@@ -212,7 +181,7 @@ def all_labels_probe(
     classes: int,
 ) -> float:
     """The ceiling of these features: the probe on every training label."""
-    w = fit_probe(train, labels, classes, 1, torch.Generator().manual_seed(0))
+    w = fit_probe(train, labels, classes, torch.Generator().manual_seed(0))
     return float((probe_probs(w, test).mean(0).argmax(1) == test_labels).float().mean())
 
 

@@ -79,6 +79,7 @@ class ActiveConfig:
     committee: int = 5  # linear heads trained on bootstrap resamples, for qbc
     lookahead: int = 1  # query batches kept ahead of the oracle (a person gets 2)
     stop_when_flat: int = 0  # stop once accuracy has not risen for this many rounds (0: never)
+    label_noise: float = 0.0  # share of the initial ground-truth labels flipped (to measure review)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -221,6 +222,8 @@ def validate(config: RunConfig) -> None:
         )
     if a.query_size <= 0:
         raise SalalError("--query-size must be above 0 (a count like 32, or a fraction like 0.05)")
+    if not 0 <= a.label_noise < 1:
+        raise SalalError("--label-noise must be in [0, 1), e.g. 0.05")
     if a.stop_when_flat < 0:
         raise SalalError("--stop-when-flat must be 0 (never) or a number of rounds")
     if a.epochs_per_round < 1:

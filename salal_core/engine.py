@@ -251,6 +251,11 @@ class Engine:
             return  # cold start: the loop asks for the first labels
         self.store.record_answers(answers)
         state.add([a.index for a in answers], [a.label for a in answers], 0)
+        if self.config.active.label_noise:
+            flipped = round(self.config.active.label_noise * len(answers))
+            self.emit(
+                Notice(f"--label-noise: {flipped} of the initial labels are wrong on purpose")
+            )
         self.emit(
             LabelsAdded(
                 0,

@@ -195,8 +195,19 @@ def initial_answers(config: RunConfig, truth: np.ndarray, items: RunItems) -> li
     else:
         rng = np.random.default_rng(config.seed)
         chosen = np.sort(rng.choice(len(truth), count, replace=False))
+    given = truth[chosen].copy()
+    if config.active.label_noise > 0:  # mistakes on purpose, seeded: what review must find
+        rng = np.random.default_rng(config.seed + 7)
+        flip = rng.choice(
+            len(chosen), round(config.active.label_noise * len(chosen)), replace=False
+        )
+        classes = int(truth.max()) + 1
+        given[flip] = (given[flip] + rng.integers(1, classes, len(flip))) % classes
     now = time.time()
-    return [Answer(int(i), int(items.ids[i]), int(truth[i]), 0, "initial", now) for i in chosen]
+    return [
+        Answer(int(i), int(items.ids[i]), int(g), 0, "initial", now)
+        for i, g in zip(chosen, given, strict=True)
+    ]
 
 
 def sample_queries(

@@ -99,6 +99,13 @@ def add_active_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epochs-per-round", type=int, metavar="N")
     g.add_argument(
+        "--label-noise",
+        type=float,
+        metavar="F",
+        help="auto-oracle: flip this share of the initial labels to another class (seeded), "
+        "to measure how well review finds them",
+    )
+    g.add_argument(
         "--stop-when-flat",
         type=int,
         metavar="R",
@@ -158,6 +165,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "active.query_size": get("query_size"),
         "active.epochs_per_round": get("epochs_per_round"),
         "active.stop_when_flat": get("stop_when_flat"),
+        "active.label_noise": get("label_noise"),
         "speed.compile": get("compile"),
     }
     return {k: v for k, v in out.items() if v is not None}

@@ -40,6 +40,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "--pretrained": ("model.pretrained",),
     "--pretrain-epochs": ("pretrain.epochs",),
     "--initial-fraction": ("active.initial_fraction",),
+    "--label-noise": ("active.label_noise",),
     "--labels": (),  # a new run's seed; an existing run takes `salal-core import-labels`
 }
 

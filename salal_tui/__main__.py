@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from salal_core.errors import SalalError
 from salal_core.options import (
@@ -31,7 +32,39 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="force the colour depth (over SSH COLORTERM is often missing)",
     )
+    parser.add_argument(
+        "--review",
+        type=Path,
+        metavar="RUN_DIR",
+        help="go over a run's labels, the most doubtful first, and correct them",
+    )
     return parser
+
+
+def review(run_dir: Path, device: str) -> int:
+    """`salal-tui --review RUN_DIR`: no engine runs; the run is locked while it is reviewed."""
+    from salal_core.store import RunStore
+
+    from .review_app import ReviewApp
+
+    try:
+        store = RunStore(run_dir, create=False)
+    except SalalError as exc:
+        print(f"salal-tui: error: {exc}", file=sys.stderr)
+        return 2
+    app = ReviewApp(store, device)
+    try:
+        app.run()
+    finally:
+        store.close()
+    if app.error:
+        print(f"salal-tui: error: {app.error}", file=sys.stderr)
+        return 2
+    print(
+        f"{app.review.corrected} corrections saved in {run_dir}; the next "
+        f"salal-tui --resume {run_dir} trains on them"
+    )
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.color != "auto":
         # Read by Textual when it is imported, so set before the import below.
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
+    if args.review is not None:
+        return review(args.review, args.device or "auto")
     from salal_core.factory import open_session
     from salal_core.worker import EngineProcess
 

@@ -1,7 +1,7 @@
 """Subcommands beyond `run` and `pretrain`, each registering its own parser."""
 
 from ..options import Register
-from . import bench, compare, export, import_labels, model_file, predict
+from . import bench, compare, export, import_labels, model_file, predict, review
 
 REGISTER: list[Register] = [
     bench.register,
@@ -10,4 +10,5 @@ REGISTER: list[Register] = [
     import_labels.register,
     model_file.register,
     predict.register,
+    review.register,
 ]
