@@ -165,9 +165,9 @@ def long_phase(phase: TrainingPhase, seconds: float) -> str:
 
 
 def collapsed(stats: EpochStats, classes: int, epoch: int) -> bool:
-    """A whole epoch at the loss of a uniform guess, ln(classes), and at chance accuracy. The
-    first epoch may start there and still learn, so it is given its chance."""
-    at_uniform = abs(stats.loss - math.log(classes)) < 0.005
+    """A whole epoch at the loss of a uniform guess, ln(classes) (within 2%), and at chance
+    accuracy. The first epoch may start there and still learn, so it is given its chance."""
+    at_uniform = abs(stats.loss - math.log(classes)) < 0.02 * math.log(classes)
     return epoch >= 2 and at_uniform and stats.accuracy < 1 / classes + 0.02
 
 

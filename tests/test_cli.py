@@ -293,3 +293,21 @@ def test_bench_prints_every_figure_as_json(
     assert result["finetune_speedup_over_naive"] == pytest.approx(speedup)
     end = result["end_to_end"]
     assert end["rounds"] >= 2 and end["seconds"] > 0 and 0 <= end["final_test_accuracy"] <= 1
+
+
+def test_the_paper_recipe_at_tiny_scale_collapses_and_says_so(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    """Adam at 0.3, as the write-up states: the rotation loss sits at ln 4 with accuracy at
+    chance. The run stops, saved, in one line naming --lr, and resumes at a lower rate."""
+    out = tmp_path / "run"
+    args = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
+    args[args.index("--preset") + 1] = "paper"
+    args[args.index("--pretrain-epochs") + 1] = "4"
+    assert main(args) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("salal-core: error: pretrain collapsed: from epoch 3 the loss sits")
+    assert "with adam at lr 0.3; lower it with --lr" in last
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "collapsed"
+    assert main(["run", "--resume", str(out), "--lr", "0.001"]) == 0
+    assert json.loads((out / "summary.json").read_text())["stop_reason"] == "budget"
