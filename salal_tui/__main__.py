@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="force the colour depth (over SSH COLORTERM is often missing)",
     )
     parser.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="your own class keys: one 'CODE CLASS' a line, a code of one or two keys",
+    )
+    parser.add_argument(
         "--review",
         type=Path,
         metavar="RUN_DIR",
@@ -96,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
-    app = SalalApp(session, bridge, auto, runner=EngineProcess(session, bridge))
+    app = SalalApp(session, bridge, auto, EngineProcess(session, bridge), args.keys)
     app.run()
     if app.error:
         print(f"salal-tui: error: {app.error}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+from pathlib import Path
 from typing import Protocol
 
 from textual import events, on, work
@@ -44,11 +45,12 @@ class SalalApp(App[RunSummary | None]):
         bridge: EventBridge,
         auto: bool,
         runner: Runner | None = None,
+        keys_file: Path | None = None,
     ) -> None:
         """`runner` None: events come from elsewhere (the snapshot tests feed the bridge)."""
         super().__init__()
         self.session, self.bridge, self.auto, self.runner = session, bridge, auto, runner
-        self.label_screen = LabelScreen(session, auto)
+        self.label_screen = LabelScreen(session, auto, keys_file)
         self.error: str | None = None
         self.quitting = False
         self.last_input = 0.0
@@ -117,6 +119,13 @@ class SalalApp(App[RunSummary | None]):
             self.exit(None, return_code=2)
         elif error is not None:
             raise error  # a bug: let Textual show the traceback
+
+    @on(LabelScreen.KeysRefused)
+    def keys_refused(self, message: LabelScreen.KeysRefused) -> None:
+        self.error = message.reason
+        if self.runner is not None:
+            self.runner.stop()
+        self.exit(None, return_code=2)
 
     @on(LabelScreen.QuitConfirmed)
     def stop_and_exit(self) -> None:

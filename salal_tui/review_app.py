@@ -21,7 +21,7 @@ from salal_core.oracle import Answer
 from salal_core.review import Doubt, review_doubts
 from salal_core.store import RunStore
 
-from .keys import class_keys
+from .keys import KeyMap
 from .render import pixels_of
 from .status import not_saved_text
 from .widgets import ClassList, ImageView, PhaseLine
@@ -40,7 +40,7 @@ class ReviewScreen(Screen[None]):
         self.images: ImageSet | None = None
         self.at = 0
         self.corrected = 0
-        self.keys: dict[str, int] = {}
+        self.keymap = KeyMap(())
 
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
@@ -73,8 +73,8 @@ class ReviewScreen(Screen[None]):
 
     def ready(self, doubts: list[Doubt], images: ImageSet) -> None:
         self.doubts, self.images = doubts, images
-        self.keys = {k: i for i, k in enumerate(class_keys(len(images.class_names)))}
-        self.query_one(ClassList).show_classes(images.class_names)
+        self.keymap = KeyMap.default(len(images.class_names))
+        self.query_one(ClassList).show_classes(images.class_names, self.keymap)
         self.show()
 
     @property
@@ -102,10 +102,10 @@ class ReviewScreen(Screen[None]):
 
     def on_key(self, event: events.Key) -> None:
         doubt = self.current
-        if doubt is None or event.character is None or event.character not in self.keys:
-            return
+        label = self.keymap.lookup(event.character or "")
+        if doubt is None or label is None:
+            return  # (two-key codes, past 34 classes, are the labeling screen's alone)
         event.stop()
-        label = self.keys[event.character]
         if label != doubt.given:
             answer = Answer(
                 -1, doubt.item, label, self.store.highest_asked_round(), "human", time.time()

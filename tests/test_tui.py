@@ -354,3 +354,71 @@ def test_guesses_break_between_guesses_never_inside_one() -> None:
     assert guess_lines(guesses, 60) == [guesses]
     assert guess_lines(guesses, 30) == [guesses[:2], guesses[2:]]  # 14 + 3 + 12 = 29
     assert guess_lines(guesses, 10) == [[g] for g in guesses]  # too narrow: one a line
+
+
+def test_key_maps_one_key_then_two_then_a_persons_own(tmp_path: Path) -> None:
+    from salal_core.errors import SalalError
+    from salal_tui.keys import KeyMap
+
+    assert KeyMap.default(10).codes == tuple("1234567890")
+    assert len(KeyMap.default(34).codes[-1]) == 1
+    forty = KeyMap.default(40).codes
+    assert forty[:3] == ("11", "12", "13") and len(set(forty)) == 40
+    keymap = KeyMap.default(40)
+    assert keymap.starts("1") and keymap.lookup("1") is None and keymap.lookup("13") == 2
+    path = tmp_path / "keys.txt"
+    path.write_text("# mine\na cat\nbd dog\nbe bird\n")
+    mine = KeyMap.read(path, ["cat", "dog", "bird"])
+    assert mine.codes == ("a", "bd", "be") and mine.starts("b") and mine.lookup("a") == 0
+    for text, message in [
+        ("a cat\nab dog\nc bird\n", "keys 'a' and 'ab' clash"),
+        ("a cat\nb dog\n", "gives no keys for bird"),
+        ("a cat\nb dog\nc bird\nd fish\n", "line 4: this run has no class 'fish'"),
+        ("q cat\nb dog\nc bird\n", "line 1: expected CODE CLASS"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(SalalError, match=message):
+            KeyMap.read(path, ["cat", "dog", "bird"])
+
+
+def app_with_keys(tmp_path: Path, pack: Path, keys_file: Path | None = None) -> SalalApp:
+    """The scripted app, with the default keys or a person's own (--keys)."""
+    app = scripted_app(tmp_path, pack)
+    return SalalApp(app.session, EventBridge(), auto=False, keys_file=keys_file)
+
+
+async def test_past_34_classes_a_code_of_two_keys_labels(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    names = tuple(f"species-{i:02d}" for i in range(40))
+    app = app_with_keys(tmp_path, synthetic_pack)
+    async with app.run_test(size=SIZE) as pilot:
+        app.bridge(DataLoaded("drawn", 4, 0, names, 0.1, True))
+        queries = (Query(2, 2, 0.5, 0, (1 / 40,) * 40, 1),)
+        assert app.session.oracle is not None
+        app.session.oracle.ask(queries)
+        app.bridge(QueryReady(1, queries))
+        await wait_for(pilot, lambda: app.label_screen.shown is not None)
+        await pilot.press("1")
+        assert "1… and the second key" in str(app.label_screen.query_one("#message").render())
+        assert journal(tmp_path / "run") == {}  # nothing yet: one key is half a code
+        await pilot.press("3")
+    assert journal(tmp_path / "run") == {2: 2}  # "13" is the third class
+
+
+async def test_a_persons_own_keys_label_and_a_bad_map_is_one_line(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("".join(f"{c} {n}\n" for c, n in zip("abcdefghij", NAMES, strict=True)))
+    app = app_with_keys(tmp_path, synthetic_pack, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("b")  # automobile, in this person's map
+    assert journal(tmp_path / "run") == {2: 1}
+    keys.write_text("a airplane\n")
+    app = app_with_keys(tmp_path / "again", synthetic_pack, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 2 and app.error and "gives no keys for automobile" in app.error

@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 HELP = [
-    ("1 … 9, 0, a …", "label the image with that class and move on"),
+    ("1 … 9, 0, a …", "label the image with that class and move on (two keys past 34)"),
     ("backspace", "undo the last label (until the model has trained on it)"),
     ("space or s", "skip: the image goes back to the pool"),
     ("enter", "zoom: the image as large as the terminal allows; any key returns"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from textual import events, on
@@ -35,7 +36,7 @@ from ..bridge import (
     RoundEndedMessage,
     StepProgressMessage,
 )
-from ..keys import class_keys
+from ..keys import KeyMap
 from ..render import pixels_of
 from ..replay import Replay
 from ..status import epoch_text, gains_text, not_saved_text, phase_text, step_text
@@ -59,12 +60,14 @@ class LabelScreen(Screen[None]):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, session: Session, auto: bool) -> None:
+    def __init__(self, session: Session, auto: bool, keys_file: Path | None = None) -> None:
+        """`keys_file`: a person's own key map (--keys), read once the class names are known."""
         super().__init__()
-        self.session, self.auto = session, auto
+        self.session, self.auto, self.keys_file = session, auto, keys_file
         self.oracle = session.oracle
         self.class_names: list[str] = []
-        self.keys: dict[str, int] = {}
+        self.keymap = KeyMap(())
+        self.pending = ""  # the first key of a two-key code, waiting for the second
         self.shown: Query | None = None
         self.engine_labeled = 0
         self.target = 0
@@ -115,8 +118,16 @@ class LabelScreen(Screen[None]):
     def on_data_loaded(self, message: DataLoadedMessage) -> None:
         event = message.event
         self.class_names = list(event.class_names) or list(self.session.request.class_names)
-        self.keys = {k: i for i, k in enumerate(class_keys(len(self.class_names)))}
-        self.query_one(ClassList).show_classes(self.class_names)
+        try:
+            self.keymap = (
+                KeyMap.read(self.keys_file, self.class_names)
+                if self.keys_file
+                else KeyMap.default(len(self.class_names))
+            )
+        except SalalError as exc:
+            self.post_message(self.KeysRefused(str(exc)))
+            return
+        self.query_one(ClassList).show_classes(self.class_names, self.keymap)
         # The target is known as soon as the images are: say it before any label exists.
         self.target = self.session.config.target_count(event.train_size)
         self._phase(
@@ -223,15 +234,35 @@ class LabelScreen(Screen[None]):
         self.query_one("#message", Static).update(f"[{style}]{text}[/]" if style else text)
 
     # ---------------------------------------------------------------- human answers
+    class KeysRefused(Message):
+        """The --keys file does not fit this run's classes: the app ends with its one line."""
+
+        def __init__(self, reason: str) -> None:
+            self.reason = reason
+            super().__init__()
+
     def on_key(self, event: events.Key) -> None:
         oracle, shown = self.oracle, self.shown
-        if oracle is None or event.character is None or event.character not in self.keys:
+        if oracle is None or event.character is None:
             return
+        typed = self.pending + event.character
+        if not self.keymap.knows(typed):
+            if self.pending:  # a second key that makes no code: start again
+                event.stop()
+                self.pending = ""
+                self._message(f"no class has the keys {typed}", "yellow")
+            return  # not a class key: the screen's bindings may want it
         event.stop()
+        if self.keymap.lookup(typed) is None:  # the first of two keys
+            self.pending = typed
+            self._message(f"{typed}… and the second key")
+            return
+        self.pending = ""
         if shown is None:
             self._message("nothing to label yet: the model is choosing images", "yellow")
             return
-        label = self.keys[event.character]
+        label = self.keymap.lookup(typed)
+        assert label is not None
         if not self._saved(lambda: oracle.answer(shown.index, label)):  # on disk when it returns
             return
         self.query_one(ClassList).mark(label)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ..keys import class_keys
+from ..keys import KeyMap
 
 
 class ClassList(Static):
@@ -14,8 +14,8 @@ class ClassList(Static):
         self.names: list[str] = []
         self.keys: list[str] = []
 
-    def show_classes(self, names: list[str]) -> None:
-        self.names, self.keys = list(names), class_keys(len(names))
+    def show_classes(self, names: list[str], keymap: KeyMap) -> None:
+        self.names, self.keys = list(names), list(keymap.codes)
         self.mark(None)
 
     def _columns(self) -> int:
@@ -24,14 +24,15 @@ class ClassList(Static):
     def mark(self, chosen: int | None) -> None:
         """Redraw, highlighting the class just chosen (called on every keypress: keep it cheap)."""
         columns = self._columns()
-        width = max((len(n) for n in self.names), default=0) + 6
+        code = max((len(k) for k in self.keys), default=1)
+        width = max((len(n) for n in self.names), default=0) + 5 + code
         text = Text(no_wrap=True, overflow="ellipsis")
         for i, (key, name) in enumerate(zip(self.keys, self.names, strict=True)):
             if i and i % columns == 0:
                 text.append("\n")
-            text.append(f" {key} ", "bold black on cyan")
+            text.append(f" {key:<{code}} ", "bold black on cyan")
             text.append(" ")
             text.append(name, "reverse bold" if i == chosen else "")
             if i % columns != columns - 1:
-                text.append(" " * (width - len(name) - 4))
+                text.append(" " * (width - len(name) - 3 - code))
         self.update(text)
