@@ -29,6 +29,9 @@ class RunJournal:
     def mark_consumed(self, items: Sequence[int]) -> None:
         self.store.mark_consumed(items)
 
+    def current_labels(self) -> dict[int, int]:
+        return {item: r.label for item, r in self.store.labels().items()}
+
     def save_round(
         self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
     ) -> None:

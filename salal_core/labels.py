@@ -67,6 +67,16 @@ class LabelState:
         self.labels[idx] = np.asarray(labels, dtype=np.int64)
         self.round[idx] = np.asarray(round_, dtype=np.int64)
 
+    def relabel(self, labels: dict[int, int]) -> list[int]:
+        """Take corrections (position -> class) of labeled items; the round they were first
+        labeled in stays. Returns the positions whose label changed."""
+        changed = [
+            p for p, label in labels.items() if self.labeled_mask[p] and self.labels[p] != label
+        ]
+        for p in changed:
+            self.labels[p] = labels[p]
+        return changed
+
 
 @dataclass(frozen=True)
 class RunItems:

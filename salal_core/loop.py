@@ -20,7 +20,7 @@ import torch
 
 from . import acquire
 from .config import RunConfig
-from .events import Emit, LabelsAdded, PhaseChanged, Query, QueryReady, RoundEnded
+from .events import Emit, LabelsAdded, Notice, PhaseChanged, Query, QueryReady, RoundEnded
 from .labels import LabelState
 from .learner import Learner
 from .oracle import Oracle
@@ -36,6 +36,10 @@ class LoopJournal(Protocol):
     def save_queries(self, queries: Sequence[Query]) -> None: ...
 
     def mark_consumed(self, items: Sequence[int]) -> None: ...
+
+    def current_labels(self) -> dict[int, int]:
+        """Item id -> its label as the journal now says (corrections made in review too)."""
+        ...
 
     def save_round(
         self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
@@ -223,6 +227,7 @@ class ActiveLoop:
     def finish_round(self) -> None:
         """Train on every label so far, measure, record the curve point, checkpoint."""
         start = time.perf_counter()
+        self.take_corrections()
         labels = self.state.labels
         train = np.flatnonzero(self.state.labeled_mask & ~self.holdout)
         held_out = self._held_out()
@@ -239,6 +244,20 @@ class ActiveLoop:
         # After the checkpoint: whoever hears that a round ended can rely on it being saved.
         pool = self.state.size - labeled
         self.emit(RoundEnded(self.round, labeled, self.target, accuracy, pool, gained))
+
+    def take_corrections(self) -> None:
+        """Labels corrected in review while the loop ran (journaled by the app) count from
+        this round on: the journal is the truth, the label state follows it."""
+        current = self.journal.current_labels()
+        labeled = self.state.labeled_indices()
+        wanted = {
+            int(p): current[int(self.item_ids[p])]
+            for p in labeled
+            if int(self.item_ids[p]) in current
+        }
+        changed = self.state.relabel(wanted)
+        if changed:
+            self.emit(Notice(f"{len(changed)} corrected labels taken in", level="info"))
 
     def flat(self) -> bool:
         """--stop-when-flat R: the best accuracy of the last R rounds is no better than the

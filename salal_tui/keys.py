@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from salal_core.errors import SalalError
 
 DIGITS = "1234567890"  # "1" is the first class: the digit row reads left to right
 LETTERS = "abcdefghijklmnoprtuvwxyz"  # no q (quit) and no s (skip)
 SINGLE = DIGITS + LETTERS  # 34 keys
+
+KeyOutcome = Literal["label", "wait", "restart", "other"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,24 @@ class KeyMap:
 
     def knows(self, key: str) -> bool:
         return self.lookup(key) is not None or self.starts(key)
+
+
+@dataclass
+class KeyInput:
+    """Keys as they are typed: a class, the first key of a two-key code, or no class."""
+
+    keymap: KeyMap
+    pending: str = ""
+
+    def feed(self, key: str) -> tuple[KeyOutcome, int | None]:
+        """("label", class), ("wait", None) for half a code, ("restart", None) when a second
+        key makes no code, or ("other", None): not a class key (a binding may want it)."""
+        typed = self.pending + key
+        self.pending = ""
+        if not self.keymap.knows(typed):
+            return ("restart" if len(typed) > 1 else "other"), None
+        label = self.keymap.lookup(typed)
+        if label is None:
+            self.pending = typed
+            return "wait", None
+        return "label", label

@@ -30,12 +30,14 @@ from .widgets import ClassList, ImageView, PhaseLine
 class ReviewScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "next", "next"),
-        Binding("q", "app.quit", "quit"),
+        Binding("q,escape", "leave", "back"),
     ]
 
-    def __init__(self, store: RunStore, device: str) -> None:
+    def __init__(self, store: RunStore, device: str, standalone: bool = True) -> None:
+        """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
+        screen over a live run (q goes back; the engine takes corrections at its next round)."""
         super().__init__()
-        self.store, self.device = store, device
+        self.store, self.device, self.standalone = store, device, standalone
         self.doubts: list[Doubt] = []
         self.images: ImageSet | None = None
         self.at = 0
@@ -67,9 +69,19 @@ class ReviewScreen(Screen[None]):
         self.app.call_from_thread(self.ready, doubts, images)
 
     def fail(self, message: str) -> None:
+        if not self.standalone:  # the labeling goes on: say why, and go back to it
+            self.app.notify(message, title="review", severity="warning")
+            self.dismiss(None)
+            return
         if isinstance(self.app, ReviewApp):
             self.app.error = message
         self.app.exit(None, return_code=2)
+
+    def action_leave(self) -> None:
+        if self.standalone:
+            self.app.exit(None)
+        else:
+            self.dismiss(None)
 
     def ready(self, doubts: list[Doubt], images: ImageSet) -> None:
         self.doubts, self.images = doubts, images

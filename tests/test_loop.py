@@ -21,6 +21,7 @@ from salal_core.events import (
     EpochEnded,
     Event,
     LabelsAdded,
+    Notice,
     PhaseChanged,
     Query,
     QueryReady,
@@ -75,12 +76,16 @@ class FakeJournal:
         self.asked: list[int] = []
         self.consumed: list[int] = []
         self.rounds: list[tuple[int, int]] = []  # (round, labeled at its curve point)
+        self.corrections: dict[int, int] = {}  # item -> label, as review would write them
 
     def save_queries(self, queries: Sequence[Query]) -> None:
         self.asked += [q.item for q in queries]
 
     def mark_consumed(self, items: Sequence[int]) -> None:
         self.consumed += list(items)
+
+    def current_labels(self) -> dict[int, int]:
+        return dict(self.corrections)
 
     def save_round(
         self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
@@ -206,6 +211,16 @@ def test_a_resumed_loop_that_saw_every_label_goes_straight_to_asking() -> None:
     loop.run()
     assert [r for _, r in learner.fits] == [5]  # round 4 was not trained again
     assert loop.round == 5
+
+
+def test_corrections_made_in_review_count_from_the_next_round() -> None:
+    events: list[Event] = []
+    loop, _, journal, truth = make_loop(events=events)
+    journal.corrections = {1000 + 3: (int(truth[3]) + 1) % CLASSES}  # item of position 3
+    loop.run()
+    assert loop.state.labels[3] == (truth[3] + 1) % CLASSES and loop.state.round[3] == 0
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert notices.count("1 corrected labels taken in") == 1  # once, not every round
 
 
 def test_stop_when_flat_ends_the_run_once_accuracy_stops_rising() -> None:

@@ -422,3 +422,17 @@ async def test_a_persons_own_keys_label_and_a_bad_map_is_one_line(
         await settle(pilot)
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 2 and app.error and "gives no keys for automobile" in app.error
+
+
+async def test_review_from_the_labeling_screen_comes_back_saying_why(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+r")  # the review screen opens, finds nothing to review, closes
+        await wait_for(pilot, lambda: bool(app._notifications))
+        assert isinstance(app.screen, LabelScreen)
+        assert app.return_code is None  # the labeling goes on
+        said = [n.message for n in app._notifications]
+        assert any("fewer than two labels to review" in m for m in said), said

@@ -16,6 +16,7 @@ HELP = [
     ("backspace", "undo the last label (until the model has trained on it)"),
     ("space or s", "skip: the image goes back to the pool"),
     ("enter", "zoom: the image as large as the terminal allows; any key returns"),
+    ("ctrl+r", "review the labels so far, the most doubtful first (q comes back)"),
     ("+ / -", "auto-oracle: show images faster / slower"),
     ("?", "this help"),
     ("q", "quit; every label is already saved (resume with --resume RUN_DIR)"),

@@ -1,5 +1,9 @@
 """The main screen: the image, the model's guesses, the class keys, progress and live charts.
 
+One screen, one idea: where the engine's events meet the person's keys. It runs past 300 lines
+because it answers each of them; what can stand alone does, elsewhere: status texts
+(status.py), class keys as typed (keys.py), the auto-oracle replay (replay.py), review.
+
 It renders engine events and turns key presses into oracle answers; it never waits for the
 engine. In auto-oracle mode it replays the engine's queries with their ground-truth answers.
 """
@@ -36,9 +40,10 @@ from ..bridge import (
     RoundEndedMessage,
     StepProgressMessage,
 )
-from ..keys import KeyMap
+from ..keys import KeyInput, KeyMap
 from ..render import pixels_of
 from ..replay import Replay
+from ..review_app import ReviewScreen
 from ..status import epoch_text, gains_text, not_saved_text, phase_text, step_text
 from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_view import Pixels
@@ -54,6 +59,7 @@ class LabelScreen(Screen[None]):
         Binding("backspace", "undo", "undo"),
         Binding("space,s", "skip", "skip"),
         Binding("enter", "zoom", "zoom"),
+        Binding("ctrl+r", "review", "review"),
         Binding("plus,equals_sign", "faster", "faster"),
         Binding("minus", "slower", "slower"),
         Binding("question_mark", "help", "help"),
@@ -66,8 +72,7 @@ class LabelScreen(Screen[None]):
         self.session, self.auto, self.keys_file = session, auto, keys_file
         self.oracle = session.oracle
         self.class_names: list[str] = []
-        self.keymap = KeyMap(())
-        self.pending = ""  # the first key of a two-key code, waiting for the second
+        self.typing = KeyInput(KeyMap(()))  # class keys as typed, two-key codes included
         self.shown: Query | None = None
         self.engine_labeled = 0
         self.target = 0
@@ -101,7 +106,7 @@ class LabelScreen(Screen[None]):
         """Show only the keys that mean something in this mode."""
         if action in ("faster", "slower"):
             return self.auto
-        if action in ("undo", "skip"):
+        if action in ("undo", "skip", "review"):
             return not self.auto
         return True
 
@@ -119,7 +124,7 @@ class LabelScreen(Screen[None]):
         event = message.event
         self.class_names = list(event.class_names) or list(self.session.request.class_names)
         try:
-            self.keymap = (
+            keymap = (
                 KeyMap.read(self.keys_file, self.class_names)
                 if self.keys_file
                 else KeyMap.default(len(self.class_names))
@@ -127,7 +132,8 @@ class LabelScreen(Screen[None]):
         except SalalError as exc:
             self.post_message(self.KeysRefused(str(exc)))
             return
-        self.query_one(ClassList).show_classes(self.class_names, self.keymap)
+        self.typing = KeyInput(keymap)
+        self.query_one(ClassList).show_classes(self.class_names, keymap)
         # The target is known as soon as the images are: say it before any label exists.
         self.target = self.session.config.target_count(event.train_size)
         self._phase(
@@ -245,24 +251,17 @@ class LabelScreen(Screen[None]):
         oracle, shown = self.oracle, self.shown
         if oracle is None or event.character is None:
             return
-        typed = self.pending + event.character
-        if not self.keymap.knows(typed):
-            if self.pending:  # a second key that makes no code: start again
-                event.stop()
-                self.pending = ""
-                self._message(f"no class has the keys {typed}", "yellow")
+        outcome, label = self.typing.feed(event.character)
+        if outcome == "other":
             return  # not a class key: the screen's bindings may want it
         event.stop()
-        if self.keymap.lookup(typed) is None:  # the first of two keys
-            self.pending = typed
-            self._message(f"{typed}… and the second key")
+        if outcome != "label" or label is None:
+            wait = f"{self.typing.pending}… and the second key"
+            self._message(wait if outcome == "wait" else "no class has those keys", "yellow")
             return
-        self.pending = ""
         if shown is None:
             self._message("nothing to label yet: the model is choosing images", "yellow")
             return
-        label = self.keymap.lookup(typed)
-        assert label is not None
         if not self._saved(lambda: oracle.answer(shown.index, label)):  # on disk when it returns
             return
         self.query_one(ClassList).mark(label)
@@ -306,6 +305,19 @@ class LabelScreen(Screen[None]):
     def _not_saved(self, exc: SalalError) -> None:
         self._message(not_saved_text(exc), "bold red")
 
+    # ---------------------------------------------------------------- zoom and review
+    def action_zoom(self) -> None:
+        pixels = self._pixels(self.shown.index) if self.shown is not None else None
+        if self.shown is not None and pixels is not None:
+            self.app.push_screen(ZoomScreen(pixels, _caption(self.shown)))
+
+    def action_review(self) -> None:
+        """Go over the labels so far, the most doubtful first; back with q."""
+        if self.oracle is not None:
+            self.app.push_screen(
+                ReviewScreen(self.session.store, self.session.config.device, False)
+            )
+
     # ---------------------------------------------------------------- auto-oracle replay
     def _restart_timer(self) -> None:
         if self.replay_timer is not None:
@@ -336,12 +348,7 @@ class LabelScreen(Screen[None]):
         self._restart_timer()
         self._message(f"showing an image every {self.replay.delay:.2f} s")
 
-    # ---------------------------------------------------------------- zoom, help and quit
-    def action_zoom(self) -> None:
-        pixels = self._pixels(self.shown.index) if self.shown is not None else None
-        if self.shown is not None and pixels is not None:
-            self.app.push_screen(ZoomScreen(pixels, _caption(self.shown)))
-
+    # ---------------------------------------------------------------- help and quit
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
 
