@@ -115,28 +115,37 @@ class Resumed:
     start_round: int
     curve: tuple[CurvePoint, ...]
     optimizer: dict[str, Any] | None  # None: a fresh optimizer (no checkpoint, or a new head)
-    head_rebuilt: str = ""  # why the head was rebuilt, for the run's log; empty if it was not
+    notices: tuple[str, ...] = ()  # what the run's log should say about how it picked up
 
 
-def restore_model(model: Net, checkpoint: RoundCheckpoint, wanted: ModelShape) -> Resumed:
-    """Load the checkpoint into `model`. With another committee size (--acquisition switched
-    between one head and a committee), only the backbone loads: the new head is trained from
-    scratch on every label, so that round is run again and its curve point dropped."""
+def restore_model(
+    model: Net, generator: torch.Generator, checkpoint: RoundCheckpoint, wanted: ModelShape
+) -> Resumed:
+    """Load the checkpoint into `model` and `generator`. With another committee size
+    (--acquisition switched between one head and a committee), only the backbone loads: the new
+    head is trained from scratch on every label, so that round is run again and its curve point
+    dropped. A generator saved on another kind of device (--device changed) cannot load: the
+    random stream restarts, and the log says so."""
+    notices = []
+    try:
+        generator.set_state(checkpoint.generator)
+    except RuntimeError:
+        notices.append("this run moved to another kind of device: its random stream restarts")
     if compare_shape(checkpoint.shape, wanted, checkpoint.name) == "same":
         model.load_state_dict(checkpoint.model)
-        return Resumed(checkpoint.round + 1, checkpoint.curve, checkpoint.optimizer)
+        return Resumed(checkpoint.round + 1, checkpoint.curve, checkpoint.optimizer, tuple(notices))
     backbone = {
         k.removeprefix("backbone."): v
         for k, v in checkpoint.model.items()
         if k.startswith("backbone.")
     }
     model.backbone.load_state_dict(backbone)
-    why = (
+    notices.append(
         f"this strategy needs {wanted.members} head(s) and {checkpoint.name} has "
         f"{checkpoint.shape.members}: the head is rebuilt on the checkpoint's backbone and "
         "trained on every label"
     )
-    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, head_rebuilt=why)
+    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices))
 
 
 def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:

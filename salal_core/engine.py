@@ -161,10 +161,9 @@ class Engine:
             model.replace_head(data.num_classes, members)
             resumed = Resumed(0, (), None)
         else:
-            generator.set_state(checkpoint.generator)
-            resumed = restore_model(model, checkpoint, shape)
-            if resumed.head_rebuilt:
-                self.emit(Notice(resumed.head_rebuilt, level="info"))
+            resumed = restore_model(model, generator, checkpoint, shape)
+            for said in resumed.notices:
+                self.emit(Notice(said, level="info"))
         if state.num_labeled == 0:  # new, or killed before its initial labels were written
             self._initial_labels(state, images, items)
 

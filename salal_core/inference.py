@@ -44,8 +44,10 @@ def pool_pass(
         with autocast(data.device):
             logits, feats, embedding = model.score(prepare(chunk, data))
         probs.append(logits.float().softmax(-1)[:real])
-        features.append(feats.float()[:real])
-        embeddings.append(embedding.float()[:real])
+        # Copies, always: with CUDA graphs (--compile reduce-overhead) the outputs live in
+        # buffers the next batch overwrites, and .float() does not copy what is float32.
+        features.append(feats[:real].to(torch.float32, copy=True))
+        embeddings.append(embedding[:real].to(torch.float32, copy=True))
     if not probs:
         empty = torch.zeros(0, device=data.device)
         return empty, empty, empty

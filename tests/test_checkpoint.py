@@ -93,3 +93,21 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]  # no temporary left behind
     atomic_write_text(path, "new")
     assert path.read_text() == "new"
+
+
+def test_a_generator_from_another_kind_of_device_restarts_the_stream(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    """--device may change on resume; a CUDA generator's state cannot load into a CPU one."""
+    out = tmp_path / "run"
+    run_engine(tiny_config(synthetic_pack, tmp_path / "c", **{"active.budget": 0.3}), out)
+    newest = sorted((out / "checkpoints").glob("round-*.pt"))[-1]
+    payload = torch.load(newest, weights_only=True)
+    payload["generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA state
+    torch.save(payload, newest)
+    events: list[Event] = []
+    session = open_session(None, out, resume=True, overrides={"active.budget": 0.4})
+    summary = Engine.for_session(session, events.append).run()
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert "this run moved to another kind of device: its random stream restarts" in notices
+    assert summary.labeled == 64 and summary.stop_reason == "budget"

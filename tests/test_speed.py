@@ -161,3 +161,29 @@ def test_host_reads_do_not_grow_with_the_number_of_batches(
     host_reads.clear()
     predict(model, data.test_images, data, batch_size=16)
     assert host_reads == []
+
+
+def test_the_pool_pass_copies_what_a_graph_replay_would_overwrite() -> None:
+    """With CUDA graphs, every replay writes its outputs into the same buffers. A model that
+    does just that: the pool pass must still return each batch's own values."""
+    from salal_core.inference import pool_pass
+
+    data = drawn_data(n=32)
+    runtime.configure(CPU)
+    model = build_model(with_overrides(PRESETS["tiny"], {"model.width": 2}), 4, CPU)
+    real_score = model.score
+    buffers: dict[str, torch.Tensor] = {}
+
+    def replayed(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        outputs = real_score(x)
+        for name, out in zip(("logits", "features", "embedding"), outputs, strict=True):
+            buffers.setdefault(name, torch.empty_like(out)).copy_(out)
+        return buffers["logits"], buffers["features"], buffers["embedding"]
+
+    model.score = replayed  # type: ignore[method-assign]
+    _, features, embeddings = pool_pass(model, data.train_images, data, batch_size=16)
+    model.score = real_score  # type: ignore[method-assign]
+    _, own_features, own = pool_pass(model, data.train_images, data, batch_size=16)
+    torch.testing.assert_close(embeddings, own)
+    torch.testing.assert_close(features, own_features)
+    assert not torch.equal(embeddings[:16], embeddings[16:])
