@@ -15,6 +15,7 @@ import asyncio
 import json
 import statistics
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from textual import events
@@ -60,8 +61,15 @@ async def measure(args: argparse.Namespace) -> dict:
     idle: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.label_screen
-        while screen.shown is None:  # pretraining and round 0 have to run first
-            await pilot.pause(0.1)
+
+        async def until(ready: Callable[[], bool], every: float) -> None:
+            """Wait for the app, or stop with its error if it ended (the engine failed)."""
+            while not ready():
+                if app.return_code is not None:
+                    raise SystemExit(f"the app ended: {app.error}")
+                await pilot.pause(every)
+
+        await until(lambda: screen.shown is not None, 0.1)  # pretraining and round 0 first
         keys = screen.query_one("ClassList").keys
         driver = app._driver
         training = 0
@@ -76,16 +84,14 @@ async def measure(args: argparse.Namespace) -> dict:
                 driver.send_message(events.Key(keys[i % len(keys)], keys[i % len(keys)]))
                 await asyncio.sleep(args.gap)
                 busy += "training" in str(screen.query_one("#phase").render())
-            while len(drawn) < args.presses:
-                await pilot.pause(0.05)
+            await until(lambda: len(drawn) >= args.presses, 0.05)
             into.extend(drawn)
             return busy
 
         # The first batch: the engine waits for it (idle). Then round 1 trains while the
         # second batch, asked ahead, is labeled: that is the figure that matters.
         await type_batch(idle)
-        while "training" not in str(screen.query_one("#phase").render()):
-            await pilot.pause(0.02)
+        await until(lambda: "training" in str(screen.query_one("#phase").render()), 0.02)
         training = await type_batch(latencies)
         runner.stop()
     latencies.sort()

@@ -164,11 +164,14 @@ def long_phase(phase: TrainingPhase, seconds: float) -> str:
     )
 
 
-def collapsed(stats: EpochStats, classes: int, epoch: int) -> bool:
-    """A whole epoch at the loss of a uniform guess, ln(classes) (within 2%), and at chance
-    accuracy. The first epoch may start there and still learn, so it is given its chance."""
-    at_uniform = abs(stats.loss - math.log(classes)) < 0.02 * math.log(classes)
-    return epoch >= 2 and at_uniform and stats.accuracy < 1 / classes + 0.02
+COLLAPSED_EPOCHS = 2  # epochs in a row at a uniform guess, after the warm-up, that stop a run
+
+
+def at_uniform(stats: EpochStats, classes: int) -> bool:
+    """A whole epoch at the loss of a uniform guess, ln(classes) (within 2%), at chance
+    accuracy: every image gets the same guess."""
+    near = abs(stats.loss - math.log(classes)) < 0.02 * math.log(classes)
+    return near and stats.accuracy < 1 / classes + 0.02
 
 
 def fit(
@@ -200,6 +203,8 @@ def fit(
     emit(PhaseStarted(phase, round_, epochs, steps))
     every = max(1, steps // 20)
     started = time.perf_counter()
+    # During the warm-up the rate is still climbing from zero: no network is judged there.
+    warm, uniform = cfg.warmup * epochs, 0
     for epoch in range(1, epochs + 1):
 
         def on_step(step: int, total: int, epoch: int = epoch) -> None:
@@ -237,11 +242,13 @@ def fit(
                 stats.seconds,
             )
         )
-        if collapsed(stats, classes, epoch):
+        uniform = uniform + 1 if epoch > warm and at_uniform(stats, classes) else 0
+        if uniform >= COLLAPSED_EPOCHS:
             # Every image gets the same uniform guess: scoring would rank noise, and more
             # epochs will not leave this flat minimum. Seen with Adam at 0.3 (the write-up's).
+            since = epoch - uniform + 1
             raise Collapsed(
-                f"{phase} collapsed: from epoch {epoch} the loss sits at ln {classes} "
+                f"{phase} collapsed: from epoch {since} the loss sits at ln {classes} "
                 f"({stats.loss:.3f}) and accuracy at chance ({stats.accuracy:.3f}) with "
                 f"{cfg.optimizer} at lr {cfg.lr}; lower it with --lr (a new run, or --resume to "
                 "keep the labels) or use --preset fast"

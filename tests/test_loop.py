@@ -249,12 +249,14 @@ def test_every_acquisition_fills_a_round(name: str) -> None:
 def test_rotation_pretraining_rises_clearly_above_chance(
     synthetic_pack: Path, cache_dir: Path
 ) -> None:
-    config = tiny_config(synthetic_pack, cache_dir, **{"pretrain.epochs": 3})
+    # Five epochs: at three, a width-4 network's outcome swung between 0.49 and 1.0 with the
+    # number of CPU threads (the order of its float sums); at five it is 0.81 or more either way.
+    config = tiny_config(synthetic_pack, cache_dir, **{"pretrain.epochs": 5})
     data = DeviceData(load_dataset(config.data), torch.device("cpu"))
     rec = Recorder()
     _, results = pretrain(config, data, rec, torch.Generator().manual_seed(0))
     epochs = rec.of(EpochEnded)
-    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert [e.epoch for e in epochs] == [1, 2, 3, 4, 5]
     assert results["rotation_accuracy"] > 0.5  # chance is 0.25
     assert all(e.images_per_second > 0 for e in epochs)
 
@@ -302,11 +304,39 @@ def test_a_cold_start_run_through_the_real_learner(
     assert summary.labeled == 32 and summary.stop_reason == "budget"
 
 
-def test_a_collapsed_epoch_is_a_uniform_guess_at_chance_after_the_first() -> None:
-    from salal_core.train import EpochStats, collapsed
+def test_an_epoch_at_a_uniform_guess_is_at_ln_classes_and_chance() -> None:
+    from salal_core.train import EpochStats, at_uniform
 
-    stuck = EpochStats(loss=math.log(4), accuracy=0.25, images=100, seconds=1.0)
-    assert collapsed(stuck, 4, epoch=2)
-    assert not collapsed(stuck, 4, epoch=1)  # the first epoch may start there and learn
-    assert not collapsed(EpochStats(1.2, 0.4, 100, 1.0), 4, epoch=5)
-    assert not collapsed(EpochStats(math.log(4), 0.40, 100, 1.0), 4, epoch=5)
+    assert at_uniform(EpochStats(loss=math.log(4), accuracy=0.25, images=100, seconds=1.0), 4)
+    assert at_uniform(EpochStats(1.398, 0.256, 100, 1.0), 4)  # the paper recipe, measured
+    assert not at_uniform(EpochStats(1.2, 0.25, 100, 1.0), 4)
+    assert not at_uniform(EpochStats(math.log(4), 0.40, 100, 1.0), 4)
+
+
+def test_a_slow_start_in_the_warm_up_is_not_a_collapse(
+    synthetic_pack: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """As the keypress benchmark's 40-epoch rounds start: two epochs near ln(classes) inside
+    the warm-up are the rate still climbing, not a collapse."""
+    from salal_core import train
+
+    real = train.train_epoch
+    calls: list[int] = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        stats = real(*args, **kwargs)
+        return train.EpochStats(math.log(4), 0.25, stats.images, stats.seconds)  # flat
+
+    config = tiny_config(
+        synthetic_pack,
+        cache_dir,
+        **{"pretrain.epochs": 0, "active.epochs_per_round": 20, "active.optim.warmup": 0.1},
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "train_epoch", slow)
+        patch.setattr(train, "COLLAPSED_EPOCHS", 2)
+        summary, _ = run_engine(config, tmp_path / "run")
+    # Epochs 1-2 are the warm-up (10% of 20); from epoch 3 the streak counts: stopped at 4.
+    assert summary.stop_reason == "collapsed" and len(calls) == 4
+    assert "from epoch 3 the loss sits at ln 4" in summary.stop_detail
