@@ -134,12 +134,7 @@ def restore_model(
     if compare_shape(checkpoint.shape, wanted, checkpoint.name) == "same":
         model.load_state_dict(checkpoint.model)
         return Resumed(checkpoint.round + 1, checkpoint.curve, checkpoint.optimizer, tuple(notices))
-    backbone = {
-        k.removeprefix("backbone."): v
-        for k, v in checkpoint.model.items()
-        if k.startswith("backbone.")
-    }
-    model.backbone.load_state_dict(backbone)
+    model.load_backbone(checkpoint.model)
     notices.append(
         f"this strategy needs {wanted.members} head(s) and {checkpoint.name} has "
         f"{checkpoint.shape.members}: the head is rebuilt on the checkpoint's backbone and "

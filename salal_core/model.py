@@ -81,6 +81,13 @@ class Net(nn.Module):
         self.backbone = Backbone(width)
         self.head = Heads(self.backbone.feature_dim, classes, members)
 
+    def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
+        """The backbone from a whole network's state dict (a rotation model's, or another
+        head's): the features carry over, whatever head they were trained under."""
+        self.backbone.load_state_dict(
+            {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+        )
+
     def replace_head(self, classes: int, members: int = 1) -> None:
         """Swap the head (4-way rotation -> linear 512->C classes), keeping the features."""
         ref = self.head.linear.weight

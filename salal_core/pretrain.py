@@ -108,12 +108,7 @@ def load_pretrained(payload: dict[str, Any], config: RunConfig, model: Net, sour
             f"{source} was trained with --width {payload.get('width')} but this run uses "
             f"{config.model.width}; pass the matching --width or --preset"
         )
-    backbone = {
-        k.removeprefix("backbone."): v
-        for k, v in payload["model"].items()
-        if k.startswith("backbone.")
-    }
     try:
-        model.backbone.load_state_dict(backbone)
+        model.load_backbone(payload["model"])
     except RuntimeError as exc:
         raise SalalError(f"{source} does not fit this model ({str(exc).splitlines()[0]})") from None

@@ -89,12 +89,7 @@ def review_doubts(store: RunStore, device_name: str = "auto") -> tuple[list[Doub
     checkpoint = store.newest_round()
     model = build_model(config, data.num_classes, device, 1)
     if checkpoint is not None:  # the backbone as trained so far; the heads below see no label
-        backbone = {
-            k.removeprefix("backbone."): v
-            for k, v in checkpoint.model.items()
-            if k.startswith("backbone.")
-        }
-        model.backbone.load_state_dict(backbone)
+        model.load_backbone(checkpoint.model)
     else:
         found = store.load_checkpoint("pretrain")
         if found is None:
