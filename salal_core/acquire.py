@@ -11,7 +11,7 @@ import torch
 
 from . import scores, selectors
 from .errors import SalalError
-from .pool import Pool, Select
+from .pool import Pool, PoolPart, Select
 
 Score = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]  # (K, N, C) -> (N,)
 
@@ -23,6 +23,7 @@ class Acquisition:
     committee: bool  # needs K > 1 heads to mean anything
     sees_labeled: bool  # needs the labeled images' embeddings (clusters and distances do)
     description: str
+    parts: tuple[PoolPart, ...] = ()  # what it reads of the pool pass beyond probabilities
 
 
 def by_score(score: Score) -> Select:
@@ -107,6 +108,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             committee=False,
             sees_labeled=True,
             description="the most typical image of each large cluster without a label (cold start)",
+            parts=("embeddings",),
         ),
         Acquisition(
             "coreset",
@@ -114,6 +116,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             committee=False,
             sees_labeled=True,
             description="k-center greedy: the images farthest from everything labeled",
+            parts=("embeddings",),
         ),
         Acquisition(
             "badge",
@@ -121,6 +124,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             committee=False,
             sees_labeled=False,
             description="k-means++ over last-layer gradient embeddings",
+            parts=("features",),
         ),
         Acquisition(
             "cluster_margin",
@@ -128,6 +132,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             committee=False,
             sees_labeled=False,
             description="the smallest margins, then one image per cluster among them",
+            parts=("embeddings",),
         ),
         Acquisition(
             "random",

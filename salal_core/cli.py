@@ -15,7 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+import torch
+
+from . import __version__, distributed, group
+from .config import load_toml
 from .errors import SalalError
 from .options import (
     Register,
@@ -28,6 +31,7 @@ from .options import (
     run_dir_from_args,
 )
 from .progress import RichProgress
+from .runtime import resolve_device
 
 
 def counted(n: int, noun: str) -> str:
@@ -40,6 +44,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .factory import open_session
 
     run_dir, resume = run_dir_from_args(args)
+    if distributed.restarted() and (run_dir / "salal.db").exists():
+        # torchrun --max-restarts started the group again with the same command line: carry on
+        # the run it was writing, as --resume does.
+        resume = True
     config = None if resume else config_from_args(args)
     with RichProgress(quiet=args.json) as progress:
         session = open_session(
@@ -121,14 +129,33 @@ def _extra_commands() -> list[Register]:
     return REGISTER
 
 
+GROUP_COMMANDS = ("run", "pretrain", "compare")  # the ones torchrun spreads over its ranks
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    world = None
+    in_step = False  # every rank ends this command the same way: they may wait for each other
     try:
+        if distributed.launched():
+            if args.command not in GROUP_COMMANDS:
+                # Reading and writing files is one process's work: rank 0 does it alone.
+                alone: int = args.func(args) if distributed.rank_from_env() == 0 else 0
+                return alone
+            world = distributed.join(group_device(args), args.group_timeout)
+            if not world.is_main:
+                followed = group.follow(world)
+                in_step = True
+                return followed
         code: int = args.func(args)
+        in_step = group.finish(code)
         return code
     except SalalError as exc:
-        print(f"salal-core: error: {exc}", file=sys.stderr)
+        where = "" if world is None or world.is_main else f"rank {world.rank}: "
+        print(f"salal-core: error: {where}{exc}", file=sys.stderr)
+        if world is None or world.is_main:
+            in_step = group.finish(2)
         return 2
     except KeyboardInterrupt:
         print(
@@ -136,6 +163,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        distributed.leave(in_step)
+
+
+def group_device(args: argparse.Namespace) -> torch.device:
+    """The device this command's run will use, known before the run is opened: --device, or
+    what a resumed run (or one torchrun restarted) was created with."""
+    name = args.device
+    if name is None and args.command == "run":
+        run_dir = args.resume or args.out
+        if run_dir is not None and (Path(run_dir) / "config.toml").exists():
+            name = load_toml(Path(run_dir) / "config.toml").device
+    return resolve_device(name or "auto")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ class SpeedConfig:
 
 
 @dataclass(frozen=True)
+class ParallelConfig:
+    """More than one process (torchrun): how the ranks train together."""
+
+    # Per-rank BatchNorm by default: no collective inside every layer's forward, and each
+    # rank's share of a 512-image batch is still large enough for sound statistics.
+    sync_bn: bool = False
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """The rotation pretext task."""
 
@@ -96,6 +105,7 @@ class RunConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     active: ActiveConfig = field(default_factory=ActiveConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def initial_count(self, n_train: int) -> int:
         return max(1, round(self.active.initial_fraction * n_train))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from . import distributed, group
 from .acquire import get as get_acquisition
-from .checkpoint import ModelShape, Resumed, RoundCheckpoint, restore_model
+from .checkpoint import ModelShape, RoundCheckpoint
 from .config import RunConfig
 from .data import DeviceData, ImageSet
 from .data.identity import item_priority
@@ -23,14 +25,13 @@ from .errors import Collapsed, OracleClosed, SalalError
 from .events import (
     Emit,
     Event,
-    LabelsAdded,
     Notice,
     PhaseChanged,
     Query,
-    QueryReady,
     RunFinished,
     fan_out,
 )
+from .first_labels import ask_while_pretraining, label_initial_fraction
 from .imports import match_labels, read_labels
 from .journal import RunJournal
 from .labels import (
@@ -38,16 +39,14 @@ from .labels import (
     RunItems,
     agreement_with_truth,
     check_journal,
-    initial_answers,
     restore,
-    sample_queries,
     still_open,
 )
 from .learner import TorchLearner
 from .loop import HOLDOUT_EVERY, ActiveLoop
-from .model import Net
 from .oracle import AutoOracle, Oracle
-from .pretrain import build_model, load_pretrained, pretrain, pretrain_payload, read_payload
+from .plan import RunPlan, start_model
+from .pretrain import pretrain_payload
 from .runtime import compile_notice, configure, cuda_oom_hint, resolve_device, seed_everything
 from .session import RunRequest, Session
 from .store import RunStore
@@ -123,9 +122,8 @@ class Engine:
         if compiling := compile_notice():
             self.emit(Notice(compiling))
         stored = store.items()
-        images = load_for_run(
-            config, self.request.class_names, [s.digest for s in stored] or None, self.emit
-        )
+        digests = [s.digest for s in stored]
+        images = load_for_run(config, self.request.class_names, digests or None, self.emit)
         if self.oracle is None and not images.has_labels:
             raise SalalError(
                 "--auto-oracle needs ground-truth labels, and this source has none; "
@@ -146,29 +144,58 @@ class Engine:
         for change in items.notices(set(records)):
             self.emit(change)
         state = restore(records, items)
-        data = DeviceData(images, device)
-
         members = (
             config.active.committee if get_acquisition(config.active.acquisition).committee else 1
         )
-        shape = ModelShape(config.model.width, data.num_classes, members)
-        model = build_model(config, data.num_classes, device, members)
-        generator = torch.Generator(device=device).manual_seed(config.seed + 1)
+        shape = ModelShape(config.model.width, len(images.class_names), members)
         checkpoint = self._round_checkpoint()
-        if checkpoint is None:
-            self._ask_while_pretraining(images, items, state)
-            self._prepare_backbone(model, data)
-            model.replace_head(data.num_classes, members)
-            resumed = Resumed(0, (), None)
-        else:
-            resumed = restore_model(model, generator, checkpoint, shape)
-            for said in resumed.notices:
-                self.emit(Notice(said, level="info"))
+        plan = RunPlan(
+            config,
+            store.dir,
+            group.new_token(),
+            tuple(images.class_names),
+            tuple(digests) if digests else None,
+            shape,
+            store.checkpoints / f"{checkpoint.name}.pt" if checkpoint else None,
+            self._backbone_source(),
+        )
+        with group.running(plan):  # the other ranks build the same run, and end it with us
+            return self._train(
+                started, device, plan, checkpoint, images, items, state, bool(records)
+            )
+
+    def _train(
+        self,
+        started: float,
+        device: torch.device,
+        plan: RunPlan,
+        checkpoint: RoundCheckpoint | None,
+        images: ImageSet,
+        items: RunItems,
+        state: LabelState,
+        had_labels: bool,
+    ) -> RunSummary:
+        """Pretrain or restore, then the loop; every other rank does its share alongside."""
+        config, store, shape = self.config, self.store, plan.shape
+        # This rank's shard of the images on the device (all of them in a world of one).
+        data = DeviceData(images, device, shard=distributed.shard())
+        ask_first = partial(
+            ask_while_pretraining, config, store, self.oracle, self.emit, images, items, state
+        )
+        begun = start_model(plan, data, checkpoint, self.emit, ask_first)
+        if begun.pretrained is not None:
+            rotation_model, results = begun.pretrained
+            store.save_checkpoint("pretrain", pretrain_payload(rotation_model, config, results))
+        model, generator, resumed = begun.model, begun.generator, begun.resumed
+        for said in resumed.notices:
+            self.emit(Notice(said, level="info"))
         if state.num_labeled == 0:  # new, or killed before its initial labels were written
-            self._initial_labels(state, images, items)
+            label_initial_fraction(config, store, self.emit, images, items, state)
 
         oracle = self.oracle or AutoOracle(images.train.labels, store)
-        learner = TorchLearner(config, model, data, generator, self.emit, resumed.optimizer)
+        learner = group.lead(
+            TorchLearner(config, model, data, generator, self.emit, resumed.optimizer)
+        )
         loop = ActiveLoop(
             config,
             learner,
@@ -183,7 +210,7 @@ class Engine:
             open_queries=self._open_queries(items, state),
             curve=resumed.curve,
         )
-        if checkpoint is not None or records:
+        if checkpoint is not None or had_labels:
             where = f"from {checkpoint.name}" if checkpoint else "before the first round"
             self.emit(
                 Notice(
@@ -203,6 +230,14 @@ class Engine:
         return self._summary(started, reason, loop, images, items, detail)
 
     # ---------------------------------------------------------------- resuming
+    def _backbone_source(self) -> Path | None:
+        """Where rotation features come from: --pretrained, this run's earlier pretraining,
+        or (None) pretraining now."""
+        if self.config.model.pretrained is not None:
+            return Path(self.config.model.pretrained)
+        own = self.store.checkpoints / "pretrain.pt"
+        return own if own.exists() else None
+
     def _round_checkpoint(self) -> RoundCheckpoint | None:
         checkpoint = self.store.newest_round()
         if checkpoint is None:
@@ -215,56 +250,6 @@ class Engine:
         open_, done = still_open(self.store.open_queries(), items, state)
         self.store.mark_consumed(done)
         return open_
-
-    # ---------------------------------------------------------------- a new run
-    def _ask_while_pretraining(self, images: ImageSet, items: RunItems, state: LabelState) -> None:
-        """A person starting from zero labels never waits for pretraining: a seeded sample is
-        asked before it begins, and the loop takes those answers as its first labels."""
-        truth_starts = self.config.active.initial_fraction > 0 and images.has_labels
-        if self.oracle is None or state.num_labeled or truth_starts or self.store.open_queries():
-            return  # the ground truth answers at once; labels or questions exist already
-        queries = sample_queries(self.config, items, state, len(images.class_names))
-        self.store.save_queries(queries)
-        self.oracle.ask(queries)
-        self.emit(QueryReady(0, tuple(queries)))
-
-    def _prepare_backbone(self, model: Net, data: DeviceData) -> None:
-        """Rotation features: from --pretrained, from this run's earlier pretraining, or fresh."""
-        pretrained = self.config.model.pretrained
-        if pretrained is not None:
-            load_pretrained(read_payload(Path(pretrained)), self.config, model, pretrained)
-            return
-        found = self.store.load_checkpoint("pretrain")
-        if found is not None:
-            load_pretrained(found[0], self.config, model, "pretrain.pt")
-            return
-        generator = torch.Generator(device=data.device).manual_seed(self.config.seed)
-        rot_model, results = pretrain(self.config, data, self.emit, generator)
-        self.store.save_checkpoint("pretrain", pretrain_payload(rot_model, self.config, results))
-        model.backbone.load_state_dict(rot_model.backbone.state_dict())
-
-    def _initial_labels(self, state: LabelState, images: ImageSet, items: RunItems) -> None:
-        """The preset's initial fraction, labeled from the ground truth where there is one."""
-        answers = initial_answers(self.config, images.train.labels, items)
-        if not answers:
-            return  # cold start: the loop asks for the first labels
-        self.store.record_answers(answers)
-        state.add([a.index for a in answers], [a.label for a in answers], 0)
-        if self.config.active.label_noise:
-            flipped = round(self.config.active.label_noise * len(answers))
-            self.emit(
-                Notice(f"--label-noise: {flipped} of the initial labels are wrong on purpose")
-            )
-        self.emit(
-            LabelsAdded(
-                0,
-                tuple(a.index for a in answers),
-                tuple(a.label for a in answers),
-                "initial",
-                state.num_labeled,
-                self.config.target_count(state.size),
-            )
-        )
 
     # ---------------------------------------------------------------- the end
     def _summary(

@@ -7,8 +7,17 @@ class SalalError(Exception):
     """A problem the user can fix; the CLI prints it on one line and exits with status 2."""
 
 
-class Collapsed(SalalError):
+class TrainingFailed(SalalError):
+    """Training cannot go on. Judged on figures summed over every rank, so under torchrun each
+    rank raises it at the same step and the group stays in step."""
+
+
+class Collapsed(TrainingFailed):
     """Training collapsed to a constant prediction: the run stops, saved, and says why."""
+
+
+class Diverged(TrainingFailed):
+    """The loss is no longer a number: the weights are lost, and the run stops, saved."""
 
 
 class OracleClosed(Exception):

@@ -10,6 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from .data import DeviceData, rotation_batch
+from .distributed import all_sum
 from .model import Net
 from .runtime import autocast, mark_step
 from .train import prepare
@@ -23,7 +24,9 @@ def fixed_batches(images: torch.Tensor, batch_size: int) -> Iterator[tuple[torch
     """
     n = images.shape[0]
     batch = min(batch_size, max(n, 1))
-    for start in range(0, n, batch):
+    # No images (a rank holding none of them) still makes one batch, all padding: the outputs
+    # then have their real shapes, with no rows.
+    for start in range(0, max(n, 1), batch):
         chunk = images[start : start + batch]
         real = chunk.shape[0]
         if real < batch:
@@ -48,9 +51,6 @@ def pool_pass(
         # buffers the next batch overwrites, and .float() does not copy what is float32.
         features.append(feats[:real].to(torch.float32, copy=True))
         embeddings.append(embedding[:real].to(torch.float32, copy=True))
-    if not probs:
-        empty = torch.zeros(0, device=data.device)
-        return empty, empty, empty
     # (N, K, C) -> (K, N, C)
     return torch.cat(probs).permute(1, 0, 2), torch.cat(features), torch.cat(embeddings)
 
@@ -65,8 +65,6 @@ def predict(model: Net, images: torch.Tensor, data: DeviceData, batch_size: int)
         with autocast(data.device):
             logits = model(prepare(chunk, data))
         out.append(logits.float().softmax(-1)[:real])
-    if not out:
-        return torch.zeros(0)
     return torch.cat(out).permute(1, 0, 2)  # (N, K, C) -> (K, N, C)
 
 
@@ -78,9 +76,8 @@ def evaluate(
     data: DeviceData,
     batch_size: int,
 ) -> tuple[float, float]:
-    """(loss, accuracy) on held-out images; `labels` None scores the rotation task instead."""
-    if images.shape[0] == 0:
-        return float("nan"), float("nan")
+    """(loss, accuracy) on held-out images (this rank's share of them: the sums are added up
+    over every rank); `labels` None scores the rotation task instead."""
     model.eval()
     loss_sum = torch.zeros((), device=data.device)
     correct = torch.zeros((), device=data.device)
@@ -104,4 +101,8 @@ def evaluate(
         loss_sum += (nll * real_rows).sum()
         correct += ((p.argmax(-1) == y) & real_rows).sum()
         total += real * (4 if labels is None else 1)  # counted on the host: no sync per batch
-    return loss_sum.item() / total, correct.item() / total
+    counted = torch.tensor(float(total), device=data.device)
+    loss, right, count = all_sum(torch.stack([loss_sum, correct.float(), counted])).tolist()
+    if count == 0:
+        return float("nan"), float("nan")
+    return loss / count, right / count

@@ -7,6 +7,7 @@ in milliseconds, and keeps every training step in `train.py`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,19 +16,21 @@ import torch
 
 from .config import RunConfig
 from .data import DeviceData
+from .distributed import gather_rows
 from .events import Emit, PhaseChanged
 from .inference import evaluate, pool_pass
 from .model import Net
+from .pool import ALL_PARTS, PoolPart
 from .train import fit, make_optimizer
 
 
 @dataclass(frozen=True)
 class PoolPass:
-    """What one pass over items gives selection."""
+    """What one pass over items gives selection, in the order the items were asked for."""
 
     probabilities: torch.Tensor  # (K, P, C): each committee member's class probabilities
-    features: torch.Tensor  # (P, D): the head's input (gradient embeddings are built on it)
-    embeddings: torch.Tensor  # (P, E): unit-scaled stage features, for distances
+    features: torch.Tensor  # (P, D): the head's input (gradient embeddings); (P, 0) if unasked
+    embeddings: torch.Tensor  # (P, E): unit-scaled stage features, for distances; likewise
 
 
 class Learner(Protocol):
@@ -44,8 +47,8 @@ class Learner(Protocol):
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
         """Accuracy on the test split (`held_out` None), or on those labeled positions."""
 
-    def pool_pass(self, indices: np.ndarray) -> PoolPass:
-        """Probabilities and embeddings of the items at `indices`."""
+    def pool_pass(self, indices: np.ndarray, parts: Collection[PoolPart] = ALL_PARTS) -> PoolPass:
+        """Probabilities, and the `parts` asked for, of the items at `indices`."""
 
     def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(model, optimizer) state for a checkpoint."""
@@ -105,13 +108,42 @@ class TorchLearner:
         if len(held_out) == 0:
             return float("nan"), float("nan")
         idx = torch.from_numpy(held_out).to(data.device)
-        targets = torch.from_numpy(labels[held_out]).to(data.device)
-        return evaluate(self.model, data.train_images[idx], targets, data, batch)
+        mine = data.shard.mine(idx)  # each rank measures the held-out images it holds
+        targets = torch.from_numpy(labels[held_out]).to(data.device)[mine]
+        rows = idx[mine] // data.shard.size
+        return evaluate(self.model, data.train_images[rows], targets, data, batch)
 
-    def pool_pass(self, indices: np.ndarray) -> PoolPass:
-        idx = torch.from_numpy(indices).to(self.data.device)
-        images = self.data.train_images[idx]
-        return PoolPass(*pool_pass(self.model, images, self.data, self.config.eval_batch_size))
+    def pool_pass(self, indices: np.ndarray, parts: Collection[PoolPart] = ALL_PARTS) -> PoolPass:
+        """Each rank scores the items it holds; rank 0 gathers them back into the order of
+        `indices` (the other ranks get an empty pass: rank 0 alone selects)."""
+        data, ranks = self.data, self.data.shard.size
+        idx = torch.from_numpy(indices).to(data.device)
+        mine = data.shard.mine(idx)
+        probs, feats, embeddings = pool_pass(
+            self.model, data.train_images[idx[mine] // ranks], data, self.config.eval_batch_size
+        )
+        owner = idx % ranks
+        counts = torch.bincount(owner, minlength=ranks).tolist()
+        # Where each rank's rows go in the answer; the rows bring their positions along, so a
+        # shard's padding can never slip in as an item, nor an item come back twice.
+        order = torch.cat([torch.nonzero(owner == r).squeeze(1) for r in range(ranks)])
+        held = gather_rows(idx[mine], counts)
+        if held and not torch.equal(torch.cat(held), idx[order]):
+            raise RuntimeError("the ranks scored other items than they were given")
+        back = torch.argsort(order)
+
+        def gathered(rows: torch.Tensor, wanted: bool = True) -> torch.Tensor:
+            if not wanted:
+                return rows.new_zeros((len(indices) if held else 0, 0))
+            pieces = gather_rows(rows, counts)
+            return torch.cat(pieces)[back] if pieces else rows[:0]
+
+        all_probs = gathered(probs.permute(1, 0, 2))  # (P, K, C): rows first, for the gather
+        return PoolPass(
+            all_probs.permute(1, 0, 2),
+            gathered(feats, "features" in parts),
+            gathered(embeddings, "embeddings" in parts),
+        )
 
     def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         return self.model.state_dict(), self.optimizer.state_dict()

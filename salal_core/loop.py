@@ -24,9 +24,10 @@ from .events import Emit, LabelsAdded, Notice, PhaseChanged, Query, QueryReady, 
 from .labels import LabelState
 from .learner import Learner
 from .oracle import Oracle
-from .pool import Pool
+from .pool import Pool, PoolPart
 from .summary import AccuracySource, CurvePoint, StopReason
 
+EMBEDDINGS: tuple[PoolPart, ...] = ("embeddings",)
 HOLDOUT_EVERY = 5  # without a test split, one labeled item in five measures accuracy
 
 
@@ -106,11 +107,11 @@ class ActiveLoop:
         if cold and strategy.name != "random":
             strategy = acquire.get(acquire.COLD_START)
         self.emit(PhaseChanged("scoring", f"{strategy.name} over {len(pool)} images"))
-        seen = self.learner.pool_pass(pool)
+        seen = self.learner.pool_pass(pool, strategy.parts)
         labeled = self.state.labeled_indices()
         labeled_embeddings = seen.embeddings[:0]
         if strategy.sees_labeled and len(labeled):
-            labeled_embeddings = self.learner.pool_pass(labeled).embeddings
+            labeled_embeddings = self.learner.pool_pass(labeled, EMBEDDINGS).embeddings
         device = seen.probabilities.device
         chosen, scores = strategy.select(
             Pool(

@@ -17,6 +17,7 @@ from .config import (
     preset,
     with_overrides,
 )
+from .distributed import DEFAULT_GROUP_TIMEOUT
 from .errors import SalalError
 
 if TYPE_CHECKING:  # argparse's class is generic to type checkers only
@@ -73,6 +74,24 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         metavar="MODE",
         help=f"torch.compile the network: {', '.join(COMPILE_MODES)} (default off; costs "
         "a minute or more of compiling at the start, see BENCHMARKS.md)",
+    )
+    add_group_options(p)
+
+
+def add_group_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("more than one GPU (under torchrun; README, More than one GPU)")
+    g.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=None,
+        help="BatchNorm statistics over the global batch, not each rank's share (GPUs only)",
+    )
+    g.add_argument(
+        "--group-timeout",
+        type=float,
+        metavar="S",
+        help=f"seconds for the ranks to find each other, and for any one exchange "
+        f"(default {DEFAULT_GROUP_TIMEOUT:.0f})",
     )
 
 
@@ -167,6 +186,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "active.stop_when_flat": get("stop_when_flat"),
         "active.label_noise": get("label_noise"),
         "speed.compile": get("compile"),
+        "parallel.sync_bn": get("sync_bn"),
     }
     return {k: v for k, v in out.items() if v is not None}
 

@@ -9,6 +9,7 @@ import torch
 
 from .config import RunConfig, to_dict
 from .data import DeviceData
+from .distributed import sync_batchnorm
 from .errors import SalalError
 from .events import Emit, Notice, PhaseChanged
 from .inference import evaluate
@@ -21,6 +22,8 @@ EVAL_LIMIT_WITHOUT_TEST = 2000
 
 def build_model(config: RunConfig, classes: int, device: torch.device, members: int = 1) -> Net:
     model = Net(config.model.width, classes, members).to(device)
+    if config.parallel.sync_bn:
+        model = sync_batchnorm(model)
     model = model.to(memory_format=memory_format(device))
     compile_model(model)  # in place: the module keeps its type and its state dict's names
     return model
@@ -40,10 +43,11 @@ def pretrain(
         )
     model = build_model(config, 4, data.device)
     # Without a test split, measure rotation accuracy on a slice of the (unlabeled) pool.
+    # (Each rank holds its share of either; evaluation adds the shares up.)
     held_out = (
         data.test_images
-        if data.test_images.shape[0]
-        else (data.train_images[:EVAL_LIMIT_WITHOUT_TEST])
+        if data.num_test
+        else data.train_images[: EVAL_LIMIT_WITHOUT_TEST // data.shard.size]
     )
     emit(PhaseChanged("pretrain", f"rotation pretraining, {cfg.epochs} epochs"))
     indices = torch.arange(data.num_train, device=data.device)
@@ -112,3 +116,18 @@ def load_pretrained(payload: dict[str, Any], config: RunConfig, model: Net, sour
         model.load_backbone(payload["model"])
     except RuntimeError as exc:
         raise SalalError(f"{source} does not fit this model ({str(exc).splitlines()[0]})") from None
+
+
+def start_backbone(
+    model: Net, config: RunConfig, data: DeviceData, source: Path | None, emit: Emit
+) -> tuple[Net, dict[str, float]] | None:
+    """Rotation features into `model`: from `source` (a pretrain.pt: --pretrained, or this
+    run's own), or by pretraining now, which returns the rotation model and its figures for
+    rank 0 to save."""
+    if source is not None:
+        load_pretrained(read_payload(source), config, model, str(source))
+        return None
+    generator = torch.Generator(device=data.device).manual_seed(config.seed)
+    rotation_model, results = pretrain(config, data, emit, generator)
+    model.backbone.load_state_dict(rotation_model.backbone.state_dict())
+    return rotation_model, results

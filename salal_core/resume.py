@@ -26,6 +26,7 @@ MAY_CHANGE: dict[str, tuple[str, ...]] = {
     "--cache-dir": ("data.cache_dir",),
     "--acquisition": ("active.acquisition",),
     "--stop-when-flat": ("active.stop_when_flat",),
+    "--sync-bn": ("parallel.sync_bn",),
 }
 FIXED: dict[str, tuple[str, ...]] = {
     "--data": ("data.source",),

@@ -17,7 +17,8 @@ from torch.nn import functional as F
 
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
-from .errors import Collapsed, SalalError
+from .distributed import all_sum, for_training, same_buffers
+from .errors import Collapsed, Diverged
 from .events import Emit, EpochEnded, Notice, PhaseStarted, StepProgress, TrainingPhase
 from .model import Net
 from .runtime import autocast, fused_optimizer, mark_step, memory_format
@@ -76,42 +77,58 @@ def prepare(images_uint8: torch.Tensor, data: DeviceData) -> torch.Tensor:
     )
 
 
+def draw(rows: torch.Tensor, needed: int, generator: torch.Generator | None) -> torch.Tensor:
+    """`needed` of `rows` in a fresh random order, wrapping round with another order when a
+    rank holds fewer than its share of the epoch's steps: every rank steps the same times."""
+    n = len(rows)
+    orders = [rows[torch.randperm(n, device=rows.device, generator=generator)]]
+    while len(orders) * n < needed:
+        orders.append(rows[torch.randperm(n, device=rows.device, generator=generator)])
+    return torch.cat(orders)[:needed] if len(orders) > 1 else orders[0]
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     data: DeviceData,
-    indices: torch.Tensor,
+    rows: torch.Tensor,
     targets: torch.Tensor | None,
     *,
+    steps: int,
     batch_size: int,
+    loss_scale: float = 1.0,
     label_smoothing: float = 0.0,
     generator: torch.Generator | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> EpochStats:
-    """One pass over `indices` (global, on the device).
+    """`steps` batches of `batch_size` drawn from `rows` (of this rank's shard, on the device).
 
     `targets` None means the rotation pretext task: each batch becomes its four quarter turns.
-    Otherwise `targets[i]` is the class of global item i. With K heads, each head sees its own
+    Otherwise `targets[r]` is the class of shard row r. With K heads, each head sees its own
     bootstrap resample (Poisson(1) weights), which is what makes the committee disagree.
+    `model` is what `for_training` gives: under torchrun it averages gradients over the ranks.
+    A rank holding none of `rows` still steps (DDP needs every rank in every backward) on
+    images of its shard with `loss_scale` 0, so that it adds nothing.
     """
     model.train()
     device = data.device
     start = time.perf_counter()
-    n = len(indices)
-    batch = min(batch_size, n)
-    steps = steps_per_epoch(n, batch)
-    order = indices[torch.randperm(n, device=device, generator=generator)]
+    needed = steps * batch_size
+    own = len(rows) > 0
+    if own:
+        order = draw(rows, needed, generator)
+    else:
+        order = torch.randint(0, data.train_images.shape[0], (needed,), device=device)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
-    seen = 0
     for step in range(steps):
-        idx = order[step * batch : (step + 1) * batch]
+        idx = order[step * batch_size : (step + 1) * batch_size]
         x = augment_batch(prepare(data.train_images[idx], data), generator)
         if targets is None:
             x, y = rotation_batch(x)  # (B, 3, H, W) -> (4B, 3, H, W), labels 0..3
         else:
-            y = targets[idx]
+            y = targets[idx] if own else torch.zeros_like(idx)
         # One memory layout for every batch: the gather in the crop leaves NHWC strides, and
         # mixing layouts makes oneDNN on the CPU pick (and JIT) other kernels batch by batch.
         x = x.contiguous(memory_format=memory_format(device))
@@ -132,17 +149,22 @@ def train_epoch(
         else:
             loss = per_item.mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        (loss * loss_scale).backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.detach() * b
-        correct += (logits.softmax(-1).mean(1).argmax(-1) == y).sum()
-        seen += b
+        if own:
+            loss_sum += loss.detach() * b
+            correct += (logits.softmax(-1).mean(1).argmax(-1) == y).sum()
         if on_step is not None:
             on_step(step + 1, steps)
-    total = max(seen, 1)
-    mean_loss, accuracy = loss_sum.item() / total, correct.item() / total  # the epoch's one sync
-    return EpochStats(mean_loss, accuracy, seen, time.perf_counter() - start)
+    same_buffers(model)
+    seen = torch.tensor(float(steps * b if own else 0), device=device)
+    # The epoch's one sync: every rank reads the same totals, so all judge the epoch alike.
+    totals = all_sum(torch.stack([loss_sum, correct.float(), seen])).tolist()
+    total = max(totals[2], 1.0)
+    return EpochStats(
+        totals[0] / total, totals[1] / total, int(totals[2]), time.perf_counter() - start
+    )
 
 
 LONG_PHASE = 3600.0  # seconds: a phase expected to run longer is announced, with the remedy
@@ -190,6 +212,7 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> torch.optim.Optimizer:
     """Train for `epochs` with a fresh warm-up-and-decay schedule, emitting one event per epoch.
+    `indices` are global pool positions and `targets` (if any) has one class per position.
 
     Passing the previous `optimizer` keeps its momentum across fine-tuning rounds: the model is
     fine-tuned continuously, as the write-up does, with the rate restarted each round.
@@ -198,7 +221,17 @@ def fit(
     classes = model.head.classes
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] = cfg.lr
-    steps = steps_per_epoch(len(indices), min(cfg.batch_size, len(indices)))
+    # The preset's batch is the global one: each of the ranks takes its share of every step,
+    # so the schedule, the step count and the learning rate are those of one process.
+    batch = min(cfg.batch_size, len(indices))
+    steps = steps_per_epoch(len(indices), batch)
+    ranks = data.shard.size
+    rows = data.local(indices)
+    own = torch.tensor(float(len(rows) > 0), device=data.device)
+    holders = int(all_sum(own).item())  # ranks holding any of `indices`
+    loss_scale = ranks / holders if len(rows) else 0.0
+    local_targets = None if targets is None else data.mine(targets)
+    network = for_training(model)
     scheduler = make_schedule(optimizer, cfg, epochs * steps)
     emit(PhaseStarted(phase, round_, epochs, steps))
     every = max(1, steps // 20)
@@ -216,13 +249,15 @@ def fit(
                 emit(StepProgress(phase, epoch, step, total))
 
         stats = train_epoch(
-            model,
+            network,
             optimizer,
             scheduler,
             data,
-            indices,
-            targets,
-            batch_size=cfg.batch_size,
+            rows,
+            local_targets,
+            steps=steps,
+            batch_size=max(1, batch // ranks),
+            loss_scale=loss_scale,
             label_smoothing=cfg.label_smoothing,
             generator=generator,
             on_step=on_step,
@@ -256,7 +291,7 @@ def fit(
         if not math.isfinite(stats.loss):
             # Weights that are NaN score every image alike and predict nothing: stop the run
             # rather than go on asking for labels with them. Every answer is already saved.
-            raise SalalError(
+            raise Diverged(
                 f"{phase} diverged (loss {stats.loss}) with {cfg.optimizer} at lr {cfg.lr}; "
                 "lower it with --lr (a new run, or --resume to keep the labels) or use --preset "
                 "fast"

@@ -5,93 +5,45 @@ journal (an answer is on disk before the next image is drawn) and the images to 
 child loads, pretrains, fine-tunes and scores. One pipe joins them: events, `ask` and
 `collect` go up; answers and `stop` come down. If the parent dies, Linux kills the child with
 it (PR_SET_PDEATHSIG), and whatever either was writing is as safe as after any SIGKILL.
+
+With `ranks` above one (`salal-tui --ranks N`) the engine is a local torchrun-style group:
+the child on the pipe is rank 0, and N - 1 more children follow it (group.py), each on its own
+GPU, or as gloo processes on the CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing as mp
 import os
-import queue
-import signal
-import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Literal
 
-from .engine import Engine
+from . import distributed
+from .engine_child import LOG_NAME, ChildSpec, Down, child_main, follower_main
 from .errors import OracleClosed, SalalError
-from .events import DataLoaded, Emit, Event, OracleName, Query, fan_out
-from .session import RunRequest, Session
-from .store import RunStore
+from .events import DataLoaded, Emit, Event
+from .session import Session
 from .summary import RunSummary
 
 STOP_GRACE = 5.0  # seconds a stopping child gets to finish its step before it is killed
 ENGINE_NICENESS = 10  # the person's keypresses win the CPU over the training process
-LOG_NAME = "engine.log"  # the child's stdout and stderr: the terminal belongs to the app
-
-
-# What crosses the pipe: child to parent, and parent to child.
-UpKind = Literal["event", "ask", "collect", "finished", "error", "crash"]
-DownKind = Literal["answers", "stop"]
-Up = tuple[UpKind, Any]
-Down = tuple[DownKind, Any]
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    """What the child needs to rebuild the parent's engine from its run directory."""
-
-    request: RunRequest
-    niceness: int
-    parent_pid: int
-
-
-class RemoteOracle:
-    """The child's oracle: forwards `ask` and `collect` to the parent's oracle over the pipe."""
-
-    name: OracleName = "human"
-
-    def __init__(self, send: Callable[[Up], None]) -> None:
-        self._send = send
-        self._answers: queue.Queue[dict[int, int] | None] = queue.Queue()
-        self._closed = False
-
-    def ask(self, queries: Sequence[Query]) -> None:
-        self._send(("ask", list(queries)))
-
-    def collect(self, indices: Sequence[int]) -> dict[int, int]:
-        if self._closed:
-            raise OracleClosed()
-        self._send(("collect", [int(i) for i in indices]))
-        answers = self._answers.get()
-        if answers is None:
-            raise OracleClosed()
-        return answers
-
-    def deliver(self, answers: dict[int, int]) -> None:
-        self._answers.put(answers)
-
-    def close(self) -> None:
-        self._closed = True
-        self._answers.put(None)
 
 
 class EngineProcess:
     """Runs the session's engine in a child process; `run()` and `stop()` behave as the
     engine's own, and the session (this side) keeps the oracle and the images."""
 
-    def __init__(self, session: Session, emit: Emit, niceness: int = ENGINE_NICENESS) -> None:
-        self.session, self.emit, self.niceness = session, emit, niceness
+    def __init__(
+        self, session: Session, emit: Emit, niceness: int = ENGINE_NICENESS, ranks: int = 1
+    ) -> None:
+        self.session, self.emit, self.niceness, self.ranks = session, emit, niceness, ranks
         self.process: BaseProcess | None = None
+        self.followers: list[BaseProcess] = []
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -107,14 +59,25 @@ class EngineProcess:
     def run(self) -> RunSummary | None:
         """Start the child and serve it until it finishes; blocks (call it from a thread).
         None when the child had to be killed on its way out (a stop it did not heed)."""
-        spec = ChildSpec(self.session.request, self.niceness, os.getpid())
+        specs = [
+            ChildSpec(self.session.request, self.niceness, os.getpid(), env)
+            for env in distributed.local_group(self.ranks)
+        ]
         context = mp.get_context("spawn")  # fork would copy the app's threads and locks
         conn, child_conn = context.Pipe()
         self.process = process = context.Process(
-            target=_child_main, args=(child_conn, spec), name="salal-engine", daemon=True
+            target=child_main, args=(child_conn, specs[0]), name="salal-engine", daemon=True
         )
+        self.followers = [
+            context.Process(
+                target=follower_main, args=(spec,), name=f"salal-rank-{rank}", daemon=True
+            )
+            for rank, spec in enumerate(specs[1:], start=1)
+        ]
         try:
             process.start()
+            for follower in self.followers:
+                follower.start()
             child_conn.close()
             self._conn = conn
             if self._stopping.is_set():
@@ -195,75 +158,10 @@ class EngineProcess:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-        if self.process is not None and self.process.pid is not None:
-            self.process.join(timeout=STOP_GRACE)
-            if self.process.is_alive():
-                self.process.kill()
-                self.process.join()
-
-
-# ---------------------------------------------------------------------------- the child
-
-
-def _child_main(conn: Connection, spec: ChildSpec) -> None:
-    _detach(spec)
-    send_lock = threading.Lock()
-
-    def send(message: Up) -> None:
-        with send_lock:
-            conn.send(message)
-
-    def forward(event: Event) -> None:
-        try:
-            send(("event", event))
-        except (BrokenPipeError, OSError):
-            raise OracleClosed() from None  # the app is gone: stop as if the person quit
-
-    remote = RemoteOracle(send) if spec.request.oracle == "human" else None
-    try:
-        # The parent holds the run's lock, and has applied and saved the configuration.
-        store = RunStore(spec.request.run_dir, create=False, lock=False)
-        engine = Engine(
-            store.load_config(), store, spec.request, fan_out(store.on_event, forward), remote
-        )
-        threading.Thread(target=_listen, args=(conn, engine, remote), daemon=True).start()
-        result: Up = ("finished", engine.run())
-    except SalalError as exc:
-        result = ("error", str(exc))
-    except BaseException:
-        traceback.print_exc()
-        result = ("crash", traceback.format_exc())
-    with contextlib.suppress(BrokenPipeError, OSError):  # the app is gone: nobody to tell
-        send(result)
-    conn.close()
-
-
-def _listen(conn: Connection, engine: Engine, remote: RemoteOracle | None) -> None:
-    """Answers and `stop` from the parent; a closed pipe means the parent is gone."""
-    while True:
-        try:
-            kind, payload = conn.recv()
-        except (EOFError, OSError):
-            kind, payload = "stop", None
-        if kind == "answers" and remote is not None:
-            remote.deliver(payload)
-        elif kind == "stop":
-            engine.stop()
-            return
-
-
-def _detach(spec: ChildSpec) -> None:
-    """Leave the terminal to the app: no Ctrl-C, output to the run's log, lower priority, and
-    die with the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    log = os.open(spec.request.run_dir / LOG_NAME, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() != spec.parent_pid:  # it died before the line above took effect
-            os._exit(1)
-    if spec.niceness:
-        os.nice(spec.niceness)
+        # Rank 0 first: it tells the followers the run is over, and they exit with it.
+        for process in [self.process, *self.followers]:
+            if process is not None and process.pid is not None:
+                process.join(timeout=STOP_GRACE)
+                if process.is_alive():
+                    process.kill()
+                    process.join()

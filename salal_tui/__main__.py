@@ -39,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="your own class keys: one 'CODE CLASS' a line, a code of one or two keys",
     )
     parser.add_argument(
+        "--ranks",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train and score as N local processes: one per GPU, or N gloo processes on a CPU",
+    )
+    parser.add_argument(
         "--review",
         type=Path,
         metavar="RUN_DIR",
@@ -80,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
     if args.review is not None:
         return review(args.review, args.device or "auto")
+    from salal_core.distributed import check_local_ranks
     from salal_core.factory import open_session
+    from salal_core.runtime import resolve_device
     from salal_core.worker import EngineProcess
 
     from .app import SalalApp
@@ -99,10 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             class_names=class_names_from_args(args),
             labels_file=args.labels,
         )
+        check_local_ranks(args.ranks, resolve_device(session.config.device))
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
-    app = SalalApp(session, bridge, auto, EngineProcess(session, bridge), args.keys)
+    engine = EngineProcess(session, bridge, ranks=args.ranks)
+    app = SalalApp(session, bridge, auto, engine, args.keys)
     app.run()
     if app.error:
         print(f"salal-tui: error: {app.error}", file=sys.stderr)

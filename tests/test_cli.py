@@ -304,7 +304,7 @@ def test_the_paper_recipe_at_tiny_scale_collapses_and_says_so(
     out = tmp_path / "run"
     args = tiny_cli("run", shared_slice, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
     args[args.index("--preset") + 1] = "paper"
-    args[args.index("--pretrain-epochs") + 1] = "4"
+    args[args.index("--pretrain-epochs") + 1] = "8"
     args[args.index("--width") + 1] = "8"
     assert main(args) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from helpers import ROUNDS, labels_by_item, tiny_cli
-from salal_core import engine
+from salal_core import pretrain
 from salal_core.cli import main
 from salal_core.commands.export import export_rows
 from salal_core.store import RunStore
@@ -124,7 +124,7 @@ def test_running_out_of_gpu_memory_is_one_line(
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(engine, "pretrain", out_of_memory)
+    monkeypatch.setattr(pretrain, "pretrain", out_of_memory)
     code = main(tiny_cli("run", synthetic_pack, tmp_path / "run", tmp_path / "c", *ROUNDS))
     err = capsys.readouterr().err.strip().splitlines()
     assert (

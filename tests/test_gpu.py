@@ -35,7 +35,16 @@ def test_an_epoch_waits_for_the_gpu_twice_and_scoring_never(compile_mode: str) -
         everything = torch.arange(data.num_train, device=cuda)
 
         def epoch() -> None:
-            train_epoch(model, optimizer, scheduler, data, everything, None, batch_size=32)
+            train_epoch(
+                model,
+                optimizer,
+                scheduler,
+                data,
+                everything,
+                None,
+                steps=len(everything) // 32,
+                batch_size=32,
+            )
 
         def score() -> None:
             predict(model, data.test_images, data, batch_size=64)

@@ -4,7 +4,7 @@ runs on drawn images for the real path: pretraining learns, every label lands on
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from salal_core.labels import LabelState
 from salal_core.learner import PoolPass
 from salal_core.loop import HOLDOUT_EVERY, ActiveLoop
 from salal_core.oracle import AutoOracle
+from salal_core.pool import ALL_PARTS, PoolPart
 from salal_core.pretrain import pretrain
 from salal_core.summary import CurvePoint
 
@@ -58,7 +59,7 @@ class FakeLearner:
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
         return self.accuracies.pop(0) if self.accuracies else 0.5
 
-    def pool_pass(self, indices: np.ndarray) -> PoolPass:
+    def pool_pass(self, indices: np.ndarray, parts: Collection[PoolPart] = ALL_PARTS) -> PoolPass:
         sharp = torch.from_numpy(1.0 - indices / N).float().view(-1, 1)  # (P, 1)
         logits = torch.zeros(len(indices), CLASSES)
         logits[:, 0] = 5 * sharp[:, 0]

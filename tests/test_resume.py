@@ -86,7 +86,8 @@ def config_flags() -> set[str]:
         for a in build_parser()._subparsers._group_actions[0].choices.values()  # type: ignore[union-attr]
         if isinstance(a, argparse.ArgumentParser) and a.prog.endswith(" run")
     )
-    not_config = {"--out", "--resume", "--json", "--help"}
+    # How to run, not what: the group's timeout is the launch's, like torchrun's own flags.
+    not_config = {"--out", "--resume", "--json", "--help", "--group-timeout"}
     return {
         opt
         for action in run._actions

@@ -75,6 +75,7 @@ def train_throughput(
             data,
             indices,
             targets,
+            steps=len(indices) // batch,
             batch_size=batch,
             generator=generator,
         )

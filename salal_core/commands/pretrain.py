@@ -10,10 +10,12 @@ from typing import Any
 
 import torch
 
+from .. import distributed, group
 from ..config import RunConfig, validate
 from ..data import DeviceData, load_dataset
 from ..events import EpochEnded, Notice, Recorder, fan_out
 from ..options import config_from_args
+from ..plan import PretrainPlan
 from ..pretrain import pretrain, pretrain_payload
 from ..progress import RichProgress
 from ..runtime import (
@@ -45,7 +47,10 @@ def pretrain_into(config: RunConfig, out: Path, quiet: bool = False) -> dict[str
             emit = fan_out(store.on_event, recorder, progress)
             if notice := compile_notice():
                 emit(Notice(notice))
-            data = DeviceData(load_dataset(config.data, config.seed, emit), device)
+            images = load_dataset(config.data, config.seed, emit)
+            # Told once rank 0 has loaded: the decode cache is written, the others read it.
+            group.tell(PretrainPlan(config))
+            data = DeviceData(images, device, shard=distributed.shard())
             generator = torch.Generator(device=device).manual_seed(config.seed)
             model, results = pretrain(config, data, emit, generator)
             path = store.save_checkpoint("pretrain", pretrain_payload(model, config, results))

@@ -173,11 +173,14 @@ def load_dataset(
     emit: Emit = ignore,
     progress: Callable[[int, int], None] | None = None,
     train_items: Collection[str] | None = None,
+    write_cache: bool = True,
 ) -> ImageSet:
     """Load the configured source through the decode cache, then take the configured slices.
 
     `train_items` (digests) is the slice a limited run was created with: a resumed run keeps
     exactly those images instead of drawing the slice again from a source that may have changed.
+    `write_cache` False: rank 0 writes the cache; the other ranks read it, or decode for
+    themselves where it is not (another node's local disk), and never write it.
     """
     start = time.perf_counter()
     cache_dir = cache_folder(config)
@@ -193,7 +196,8 @@ def load_dataset(
         if len(data.train) == 0:
             raise SalalError(f"no readable training images in {path}")
         try:
-            _save_cache(cache_file, data)
+            if write_cache:
+                _save_cache(cache_file, data)
         except OSError as exc:
             emit(Notice(f"could not write the decode cache {cache_file} ({exc}); continuing"))
     if data.skipped:
@@ -227,10 +231,13 @@ def load_for_run(
     class_names: Sequence[str] = (),
     train_items: Collection[str] | None = None,
     emit: Emit = ignore,
+    write_cache: bool = True,
 ) -> ImageSet:
     """A run's images: the source through the cache, with `--classes` named for a folder that
     has no class folders of its own (and refused for one that has)."""
-    images = load_dataset(config.data, config.seed, emit, train_items=train_items)
+    images = load_dataset(
+        config.data, config.seed, emit, train_items=train_items, write_cache=write_cache
+    )
     if class_names:
         if images.class_names and images.class_names != list(class_names):
             raise SalalError(

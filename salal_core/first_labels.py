@@ -1,0 +1,60 @@
+"""A new run's first labels: the ground truth's initial fraction, or, for a person starting
+from nothing, a seeded sample asked before pretraining begins, so nobody waits for it."""
+
+from __future__ import annotations
+
+from .config import RunConfig
+from .data import ImageSet
+from .events import Emit, LabelsAdded, Notice, QueryReady
+from .labels import LabelState, RunItems, initial_answers, sample_queries
+from .oracle import Oracle
+from .store import RunStore
+
+
+def ask_while_pretraining(
+    config: RunConfig,
+    store: RunStore,
+    oracle: Oracle | None,
+    emit: Emit,
+    images: ImageSet,
+    items: RunItems,
+    state: LabelState,
+) -> None:
+    """A person starting from zero labels never waits for pretraining: a seeded sample is
+    asked before it begins, and the loop takes those answers as its first labels."""
+    truth_starts = config.active.initial_fraction > 0 and images.has_labels
+    if oracle is None or state.num_labeled or truth_starts or store.open_queries():
+        return  # the ground truth answers at once; labels or questions exist already
+    queries = sample_queries(config, items, state, len(images.class_names))
+    store.save_queries(queries)
+    oracle.ask(queries)
+    emit(QueryReady(0, tuple(queries)))
+
+
+def label_initial_fraction(
+    config: RunConfig,
+    store: RunStore,
+    emit: Emit,
+    images: ImageSet,
+    items: RunItems,
+    state: LabelState,
+) -> None:
+    """The preset's initial fraction, labeled from the ground truth where there is one."""
+    answers = initial_answers(config, images.train.labels, items)
+    if not answers:
+        return  # cold start: the loop asks for the first labels
+    store.record_answers(answers)
+    state.add([a.index for a in answers], [a.label for a in answers], 0)
+    if config.active.label_noise:
+        flipped = round(config.active.label_noise * len(answers))
+        emit(Notice(f"--label-noise: {flipped} of the initial labels are wrong on purpose"))
+    emit(
+        LabelsAdded(
+            0,
+            tuple(a.index for a in answers),
+            tuple(a.label for a in answers),
+            "initial",
+            state.num_labeled,
+            config.target_count(state.size),
+        )
+    )
