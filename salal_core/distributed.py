@@ -13,13 +13,13 @@ the same draws land on different images, and one seed still reproduces the whole
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import socket
 import weakref
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -54,12 +54,6 @@ class Shard:
 
     rank: int = 0
     size: int = 1
-
-    def positions(self, n: int) -> np.ndarray:
-        return np.arange(self.rank, n, self.size)
-
-    def count(self, n: int) -> int:
-        return len(range(self.rank, n, self.size))
 
     def mine(self, positions: torch.Tensor) -> torch.Tensor:
         """Which of these global positions this rank holds (a mask, order kept)."""
@@ -160,6 +154,10 @@ def leave(in_step: bool) -> None:
     so they wait for each other first; tearing down while a peer still talks to this rank
     aborts it. Otherwise the peers may be gone, and waiting for them would hang."""
     if dist.is_initialized():
+        # DDP's reducer keeps gloo work (and its tensors) alive; freed after the interpreter
+        # starts to shut down, they abort the process. Drop them while it is whole.
+        _wrapped.clear()
+        gc.collect()
         if in_step:
             dist.barrier()
         dist.destroy_process_group()
@@ -182,6 +180,12 @@ def barrier() -> None:
         dist.barrier()
 
 
+def count(flag: bool) -> int:
+    """How many ranks pass True (on every rank)."""
+    value = torch.tensor([int(flag)], device=_collective_device())
+    return int(all_sum(value).item())
+
+
 def all_sum(values: torch.Tensor) -> torch.Tensor:
     """The sum of `values` over every rank (on every rank)."""
     if dist.is_initialized():
@@ -196,8 +200,7 @@ def broadcast(value: T | None) -> T:
         return value
     box: list[Any] = [value]
     # NCCL moves the pickled bytes through the GPU; gloo through the host.
-    device = torch.device("cuda", torch.cuda.current_device()) if _nccl() else None
-    dist.broadcast_object_list(box, src=0, device=device)
+    dist.broadcast_object_list(box, src=0, device=_collective_device())
     result: T = box[0]
     return result
 
@@ -220,6 +223,11 @@ def gather_rows(rows: torch.Tensor, counts: list[int]) -> list[torch.Tensor]:
 
 def _nccl() -> bool:
     return dist.is_initialized() and dist.get_backend() == "nccl"
+
+
+def _collective_device() -> torch.device | None:
+    """Where a tensor must live for this group's collectives: NCCL moves GPU memory only."""
+    return torch.device("cuda", torch.cuda.current_device()) if _nccl() else None
 
 
 # model -> (its parameters when wrapped, the wrapper): DDP hooks every parameter, so it is

@@ -176,8 +176,8 @@ def new_token() -> str:
 
 
 def _blind_ranks(seen: bool) -> int:
-    """How many ranks do not see the run directory rank 0 wrote (summed over the group)."""
-    return int(distributed.all_sum(torch.tensor([0 if seen else 1])).item())
+    """How many ranks do not see the run directory rank 0 wrote."""
+    return distributed.count(not seen)
 
 
 # ------------------------------------------------------------------------------ the others

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
-from .distributed import all_sum, for_training, same_buffers
+from .distributed import all_sum, count, for_training, same_buffers
 from .errors import Collapsed, Diverged
 from .events import Emit, EpochEnded, Notice, PhaseStarted, StepProgress, TrainingPhase
 from .model import Net
@@ -227,8 +227,7 @@ def fit(
     steps = steps_per_epoch(len(indices), batch)
     ranks = data.shard.size
     rows = data.local(indices)
-    own = torch.tensor(float(len(rows) > 0), device=data.device)
-    holders = int(all_sum(own).item())  # ranks holding any of `indices`
+    holders = count(len(rows) > 0)  # ranks holding any of `indices`
     loss_scale = ranks / holders if len(rows) else 0.0
     local_targets = None if targets is None else data.mine(targets)
     network = for_training(model)

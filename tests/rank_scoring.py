@@ -39,9 +39,13 @@ def main(run_dir: Path, out: Path) -> None:
     generator = torch.Generator(device=device)
     restore_model(model, generator, checkpoint, checkpoint.shape)
     learner = TorchLearner(config, model, data, generator, ignore)
-    # Every third image "labeled": the pool has gaps, and its length divides by no rank count.
+    # Every third image "labeled", and the first five: the pool has gaps, and the ranks hold
+    # unequal shares of it, so the gather pads one of them.
     everything = np.arange(data.num_train)
-    labeled, pool = everything[everything % 3 == 0], everything[everything % 3 != 0]
+    taken = (everything % 3 == 0) | (everything < 5)
+    labeled, pool = everything[taken], everything[~taken]
+    shares = np.bincount(pool % world.size, minlength=world.size)
+    assert world.size == 1 or len(set(shares.tolist())) > 1, shares
     seen = learner.pool_pass(pool)
     labeled_embeddings = learner.pool_pass(labeled, ("embeddings",)).embeddings
     report: dict[str, object] = {
