@@ -108,8 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             class_names=class_names_from_args(args),
             labels_file=args.labels,
         )
+    except SalalError as exc:
+        print(f"salal-tui: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         check_local_ranks(args.ranks, resolve_device(session.config.device))
     except SalalError as exc:
+        session.close()
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
     engine = EngineProcess(session, bridge, ranks=args.ranks)

@@ -259,12 +259,19 @@ def test_sync_bn_without_gpus_is_one_line(synthetic_pack: Path, tmp_path: Path, 
     )
 
 
-def test_local_ranks_are_checked_against_the_gpus() -> None:
+def test_local_ranks_are_checked_against_the_gpus(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
     import torch
+
+    from salal_tui.__main__ import main as salal_tui
 
     check_local_ranks(2, torch.device("cpu"))  # gloo processes on a CPU: any number
     with pytest.raises(SalalError, match="--ranks must be at least 1"):
         check_local_ranks(0, torch.device("cpu"))
+    args = ["--ranks", "0", "--data", str(synthetic_pack), "--device", "cpu"]
+    assert salal_tui([*args, "--out", str(tmp_path / "R")]) == 2
+    assert capsys.readouterr().err == "salal-tui: error: --ranks must be at least 1\n"
 
 
 async def test_salal_tui_with_two_ranks_labels_and_trains(
