@@ -140,7 +140,7 @@ def in_step() -> Iterator[None]:
     except TrainingFailed:
         raise
     except BaseException:
-        _out_of_step = True
+        _out_of_step = distributed.size() > 1
         raise
 
 

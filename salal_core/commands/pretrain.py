@@ -50,9 +50,10 @@ def pretrain_into(config: RunConfig, out: Path, quiet: bool = False) -> dict[str
             images = load_dataset(config.data, config.seed, emit)
             # Told once rank 0 has loaded: the decode cache is written, the others read it.
             group.tell(PretrainPlan(config))
-            data = DeviceData(images, device, shard=distributed.shard())
-            generator = torch.Generator(device=device).manual_seed(config.seed)
-            model, results = pretrain(config, data, emit, generator)
+            with group.in_step():  # every rank pretrains alongside
+                data = DeviceData(images, device, shard=distributed.shard())
+                generator = torch.Generator(device=device).manual_seed(config.seed)
+                model, results = pretrain(config, data, emit, generator)
             path = store.save_checkpoint("pretrain", pretrain_payload(model, config, results))
         epochs = recorder.of(EpochEnded)
         # The first epoch pays for cuDNN autotuning and compilation; report the steady state.
