@@ -48,15 +48,7 @@ def main(run_dir: Path, out: Path) -> None:
     assert world.size == 1 or len(set(shares.tolist())) > 1, shares
     seen = learner.pool_pass(pool)
     labeled_embeddings = learner.pool_pass(labeled, ("embeddings",)).embeddings
-    report: dict[str, object] = {
-        "world": world.size,
-        "pool": pool.tolist(),
-        "probabilities": seen.probabilities.tolist(),
-        "features": seen.features.tolist(),
-        "embeddings": seen.embeddings.tolist(),
-        "labeled_embeddings": labeled_embeddings.tolist(),
-        "chosen": {},
-    }
+    chosen_by: dict[str, dict[str, list[float]]] = {}
     if world.is_main:
         for name in STRATEGIES:
             strategy = acquire.get(name)
@@ -71,10 +63,16 @@ def main(run_dir: Path, out: Path) -> None:
                 20,
                 torch.Generator().manual_seed(7),
             )
-            report["chosen"][name] = {  # type: ignore[index]
-                "items": pool[chosen.numpy()].tolist(),
-                "scores": scores.tolist(),
-            }
+            chosen_by[name] = {"items": pool[chosen.numpy()].tolist(), "scores": scores.tolist()}
+        report = {
+            "world": world.size,
+            "pool": pool.tolist(),
+            "probabilities": seen.probabilities.tolist(),
+            "features": seen.features.tolist(),
+            "embeddings": seen.embeddings.tolist(),
+            "labeled_embeddings": labeled_embeddings.tolist(),
+            "chosen": chosen_by,
+        }
         out.write_text(json.dumps(report))
     distributed.leave(in_step=True)
 
