@@ -47,7 +47,7 @@ from .loop import HOLDOUT_EVERY, ActiveLoop
 from .oracle import AutoOracle, Oracle
 from .plan import RunPlan, start_model
 from .pretrain import pretrain_payload
-from .runtime import compile_notice, configure, cuda_oom_hint, resolve_device, seed_everything
+from .runtime import compile_notice, cuda_oom_hint, set_up
 from .session import RunRequest, Session
 from .store import RunStore
 from .summary import RunSummary, StopReason, stop_sentence
@@ -115,9 +115,7 @@ class Engine:
     # ---------------------------------------------------------------- the run
     def _run(self, started: float) -> RunSummary:
         config, store = self.config, self.store
-        device = resolve_device(config.device)
-        configure(device, config.speed)
-        seed_everything(config.seed)
+        device = set_up(config)
         self.emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
         if compiling := compile_notice():
             self.emit(Notice(compiling))

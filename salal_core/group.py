@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from . import distributed
-from .config import RunConfig
 from .data import DeviceData
 from .data.load import load_dataset, load_for_run
 from .errors import SalalError, TrainingFailed
@@ -33,7 +32,7 @@ from .learner import Learner, PoolPass, TorchLearner
 from .plan import PretrainPlan, RunPlan, read_round, start_model
 from .pool import ALL_PARTS, PoolPart
 from .pretrain import pretrain
-from .runtime import configure, resolve_device, seed_everything
+from .runtime import set_up
 
 T = TypeVar("T")
 GROUP_FILE = ".group"  # rank 0 writes a token here; every rank must read it back
@@ -198,7 +197,7 @@ def follow(world: distributed.World) -> int:
 
 def _follow_pretrain(plan: PretrainPlan, world: distributed.World) -> None:
     config = plan.config
-    device = _prepare(config)
+    device = set_up(config)
     data = DeviceData(
         load_dataset(config.data, config.seed, write_cache=False), device, shard=world.shard
     )
@@ -215,7 +214,7 @@ def _follow_run(plan: RunPlan, world: distributed.World) -> None:
     if _blind_ranks(seen):
         return  # rank 0 says so, and ends the command
     config = plan.config
-    device = _prepare(config)
+    device = set_up(config)
     images = load_for_run(config, plan.class_names, plan.train_items, write_cache=False)
     data = DeviceData(images, device, shard=world.shard)
     checkpoint = read_round(plan.checkpoint) if plan.checkpoint is not None else None
@@ -243,10 +242,3 @@ def _serve(learner: TorchLearner) -> None:
                 raise RuntimeError(f"rank 0 sent {type(message).__name__} in the middle of a run")
         except TrainingFailed:
             continue  # rank 0 failed the same way, and decides what follows
-
-
-def _prepare(config: RunConfig) -> torch.device:
-    device = resolve_device(config.device)
-    configure(device, config.speed)
-    seed_everything(config.seed)
-    return device

@@ -128,7 +128,7 @@ class TorchLearner:
         # shard's padding can never slip in as an item, nor an item come back twice.
         order = torch.cat([torch.nonzero(owner == r).squeeze(1) for r in range(ranks)])
         held = gather_rows(idx[mine], counts)
-        if held and not torch.equal(torch.cat(held), idx[order]):
+        if ranks > 1 and held and not torch.equal(torch.cat(held), idx[order]):
             raise RuntimeError("the ranks scored other items than they were given")
         back = torch.argsort(order)
 
@@ -136,6 +136,8 @@ class TorchLearner:
             if not wanted:
                 return rows.new_zeros((len(indices) if held else 0, 0))
             pieces = gather_rows(rows, counts)
+            if ranks == 1:  # already in order: no copy of the whole pass
+                return pieces[0]
             return torch.cat(pieces)[back] if pieces else rows[:0]
 
         all_probs = gathered(probs.permute(1, 0, 2))  # (P, K, C): rows first, for the gather

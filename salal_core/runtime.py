@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .config import SpeedConfig
+from .config import RunConfig, SpeedConfig
 from .errors import SalalError
 from .model import Net
 
@@ -106,6 +106,15 @@ def configure(device: torch.device, speed: SpeedConfig | None = None) -> None:
         torch.backends.cudnn.benchmark = True  # fixed batch shapes make autotuning pay once
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def set_up(config: RunConfig) -> torch.device:
+    """This process's device, numeric settings and seeds for a run of `config`: the same on
+    rank 0 and on every rank that follows it."""
+    device = resolve_device(config.device)
+    configure(device, config.speed)
+    seed_everything(config.seed)
+    return device
 
 
 @contextlib.contextmanager

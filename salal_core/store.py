@@ -11,6 +11,9 @@ Items are the run's images, numbered once and for good (the `idx` of every other
 known by their content digest, so a label stays on its image whatever happens to positions.
 The label journal is append-only: an answer is a row, an undo is a revert row. The labeled set
 is whatever replaying it gives, so nothing acknowledged is ever lost or counted twice.
+
+It runs past 300 lines because the run directory is one format: every read and write of it
+lives here (the row types and schema in records.py), so no other module knows its tables.
 """
 
 from __future__ import annotations
@@ -189,6 +192,13 @@ class RunStore:
         if found is None:
             return None
         return checkpoint.RoundCheckpoint.from_payload(found[0], found[1].name)
+
+    def trained_round(self) -> checkpoint.RoundCheckpoint:
+        """The newest round checkpoint, for commands that need a trained model."""
+        found = self.newest_round()
+        if found is None:
+            raise SalalError(f"{self.dir} has no trained round yet; run or resume it first")
+        return found
 
     # ---------------------------------------------------------------- items and classes
     def save_items(self, items: Sequence[StoredItem]) -> None:

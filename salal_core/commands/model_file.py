@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..data import DeviceData
+from ..data.device_data import channel_stats
 from ..data.load import load_for_run
 from ..errors import SalalError
 from ..files import atomic_write_bytes
@@ -87,24 +87,22 @@ def export_model(run_dir: Path, out: Path) -> ModelFile:
     store = RunStore(run_dir, create=False, lock=False)
     try:
         config = store.load_config()
-        checkpoint = store.newest_round()
-        if checkpoint is None:
-            raise SalalError(f"{run_dir} has no trained round yet; run or resume it first")
+        checkpoint = store.trained_round()
         names = store.class_names()
         digests = [s.digest for s in store.items()]
     finally:
         store.close()
     # The preprocessing is the training set's own statistics: read them from the decode cache.
     images = load_for_run(config, names, digests or None)
-    stats = DeviceData(images, torch.device("cpu"))
+    mean, std = channel_stats(torch.from_numpy(images.train.images).permute(0, 3, 1, 2))
     model = ModelFile(
         checkpoint.model,
         checkpoint.shape.width,
         checkpoint.shape.members,
         tuple(images.class_names),
         config.data.image_size,
-        stats.mean,
-        stats.std,
+        mean,
+        std,
     )
     buffer = io.BytesIO()
     torch.save(model.to_payload(), buffer)

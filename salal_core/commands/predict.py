@@ -51,9 +51,7 @@ def predict_unlabeled(
     store = RunStore(run_dir, create=False, lock=False)
     try:
         config = store.load_config()
-        checkpoint = store.newest_round()
-        if checkpoint is None:
-            raise SalalError(f"{run_dir} has no trained round yet; run or resume it first")
+        checkpoint = store.trained_round()
         stored = store.items()
         labeled = set(store.labels())
         names = store.class_names()

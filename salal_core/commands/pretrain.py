@@ -18,13 +18,7 @@ from ..options import config_from_args
 from ..plan import PretrainPlan
 from ..pretrain import pretrain, pretrain_payload
 from ..progress import RichProgress
-from ..runtime import (
-    compile_notice,
-    configure,
-    cuda_oom_hint,
-    resolve_device,
-    seed_everything,
-)
+from ..runtime import compile_notice, cuda_oom_hint, resolve_device, set_up
 from ..store import RunStore
 
 
@@ -35,12 +29,11 @@ def run_pretrain(args: argparse.Namespace) -> dict[str, Any]:
 def pretrain_into(config: RunConfig, out: Path, quiet: bool = False) -> dict[str, Any]:
     """Pretrain into the run directory `out`; returns the figures written to its summary."""
     validate(config)
-    device = resolve_device(config.device)
+    resolve_device(config.device)  # a missing GPU is one line before anything is written
     store = RunStore(out, create=True)
     try:
         store.save_config(config)
-        configure(device, config.speed)
-        seed_everything(config.seed)
+        device = set_up(config)
         recorder = Recorder()
         start = time.perf_counter()
         with RichProgress(quiet=quiet) as progress, cuda_oom_hint():

@@ -10,27 +10,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..distributed import Shard
+from ..distributed import Shard, all_sum
 from .sources import ImageSet
 
-STATS_CHUNK = 8192  # images per step of the normalisation statistics (host memory stays flat)
+STATS_CHUNK = 2048  # images per step of the normalisation statistics (memory stays flat)
 
 
-def channel_stats(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and standard deviation in [0, 1] of (N, H, W, C) uint8 images, over all
-    of them whichever shard a rank holds: every rank normalises alike."""
-    total = np.zeros(images.shape[-1])
-    squares = np.zeros(images.shape[-1])
-    for start in range(0, len(images), STATS_CHUNK):
-        x = images[start : start + STATS_CHUNK].astype(np.float64) / 255.0
-        total += x.sum(axis=(0, 1, 2))
-        squares += (x * x).sum(axis=(0, 1, 2))
-    count = max(1, images.shape[0] * images.shape[1] * images.shape[2])
-    mean = total / count
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation in [0, 1] of (n, C, H, W) uint8 images, summed
+    over every rank's shard where it runs under torchrun. The sums are of whole pixel values in
+    float64, exact below 2**53 in any order, so every world size normalises bit for bit alike."""
+    n, c, h, w = images.shape
+    totals = torch.zeros(2 * c + 1, dtype=torch.float64, device=images.device)
+    for start in range(0, n, STATS_CHUNK):
+        x = images[start : start + STATS_CHUNK].double()
+        totals[:c] += x.sum(dim=(0, 2, 3))
+        totals[c : 2 * c] += x.square().sum(dim=(0, 2, 3))
+    totals[2 * c] = n * h * w
+    all_sum(totals)
+    count = totals[2 * c].clamp_min(1.0)
+    mean = totals[:c] / count
     # Unbiased, as torch.std is; clamped so a constant channel does not divide by zero.
-    var = (squares - count * mean * mean) / max(1, count - 1)
-    std = np.sqrt(np.maximum(var, 0.0)).clip(min=1e-3)
-    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    var = (totals[c : 2 * c] - count * mean * mean) / (count - 1).clamp_min(1.0)
+    return (mean / 255.0).float(), (var.clamp_min(0.0).sqrt() / 255.0).float().clamp_min(1e-3)
 
 
 class DeviceData:
@@ -59,7 +61,7 @@ class DeviceData:
         self.train_labels = torch.from_numpy(data.train.labels[rows]).to(device)
         self.test_images = self._images(data.test.images[rows])
         self.test_labels = torch.from_numpy(data.test.labels[rows]).to(device)
-        mean, std = normalization or channel_stats(data.train.images)
+        mean, std = normalization or channel_stats(self.train_images)
         self.mean, self.std = mean.to(device), std.to(device)
 
     def _images(self, array: np.ndarray) -> torch.Tensor:
