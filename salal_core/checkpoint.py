@@ -7,6 +7,7 @@ atomically; a torn one is skipped for the one before it. What it holds:
     shape                    width, classes, committee members: what the model must be built as
     generator                the loop's generator as the next scoring will use it
     round, curve             where the run is, and the learning curve so far
+    stop_items, stop_predictions   the stop set and its last predictions (stability.py)
     items, items_digest      the run's items it was trained beside (the first `items` of them)
 """
 
@@ -23,9 +24,11 @@ from .data.identity import items_digest
 from .errors import SalalError
 from .files import atomic_write_bytes
 from .model import Net
+from .stability import StopSet
 from .summary import CurvePoint
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the stop set; a version-1 checkpoint resumes and draws one anew
+READABLE_VERSIONS = (1, 2)
 ROUND_PREFIX = "round-"
 
 
@@ -46,6 +49,7 @@ class RoundCheckpoint:
     curve: tuple[CurvePoint, ...]
     items: int
     items_digest: str
+    stop_set: StopSet | None  # None: saved before stop sets were kept
 
     @property
     def name(self) -> str:
@@ -63,11 +67,13 @@ class RoundCheckpoint:
             "curve": [asdict(p) for p in self.curve],
             "items": self.items,
             "items_digest": self.items_digest,
+            "stop_items": list(self.stop_set.items) if self.stop_set else None,
+            "stop_predictions": list(self.stop_set.predictions) if self.stop_set else None,
         }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], source: str) -> RoundCheckpoint:
-        if payload.get("kind") != "round" or payload.get("version") != CHECKPOINT_VERSION:
+        if payload.get("kind") != "round" or payload.get("version") not in READABLE_VERSIONS:
             raise SalalError(
                 f"{source} is a checkpoint of another salal version (found "
                 f"{payload.get('version', 'none')}, this one reads {CHECKPOINT_VERSION}); "
@@ -82,6 +88,12 @@ class RoundCheckpoint:
             curve=tuple(CurvePoint(**p) for p in payload["curve"]),
             items=int(payload["items"]),
             items_digest=str(payload["items_digest"]),
+            stop_set=StopSet(
+                tuple(int(i) for i in payload["stop_items"]),
+                tuple(int(p) for p in payload["stop_predictions"]),
+            )
+            if payload.get("stop_items") is not None
+            else None,
         )
 
     def check_items(self, digests: list[str], source: str) -> None:
@@ -116,6 +128,7 @@ class Resumed:
     curve: tuple[CurvePoint, ...]
     optimizer: dict[str, Any] | None  # None: a fresh optimizer (no checkpoint, or a new head)
     notices: tuple[str, ...] = ()  # what the run's log should say about how it picked up
+    stop_set: StopSet | None = None
 
 
 def restore_model(
@@ -133,14 +146,20 @@ def restore_model(
         notices.append("this run moved to another kind of device: its random stream restarts")
     if compare_shape(checkpoint.shape, wanted, checkpoint.name) == "same":
         model.load_state_dict(checkpoint.model)
-        return Resumed(checkpoint.round + 1, checkpoint.curve, checkpoint.optimizer, tuple(notices))
+        return Resumed(
+            checkpoint.round + 1,
+            checkpoint.curve,
+            checkpoint.optimizer,
+            tuple(notices),
+            checkpoint.stop_set,
+        )
     model.load_backbone(checkpoint.model)
     notices.append(
         f"this strategy needs {wanted.members} head(s) and {checkpoint.name} has "
         f"{checkpoint.shape.members}: the head is rebuilt on the checkpoint's backbone and "
         "trained on every label"
     )
-    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices))
+    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices), None)
 
 
 def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:

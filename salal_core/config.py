@@ -24,6 +24,8 @@ class OptimConfig:
     schedule: str = "cosine"  # "cosine" or "linear" decay to zero after warm-up
     label_smoothing: float = 0.0
     batch_size: int = 512
+    # Optimizer steps the phase takes at least, however few images it has (see README, Recipes).
+    min_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,10 @@ class ActiveConfig:
     lookahead: int = 1  # query batches kept ahead of the oracle (a person gets 2)
     stop_when_flat: int = 0  # stop once accuracy has not risen for this many rounds (0: never)
     label_noise: float = 0.0  # share of the initial ground-truth labels flipped (to measure review)
+    # Below this many training labels a round fits the head alone, to convergence, on frozen
+    # features; from it on, the whole network is fine-tuned from that head (README, Recipes).
+    finetune_from: int = 1000
+    stop_when_stable: bool = False  # stop once predictions stop changing (Cohen's kappa)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
 
@@ -125,13 +131,23 @@ PRESETS: dict[str, RunConfig] = {
         pretrain=PretrainConfig(
             epochs=100,
             optim=OptimConfig(
-                optimizer="adam", lr=0.3, weight_decay=0.0, warmup=0.0, schedule="cosine"
+                optimizer="adam",
+                lr=0.3,
+                weight_decay=0.0,
+                warmup=0.0,
+                schedule="cosine",
+                min_steps=2000,
             ),
         ),
         active=ActiveConfig(
             epochs_per_round=50,
             optim=OptimConfig(
-                optimizer="adam", lr=0.3, weight_decay=0.0, warmup=0.0, schedule="cosine"
+                optimizer="adam",
+                lr=0.3,
+                weight_decay=0.0,
+                warmup=0.0,
+                schedule="cosine",
+                min_steps=500,
             ),
         ),
     ),
@@ -139,11 +155,16 @@ PRESETS: dict[str, RunConfig] = {
     "fast": RunConfig(
         preset="fast",
         pretrain=PretrainConfig(
-            epochs=15, optim=OptimConfig(lr=0.4, warmup=0.1, schedule="linear", batch_size=512)
+            epochs=15,
+            optim=OptimConfig(
+                lr=0.4, warmup=0.1, schedule="linear", batch_size=512, min_steps=1000
+            ),
         ),
         active=ActiveConfig(
             epochs_per_round=15,
-            optim=OptimConfig(lr=0.1, warmup=0.1, label_smoothing=0.2, batch_size=512),
+            optim=OptimConfig(
+                lr=0.1, warmup=0.1, label_smoothing=0.2, batch_size=512, min_steps=200
+            ),
         ),
     ),
     # No GPU: features worth having within minutes on a few cores. Rotation pretraining sees a
@@ -156,11 +177,13 @@ PRESETS: dict[str, RunConfig] = {
         pretrain=PretrainConfig(
             epochs=8,
             limit=5000,
-            optim=OptimConfig(lr=0.2, warmup=0.1, schedule="linear", batch_size=128),
+            optim=OptimConfig(lr=0.2, warmup=0.1, schedule="linear", batch_size=128, min_steps=300),
         ),
         active=ActiveConfig(
             epochs_per_round=5,
-            optim=OptimConfig(lr=0.05, warmup=0.1, label_smoothing=0.1, batch_size=64),
+            optim=OptimConfig(
+                lr=0.05, warmup=0.1, label_smoothing=0.1, batch_size=64, min_steps=100
+            ),
         ),
     ),
     # Two CPU cores in under a minute: a class-balanced slice and a narrow network.
@@ -238,6 +261,10 @@ def validate(config: RunConfig) -> None:
         raise SalalError("--stop-when-flat must be 0 (never) or a number of rounds")
     if a.epochs_per_round < 1:
         raise SalalError("--epochs-per-round must be at least 1")
+    if min(a.optim.min_steps, config.pretrain.optim.min_steps) < 0:
+        raise SalalError("--pretrain-steps and --round-steps must be 0 (no minimum) or more")
+    if a.finetune_from < 0:
+        raise SalalError("--finetune-from must be 0 (always fine-tune) or a number of labels")
     if config.pretrain.limit < 0:
         raise SalalError("the pretraining limit must be 0 (every image) or more")
     if config.pretrain.epochs < 0:

@@ -156,6 +156,7 @@ class Engine:
             shape,
             store.checkpoints / f"{checkpoint.name}.pt" if checkpoint else None,
             self._backbone_source(),
+            "warn" if self.request.oracle == "human" else "stop",
         )
         with group.running(plan):  # the other ranks build the same run, and end it with us
             return self._train(
@@ -192,7 +193,9 @@ class Engine:
 
         oracle = self.oracle or AutoOracle(images.train.labels, store)
         learner = group.lead(
-            TorchLearner(config, model, data, generator, self.emit, resumed.optimizer)
+            TorchLearner(
+                config, model, data, generator, self.emit, resumed.optimizer, plan.on_collapse
+            )
         )
         loop = ActiveLoop(
             config,
@@ -207,6 +210,7 @@ class Engine:
             start_round=resumed.start_round,
             open_queries=self._open_queries(items, state),
             curve=resumed.curve,
+            stop_set=resumed.stop_set,
         )
         if checkpoint is not None or had_labels:
             where = f"from {checkpoint.name}" if checkpoint else "before the first round"

@@ -122,6 +122,7 @@ class RoundEnded(Event):
     test_accuracy: float
     pool_size: int
     gained: float  # accuracy minus the round before's (NaN for the first round)
+    kappa: float  # agreement with the round before's predictions (NaN: none; stability.py)
 
 
 @dataclass(frozen=True)

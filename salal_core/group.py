@@ -223,7 +223,11 @@ def _follow_run(plan: RunPlan, world: distributed.World) -> None:
     except TrainingFailed:
         return  # rank 0 says why
     model, generator = started.model, started.generator
-    _serve(TorchLearner(config, model, data, generator, ignore, started.resumed.optimizer))
+    _serve(
+        TorchLearner(
+            config, model, data, generator, ignore, started.resumed.optimizer, plan.on_collapse
+        )
+    )
 
 
 def _serve(learner: TorchLearner) -> None:

@@ -11,6 +11,7 @@ from .checkpoint import ModelShape, RoundCheckpoint
 from .data.identity import items_digest
 from .events import Query
 from .learner import Learner
+from .stability import StopSet
 from .store import RunStore
 from .summary import CurvePoint
 
@@ -33,7 +34,11 @@ class RunJournal:
         return {item: r.label for item, r in self.store.labels().items()}
 
     def save_round(
-        self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
+        self,
+        round_: int,
+        curve: Sequence[CurvePoint],
+        generator_state: torch.Tensor,
+        stop_set: StopSet | None,
     ) -> None:
         model, optimizer = self.learner.state_dicts()
         checkpoint = RoundCheckpoint(
@@ -45,5 +50,6 @@ class RunJournal:
             tuple(curve),
             self.items,
             self.items_digest,
+            stop_set,
         )
         self.store.save_checkpoint(checkpoint.name, checkpoint.to_payload())

@@ -7,6 +7,7 @@ in milliseconds, and keeps every training step in `train.py`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,11 +18,12 @@ import torch
 from .config import RunConfig
 from .data import DeviceData
 from .distributed import gather_rows
-from .events import Emit, PhaseChanged
+from .events import Emit, EpochEnded, PhaseChanged, PhaseStarted
+from .frozen import FrozenFeatures, fit_head
 from .inference import evaluate, pool_pass
 from .model import Net
 from .pool import ALL_PARTS, PoolPart
-from .train import fit, make_optimizer
+from .train import CollapseRule, fit, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,11 @@ class Learner(Protocol):
 
 
 class TorchLearner:
-    """A `Net` over device-resident data, fine-tuned continuously across rounds: the optimizer
-    (and its momentum) carries over, the rate warms up and decays again each round."""
+    """A `Net` over device-resident data. Below `active.finetune_from` training labels a round
+    fits the head alone on the frozen backbone's features (`frozen.py`); from it on, the whole
+    network is fine-tuned from that head (linear probe, then fine-tuning: Kumar et al., 2022),
+    continuously across rounds: the optimizer (and its momentum) carries over, the rate warms
+    up and decays again each round."""
 
     def __init__(
         self,
@@ -66,20 +71,27 @@ class TorchLearner:
         generator: torch.Generator,
         emit: Emit,
         optimizer_state: dict[str, Any] | None = None,
+        on_collapse: CollapseRule = "stop",
     ) -> None:
         self.config, self.model, self.data = config, model, data
-        self.generator, self.emit = generator, emit
+        self.generator, self.emit, self.on_collapse = generator, emit, on_collapse
         self.has_test = data.has_test
         self.num_classes = data.num_classes
         self.members = model.head.members
         self.optimizer = make_optimizer(model, config.active.optim)
         if optimizer_state:
             self.optimizer.load_state_dict(optimizer_state)
+        # Valid while the backbone is the one they were computed from: fine-tuning drops them.
+        self.frozen: FrozenFeatures | None = None
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
     ) -> None:
+        if len(indices) < self.config.active.finetune_from:
+            self._fit_head(indices, labels, round_, held_out)
+            return
         device = self.data.device
+        self.frozen = None
         self.emit(PhaseChanged("training", f"round {round_}: {len(indices)} labels"))
         fit(
             self.model,
@@ -94,6 +106,39 @@ class TorchLearner:
             emit=self.emit,
             generator=self.generator,
             optimizer=self.optimizer,
+            on_collapse=self.on_collapse,
+        )
+
+    def _fit_head(
+        self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
+    ) -> None:
+        """The head alone, to convergence, on frozen features: one "epoch" to the sinks."""
+        started = time.perf_counter()
+        what = f"round {round_}: {len(indices)} labels, the head on frozen features"
+        self.emit(PhaseChanged("training", what))
+        self.emit(PhaseStarted("finetune", round_, 1, 1))
+        if self.frozen is None:
+            self.frozen = FrozenFeatures.compute(self.model, self.data, self.config.eval_batch_size)
+        positions = torch.from_numpy(indices).to(self.data.device)
+        targets = torch.from_numpy(labels[indices]).to(self.data.device)
+        loss, accuracy = fit_head(
+            self.model, self.frozen, self.data, positions, targets, self.generator
+        )
+        test_loss, test_accuracy = self._loss_and_accuracy(held_out, labels)
+        seconds = time.perf_counter() - started
+        self.emit(
+            EpochEnded(
+                "finetune",
+                round_,
+                1,
+                1,
+                loss,
+                accuracy,
+                test_loss,
+                test_accuracy,
+                len(indices) / max(seconds, 1e-9),
+                seconds,
+            )
         )
 
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
@@ -119,9 +164,12 @@ class TorchLearner:
         data, ranks = self.data, self.data.shard.size
         idx = torch.from_numpy(indices).to(data.device)
         mine = data.shard.mine(idx)
-        probs, feats, embeddings = pool_pass(
-            self.model, data.train_images[idx[mine] // ranks], data, self.config.eval_batch_size
-        )
+        if self.frozen is not None:  # the backbone has not moved: its features are at hand
+            probs, feats, embeddings = self.frozen.scores(self.model, idx[mine] // ranks)
+        else:
+            probs, feats, embeddings = pool_pass(
+                self.model, data.train_images[idx[mine] // ranks], data, self.config.eval_batch_size
+            )
         owner = idx % ranks
         counts = torch.bincount(owner, minlength=ranks).tolist()
         # Where each rank's rows go in the answer; the rows bring their positions along, so a

@@ -25,6 +25,7 @@ from .labels import LabelState
 from .learner import Learner
 from .oracle import Oracle
 from .pool import Pool, PoolPart
+from .stability import StopSet, is_stable, kappa_between
 from .summary import AccuracySource, CurvePoint, StopReason
 
 EMBEDDINGS: tuple[PoolPart, ...] = ("embeddings",)
@@ -43,7 +44,11 @@ class LoopJournal(Protocol):
         ...
 
     def save_round(
-        self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
+        self,
+        round_: int,
+        curve: Sequence[CurvePoint],
+        generator_state: torch.Tensor,
+        stop_set: StopSet | None,
     ) -> None: ...
 
 
@@ -63,6 +68,7 @@ class ActiveLoop:
         start_round: int = 0,
         open_queries: Sequence[Query] = (),
         curve: Sequence[CurvePoint] = (),
+        stop_set: StopSet | None = None,
     ) -> None:
         self.config, self.learner, self.oracle, self.journal = config, learner, oracle, journal
         self.state, self.emit = state, emit
@@ -78,6 +84,7 @@ class ActiveLoop:
             self.holdout = (priority % HOLDOUT_EVERY) == 0
         self.pending: deque[list[Query]] = deque()
         self.curve: list[CurvePoint] = list(curve)
+        self.stop_set = stop_set  # drawn at the first round that has none
         if open_queries:
             self._ask(list(open_queries))
 
@@ -219,6 +226,8 @@ class ActiveLoop:
                 return "budget"
             if self.flat():
                 return "flat"
+            if self.stable():
+                return "stable"
             self.top_up()
             if not self.pending:
                 return "pool empty"
@@ -235,16 +244,38 @@ class ActiveLoop:
         if len(train):
             self.learner.fit(train, labels, self.round, held_out)
         accuracy = self.learner.accuracy(held_out, labels)
+        kappa = self.predict_stop_set()
         labeled = self.state.num_labeled
         point = CurvePoint(
-            self.round, labeled, labeled / self.state.size, accuracy, time.perf_counter() - start
+            self.round,
+            labeled,
+            labeled / self.state.size,
+            accuracy,
+            time.perf_counter() - start,
+            kappa,
         )
         gained = accuracy - self.curve[-1].test_accuracy if self.curve else float("nan")
         self.curve.append(point)
-        self.journal.save_round(self.round, self.curve, self.generator.get_state())
+        self.journal.save_round(self.round, self.curve, self.generator.get_state(), self.stop_set)
         # After the checkpoint: whoever hears that a round ended can rely on it being saved.
         pool = self.state.size - labeled
-        self.emit(RoundEnded(self.round, labeled, self.target, accuracy, pool, gained))
+        self.emit(RoundEnded(self.round, labeled, self.target, accuracy, pool, gained, kappa))
+
+    def predict_stop_set(self) -> float:
+        """This round's predictions on the stop set, kept for the next round; returns Cohen's
+        kappa against the last round's (NaN when there is none)."""
+        if self.stop_set is None:
+            self.stop_set = StopSet.draw(self.item_ids, self.priority, ~self.state.labeled_mask)
+        position = {int(item): p for p, item in enumerate(self.item_ids)}
+        present = [i for i, item in enumerate(self.stop_set.items) if item in position]
+        predictions = np.full(len(self.stop_set.items), -1, dtype=np.int64)
+        if present:
+            positions = np.array([position[self.stop_set.items[i]] for i in present])
+            probs = self.learner.pool_pass(positions, ()).probabilities.mean(0)
+            predictions[present] = probs.argmax(1).cpu().numpy()
+        kappa = kappa_between(self.stop_set.predictions, predictions, self.learner.num_classes)
+        self.stop_set = StopSet(self.stop_set.items, tuple(int(p) for p in predictions))
+        return kappa
 
     def take_corrections(self) -> None:
         """Labels corrected in review while the loop ran (journaled by the app) count from
@@ -259,6 +290,10 @@ class ActiveLoop:
         changed = self.state.relabel(wanted)
         if changed:
             self.emit(Notice(f"{len(changed)} corrected labels taken in", level="info"))
+
+    def stable(self) -> bool:
+        """--stop-when-stable: the predictions have stopped changing (stability.py)."""
+        return self.config.active.stop_when_stable and is_stable([p.kappa for p in self.curve])
 
     def flat(self) -> bool:
         """--stop-when-flat R: the best accuracy of the last R rounds is no better than the

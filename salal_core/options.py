@@ -64,6 +64,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="auto, cuda or cpu (default auto)")
     g.add_argument("--width", type=int, help="network width; 64 is ResNet18")
     g.add_argument("--pretrain-epochs", type=int, metavar="N")
+    g.add_argument(
+        "--pretrain-steps",
+        type=int,
+        metavar="N",
+        help="optimizer steps pretraining takes at least, however few the images",
+    )
     g.add_argument("--batch-size", type=int, metavar="N", help="images per training step")
     g.add_argument("--lr", type=float, help="starting learning rate of every phase")
     g.add_argument(
@@ -118,6 +124,19 @@ def add_active_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epochs-per-round", type=int, metavar="N")
     g.add_argument(
+        "--round-steps",
+        type=int,
+        metavar="N",
+        help="optimizer steps a fine-tuning round takes at least, however few the labels",
+    )
+    g.add_argument(
+        "--finetune-from",
+        type=int,
+        metavar="N",
+        help="training labels from which the whole network is fine-tuned; below, a round fits "
+        "the head alone on frozen features (README, Recipes)",
+    )
+    g.add_argument(
         "--label-noise",
         type=float,
         metavar="F",
@@ -129,6 +148,13 @@ def add_active_options(p: argparse.ArgumentParser) -> None:
         type=int,
         metavar="R",
         help="stop once accuracy (test split or held-out labels) has not risen for R rounds",
+    )
+    g.add_argument(
+        "--stop-when-stable",
+        action="store_true",
+        default=None,
+        help="stop once the predictions stop changing: Cohen's kappa between rounds on a fixed "
+        "stop set, averaged over the last 3 rounds, at 0.99 or more",
     )
     g.add_argument(
         "--pretrained",
@@ -174,6 +200,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "model.width": get("width"),
         "model.pretrained": str(Path(pretrained).expanduser().resolve()) if pretrained else None,
         "pretrain.epochs": get("pretrain_epochs"),
+        "pretrain.optim.min_steps": get("pretrain_steps"),
+        "active.optim.min_steps": get("round_steps"),
+        "active.finetune_from": get("finetune_from"),
+        "active.stop_when_stable": get("stop_when_stable"),
         "pretrain.optim.batch_size": batch,
         "pretrain.optim.lr": lr,
         "active.optim.batch_size": batch,

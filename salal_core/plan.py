@@ -16,6 +16,7 @@ from .data import DeviceData
 from .events import Emit
 from .model import Net
 from .pretrain import build_model, start_backbone
+from .train import CollapseRule
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class RunPlan:
     shape: ModelShape
     checkpoint: Path | None  # the round checkpoint to resume from
     backbone: Path | None  # a pretrain.pt to start from; None: pretrain now, together
+    on_collapse: CollapseRule  # "warn" in a person's session: every rank carries on alike
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,6 @@ def start_model(
         resumed = restore_model(model, generator, checkpoint, shape)
         return StartedModel(model, generator, resumed, None)
     before_pretraining()
-    pretrained = start_backbone(model, config, data, plan.backbone, emit)
+    pretrained = start_backbone(model, config, data, plan.backbone, emit, plan.on_collapse)
     model.replace_head(data.num_classes, shape.members)
     return StartedModel(model, generator, Resumed(0, (), None), pretrained)

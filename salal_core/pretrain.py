@@ -15,7 +15,7 @@ from .events import Emit, Notice, PhaseChanged
 from .inference import evaluate
 from .model import Net
 from .runtime import compile_model, memory_format
-from .train import fit
+from .train import CollapseRule, fit
 
 EVAL_LIMIT_WITHOUT_TEST = 2000
 
@@ -30,7 +30,11 @@ def build_model(config: RunConfig, classes: int, device: torch.device, members: 
 
 
 def pretrain(
-    config: RunConfig, data: DeviceData, emit: Emit, generator: torch.Generator | None = None
+    config: RunConfig,
+    data: DeviceData,
+    emit: Emit,
+    generator: torch.Generator | None = None,
+    on_collapse: CollapseRule = "stop",
 ) -> tuple[Net, dict[str, float]]:
     """Train a 4-way rotation head on every training image; returns the model and its figures."""
     cfg = config.pretrain
@@ -75,6 +79,7 @@ def pretrain(
             evaluate_fn=evaluate_fn,
             emit=emit,
             generator=generator,
+            on_collapse=on_collapse,
         )
     return model, results
 
@@ -119,7 +124,12 @@ def load_pretrained(payload: dict[str, Any], config: RunConfig, model: Net, sour
 
 
 def start_backbone(
-    model: Net, config: RunConfig, data: DeviceData, source: Path | None, emit: Emit
+    model: Net,
+    config: RunConfig,
+    data: DeviceData,
+    source: Path | None,
+    emit: Emit,
+    on_collapse: CollapseRule = "stop",
 ) -> tuple[Net, dict[str, float]] | None:
     """Rotation features into `model`: from `source` (a pretrain.pt: --pretrained, or this
     run's own), or by pretraining now, which returns the rotation model and its figures for
@@ -128,6 +138,6 @@ def start_backbone(
         load_pretrained(read_payload(source), config, model, str(source))
         return None
     generator = torch.Generator(device=data.device).manual_seed(config.seed)
-    rotation_model, results = pretrain(config, data, emit, generator)
+    rotation_model, results = pretrain(config, data, emit, generator, on_collapse)
     model.backbone.load_state_dict(rotation_model.backbone.state_dict())
     return rotation_model, results

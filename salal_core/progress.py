@@ -106,7 +106,8 @@ class RichProgress:
             )
         elif isinstance(event, RoundEnded):
             gained = "" if math.isnan(event.gained) else f" ({event.gained:+.3f})"
+            kappa = "" if math.isnan(event.kappa) else f", kappa {event.kappa:.3f}"
             self.progress.console.print(
                 f"round {event.round}: {event.labeled:,} labeled -> test accuracy "
-                f"{_fmt(event.test_accuracy)}{gained}"
+                f"{_fmt(event.test_accuracy)}{gained}{kappa}"
             )

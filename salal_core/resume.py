@@ -26,6 +26,9 @@ MAY_CHANGE: dict[str, tuple[str, ...]] = {
     "--cache-dir": ("data.cache_dir",),
     "--acquisition": ("active.acquisition",),
     "--stop-when-flat": ("active.stop_when_flat",),
+    "--stop-when-stable": ("active.stop_when_stable",),
+    "--round-steps": ("active.optim.min_steps",),
+    "--finetune-from": ("active.finetune_from",),
     "--sync-bn": ("parallel.sync_bn",),
 }
 FIXED: dict[str, tuple[str, ...]] = {
@@ -40,6 +43,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "--preset": ("preset",),
     "--pretrained": ("model.pretrained",),
     "--pretrain-epochs": ("pretrain.epochs",),
+    "--pretrain-steps": ("pretrain.optim.min_steps",),
     "--initial-fraction": ("active.initial_fraction",),
     "--label-noise": ("active.label_noise",),
     "--labels": (),  # a new run's seed; an existing run takes `salal-core import-labels`

@@ -11,7 +11,7 @@ from .config import RunConfig, from_dict, to_dict
 
 OracleKind = Literal["auto", "human"]
 AccuracySource = Literal["test", "held-out"]
-StopReason = Literal["budget", "pool empty", "flat", "collapsed", "stopped"]
+StopReason = Literal["budget", "pool empty", "flat", "stable", "collapsed", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class CurvePoint:
     fraction: float
     test_accuracy: float  # NaN when there was nothing to measure it on
     seconds: float
+    # Cohen's kappa between this round's and the last round's predictions on the stop set
+    # (stability.py); NaN in the first round, and in curves saved before it was measured.
+    kappa: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ def stop_sentence(reason: StopReason, flat_rounds: int) -> str:
         "budget": "the label budget is spent",
         "pool empty": "every image is labeled or was skipped",
         "flat": f"accuracy has not risen for {flat_rounds} rounds (--stop-when-flat)",
+        "stable": "the predictions stopped changing: kappa between rounds averaged 0.99 or more "
+        "over the last 3 (--stop-when-stable)",
         "collapsed": "training collapsed",
         "stopped": "stopped before the end; every label so far is saved (--resume)",
     }[reason]

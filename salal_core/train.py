@@ -10,11 +10,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .batchnorm import recalibrate
 from .config import OptimConfig
 from .data import DeviceData, augment_batch, normalize, rotation_batch
 from .distributed import all_sum, count, for_training, same_buffers
@@ -66,9 +68,14 @@ def make_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Full batches only (fixed shapes, no recompiles); a set smaller than a batch is one batch."""
-    return max(1, n // batch_size)
+def steps_per_epoch(n: int, batch_size: int, epochs: int = 1, min_steps: int = 0) -> int:
+    """Full batches only (fixed shapes, no recompiles); a set smaller than a batch is one batch.
+
+    A phase gets at least `min_steps` optimizer steps whatever the set's size: 300 images make
+    3 batches of 128, and 8 epochs of those (24 steps) teach a network nothing, so an "epoch"
+    of a small set goes round its images as often as the phase's minimum asks.
+    """
+    return max(1, n // batch_size, math.ceil(min_steps / max(1, epochs)))
 
 
 def prepare(images_uint8: torch.Tensor, data: DeviceData) -> torch.Tensor:
@@ -187,6 +194,12 @@ def long_phase(phase: TrainingPhase, seconds: float) -> str:
 
 
 COLLAPSED_EPOCHS = 2  # epochs in a row at a uniform guess, after the warm-up, that stop a run
+# Optimizer steps a phase takes before it can be judged collapsed: a handful of steps on a few
+# images sits near ln(classes) because it has barely moved, not because it fell into a minimum.
+COLLAPSE_MIN_STEPS = 100
+# What a collapse does: headless, the run stops (a script reads why); in a person's session it
+# is said on screen and training carries on, so that no label a person gives is stranded.
+CollapseRule = Literal["stop", "warn"]
 
 
 def at_uniform(stats: EpochStats, classes: int) -> bool:
@@ -194,6 +207,11 @@ def at_uniform(stats: EpochStats, classes: int) -> bool:
     accuracy: every image gets the same guess."""
     near = abs(stats.loss - math.log(classes)) < 0.02 * math.log(classes)
     return near and stats.accuracy < 1 / classes + 0.02
+
+
+def other_recipe(device: torch.device) -> str:
+    """The preset to name in advice: one this machine can run."""
+    return " or use --preset fast" if device.type == "cuda" else " or use --preset cpu"
 
 
 def fit(
@@ -210,6 +228,7 @@ def fit(
     emit: Emit,
     generator: torch.Generator | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    on_collapse: CollapseRule = "stop",
 ) -> torch.optim.Optimizer:
     """Train for `epochs` with a fresh warm-up-and-decay schedule, emitting one event per epoch.
     `indices` are global pool positions and `targets` (if any) has one class per position.
@@ -224,7 +243,7 @@ def fit(
     # The preset's batch is the global one: each of the ranks takes its share of every step,
     # so the schedule, the step count and the learning rate are those of one process.
     batch = min(cfg.batch_size, len(indices))
-    steps = steps_per_epoch(len(indices), batch)
+    steps = steps_per_epoch(len(indices), batch, epochs, cfg.min_steps)
     ranks = data.shard.size
     rows = data.local(indices)
     holders = count(len(rows) > 0)  # ranks holding any of `indices`
@@ -236,7 +255,7 @@ def fit(
     every = max(1, steps // 20)
     started = time.perf_counter()
     # During the warm-up the rate is still climbing from zero: no network is judged there.
-    warm, uniform = cfg.warmup * epochs, 0
+    warm, uniform, warned = cfg.warmup * epochs, 0, False
     for epoch in range(1, epochs + 1):
 
         def on_step(step: int, total: int, epoch: int = epoch) -> None:
@@ -261,6 +280,9 @@ def fit(
             generator=generator,
             on_step=on_step,
         )
+        # Statistics that fit this epoch's weights, whatever the phase's length, before the
+        # network is judged (and, after the last epoch, before it is scored or saved).
+        recalibrate(model, data, rows, rotate=targets is None)
         test_loss, test_acc = evaluate_fn()
         emit(
             EpochEnded(
@@ -276,23 +298,28 @@ def fit(
                 stats.seconds,
             )
         )
-        uniform = uniform + 1 if epoch > warm and at_uniform(stats, classes) else 0
-        if uniform >= COLLAPSED_EPOCHS:
+        judged = epoch > warm and epoch * steps >= COLLAPSE_MIN_STEPS
+        uniform = uniform + 1 if judged and at_uniform(stats, classes) else 0
+        if uniform >= COLLAPSED_EPOCHS and not warned:
             # Every image gets the same uniform guess: scoring would rank noise, and more
             # epochs will not leave this flat minimum. Seen with Adam at 0.3 (the write-up's).
             since = epoch - uniform + 1
-            raise Collapsed(
+            said = (
                 f"{phase} collapsed: from epoch {since} the loss sits at ln {classes} "
                 f"({stats.loss:.3f}) and accuracy at chance ({stats.accuracy:.3f}) with "
                 f"{cfg.optimizer} at lr {cfg.lr}; lower it with --lr (a new run, or --resume to "
-                "keep the labels) or use --preset fast"
+                f"keep the labels){other_recipe(data.device)}"
             )
+            if on_collapse == "stop":
+                raise Collapsed(said)
+            emit(Notice(f"{said}; labeling carries on"))
+            warned = True
         if not math.isfinite(stats.loss):
             # Weights that are NaN score every image alike and predict nothing: stop the run
             # rather than go on asking for labels with them. Every answer is already saved.
             raise Diverged(
                 f"{phase} diverged (loss {stats.loss}) with {cfg.optimizer} at lr {cfg.lr}; "
-                "lower it with --lr (a new run, or --resume to keep the labels) or use --preset "
-                "fast"
+                "lower it with --lr (a new run, or --resume to keep the labels)"
+                f"{other_recipe(data.device)}"
             )
     return optimizer

@@ -3,6 +3,8 @@ what the last rounds gained, and why an answer was not saved."""
 
 from __future__ import annotations
 
+import math
+
 from salal_core.errors import SalalError
 from salal_core.events import EpochEnded, PhaseChanged, StepProgress
 
@@ -30,9 +32,15 @@ def epoch_text(event: EpochEnded) -> str:
     )
 
 
-def gains_text(gains: list[float]) -> str:
-    """What the last rounds added to accuracy, in points ("" before the second round)."""
-    return ("gained " + " ".join(f"{100 * g:+.1f}" for g in gains) + " pts") if gains else ""
+def gains_text(gains: list[float], kappa: float = math.nan) -> str:
+    """What the last rounds added to accuracy, in points, and how much the last round's
+    predictions moved (Cohen's kappa with the round before); "" before the second round."""
+    parts = []
+    if gains:
+        parts.append("gained " + " ".join(f"{100 * g:+.1f}" for g in gains) + " pts")
+    if not math.isnan(kappa):
+        parts.append(f"kappa {kappa:.3f}")
+    return " · ".join(parts)
 
 
 def not_saved_text(exc: SalalError) -> str:

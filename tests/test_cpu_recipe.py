@@ -42,6 +42,7 @@ def test_a_cpu_run_says_its_recipe_and_warns_before_a_long_phase(
     out = tmp_path / "run"
     args = ["run", "--data", str(synthetic_pack), "--out", str(out), "--device", "cpu"]
     args += ["--cache-dir", str(tmp_path / "c"), *ROUNDS, "--budget", "0.3"]
+    args += ["--width", "4", "--pretrain-steps", "0", "--round-steps", "0"]  # seconds, not minutes
     assert main(args) == 0  # no --preset: the machine picks
     err = capsys.readouterr().err
     assert "the cpu recipe (no GPU here)" in err

@@ -91,12 +91,12 @@ def test_kill_and_resume_twenty_times(synthetic_pack: Path, tmp_path: Path) -> N
 def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(
     synthetic_pack: Path, tmp_path: Path
 ) -> None:
-    """RLIMIT_FSIZE makes the kernel refuse writes past 300 kB (EFBIG), as a full disk would
+    """RLIMIT_FSIZE makes the kernel refuse writes past 120 kB (EFBIG), as a full disk would
     (ENOSPC): the first round's checkpoint, or the database's log, cannot be written."""
     out = tmp_path / "run"
 
     def small_disk() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (120_000, 120_000))
 
     command = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.4")
     result = subprocess.run(

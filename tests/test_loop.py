@@ -34,6 +34,7 @@ from salal_core.loop import HOLDOUT_EVERY, ActiveLoop
 from salal_core.oracle import AutoOracle
 from salal_core.pool import ALL_PARTS, PoolPart
 from salal_core.pretrain import pretrain
+from salal_core.stability import StopSet
 from salal_core.summary import CurvePoint
 
 N, CLASSES = 100, 4
@@ -89,7 +90,11 @@ class FakeJournal:
         return dict(self.corrections)
 
     def save_round(
-        self, round_: int, curve: Sequence[CurvePoint], generator_state: torch.Tensor
+        self,
+        round_: int,
+        curve: Sequence[CurvePoint],
+        generator_state: torch.Tensor,
+        stop_set: StopSet | None,
     ) -> None:
         self.rounds.append((round_, curve[-1].labeled))
 
@@ -332,12 +337,29 @@ def test_a_slow_start_in_the_warm_up_is_not_a_collapse(
     config = tiny_config(
         synthetic_pack,
         cache_dir,
-        **{"pretrain.epochs": 0, "active.epochs_per_round": 20, "active.optim.warmup": 0.1},
+        **{
+            "pretrain.epochs": 0,
+            "active.epochs_per_round": 20,
+            "active.optim.warmup": 0.1,
+            "active.finetune_from": 0,  # the whole network fine-tunes from the first labels
+        },
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "train_epoch", slow)
         patch.setattr(train, "COLLAPSED_EPOCHS", 2)
+        patch.setattr(train, "COLLAPSE_MIN_STEPS", 0)
         summary, _ = run_engine(config, tmp_path / "run")
     # Epochs 1-2 are the warm-up (10% of 20); from epoch 3 the streak counts: stopped at 4.
     assert summary.stop_reason == "collapsed" and len(calls) == 4
     assert "from epoch 3 the loss sits at ln 4" in summary.stop_detail
+
+
+def test_stop_when_stable_ends_the_loop_once_predictions_hold() -> None:
+    """The fake learner predicts the same every round: kappa is NaN in round 0, then 1.0;
+    three rounds of 1.0 stop the loop at round 3, well before the budget."""
+    loop, _, _, _ = make_loop(stop_when_stable=True, budget=0.9)
+    assert loop.run() == "stable"
+    assert [p.round for p in loop.curve] == [0, 1, 2, 3]
+    assert math.isnan(loop.curve[0].kappa) and [p.kappa for p in loop.curve[1:]] == [1.0] * 3
+    loop, _, _, _ = make_loop(budget=0.9)
+    assert loop.run() == "budget"  # without the flag, the budget ends it

@@ -14,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from helpers import ROOT, ROUNDS, draw, tiny_cli, write_image_folder
 from salal_core.cli import build_parser, main
 from salal_core.data.identity import item_priority
+from salal_core.plan import read_round
 from salal_core.resume import FIXED, MAY_CHANGE
+from salal_core.stability import StopSet
 
 EXTRA = (*ROUNDS, "--budget", "0.3")
 
@@ -269,3 +272,40 @@ def test_a_checkpoint_of_another_version_is_refused_in_one_line(
     torch.save(payload, newest)
     line = one_line_error(main(["run", "--resume", str(run), "--budget", "0.4"]), capsys)
     assert f"{newest.name} is a checkpoint of another salal version" in line
+
+
+def newest_stop_set(run: Path) -> StopSet:
+    stop_set = read_round(sorted((run / "checkpoints").glob("round-*.pt"))[-1]).stop_set
+    assert stop_set is not None
+    return stop_set
+
+
+def test_resuming_on_a_grown_folder_keeps_the_stop_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_image_folder(tmp_path / "photos", per_class_train=75, per_class_test=0)
+    out, cache = tmp_path / "run", tmp_path / "c"
+    assert main(tiny_cli("run", folder, out, cache, *EXTRA)) == 0
+    before = newest_stop_set(out)
+    assert len(before.items) == 300 - 60 and -1 not in before.predictions
+    add_images(folder, 50, seed=3)
+    assert main(["run", "--resume", str(out), "--budget", "0.4"]) == 0
+    assert newest_stop_set(out).items == before.items
+    assert "kappa" in capsys.readouterr().err  # each round says it
+
+
+def test_a_checkpoint_saved_before_stop_sets_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_image_folder(tmp_path / "photos", per_class_train=75, per_class_test=0)
+    out, cache = tmp_path / "run", tmp_path / "c"
+    assert main(tiny_cli("run", folder, out, cache, *EXTRA)) == 0
+    newest = sorted((out / "checkpoints").glob("round-*.pt"))[-1]
+    payload = torch.load(newest, weights_only=True)
+    payload["version"] = 1
+    del payload["stop_items"], payload["stop_predictions"]
+    for point in payload["curve"]:
+        del point["kappa"]
+    torch.save(payload, newest)
+    assert main(["run", "--resume", str(out), "--budget", "0.4"]) == 0
+    assert len(newest_stop_set(out).items) > 0

@@ -194,7 +194,7 @@ def feed(app: SalalApp) -> None:
     bridge(PhaseStarted("finetune", 0, 2, 4))
     for e, (loss, acc) in enumerate([(1.1, 0.5), (0.8, 0.6)], 1):
         bridge(EpochEnded("finetune", 0, e, 2, loss, 0.7, loss, acc, 900.0, 1.0))
-    bridge(RoundEnded(0, 1, 3, 0.6, 3, float("nan")))
+    bridge(RoundEnded(0, 1, 3, 0.6, 3, float("nan"), float("nan")))
     queries = (
         Query(2, 2, 0.812, 1, guesses(0.13, 0.45, 0.12), 1),
         Query(3, 3, 0.5, 0, guesses(0.6, 0.2, 0.1), 1),

@@ -79,6 +79,7 @@ class LabelScreen(Screen[None]):
         self.round = 0
         self.origin = ""
         self.gains: list[float] = []  # accuracy each of the last rounds added
+        self.kappa = math.nan  # how much the last round's predictions moved
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer: Timer | None = None
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
@@ -183,6 +184,7 @@ class LabelScreen(Screen[None]):
         self.engine_labeled, self.target, self.round = event.labeled, event.target, event.round
         if not math.isnan(event.gained):
             self.gains = [*self.gains, event.gained][-3:]
+        self.kappa = event.kappa
         self._progress()
 
     @on(NoticeMessage)
@@ -230,7 +232,7 @@ class LabelScreen(Screen[None]):
             self.round,
             queued,
             self.origin,
-            gains_text(self.gains),
+            gains_text(self.gains, self.kappa),
         )
 
     def _phase(self, text: str) -> None:

@@ -1,0 +1,70 @@
+"""Stop when the predictions stop changing (Bloodgood and Vijay-Shanker, CoNLL 2009).
+
+Each round the model predicts a fixed stop set of images that were unlabeled when it was drawn;
+Cohen's kappa between this round's predictions and the last round's says how much the model
+still moves. Once kappa, averaged over the last rounds, reaches 0.99 (small-text's
+KappaAverage defaults), more labels are unlikely to change what the model says.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+STOP_SET_SIZE = 1000
+STABLE_ROUNDS = 3
+STABLE_KAPPA = 0.99
+
+
+@dataclass(frozen=True)
+class StopSet:
+    """The stop set's item ids, and the last round's prediction for each (-1: none yet, or
+    the image has left the pool's source)."""
+
+    items: tuple[int, ...]
+    predictions: tuple[int, ...]
+
+    @classmethod
+    def draw(cls, item_ids: np.ndarray, priority: np.ndarray, unlabeled: np.ndarray) -> StopSet:
+        """The STOP_SET_SIZE unlabeled images first in the digest-seeded priority: the same
+        images whatever order the source lists them in. Kept in the checkpoint from then on,
+        so resuming or a growing folder never changes it."""
+        candidates = np.flatnonzero(unlabeled)
+        chosen = candidates[np.argsort(priority[candidates], kind="stable")[:STOP_SET_SIZE]]
+        items = tuple(int(i) for i in item_ids[np.sort(chosen)])
+        return cls(items, (-1,) * len(items))
+
+
+def cohen_kappa(first: np.ndarray, second: np.ndarray, classes: int) -> float:
+    """Cohen's kappa between two label vectors: (observed - chance) / (1 - chance) agreement.
+    Two identical vectors give 1.0, also when both say one class throughout (chance
+    agreement 1, where the formula divides zero by zero); no pairs give NaN."""
+    if len(first) == 0:
+        return math.nan
+    observed = float(np.mean(first == second))
+    if observed == 1.0:
+        return 1.0
+    p = np.bincount(first, minlength=classes) / len(first)
+    q = np.bincount(second, minlength=classes) / len(second)
+    chance = float(np.dot(p, q))
+    return (observed - chance) / (1.0 - chance)
+
+
+def kappa_between(
+    before: Sequence[int] | np.ndarray, after: Sequence[int] | np.ndarray, classes: int
+) -> float:
+    """Kappa over the stop-set images predicted in both rounds."""
+    a, b = np.asarray(before), np.asarray(after)
+    both = (a >= 0) & (b >= 0)
+    return cohen_kappa(a[both], b[both], classes)
+
+
+def is_stable(kappas: Sequence[float]) -> bool:
+    """The last STABLE_ROUNDS kappas (all measured) average STABLE_KAPPA or more."""
+    recent = list(kappas)[-STABLE_ROUNDS:]
+    if len(recent) < STABLE_ROUNDS or any(math.isnan(k) for k in recent):
+        return False
+    return sum(recent) / STABLE_ROUNDS >= STABLE_KAPPA
