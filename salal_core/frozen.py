@@ -30,6 +30,7 @@ class FrozenFeatures:
 
     third: torch.Tensor  # (N_local, 4w): the third stage, the most general rotation features
     last: torch.Tensor  # (N_local, 8w): the head's input
+    test_last: torch.Tensor  # (N_test_local, 8w): the test split's, for measuring each round
     mean: torch.Tensor  # (8w,) over every rank's images: the head standardizes with these
     std: torch.Tensor
 
@@ -40,16 +41,8 @@ class FrozenFeatures:
         the network will score and predict with."""
         rows = torch.arange(data.train_images.shape[0], device=data.device)
         recalibrate(model, data, rows, rotate=False)
-        model.eval()
-        thirds, lasts = [], []
-        with torch.inference_mode():
-            for chunk, real in fixed_batches(data.train_images, batch_size):
-                mark_step()
-                with autocast(data.device):
-                    third, last = model.backbone.forward_stages(prepare(chunk, data))
-                thirds.append(third[:real].to(torch.float32, copy=True))
-                lasts.append(last[:real].to(torch.float32, copy=True))
-        third, last = torch.cat(thirds), torch.cat(lasts)
+        third, last = _stages(model, data.train_images, data, batch_size)
+        test_last = _stages(model, data.test_images, data, batch_size)[1]
         moments = all_sum(
             torch.cat(
                 [
@@ -63,7 +56,7 @@ class FrozenFeatures:
         n = moments[-1].clamp_min(2.0)
         mean = moments[:d] / n
         std = ((moments[d : 2 * d] / n - mean.square()).clamp_min(0) * n / (n - 1)).sqrt()
-        return cls(third.clone(), last.clone(), mean, std.clamp_min(1e-6))
+        return cls(third, last, test_last, mean, std.clamp_min(1e-6))
 
     def rows_of(self, positions: torch.Tensor, data: DeviceData) -> torch.Tensor:
         """The head's standardized input for global `positions`, on every rank (each rank
@@ -83,6 +76,36 @@ class FrozenFeatures:
             probs = model.head(last).float().softmax(-1).permute(1, 0, 2)
         embedding = torch.cat([F.normalize(third, dim=1), F.normalize(last, dim=1)], dim=1)
         return probs, last, embedding
+
+    @torch.inference_mode()
+    def evaluate(
+        self, model: Net, last: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[float, float]:
+        """(loss, accuracy) of the head on cached features, summed over every rank as
+        `inference.evaluate` does for images."""
+        probs = model.head(last).float().softmax(-1).mean(1)  # committee mean, (N, C)
+        nll = F.nll_loss(probs.clamp_min(1e-12).log(), targets, reduction="sum")
+        right = (probs.argmax(1) == targets).sum()
+        count = torch.tensor(float(len(targets)), device=last.device)
+        loss, correct, total = all_sum(torch.stack([nll, right.float(), count])).tolist()
+        return (loss / total, correct / total) if total else (float("nan"), float("nan"))
+
+
+def _stages(
+    model: Net, images: torch.Tensor, data: DeviceData, batch_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(third, last) pooled stage features of uint8 images, float32, in eval mode."""
+    model.eval()
+    thirds, lasts = [], []
+    with torch.inference_mode():
+        for chunk, real in fixed_batches(images, batch_size):
+            mark_step()
+            with autocast(data.device):
+                third, last = model.backbone.forward_stages(prepare(chunk, data))
+            thirds.append(third[:real].to(torch.float32, copy=True))
+            lasts.append(last[:real].to(torch.float32, copy=True))
+    # Out of inference mode: the cached tensors are read by code that records gradients.
+    return torch.cat(thirds).clone(), torch.cat(lasts).clone()
 
 
 @torch.no_grad()

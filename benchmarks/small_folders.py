@@ -1,0 +1,405 @@
+"""The small-folders study: is the engine's model worth having from the first labels?
+
+Folders of the sizes people bring (300, 1,000 and 5,000 class-balanced training images cut
+from the shared CIFAR-10 pack, each tested on 2,000 of its test images; scikit-learn's
+handwritten digits as a fourth), one rotation pretraining per folder shared by every seed,
+then the engine itself (`Engine`, exactly what `salal-core run` and `salal-tui` drive) from
+zero labels: queries of 10 up to 160 labels, random against the person's default strategy,
+and a second run from 20% to 50% of the folder. On the very labels each run chose, two
+baselines: logistic regression on the raw pixels (in torch, L2 by cross-validation, as the
+engine's head) and the same network trained from scratch. Reported: means over seeds, the
+paired difference to the raw-pixel baseline with its 95% interval, AUBC over 10-160 labels
+(the mean over the doubling budgets), and the time per round.
+
+    python benchmarks/small_folders.py --pack ../shared/datasets/cifar10-jpeg.tar.gz --out runs/sf
+    python benchmarks/small_folders.py --quick    # a smoke run of a minute (the tests call it)
+
+Prints a table on stderr and the figures as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tarfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from rich.table import Table
+
+from salal_core.commands.compare_stats import Estimate
+from salal_core.commands.pretrain import pretrain_into
+from salal_core.config import HUMAN_ACTIVE, RunConfig, preset, with_overrides
+from salal_core.data import DeviceData, load_dataset
+from salal_core.engine import Engine
+from salal_core.events import Event, LabelsAdded, QueryReady
+from salal_core.factory import open_session
+from salal_core.model import Net
+from salal_core.probe import fit_probe, probe_probs, standardize
+from salal_core.store import RunStore
+from salal_core.train import fit, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+BUDGETS = (10, 20, 40, 80, 160)
+FRACTIONS = (0.2, 0.5)
+DEFAULT_STRATEGY = str(HUMAN_ACTIVE["acquisition"])
+SCRATCH_EPOCHS, SCRATCH_STEPS = 5, 100  # the cpu recipe's round, from random weights
+
+
+@dataclass(frozen=True)
+class Folder:
+    name: str
+    path: Path
+
+
+# ------------------------------------------------------------------------------ the folders
+
+
+def cut_pack(pack: Path, out: Path, per_class: int, test_total: int, seed: int = 0) -> Path:
+    """A class-balanced image folder of `per_class` training images a class and `test_total`
+    test images, drawn with a seed (the pack is ordered by class), written once."""
+    if (out / "train").exists():
+        return out
+    members: dict[tuple[str, str], list[tarfile.TarInfo]] = {}
+    with tarfile.open(pack) as tar:
+        infos = [i for i in tar if i.isfile() and len(Path(i.name).parts) >= 3]
+        for info in infos:
+            split, cls = Path(info.name).parts[-3:-1]
+            members.setdefault((split, cls), []).append(info)
+        rng = np.random.default_rng(seed)
+        classes = sorted({cls for _, cls in members})
+        wanted = {"train": per_class, "test": test_total // len(classes)}
+        for (split, cls), found in sorted(members.items()):
+            if split not in wanted:
+                continue
+            for i in rng.permutation(len(found))[: wanted[split]]:
+                data = tar.extractfile(found[i])
+                assert data is not None
+                target = out / split / cls / Path(found[i].name).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data.read())
+    return out
+
+
+def write_digits(out: Path, test_total: int = 497) -> Path:
+    """scikit-learn's handwritten digits (1,797 8x8 images) as an image folder with a seeded
+    held-out split; needs the `study` extra (scikit-learn) once, to write the folder."""
+    if (out / "train").exists():
+        return out
+    try:
+        from sklearn.datasets import load_digits  # type: ignore[import-untyped]
+    except ImportError:
+        raise SystemExit("the digits need scikit-learn: pip install -e '.[study]'") from None
+    digits = load_digits()
+    order = np.random.default_rng(0).permutation(len(digits.target))
+    for rank, i in enumerate(order):
+        split = "test" if rank < test_total else "train"
+        pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
+        target = out / split / str(digits.target[i]) / f"{i:04d}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(target)
+    return out
+
+
+# ------------------------------------------------------------------------------ the runs
+
+
+class Timeline:
+    """Events with the time they came: a round runs from the moment its labels are in until
+    its next query is ready (training, measuring, scoring, selecting)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, Event]] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append((time.perf_counter(), event))
+
+    def round_seconds(self) -> list[float]:
+        out, began = [], None
+        for when, event in self.events:
+            if isinstance(event, LabelsAdded):  # the answers are in: the round begins
+                began = when if began is None else began
+            elif isinstance(event, QueryReady) and began is not None:
+                out.append(when - began)
+                began = None
+        return out
+
+
+def engine_run(config: RunConfig, out: Path) -> tuple[list[tuple[int, float]], list[float]]:
+    """One run of the engine; returns (labels, test accuracy) per round and round times."""
+    timeline = Timeline()
+    summary = Engine.for_session(open_session(config, out), timeline).run()
+    if summary.stop_reason not in ("budget", "pool empty"):
+        raise SystemExit(f"{out}: the run ended with {summary.stop_reason}: {summary.stop_detail}")
+    return [(p.labeled, p.test_accuracy) for p in summary.curve], timeline.round_seconds()
+
+
+def labeled_rounds(run: Path) -> dict[str, int]:
+    """Each labeled image's digest -> the round it was labeled in."""
+    store = RunStore(run, create=False, lock=False)
+    try:
+        digest = {s.item: s.digest for s in store.items()}
+        return {digest[item]: record.round for item, record in store.labels().items()}
+    finally:
+        store.close()
+
+
+def pixels(data: DeviceData) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardized raw pixels of the train and test images: (N, 3 * H * W)."""
+    train = prepare(data.train_images, data).flatten(1)
+    test = prepare(data.test_images, data).flatten(1)
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    return standardize(train, mean, std), standardize(test, mean, std)
+
+
+def raw_pixel_accuracy(
+    x: torch.Tensor, y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor, classes: int
+) -> float:
+    w = fit_probe(x, y, classes, torch.Generator().manual_seed(0))
+    return float((probe_probs(w, test).mean(0).argmax(1) == test_y).float().mean())
+
+
+def scratch_accuracy(
+    config: RunConfig, data: DeviceData, positions: torch.Tensor, seed: int
+) -> float:
+    """The same network from random weights, trained on these labels alone with the cpu
+    recipe's round (its minimum steps included)."""
+    torch.manual_seed(seed)
+    model = Net(config.model.width, data.num_classes)
+    optim = config.active.optim
+    fit(
+        model,
+        data,
+        positions,
+        data.train_labels,
+        optim,
+        SCRATCH_EPOCHS,
+        phase="finetune",
+        round_=0,
+        evaluate_fn=lambda: (math.nan, math.nan),
+        emit=lambda event: None,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    model.eval()
+    with torch.inference_mode():
+        correct = 0
+        for start in range(0, data.num_test, 512):
+            x = prepare(data.test_images[start : start + 512], data)
+            correct += int(
+                (model(x).mean(1).argmax(1) == data.test_labels[start : start + 512]).sum()
+            )
+    return correct / data.num_test
+
+
+# ------------------------------------------------------------------------------ the study
+
+
+def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    """Every run and baseline of one folder."""
+    work = args.out / folder.name
+    base = with_overrides(
+        preset("cpu"),
+        {
+            "device": "cpu",
+            "data.source": str(folder.path.resolve()),
+            "data.cache_dir": str((args.out / "cache").resolve()),
+            "model.width": args.width,
+            **({"pretrain.epochs": 1, "pretrain.optim.min_steps": 8} if args.quick else {}),
+        },
+    )
+    checkpoint = work / "pretrain" / "checkpoints" / "pretrain.pt"
+    started = time.perf_counter()
+    if not checkpoint.exists():
+        pretrain_into(base, work / "pretrain", quiet=True)
+    pretrain_seconds = time.perf_counter() - started
+    base = with_overrides(base, {"model.pretrained": str(checkpoint.resolve())})
+    images = load_dataset(base.data, 0)
+    data = DeviceData(images, torch.device("cpu"))
+    x, test = pixels(data)
+    y, test_y = data.train_labels, data.test_labels
+    position = {d: i for i, d in enumerate(images.train.digests)}
+    n = data.num_train
+    budgets = [b for b in (BUDGETS[:3] if args.quick else BUDGETS) if b < n]
+    results: dict[str, Any] = {"train": n, "test": data.num_test, "rows": []}
+    for strategy in ("random", DEFAULT_STRATEGY):
+        for seed in range(args.seeds):
+            for plan in ("budgets", "fractions"):
+                if plan == "fractions" and args.quick:
+                    continue
+                run = work / f"{strategy}-{plan}-seed{seed}"
+                if plan == "budgets":
+                    overrides = {
+                        "active.initial_fraction": 0.0,
+                        "active.query_size": 10,
+                        "active.budget": max(budgets) / n,
+                    }
+                else:
+                    overrides = {
+                        "active.initial_fraction": FRACTIONS[0],
+                        "active.query_size": FRACTIONS[1] - FRACTIONS[0],
+                        "active.budget": FRACTIONS[1],
+                    }
+                config = with_overrides(
+                    base, {"seed": seed, "active.acquisition": strategy, **overrides}
+                )
+                curve, rounds = engine_run(config, run)
+                chosen = labeled_rounds(run)
+                for r, (labels, accuracy) in enumerate(curve):
+                    wanted = budgets if plan == "budgets" else [round(f * n) for f in FRACTIONS]
+                    if labels not in wanted:
+                        continue
+                    picked = torch.tensor(
+                        sorted(position[d] for d, rd in chosen.items() if rd <= r)
+                    )
+                    row = {
+                        "strategy": strategy,
+                        "seed": seed,
+                        "labels": labels,
+                        "engine": accuracy,
+                        "raw_pixels": raw_pixel_accuracy(
+                            x[picked], y[picked], test, test_y, data.num_classes
+                        ),
+                        "scratch": scratch_accuracy(base, data, picked, seed)
+                        if strategy == DEFAULT_STRATEGY and not args.no_scratch
+                        else math.nan,
+                        "round_seconds": float(np.mean(rounds)) if rounds else math.nan,
+                    }
+                    results["rows"].append(row)
+                console.print(
+                    f"[dim]{folder.name} {strategy} {plan} seed {seed}: "
+                    f"{time.perf_counter() - started:.0f} s"
+                )
+    results["pretrain_seconds"] = pretrain_seconds
+    return results
+
+
+def paired(rows: Sequence[dict[str, Any]], key: str, against: str) -> Estimate:
+    return Estimate.of([r[key] - r[against] for r in rows])
+
+
+def aubc(rows: Sequence[dict[str, Any]], key: str, budgets: Sequence[int]) -> list[float]:
+    """Per seed, the mean accuracy over the doubling budgets (the area on a log axis)."""
+    seeds = sorted({r["seed"] for r in rows})
+    return [
+        float(np.mean([r[key] for r in rows if r["seed"] == s and r["labels"] in budgets]))
+        for s in seeds
+    ]
+
+
+def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    rows = result["rows"]
+    out: dict[str, Any] = {"folder": name, "cells": []}
+    labels = sorted({r["labels"] for r in rows})
+    for strategy in dict.fromkeys(r["strategy"] for r in rows):
+        mine = [r for r in rows if r["strategy"] == strategy]
+        for count in labels:
+            cell = [r for r in mine if r["labels"] == count]
+            diff = paired(cell, "engine", "raw_pixels")
+            scratch = [r["scratch"] for r in cell if not math.isnan(r["scratch"])]
+            out["cells"].append(
+                {
+                    "strategy": strategy,
+                    "labels": count,
+                    "engine": Estimate.of([r["engine"] for r in cell]).mean,
+                    "raw_pixels": Estimate.of([r["raw_pixels"] for r in cell]).mean,
+                    "scratch": Estimate.of(scratch).mean if scratch else None,
+                    "diff": diff.mean,
+                    "diff_low": diff.low,
+                    "diff_high": diff.high,
+                    "round_seconds": float(np.nanmean([r["round_seconds"] for r in cell])),
+                }
+            )
+        budgets = [b for b in BUDGETS if b in labels]
+        engine, raw = aubc(mine, "engine", budgets), aubc(mine, "raw_pixels", budgets)
+        diff = Estimate.of([e - r for e, r in zip(engine, raw, strict=True)])
+        out.setdefault("aubc", []).append(
+            {
+                "strategy": strategy,
+                "engine": float(np.mean(engine)),
+                "raw_pixels": float(np.mean(raw)),
+                "diff": diff.mean,
+                "diff_low": diff.low,
+                "diff_high": diff.high,
+            }
+        )
+    random = aubc([r for r in rows if r["strategy"] == "random"], "engine", BUDGETS)
+    default = aubc([r for r in rows if r["strategy"] == DEFAULT_STRATEGY], "engine", BUDGETS)
+    gap = Estimate.of([d - r for d, r in zip(default, random, strict=True)])
+    out["default_minus_random"] = {"diff": gap.mean, "low": gap.low, "high": gap.high}
+    out["pretrain_seconds"] = result["pretrain_seconds"]
+    return out
+
+
+def table(summary: dict[str, Any]) -> Table:
+    out = Table(title=f"{summary['folder']}: engine accuracy; minus raw-pixel LR [95% CI]")
+    for column in ("strategy", "labels", "engine", "raw pixels", "scratch", "diff", "round s"):
+        out.add_column(column, justify="right")
+    for c in summary["cells"]:
+        scratch = "—" if c["scratch"] is None else f"{c['scratch']:.3f}"
+        out.add_row(
+            c["strategy"],
+            str(c["labels"]),
+            f"{c['engine']:.3f}",
+            f"{c['raw_pixels']:.3f}",
+            scratch,
+            f"{c['diff']:+.3f} [{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]",
+            f"{c['round_seconds']:.1f}",
+        )
+    for a in summary["aubc"]:
+        out.add_row(
+            a["strategy"],
+            "AUBC",
+            f"{a['engine']:.3f}",
+            f"{a['raw_pixels']:.3f}",
+            "",
+            f"{a['diff']:+.3f} [{a['diff_low']:+.3f}, {a['diff_high']:+.3f}]",
+            "",
+        )
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pack", type=Path, default=PACK)
+    p.add_argument("--out", type=Path, default=Path("runs/small-folders"))
+    p.add_argument("--folders", default="300,1000,5000,digits")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    p.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.folders, args.seeds, args.width, args.no_scratch = "300", 2, 4, True
+    console = Console(stderr=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    report: dict[str, Any] = {"folders": [], "seeds": args.seeds, "width": args.width}
+    started = time.perf_counter()
+    for name in args.folders.split(","):
+        if name == "digits":
+            path = write_digits(args.out / "folders" / "digits")
+        else:
+            per_class = int(name) // 10
+            test_total = 400 if args.quick else 2000
+            path = cut_pack(args.pack, args.out / "folders" / name, per_class, test_total)
+        result = study_folder(Folder(name, path), args, console)
+        summary = summarize(name, result)
+        console.print(table(summary))
+        report["folders"].append(summary)
+    report["seconds"] = time.perf_counter() - started
+    json.dump(report, sys.stdout)
+    print()
+    return report
+
+
+if __name__ == "__main__":
+    main()
