@@ -286,7 +286,9 @@ def test_bench_prints_every_figure_as_json(
     assert len(list((tmp_path / "c").glob("decoded-*.npz"))) == 1
     for phase in ("pretrain", "finetune", "naive_finetune"):
         assert result[phase]["images_per_second"] > 0
-    assert result["score_pool"]["pool"] == 160 and result["score_pool"]["seconds"] > 0
+    score = result["score_pool"]
+    assert score["pool"] == 160 and score["seconds"] > 0
+    assert score["seconds"] == pytest.approx(score["pool_pass_seconds"] + score["select_seconds"])
     speedup = (
         result["finetune"]["images_per_second"] / result["naive_finetune"]["images_per_second"]
     )

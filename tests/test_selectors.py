@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from salal_core import clustering
 from salal_core.acquire import ACQUISITIONS
-from salal_core.clustering import k_center_greedy, kmeans
+from salal_core.clustering import k_center_greedy, kmeans, nearest, sq_distances
 from salal_core.pool import Pool
 from salal_core.selectors import badge, cluster_margin, coreset, typicality, typiclust
 
@@ -127,3 +128,29 @@ def test_every_strategy_returns_k_distinct_pool_positions_repeatably(name: str) 
     b, _ = ACQUISITIONS[name].select(p, 5, torch.Generator().manual_seed(3))
     assert a.tolist() == b.tolist() and len(set(a.tolist())) == 5 and len(sa) == 5
     assert all(0 <= i < 30 for i in a.tolist())
+
+
+def test_many_clusters_take_the_sampled_path_and_still_find_the_blobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past EXACT_WORK, seeds and iterations run on 3 points a cluster, then every point is
+    assigned: 40 separated blobs of 150 still come out as 40 pure clusters."""
+    g = torch.Generator().manual_seed(0)
+    centers = 20 * torch.randn(40, 16, generator=g)
+    truth = torch.arange(40).repeat_interleave(150)
+    x = centers[truth] + torch.randn(6000, 16, generator=g)
+    monkeypatch.setattr(clustering, "EXACT_WORK", 0.0)
+    assign = kmeans(x, 40, torch.Generator().manual_seed(1))
+    assert assign.shape == (6000,) and int(assign.max()) < 40
+    pure = sum(int(torch.bincount(assign[truth == c]).max()) for c in range(40)) / 6000
+    assert pure >= 0.95
+    assert len(set(assign.tolist())) >= 38
+
+
+def test_nearest_agrees_with_the_plain_distance_matrix() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, centers = torch.randn(300, 8, generator=g), torch.randn(20, 8, generator=g)
+    dist, index = nearest(x, centers)
+    plain = sq_distances(x, centers).min(1)
+    assert torch.equal(index, plain.indices)
+    assert torch.allclose(dist, plain.values, atol=1e-4)

@@ -207,7 +207,11 @@ def summary_tables(result: dict[str, Any]) -> list[Table]:
         f"(salal {result['finetune_speedup_over_naive']:.2f}x faster)",
     )
     score = result["score_pool"]
-    figures.add_row(f"scoring {score['pool']:,} pool images", f"{score['seconds']:.3f} s")
+    figures.add_row(
+        f"scoring {score['pool']:,} pool images ({score['acquisition']})",
+        f"{score['seconds']:.3f} s: pool pass {score['pool_pass_seconds']:.3f} s, "
+        f"selection {score['select_seconds']:.3f} s",
+    )
     if "end_to_end" in result:
         end = result["end_to_end"]
         figures.add_row(

@@ -1,0 +1,39 @@
+"""The small-folders study runs end to end in its smoke mode: real folders cut from the pack,
+one pretraining, the engine from zero labels with random and the person's default strategy,
+and the raw-pixel baseline on the very labels each run chose."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+from helpers import ROOT, SHARED_PACK
+
+
+def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "small_folders", ROOT / "benchmarks" / "small_folders.py"
+    )
+    assert spec is not None and spec.loader is not None
+    study = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = study  # its dataclasses look their module up there
+    spec.loader.exec_module(study)
+    report = study.main(["--quick", "--pack", str(SHARED_PACK), "--out", str(tmp_path)])
+    (folder,) = report["folders"]
+    assert folder["folder"] == "300"
+    cells = {(c["strategy"], c["labels"]): c for c in folder["cells"]}
+    assert set(cells) == {(s, n) for s in ("random", "badge") for n in (10, 20, 40)}
+    for cell in cells.values():
+        assert 0 < cell["engine"] <= 1 and 0 < cell["raw_pixels"] <= 1
+        assert cell["diff"] == cell["engine"] - cell["raw_pixels"] or math.isclose(
+            cell["diff"], cell["engine"] - cell["raw_pixels"], abs_tol=1e-9
+        )
+        assert cell["round_seconds"] > 0
+    assert {a["strategy"] for a in folder["aubc"]} == {"random", "badge"}
+    # The folder was cut class-balanced: 30 a class for training, 40 a class for testing.
+    counts = [
+        len(list(d.iterdir())) for d in sorted((tmp_path / "folders" / "300" / "train").iterdir())
+    ]
+    assert counts == [30] * 10
