@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU figure of BENCHMARKS.md from one prepared script, sized for a lent H100/H200
-# session (15 minutes of device time in all, start-up included; 10 minutes a call): the speed
+# Every GPU figure of BENCHMARKS.md from one prepared script, on one H100/H200, each stage in
+# under 10 minutes: the speed
 # figures with each switch ablated (STAGES=bench), then the `fast` preset end to end
 # (STAGES=run), as two calls on the same warm machine, which share the decode cache.
 # Accuracy: STAGES=compare (entropy against random over seeds, with the all-labels reference)

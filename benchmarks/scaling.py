@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-TARGET_EFFICIENCY = 0.85  # of N times one process's images/s, at N = 8 GPUs (issue 14)
+TARGET_EFFICIENCY = 0.85  # of N times one process's images/s, at N = 8 GPUs
 
 
 def pretrain(ranks: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:

@@ -207,6 +207,7 @@ def scratch_accuracy(
 def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """Every run and baseline of one folder."""
     work = args.out / folder.name
+    runs = args.runs / folder.name if args.runs else work
     base = with_overrides(
         preset("cpu"),
         {
@@ -214,6 +215,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
             "data.source": str(folder.path.resolve()),
             "data.cache_dir": str((args.out / "cache").resolve()),
             "model.width": args.width,
+            "active.finetune_from": args.finetune_from,
             **({"pretrain.epochs": 1, "pretrain.optim.min_steps": 8} if args.quick else {}),
         },
     )
@@ -234,9 +236,9 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
     for strategy in ("random", DEFAULT_STRATEGY):
         for seed in range(args.seeds):
             for plan in ("budgets", "fractions"):
-                if plan == "fractions" and args.quick:
+                if plan not in args.plans.split(",") or (plan == "fractions" and args.quick):
                     continue
-                run = work / f"{strategy}-{plan}-seed{seed}"
+                run = runs / f"{strategy}-{plan}-seed{seed}"
                 if plan == "budgets":
                     overrides = {
                         "active.initial_fraction": 0.0,
@@ -376,6 +378,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    p.add_argument(
+        "--finetune-from",
+        type=int,
+        default=preset("cpu").active.finetune_from,
+        help="the engine's switch from the frozen-feature head to fine-tuning (labels)",
+    )
+    p.add_argument("--plans", default="budgets,fractions", help="budgets, fractions or both")
+    p.add_argument("--runs", type=Path, help="where the runs go (default: under --out)")
     p.add_argument("--quick", action="store_true", help="a smoke run of about a minute")
     args = p.parse_args(argv)
     if args.quick:

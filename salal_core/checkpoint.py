@@ -14,6 +14,7 @@ atomically; a torn one is skipped for the one before it. What it holds:
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -162,6 +163,15 @@ def restore_model(
     return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices), None)
 
 
+def read_payload_file(path: Path) -> Any:
+    """`torch.load` of a file that may be anything a person passed: tensors and plain values
+    only (weights_only), and quiet, so that a foreign pickle ends in the caller's one line
+    rather than after torch's warnings about its protocol."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:
     """Write one checkpoint atomically. torch.save goes to memory first: it reports a failed
     write (a full disk) as a RuntimeError from its zip writer, while a plain write raises
@@ -178,7 +188,7 @@ def load_newest(folder: Path, prefix: str) -> tuple[dict[str, Any], Path] | None
     is skipped in favour of the one before it."""
     for path in sorted(folder.glob(f"{prefix}*.pt"), reverse=True):
         try:
-            return torch.load(path, map_location="cpu", weights_only=True), path
+            return read_payload_file(path), path
         except Exception:  # torn write, bad zip, unpickling refusal: all mean "try older"
             continue
     return None

@@ -92,8 +92,9 @@ class ActiveConfig:
     stop_when_flat: int = 0  # stop once accuracy has not risen for this many rounds (0: never)
     label_noise: float = 0.0  # share of the initial ground-truth labels flipped (to measure review)
     # Below this many training labels a round fits the head alone, to convergence, on frozen
-    # features; from it on, the whole network is fine-tuned from that head (README, Recipes).
-    finetune_from: int = 1000
+    # features; from it on, the whole network is fine-tuned. 0, fine-tuning from the first
+    # label, is what the small-folders study measured best (README, Recipes; BENCHMARKS.md).
+    finetune_from: int = 0
     stop_when_stable: bool = False  # stop once predictions stop changing (Cohen's kappa)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -103,8 +104,8 @@ class RunConfig:
     preset: str = "fast"
     seed: int = 0
     device: str = "auto"
-    # Scoring and evaluation batches: 8,192 scored a 40,000-image pool in 0.16 s on an H200
-    # (DESIGN.md); inference keeps no activations, so a large batch costs little memory.
+    # Scoring and evaluation batches in one fixed shape: inference keeps no activations, so a
+    # large batch costs little memory and leaves few launches (BENCHMARKS.md has the GPU row).
     eval_batch_size: int = 8192
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -178,9 +178,7 @@ class Engine:
         config, store, shape = self.config, self.store, plan.shape
         # This rank's shard of the images on the device (all of them in a world of one).
         data = DeviceData(images, device, shard=distributed.shard())
-        ask_first = partial(
-            ask_while_pretraining, config, store, self.oracle, self.emit, images, items, state
-        )
+        ask_first = partial(ask_while_pretraining, config, store, self.oracle, images, items, state)
         begun = start_model(plan, data, checkpoint, self.emit, ask_first)
         if begun.pretrained is not None:
             rotation_model, results = begun.pretrained

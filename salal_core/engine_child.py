@@ -36,8 +36,8 @@ LOCAL_GROUP_TIMEOUT = 7 * 24 * 3600.0  # seconds: `salal-tui --ranks`, see _join
 
 
 # What crosses the pipe: child to parent, and parent to child.
-UpKind = Literal["event", "ask", "collect", "finished", "error", "crash"]
-DownKind = Literal["answers", "stop"]
+UpKind = Literal["event", "ask", "collect", "unanswered", "finished", "error", "crash"]
+DownKind = Literal["answers", "unanswered", "stop"]
 Up = tuple[UpKind, Any]
 Down = tuple[DownKind, Any]
 
@@ -60,6 +60,7 @@ class RemoteOracle:
     def __init__(self, send: Callable[[Up], None]) -> None:
         self._send = send
         self._answers: queue.Queue[dict[int, int] | None] = queue.Queue()
+        self._counts: queue.Queue[int | None] = queue.Queue()
         self._closed = False
 
     def ask(self, queries: Sequence[Query]) -> None:
@@ -74,12 +75,24 @@ class RemoteOracle:
             raise OracleClosed()
         return answers
 
+    def unanswered(self) -> int:
+        """Asked of the parent's oracle, which holds the person's queue (0 once closed)."""
+        if self._closed:
+            return 0
+        self._send(("unanswered", None))
+        count = self._counts.get()
+        return 0 if count is None else count
+
     def deliver(self, answers: dict[int, int]) -> None:
         self._answers.put(answers)
+
+    def deliver_count(self, count: int) -> None:
+        self._counts.put(count)
 
     def close(self) -> None:
         self._closed = True
         self._answers.put(None)
+        self._counts.put(None)
 
 
 def child_main(conn: Connection, spec: ChildSpec) -> None:
@@ -151,6 +164,8 @@ def _listen(conn: Connection, engine: Engine, remote: RemoteOracle | None) -> No
             kind, payload = "stop", None
         if kind == "answers" and remote is not None:
             remote.deliver(payload)
+        elif kind == "unanswered" and remote is not None:
+            remote.deliver_count(payload)
         elif kind == "stop":
             engine.stop()
             return

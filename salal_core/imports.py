@@ -34,9 +34,14 @@ def read_labels(source: Path) -> list[GivenLabel]:
             if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
         ]
     try:
-        rows = list(csv.reader(source.read_text().splitlines()))
+        reader = csv.reader(source.read_text().splitlines())
+        rows = list(reader)
     except (OSError, UnicodeDecodeError) as exc:
         raise SalalError(f"cannot read {source} ({exc}); pass a CSV of path,class") from None
+    except csv.Error as exc:  # a field past the csv module's limit (131,072 characters), ...
+        raise SalalError(
+            f"{source.name} line {reader.line_num}: {exc}; pass a CSV of path,class"
+        ) from None
     if rows and [c.strip().lower() for c in rows[0]] == ["path", "class"]:
         rows = rows[1:]
         first = 2

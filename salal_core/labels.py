@@ -9,7 +9,7 @@ whatever was added, removed or renamed in between.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -221,11 +221,16 @@ def initial_answers(config: RunConfig, truth: np.ndarray, items: RunItems) -> li
 
 
 def sample_queries(
-    config: RunConfig, items: RunItems, state: LabelState, classes: int
+    config: RunConfig,
+    items: RunItems,
+    state: LabelState,
+    classes: int,
+    asked: Collection[int] = (),
 ) -> list[Query]:
     """A seeded sample of the pool, first in each image's identity-derived priority: what a
-    person labels before any model or feature exists. Score 0, uniform guesses: no model."""
-    pool = state.pool_indices()
+    person labels before any model or feature exists. Score 0, uniform guesses: no model.
+    Positions in `asked` are left out: the next sample carries on where the last ended."""
+    pool = np.setdiff1d(state.pool_indices(), np.fromiter(asked, dtype=np.int64))
     priority = item_priority(list(items.digests), config.seed)
     chosen = pool[np.argsort(priority[pool], kind="stable")][: config.query_count(state.size)]
     uniform = tuple([1.0 / classes] * classes)

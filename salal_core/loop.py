@@ -85,8 +85,11 @@ class ActiveLoop:
         self.pending: deque[list[Query]] = deque()
         self.curve: list[CurvePoint] = list(curve)
         self.stop_set = stop_set  # drawn at the first round that has none
-        if open_queries:
-            self._ask(list(open_queries))
+        # Asked and not yet answered, in batches of a query each as they were asked: a person
+        # who labeled through pretraining trains round 0 on the first batch, not on all.
+        asked = list(open_queries)
+        for start in range(0, len(asked), max(1, self.query_count)):
+            self._ask(asked[start : start + self.query_count])
 
     @property
     def accuracy_source(self) -> AccuracySource:

@@ -53,6 +53,9 @@ class Oracle(Protocol):
     def close(self) -> None:
         """No more answers are coming: a blocked `collect` raises OracleClosed."""
 
+    def unanswered(self) -> int:
+        """Items asked and not yet answered or skipped."""
+
 
 class AutoOracle:
     """Answers from the ground truth, at once: the write-up's experiment, reproduced."""
@@ -80,6 +83,9 @@ class AutoOracle:
 
     def close(self) -> None:
         """Nothing waits on the ground truth, so there is nothing to wake."""
+
+    def unanswered(self) -> int:
+        return 0  # the ground truth answers the moment it is asked
 
 
 class UndoUnavailable(Exception):
@@ -149,6 +155,10 @@ class HumanOracle:
     def queued(self) -> list[Query]:
         with self._cond:
             return list(self._queue)
+
+    def unanswered(self) -> int:
+        with self._cond:
+            return len(self._queue)
 
     def answer(self, index: int, label: int) -> Query:
         """Label the item at the front of the queue; durable once this returns."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import ModelShape, Resumed, RoundCheckpoint, restore_model
+from .checkpoint import ModelShape, Resumed, RoundCheckpoint, read_payload_file, restore_model
 from .config import RunConfig
 from .data import DeviceData
 from .events import Emit
@@ -50,7 +50,7 @@ class StartedModel:
 
 
 def read_round(path: Path) -> RoundCheckpoint:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = read_payload_file(path)
     return RoundCheckpoint.from_payload(payload, path.stem)
 
 
@@ -59,17 +59,18 @@ def start_model(
     data: DeviceData,
     checkpoint: RoundCheckpoint | None,
     emit: Emit,
-    before_pretraining: Callable[[], None] = lambda: None,
+    before_pretraining: Callable[[Emit], Emit] = lambda emit: emit,
 ) -> StartedModel:
     """The run's model on this rank: `checkpoint` restored, or else the backbone under a new
-    head (`before_pretraining` runs first: rank 0 asks a person's first images then)."""
+    head (`before_pretraining` runs first: rank 0 asks a person's first images then, and gets
+    the sink pretraining reports to, which asks more as they are answered)."""
     config, shape = plan.config, plan.shape
     model = build_model(config, data.num_classes, data.device, shape.members)
     generator = torch.Generator(device=data.device).manual_seed(config.seed + 1)
     if checkpoint is not None:
         resumed = restore_model(model, generator, checkpoint, shape)
         return StartedModel(model, generator, resumed, None)
-    before_pretraining()
-    pretrained = start_backbone(model, config, data, plan.backbone, emit, plan.on_collapse)
+    during = before_pretraining(emit)
+    pretrained = start_backbone(model, config, data, plan.backbone, during, plan.on_collapse)
     model.replace_head(data.num_classes, shape.members)
     return StartedModel(model, generator, Resumed(0, (), None), pretrained)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint import read_payload_file
 from .config import RunConfig, to_dict
 from .data import DeviceData
 from .distributed import sync_batchnorm
@@ -100,7 +101,7 @@ def read_payload(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise SalalError(f"{path} does not exist; pass a pretrain.pt from an earlier run")
     try:
-        payload: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        payload: dict[str, Any] = read_payload_file(path)
     except Exception as exc:  # torn file, not a checkpoint, refused pickle
         raise SalalError(
             f"{path} is not a readable checkpoint ({exc.__class__.__name__})"

@@ -115,6 +115,9 @@ class EngineProcess:
                 self.session.oracle.ask(payload)
             elif kind == "collect":
                 threading.Thread(target=self._answer, args=(payload,), daemon=True).start()
+            elif kind == "unanswered":
+                oracle = self.session.oracle
+                self._send(("unanswered", oracle.unanswered() if oracle is not None else 0))
             elif kind == "finished":
                 summary: RunSummary = payload
                 return summary

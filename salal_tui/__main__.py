@@ -94,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import SalalApp
     from .bridge import EventBridge
+    from .keys import KeyMap
 
     bridge = EventBridge()
     auto = args.auto_oracle
@@ -113,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         check_local_ranks(args.ranks, resolve_device(session.config.device))
+        if args.keys is not None:  # before the screen is taken: a bad map is one line
+            known = session.request.class_names or tuple(session.store.class_names())
+            KeyMap.read(args.keys, known or None)
     except SalalError as exc:
         session.close()
         print(f"salal-tui: error: {exc}", file=sys.stderr)

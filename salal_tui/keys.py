@@ -32,8 +32,10 @@ class KeyMap:
         return cls(tuple(pairs[:count]))
 
     @classmethod
-    def read(cls, path: Path, class_names: Sequence[str]) -> KeyMap:
-        """A key map file: one `CODE CLASS` a line (a code of one or two keys), # comments."""
+    def read(cls, path: Path, class_names: Sequence[str] | None) -> KeyMap:
+        """A key map file: one `CODE CLASS` a line (a code of one or two keys), # comments.
+        `class_names` None (not known yet: the images are not loaded) checks the file alone,
+        and the map it returns is in the file's order."""
         try:
             lines = path.read_text().splitlines()
         except OSError as exc:
@@ -50,9 +52,11 @@ class KeyMap:
                     f"{path.name} line {n}: expected CODE CLASS, a code of one or two of "
                     f"{SINGLE} (q and s are the app's)"
                 )
-            if name not in class_names:
+            if class_names is not None and name not in class_names:
                 raise SalalError(f"{path.name} line {n}: this run has no class {name!r}")
             by_class[name] = code
+        if class_names is None:
+            class_names = list(by_class)
         missing = [c for c in class_names if c not in by_class]
         if missing:
             raise SalalError(f"{path.name} gives no keys for {', '.join(missing)}")

@@ -181,3 +181,24 @@ def test_a_300_image_folder_pretrains_sanely_and_learns_from_24_labels(
     assert first.labeled == 24 and first.test_accuracy > 0.1
     asked = [q for q in rec.of(QueryReady) if q.round == 1]
     assert asked and len(asked[0].queries) == 24
+
+
+def test_the_learner_fits_the_head_below_finetune_from_and_fine_tunes_from_it(
+    synthetic_pack: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """32 labels then 48 then 64, switching at 48: round 0 fits the head on frozen features
+    (one step, no optimizer state), rounds 1 and 2 fine-tune the network."""
+    from salal_core.events import PhaseChanged, PhaseStarted
+
+    config = tiny_config(
+        synthetic_pack,
+        cache_dir,
+        **{"active.finetune_from": 48, "active.budget": 0.4, "active.epochs_per_round": 2},
+    )
+    summary, rec = run_engine(config, tmp_path / "run")
+    assert [p.labeled for p in summary.curve] == [32, 48, 64]
+    training = [e.detail for e in rec.of(PhaseChanged) if e.phase == "training"]
+    assert "head on frozen features" in training[0]
+    assert all("frozen" not in t for t in training[1:])
+    rounds = [e for e in rec.of(PhaseStarted) if e.phase == "finetune"]
+    assert [(e.round, e.epochs) for e in rounds] == [(0, 1), (1, 2), (2, 2)]

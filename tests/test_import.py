@@ -89,6 +89,7 @@ def test_a_bad_row_refuses_the_whole_file(
         (f"{good},crimson\n", "line 1: class 'crimson' is not one of this run's", "blue"),
         (f"{good},red\n{stranger},red\n", "line 2: ", "is not one of this run's images"),
         (f"{good}\n", "line 1: expected path,class", ""),
+        (f"{good},red\n{'x' * 140_000},red\n", "line 2: field larger than field limit", ""),
     ]
     for text, where, what in cases:
         sheet = tmp_path / "labels.csv"

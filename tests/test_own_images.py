@@ -23,6 +23,7 @@ from salal_core.cli import main as core_main
 from salal_core.data import load_dataset
 from salal_core.data.load import read_source
 from salal_core.factory import open_session
+from salal_core.plan import read_round
 from salal_core.worker import EngineProcess
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
@@ -118,33 +119,46 @@ async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> Non
 
 
 async def test_a_person_labels_while_the_backbone_pretrains(tmp_path: Path) -> None:
-    """From zero labels the first images come at once, a seeded sample, and the answers given
-    while pretraining runs are round 0's labels."""
-    pool = write_unlabeled_folder(tmp_path / "photos", per_class=10)  # 40 images
+    """From zero labels the first images come at once, a seeded sample, and more keep coming
+    as they are answered until the backbone exists; every answer given before the first
+    round is one of round 0's labels."""
+    pool = write_unlabeled_folder(tmp_path / "photos", per_class=25)  # 100 images
     out = tmp_path / "run"
     config = tiny_config(
         pool,
         tmp_path / "c",
-        **{"pretrain.epochs": 20, "active.query_size": 6, "active.budget": 0.3},
+        **{
+            "pretrain.epochs": 20,
+            "pretrain.optim.min_steps": 150,
+            "active.query_size": 6,
+            "active.budget": 0.6,
+        },
     )
     bridge = EventBridge()
     session = open_session(config, out, oracle="human", class_names=CLASSES)
     app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
     pretrained = out / "checkpoints" / "pretrain.pt"
+    before_backbone = answered = 0
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
-        for _ in range(6):
-            await wait_for(pilot, lambda: screen.shown is not None)
-            assert not pretrained.exists(), "the image came only after pretraining"
-            info = str(screen.query_one("#query").render())
-            assert "asked while the backbone pretrains" in info
+        done = lambda: isinstance(app.screen, SummaryScreen)  # noqa: E731
+        while True:  # round 0: the seeded images, until the first trained round asks
+            await wait_for(pilot, lambda: screen.shown is not None or done(), 120)
+            if done() or screen.shown is None or screen.shown.round >= 1:
+                break
+            if not pretrained.exists():
+                info = str(screen.query_one("#query").render())
+                assert "asked while the backbone pretrains" in info
+                before_backbone += 1
             await pilot.press("1")
-        text = await wait_summary_or_next(pilot, app)
+            answered += 1
         await pilot.press("q", "y")
         await wait_for(pilot, lambda: app.return_code is not None)
-    assert pretrained.exists() and len(journal(out)) >= 6
+    assert before_backbone > 6, "labeling stopped at the first seeded batch"
+    assert answered <= 60  # seeded images never go past the budget (60% of 100)
+    assert pretrained.exists() and len(journal(out)) >= answered
     rounds = [r.round for r in labels_of(out)]
-    assert rounds.count(0) == 6, text  # the answers given during pretraining are round 0's
+    assert rounds.count(0) == answered  # every answer before the first round is round 0's
 
 
 async def wait_summary_or_next(pilot, app: SalalApp) -> str:
@@ -162,3 +176,41 @@ def labels_of(run: Path) -> list:
         return list(store.labels().values())
     finally:
         store.close()
+
+
+async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_batch(
+    shared_slice: Path, tmp_path: Path
+) -> None:
+    """salal-tui on 300 CIFAR images with the cpu recipe, from zero labels: the person labels
+    the first 24 seeded images (more keep coming while pretraining runs), round 0 trains on
+    that first batch without a stop, and the next batch the model chose is asked."""
+    out = tmp_path / "run"
+    config = tiny_config(
+        shared_slice,
+        tmp_path / "c",
+        **{
+            "model.width": 8,
+            "pretrain.epochs": 2,
+            "pretrain.optim.min_steps": 20,
+            "active.initial_fraction": 0.0,
+            "active.query_size": 24,
+            "active.budget": 0.5,
+        },
+    )
+    config = type(config)(**{**config.__dict__, "preset": "cpu"})
+    bridge = EventBridge()
+    session = open_session(config, out, oracle="human")
+    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        while True:
+            await wait_for(pilot, lambda: screen.shown is not None, 120)
+            assert screen.shown is not None
+            if screen.shown.round >= 1:
+                break
+            await pilot.press("1")
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    first = read_round(out / "checkpoints" / "round-0000.pt")
+    assert first.curve[-1].labeled == 24  # round 0 trained on the first seeded batch
+    assert len(labels_of(out)) >= 24

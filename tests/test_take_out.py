@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROUNDS, tiny_cli, write_image_folder
+from helpers import ROUNDS, run_cli, tiny_cli, write_image_folder
 from salal_core.cli import main
 
 EXTRA = (*ROUNDS, "--budget", "0.3")
@@ -124,3 +124,24 @@ def test_a_model_goes_out_and_predicts_on_new_images(
     for path in (not_a_model, run / "config.toml", tmp_path / "missing.pt"):
         line = one_error(main(["predict", "--model", str(path), str(new)]), capsys)
         assert "salal model" in line or "does not exist" in line
+
+
+def test_a_foreign_pickle_is_one_line_without_torchs_warnings(tmp_path: Path) -> None:
+    """A pickle that is not salal's, passed as --model or --pretrained: the one line alone,
+    not after torch's warnings about the pickle protocol."""
+    import pickle
+
+    foreign = tmp_path / "other.pt"
+    foreign.write_bytes(pickle.dumps({"kind": "model", "weights": [1, 2]}, protocol=5))
+    result = run_cli("predict", "--model", str(foreign), str(tmp_path), "--out", "-")
+    assert result.returncode == 2
+    assert (
+        result.stderr.startswith("salal-core: error: ") and "is not a salal model" in result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    folder = write_image_folder(tmp_path / "photos")
+    command = tiny_cli("run", folder, tmp_path / "r", tmp_path / "c", "--pretrained", str(foreign))
+    result = run_cli(*command)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "Warning" not in result.stderr, result.stderr
+    assert last.startswith("salal-core: error: ") and "is not a readable checkpoint" in last

@@ -436,3 +436,21 @@ async def test_review_from_the_labeling_screen_comes_back_saying_why(
         assert app.return_code is None  # the labeling goes on
         said = [n.message for n in app._notifications]
         assert any("fewer than two labels to review" in m for m in said), said
+
+
+def test_a_key_map_missing_a_class_is_one_line_before_the_screen(
+    tmp_path: Path, synthetic_pack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the classes known (--classes, or a resumed run), a map that leaves one without a
+    key is refused before Textual takes the terminal: one line on stderr, nothing drawn."""
+    from salal_tui.__main__ import main as salal_tui
+
+    keys = tmp_path / "keys.txt"
+    keys.write_text("a cat\n")
+    args = ["--data", str(synthetic_pack), "--device", "cpu", "--classes", "cat,dog"]
+    assert salal_tui([*args, "--out", str(tmp_path / "R"), "--keys", str(keys)]) == 2
+    out = capsys.readouterr()
+    assert out.err == "salal-tui: error: keys.txt gives no keys for dog\n" and out.out == ""
+    keys.write_text("a cat\nab dog\n")  # a code that starts another can never be typed
+    assert salal_tui([*args, "--out", str(tmp_path / "R2"), "--keys", str(keys)]) == 2
+    assert "keys 'a' and 'ab' clash" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..checkpoint import read_payload_file
 from ..data.device_data import channel_stats
 from ..data.load import load_for_run
 from ..errors import SalalError
@@ -57,7 +58,7 @@ class ModelFile:
     def read(cls, path: Path) -> ModelFile:
         """The model in `path`, or one line saying why it is not one."""
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = read_payload_file(path)
         except FileNotFoundError:
             raise SalalError(f"{path} does not exist; pass a model.pt from export-model") from None
         except Exception as exc:  # not a torch file, a refused pickle, a torn write
