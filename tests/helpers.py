@@ -3,6 +3,7 @@ waiting on the app. Fixtures live in conftest.py; test modules import only from 
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import tarfile
@@ -83,6 +84,26 @@ def write_unlabeled_folder(root: Path, per_class: int = 50, seed: int = 1) -> Pa
     (root / "shoot-1" / f"copy-of-{first.name}").write_bytes(first.read_bytes())
     Image.new("RGB", (4, 4), (200, 30, 30)).save(root / "tiny-red.png")
     return root
+
+
+def write_cifar_batches(folder: Path, per_batch: int = 6) -> np.ndarray:
+    """Official-format pickle batches with known pixels; returns the first training image."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    first = None
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        if first is None:
+            first = data[0].reshape(3, 32, 32).transpose(1, 2, 0)
+        batch = {
+            b"data": data,
+            b"labels": [i % 10 for i in range(per_batch)],
+            b"batch_label": name.encode(),
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+    meta = {b"label_names": [f"c{i}".encode() for i in range(10)]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return first
 
 
 def class_from_name(source_id: str) -> int:

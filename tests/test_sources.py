@@ -15,32 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import CLASSES, tar_folder, write_image_folder
+from helpers import CLASSES, tar_folder, write_cifar_batches, write_image_folder
 from salal_core.config import DataConfig
 from salal_core.data import load_dataset
 from salal_core.data.load import balanced_subset, download_cifar10, read_source
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Notice, Recorder
-
-
-def write_cifar_batches(folder: Path, per_batch: int = 6) -> np.ndarray:
-    """Official-format pickle batches with known pixels; returns the first training image."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    first = None
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        if first is None:
-            first = data[0].reshape(3, 32, 32).transpose(1, 2, 0)
-        batch = {
-            b"data": data,
-            b"labels": [i % 10 for i in range(per_batch)],
-            b"batch_label": name.encode(),
-        }
-        (folder / name).write_bytes(pickle.dumps(batch))
-    meta = {b"label_names": [f"c{i}".encode() for i in range(10)]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    return first
 
 
 def test_cifar_pickle_folder_and_archive(tmp_path: Path) -> None:

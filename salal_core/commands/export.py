@@ -6,16 +6,20 @@ import argparse
 import datetime as dt
 import shutil
 import sys
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from ..data.identity import content_digest
 from ..data.load import load_for_run
+from ..data.sources import walk_members
 from ..errors import SalalError
 from ..labels import RunItems
 from ..options import Subparsers
+from ..records import StoredItem
 from ..store import FORMAT_VERSION, RunStore
 from .output import render, write_text
 
@@ -43,9 +47,13 @@ def export_rows(run_dir: Path, history: bool = False) -> list[dict[str, Any]]:
     finally:
         store.close()
 
+    # A folder of images: each item's file. CIFAR batches in a folder: the row's own name
+    # ("data_batch_1:7"), which is how the run knows it (and how a CSV import finds it).
+    files = root.is_dir() and not (root / "data_batch_1").exists()
+
     def source(item: int) -> str:
         found = sources.get(item, "")
-        return str(root / found) if found and root.is_dir() else found
+        return str(root / found) if found and files else found
 
     rows = []
     for item, label, oracle, round_, time in records:
@@ -66,7 +74,8 @@ def export_rows(run_dir: Path, history: bool = False) -> list[dict[str, Any]]:
 
 def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
     """DIR/class/file for every labeled image: links to a folder source's files (or copies),
-    PNGs of what the model sees for sources that are not files (archive members, CIFAR rows).
+    an archive's members as they are, PNGs of a CIFAR row's pixels: each imports back onto a
+    run over the same source.
     Returns (written, missing: labeled images no longer in the source)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SalalError(f"{out} exists and is not empty; pass a new or empty folder")
@@ -78,9 +87,16 @@ def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
         stored = store.items() if store.format == FORMAT_VERSION else []
     finally:
         store.close()
-    files = Path(config.data.source or "").is_dir()
+    source_path = Path(config.data.source or "")
+    files = source_path.is_dir() and not (source_path / "data_batch_1").exists()
     pixels: dict[int, np.ndarray] = {}
-    if not files:  # decode (from the cache) to write what the model sees
+    members: dict[int, tuple[str, bytes]] = {}
+    if source_path.is_file() and tarfile.is_tarfile(source_path):
+        # An archive's members as they are (the photo's own bytes, not a 32x32 re-encoding):
+        # what imports back onto a run over the same archive, byte for byte.
+        members = _labeled_members(source_path, stored, {row["index"] for row in rows})
+    if not files and len(members) < len(rows):
+        # CIFAR rows (no file of their own): PNGs of the pixels, which import by their pixels.
         images = load_for_run(config, names, [s.digest for s in stored] or None)
         where = RunItems.resolve(stored, images.train).positions()
         pixels = {item: images.train.images[p] for item, p in where.items()}
@@ -95,6 +111,10 @@ def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
                 shutil.copy2(source, target)
             else:
                 target.symlink_to(source.resolve())
+        elif row["index"] in members:
+            name, data = members[row["index"]]
+            target = _free_name(folder / PurePosixPath(name).name, row["index"])
+            target.write_bytes(data)
         elif not files and row["index"] in pixels:
             target = _free_name(
                 folder / (Path(row["source"]).stem or str(row["index"])), row["index"]
@@ -105,6 +125,25 @@ def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
             continue
         written += 1
     return written, missing
+
+
+def _labeled_members(
+    archive: Path, stored: list[StoredItem], labeled: set[int]
+) -> dict[int, tuple[str, bytes]]:
+    """Labeled item -> (member name, its bytes), found by content in one pass over the archive
+    (the first member with an item's content, as reading the archive assigns them)."""
+    wanted = {s.digest: s.item for s in stored if s.item in labeled}
+    found: dict[int, tuple[str, bytes]] = {}
+    copies: dict[str, int] = {}
+    for name, read in walk_members(archive):
+        data = read()
+        digest = content_digest(data)
+        n = copies.get(digest, 0)
+        copies[digest] = n + 1
+        item = wanted.get(digest if n == 0 else f"{digest}~{n}")
+        if item is not None:
+            found[item] = (name, data)
+    return found
 
 
 def _free_name(path: Path, item: int) -> Path:
