@@ -198,6 +198,8 @@ def test_a_limited_slice_is_kept_not_drawn_again(
     before = {r["index"]: r["source"] for r in rows(export(out, capsys))}
     add_images(folder, 40, seed=4)  # would move a balanced slice drawn again
     assert main(["run", "--resume", str(out), "--budget", "0.4"]) == 0
+    err = capsys.readouterr().err
+    assert "100 images of the source left out: this run's slice holds at most 60" in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["train_size"] == 60 and summary["labeled"] == 24
     after = {r["index"]: r["source"] for r in rows(export(out, capsys))}
@@ -309,3 +311,25 @@ def test_a_checkpoint_saved_before_stop_sets_resumes(
     torch.save(payload, newest)
     assert main(["run", "--resume", str(out), "--budget", "0.4"]) == 0
     assert len(newest_stop_set(out).items) > 0
+
+
+@pytest.mark.parametrize(("limit", "joined"), [(1000, 50), (150, 30)])
+def test_a_folder_that_grows_under_its_slice_takes_new_images_up_to_the_limit(
+    limit: int, joined: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slice at least as large as the folder is all of it, so new images join; a folder that
+    outgrows its slice keeps every image it had and adds new ones up to the limit, chosen by
+    digest priority, and one line says how many were left out."""
+    folder = write_image_folder(tmp_path / "photos", per_class_train=30, per_class_test=5)
+    out = tmp_path / "run"
+    command = tiny_cli("run", folder, out, tmp_path / "c", *EXTRA)
+    command[command.index("--train-limit") + 1] = str(limit)
+    assert main(command) == 0
+    before = {r["index"]: r["source"] for r in rows(export(out, capsys))}
+    add_images(folder, 50, seed=5)
+    assert main(["run", "--resume", str(out), "--budget", "0.4"]) == 0
+    err = capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text())["train_size"] == 120 + joined
+    assert (f"{50 - joined} images of the source left out" in err) == (joined < 50)
+    after = {r["index"]: r["source"] for r in rows(export(out, capsys))}
+    assert before.items() <= after.items()

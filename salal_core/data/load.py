@@ -19,6 +19,7 @@ from ..errors import SalalError
 from ..events import DataLoaded, Emit, Notice, ignore
 from ..files import atomic_write
 from .cifar import is_cifar_pickles, read_cifar_pickles
+from .identity import item_priority
 from .sources import ImageSet, Split, read_image_tree, walk_members
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -122,6 +123,33 @@ def _load_cache(path: Path) -> ImageSet | None:
         return None  # a torn or old cache file: decode again
 
 
+def grown_slice(
+    digests: Sequence[str],
+    train_items: Collection[str],
+    config: DataConfig,
+    seed: int,
+    emit: Emit,
+) -> np.ndarray:
+    """A resumed run's slice: every image it was created with that is still there, then
+    images it has not had, up to `--train-limit`, first in the digest-seeded priority (the
+    same ones join whatever order the source lists them in); one line says how many are
+    left out."""
+    keep = set(train_items)
+    kept = [i for i, d in enumerate(digests) if d in keep]
+    new = np.asarray([i for i, d in enumerate(digests) if d not in keep], dtype=np.int64)
+    room = max(0, config.train_limit - len(kept))
+    if len(new) > room:
+        priority = item_priority([digests[i] for i in new], seed)
+        emit(
+            Notice(
+                f"{len(new) - room} images of the source left out: this run's slice holds at most "
+                f"{config.train_limit} images (--train-limit, fixed when the run was created)"
+            )
+        )
+        new = new[np.argsort(priority, kind="stable")[:room]]
+    return np.sort(np.concatenate([np.asarray(kept, dtype=np.int64), new]))
+
+
 def balanced_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """`limit` indices, as even across classes as possible, seeded; sorted (global order kept)."""
     rng = np.random.default_rng(seed)
@@ -204,9 +232,8 @@ def load_dataset(
         counts = ", ".join(f"{v} {k}" for k, v in data.skipped.items())
         emit(Notice(f"skipped files in {path.name}: {counts}"))
     if config.train_limit and train_items is not None:
-        keep = set(train_items)
         data.train = data.train.take(
-            np.asarray([i for i, d in enumerate(data.train.digests) if d in keep], dtype=np.int64)
+            grown_slice(data.train.digests, train_items, config, seed, emit)
         )
     elif config.train_limit:
         data.train = data.train.take(balanced_subset(data.train.labels, config.train_limit, seed))
