@@ -19,9 +19,19 @@ def phase_text(event: PhaseChanged, person: bool) -> str:
     return f"{event.phase}: {event.detail}"
 
 
-def step_text(event: StepProgress, round_: int) -> str:
+def step_text(event: StepProgress, round_: int, seconds_left: float | None = None) -> str:
+    """The top line inside a training phase, with the time it has left once it can tell."""
     what = "pretraining" if event.phase == "pretrain" else f"round {round_} training"
-    return f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}"
+    text = f"{what} · epoch {event.epoch} · step {event.step}/{event.steps}"
+    if seconds_left is not None and math.isfinite(seconds_left):
+        minutes, seconds = divmod(round(seconds_left), 60)
+        text += f" · {minutes}:{seconds:02d} left"
+    return text
+
+
+def seconds_left(elapsed: float, done: int, total: int) -> float | None:
+    """The phase's time left at its pace so far (None before its first step is done)."""
+    return elapsed / done * max(0, total - done) if done > 0 else None
 
 
 def epoch_text(event: EpochEnded) -> str:

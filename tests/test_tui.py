@@ -454,3 +454,36 @@ def test_a_key_map_missing_a_class_is_one_line_before_the_screen(
     keys.write_text("a cat\nab dog\n")  # a code that starts another can never be typed
     assert salal_tui([*args, "--out", str(tmp_path / "R2"), "--keys", str(keys)]) == 2
     assert "keys 'a' and 'ab' clash" in capsys.readouterr().err
+
+
+def test_the_top_line_of_a_training_phase_says_the_time_left() -> None:
+    from salal_core.events import StepProgress
+    from salal_tui.status import seconds_left, step_text
+
+    assert seconds_left(30.0, 10, 40) == 90.0 and seconds_left(5.0, 0, 40) is None
+    event = StepProgress("pretrain", 3, 1, 15)
+    assert step_text(event, 0, 151.2) == "pretraining · epoch 3 · step 1/15 · 2:31 left"
+    assert step_text(event, 0, None) == "pretraining · epoch 3 · step 1/15"
+
+
+async def test_a_sentence_in_the_image_pane_wraps_at_80_columns() -> None:
+    """At 80x24 the pane is about 40 columns: the whole sentence shows, over two lines."""
+    from textual.app import App
+
+    from salal_tui.widgets.image_view import ImageView
+
+    class Pane(App[None]):
+        CSS = "ImageView { width: 40; height: 10; }"
+
+        def compose(self):
+            yield ImageView()
+
+    app = Pane()
+    async with app.run_test(size=(80, 24)) as pilot:
+        view = app.query_one(ImageView)
+        said = "no images queued: the model is choosing the next ones"
+        view.show(None, said)
+        await pilot.pause()
+        lines = [view.render_line(y).text.strip() for y in range(view.content_size.height)]
+        assert " ".join(line for line in lines if line) == said
+        assert all(len(line) <= view.content_size.width for line in lines)

@@ -11,6 +11,7 @@ engine. In auto-oracle mode it replays the engine's queries with their ground-tr
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
@@ -44,7 +45,14 @@ from ..keys import KeyInput, KeyMap
 from ..render import pixels_of
 from ..replay import Replay
 from ..review_app import ReviewScreen
-from ..status import epoch_text, gains_text, not_saved_text, phase_text, step_text
+from ..status import (
+    epoch_text,
+    gains_text,
+    not_saved_text,
+    phase_text,
+    seconds_left,
+    step_text,
+)
 from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_view import Pixels
 from .help import HelpScreen
@@ -80,6 +88,7 @@ class LabelScreen(Screen[None]):
         self.origin = ""
         self.gains: list[float] = []  # accuracy each of the last rounds added
         self.kappa = math.nan  # how much the last round's predictions moved
+        self.phase_clock = (time.monotonic(), 0)  # the training phase's start, and its steps
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer: Timer | None = None
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
@@ -149,13 +158,19 @@ class LabelScreen(Screen[None]):
 
     @on(PhaseStartedMessage)
     def on_phase_started(self, message: PhaseStartedMessage) -> None:
+        event = message.event
+        self.phase_clock = (time.monotonic(), event.epochs * event.steps_per_epoch)
         images = self.session.images.loaded
         held_out = images is not None and not images.has_test
         self.query_one(TrainingCharts).start(message.event, held_out)
 
     @on(StepProgressMessage)
     def on_step_progress(self, message: StepProgressMessage) -> None:
-        self._phase(step_text(message.event, self.round))
+        event = message.event
+        started, total = self.phase_clock
+        done = (event.epoch - 1) * event.steps + event.step
+        left = seconds_left(time.monotonic() - started, done, total)
+        self._phase(step_text(event, self.round, left))
 
     @on(EpochEndedMessage)
     def on_epoch_ended(self, message: EpochEndedMessage) -> None:

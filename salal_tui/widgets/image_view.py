@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -64,8 +65,10 @@ class ImageView(Widget):
 
     def _draw(self) -> None:
         cols, rows = self.content_size.width, self.content_size.height
-        if self.pixels is None:
-            self._lines = [_text_strip(self.caption or "waiting for images…", EMPTY_STYLE)]
+        if self.pixels is None:  # a sentence instead of an image: wrapped to the width
+            text = self.caption or "waiting for images…"
+            wrapped = textwrap.wrap(text, max(cols, 1)) or [""]
+            self._lines = [_text_strip(line, EMPTY_STYLE) for line in wrapped]
         elif cols >= 1 and rows >= 2:
             self._lines = self._strips(self.pixels, self.caption, cols, rows)
         self.refresh()
