@@ -1,4 +1,7 @@
-"""Typed, frozen configuration: a dataclass per concern, from a preset, overridden by flags."""
+"""Typed, frozen configuration: a dataclass per concern, from a preset, overridden by flags.
+
+Past 300 lines on purpose: the types, the presets, the checks and the TOML form each name
+every setting, and keeping them together means a new setting is added in one file."""
 
 from __future__ import annotations
 
