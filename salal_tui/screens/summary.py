@@ -55,7 +55,9 @@ class SummaryScreen(Screen[None]):
             yield Static("\n".join(lines), id="summary-text")
             if s.curve:
                 yield Static("accuracy by round", classes="chart-title")
-                yield Sparkline([p.test_accuracy for p in s.curve], id="summary-curve")
+                # Rounds with nothing to measure on (no held-out label yet) have NaN accuracy.
+                measured = [p.test_accuracy for p in s.curve if math.isfinite(p.test_accuracy)]
+                yield Sparkline(measured, id="summary-curve")
                 yield Static(curve_table(s.curve), id="summary-table")
             yield Static(f"[dim]export: salal-core export {s.run_dir} --format csv[/dim]")
         yield Footer()
