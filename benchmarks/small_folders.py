@@ -43,6 +43,7 @@ from salal_core.data import DeviceData, load_dataset
 from salal_core.engine import Engine
 from salal_core.events import Event, LabelsAdded, QueryReady
 from salal_core.factory import open_session
+from salal_core.inference import evaluate
 from salal_core.model import Net
 from salal_core.probe import fit_probe, probe_probs, standardize
 from salal_core.store import RunStore
@@ -190,15 +191,7 @@ def scratch_accuracy(
         emit=lambda event: None,
         generator=torch.Generator().manual_seed(seed),
     )
-    model.eval()
-    with torch.inference_mode():
-        correct = 0
-        for start in range(0, data.num_test, 512):
-            x = prepare(data.test_images[start : start + 512], data)
-            correct += int(
-                (model(x).mean(1).argmax(1) == data.test_labels[start : start + 512]).sum()
-            )
-    return correct / data.num_test
+    return evaluate(model, data.test_images, data.test_labels, data, 512)[1]
 
 
 # ------------------------------------------------------------------------------ the study

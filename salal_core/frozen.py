@@ -18,7 +18,7 @@ from .batchnorm import recalibrate
 from .data import DeviceData
 from .distributed import all_sum
 from .inference import fixed_batches
-from .model import Net
+from .model import Net, distance_embedding
 from .probe import fit_probe, probe_probs, standardize
 from .runtime import autocast, mark_step
 from .train import prepare
@@ -74,8 +74,7 @@ class FrozenFeatures:
         last, third = self.last[local_rows], self.third[local_rows]
         with torch.inference_mode():
             probs = model.head(last).float().softmax(-1).permute(1, 0, 2)
-        embedding = torch.cat([F.normalize(third, dim=1), F.normalize(last, dim=1)], dim=1)
-        return probs, last, embedding
+        return probs, last, distance_embedding(third, last)
 
     @torch.inference_mode()
     def evaluate(

@@ -60,6 +60,11 @@ class Backbone(nn.Module):
         return _pooled(third), _pooled(last)
 
 
+def distance_embedding(third: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """(B, 4w), (B, 8w) -> (B, 12w): both stages' pooled features, each at unit length."""
+    return torch.cat([F.normalize(t.float(), dim=1) for t in (third, last)], dim=1)
+
+
 class Heads(nn.Module):
     """K linear heads in one matmul: (B, D) -> (B, K, C). K > 1 makes a committee for qbc."""
 
@@ -103,6 +108,5 @@ class Net(nn.Module):
         (B, 8w, for gradient embeddings), and an embedding for distances (B, 12w): the third
         and last stages' pooled features, each scaled to unit length."""
         third, last = self.backbone.forward_stages(x)
-        unit = [F.normalize(t.float(), dim=1) for t in (third, last)]
-        embedding = torch.cat(unit, dim=1)
+        embedding = distance_embedding(third, last)
         return self.head(last), last, embedding
