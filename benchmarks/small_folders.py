@@ -9,7 +9,9 @@ and a second run from 20% to 50% of the folder. On the very labels each run chos
 baselines: logistic regression on the raw pixels (in torch, L2 by cross-validation, as the
 engine's head) and the same network trained from scratch. Reported: means over seeds, the
 paired difference to the raw-pixel baseline with its 95% interval, AUBC over 10-160 labels
-(the mean over the doubling budgets), and the time per round.
+(the mean over the doubling budgets), and the time per round. One semi-supervised method is
+measured beside them on the same labels: label propagation over a k-nearest-neighbour graph of
+the pretrained backbone's embeddings, train and test images together (Iscen et al., 2019).
 
     python benchmarks/small_folders.py --pack ../shared/datasets/cifar10-jpeg.tar.gz --out runs/sf
     python benchmarks/small_folders.py --quick    # a smoke run of a minute (the tests call it)
@@ -36,6 +38,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from salal_core.batchnorm import recalibrate
 from salal_core.commands.compare_stats import Estimate
 from salal_core.commands.pretrain import pretrain_into
 from salal_core.config import HUMAN_ACTIVE, RunConfig, preset, with_overrides
@@ -43,8 +46,10 @@ from salal_core.data import DeviceData, load_dataset
 from salal_core.engine import Engine
 from salal_core.events import Event, LabelsAdded, QueryReady
 from salal_core.factory import open_session
+from salal_core.frozen import stage_features
 from salal_core.inference import evaluate
-from salal_core.model import Net
+from salal_core.model import Net, distance_embedding
+from salal_core.pretrain import load_pretrained, read_payload
 from salal_core.probe import fit_probe, probe_probs, standardize
 from salal_core.store import RunStore
 from salal_core.train import fit, prepare
@@ -170,6 +175,66 @@ def raw_pixel_accuracy(
     return float((probe_probs(w, test).mean(0).argmax(1) == test_y).float().mean())
 
 
+class Propagation:
+    """Label propagation (Zhou et al., 2004, as Iscen et al., 2019 use it): the labels diffuse
+    over a k-NN graph of every image's embedding, train and test together, and each image takes
+    the class with the most mass. The graph is built once; each set of labels is one solve."""
+
+    def __init__(self, embeddings: torch.Tensor, k: int = 50, gamma: float = 3.0) -> None:
+        x = torch.nn.functional.normalize(embeddings.float(), dim=1)
+        similarity = x @ x.T
+        similarity.fill_diagonal_(-1.0)
+        values, columns = similarity.topk(min(k, len(x) - 1), dim=1)
+        del similarity
+        weights = torch.zeros(len(x), len(x)).scatter_(1, columns, values.clamp_min(0) ** gamma)
+        weights = weights + weights.T  # symmetric: a neighbour's neighbour is one too
+        scale = weights.sum(1).clamp_min(1e-12).rsqrt()
+        self.normalized = scale[:, None] * weights * scale[None, :]
+
+    def scores(
+        self, rows: torch.Tensor, labels: torch.Tensor, classes: int, alpha: float = 0.99
+    ) -> torch.Tensor:
+        """(N, C) class mass: (I - alpha W) Z = Y by conjugate gradients, every class at once;
+        Y weights each class by one over its label count, so a frequent class does not
+        flood the graph."""
+        y = torch.zeros(len(self.normalized), classes)
+        y[rows, labels] = 1.0
+        y /= y.sum(0).clamp_min(1.0)
+        z, residual = torch.zeros_like(y), y.clone()
+        direction, norm = residual.clone(), (residual * residual).sum(0)
+        tolerance = 1e-12 * norm.max()
+        for _ in range(50):  # each step reaches one hop further; image graphs are shallow
+            step = direction - alpha * (self.normalized @ direction)
+            rate = norm / (direction * step).sum(0).clamp_min(1e-20)
+            z += rate * direction
+            residual -= rate * step
+            new_norm = (residual * residual).sum(0)
+            if bool((new_norm <= tolerance).all()):
+                break
+            direction = residual + (new_norm / norm.clamp_min(1e-20)) * direction
+            norm = new_norm
+        return z
+
+
+def pretrained_embeddings(config: RunConfig, data: DeviceData) -> torch.Tensor:
+    """The pretrained backbone's distance embeddings (those selection uses), train rows then
+    test rows, with BatchNorm statistics recomputed over the upright pool as the engine does."""
+    model = Net(config.model.width, data.num_classes)
+    source = Path(config.model.pretrained)
+    load_pretrained(read_payload(source), config, model, str(source))
+    recalibrate(model, data, torch.arange(data.num_train), rotate=False)
+    parts = [
+        stage_features(model, images, data, 512) for images in (data.train_images, data.test_images)
+    ]
+    return torch.cat([distance_embedding(*part) for part in parts])
+
+
+def propagation_accuracy(graph: Propagation, positions: torch.Tensor, data: DeviceData) -> float:
+    scores = graph.scores(positions, data.train_labels[positions], data.num_classes)
+    predicted = scores[data.num_train :].argmax(1)
+    return float((predicted == data.test_labels).float().mean())
+
+
 def scratch_accuracy(
     config: RunConfig, data: DeviceData, positions: torch.Tensor, seed: int
 ) -> float:
@@ -221,6 +286,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
     images = load_dataset(base.data, 0)
     data = DeviceData(images, torch.device("cpu"))
     x, test = pixels(data)
+    graph = Propagation(pretrained_embeddings(base, data))
     y, test_y = data.train_labels, data.test_labels
     position = {d: i for i, d in enumerate(images.train.digests)}
     n = data.num_train
@@ -264,6 +330,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                         "raw_pixels": raw_pixel_accuracy(
                             x[picked], y[picked], test, test_y, data.num_classes
                         ),
+                        "propagation": propagation_accuracy(graph, picked, data),
                         "scratch": scratch_accuracy(base, data, picked, seed)
                         if strategy == DEFAULT_STRATEGY and not args.no_scratch
                         else math.nan,
@@ -307,6 +374,7 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                     "labels": count,
                     "engine": Estimate.of([r["engine"] for r in cell]).mean,
                     "raw_pixels": Estimate.of([r["raw_pixels"] for r in cell]).mean,
+                    "propagation": Estimate.of([r["propagation"] for r in cell]).mean,
                     "scratch": Estimate.of(scratch).mean if scratch else None,
                     "diff": diff.mean,
                     "diff_low": diff.low,
@@ -316,12 +384,18 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
             )
         budgets = [b for b in BUDGETS if b in labels]
         engine, raw = aubc(mine, "engine", budgets), aubc(mine, "raw_pixels", budgets)
+        propagation = aubc(mine, "propagation", budgets)
         diff = Estimate.of([e - r for e, r in zip(engine, raw, strict=True)])
+        over_engine = Estimate.of([p - e for p, e in zip(propagation, engine, strict=True)])
         out.setdefault("aubc", []).append(
             {
                 "strategy": strategy,
                 "engine": float(np.mean(engine)),
                 "raw_pixels": float(np.mean(raw)),
+                "propagation": float(np.mean(propagation)),
+                "propagation_minus_engine": over_engine.mean,
+                "propagation_minus_engine_low": over_engine.low,
+                "propagation_minus_engine_high": over_engine.high,
                 "diff": diff.mean,
                 "diff_low": diff.low,
                 "diff_high": diff.high,
@@ -337,7 +411,8 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
 
 def table(summary: dict[str, Any]) -> Table:
     out = Table(title=f"{summary['folder']}: engine accuracy; minus raw-pixel LR [95% CI]")
-    for column in ("strategy", "labels", "engine", "raw pixels", "scratch", "diff", "round s"):
+    columns = ("strategy", "labels", "engine", "raw pixels", "propagation", "scratch", "diff")
+    for column in (*columns, "round s"):
         out.add_column(column, justify="right")
     for c in summary["cells"]:
         scratch = "—" if c["scratch"] is None else f"{c['scratch']:.3f}"
@@ -346,6 +421,7 @@ def table(summary: dict[str, Any]) -> Table:
             str(c["labels"]),
             f"{c['engine']:.3f}",
             f"{c['raw_pixels']:.3f}",
+            f"{c['propagation']:.3f}",
             scratch,
             f"{c['diff']:+.3f} [{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]",
             f"{c['round_seconds']:.1f}",
@@ -356,6 +432,7 @@ def table(summary: dict[str, Any]) -> Table:
             "AUBC",
             f"{a['engine']:.3f}",
             f"{a['raw_pixels']:.3f}",
+            f"{a['propagation']:.3f}",
             "",
             f"{a['diff']:+.3f} [{a['diff_low']:+.3f}, {a['diff_high']:+.3f}]",
             "",

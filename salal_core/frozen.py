@@ -41,8 +41,8 @@ class FrozenFeatures:
         the network will score and predict with."""
         rows = torch.arange(data.train_images.shape[0], device=data.device)
         recalibrate(model, data, rows, rotate=False)
-        third, last = _stages(model, data.train_images, data, batch_size)
-        test_last = _stages(model, data.test_images, data, batch_size)[1]
+        third, last = stage_features(model, data.train_images, data, batch_size)
+        test_last = stage_features(model, data.test_images, data, batch_size)[1]
         moments = all_sum(
             torch.cat(
                 [
@@ -90,7 +90,7 @@ class FrozenFeatures:
         return (loss / total, correct / total) if total else (float("nan"), float("nan"))
 
 
-def _stages(
+def stage_features(
     model: Net, images: torch.Tensor, data: DeviceData, batch_size: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(third, last) pooled stage features of uint8 images, float32, in eval mode."""

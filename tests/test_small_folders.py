@@ -8,11 +8,14 @@ import importlib.util
 import math
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import torch
 
 from helpers import ROOT, SHARED_PACK
 
 
-def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -> None:
+def load_study() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "small_folders", ROOT / "benchmarks" / "small_folders.py"
     )
@@ -20,6 +23,32 @@ def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -
     study = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = study  # its dataclasses look their module up there
     spec.loader.exec_module(study)
+    return study
+
+
+def test_label_propagation_follows_the_graph_where_the_nearest_label_cannot() -> None:
+    """Two parallel arcs on the sphere (the embeddings are compared by angle), each labeled at
+    opposite ends: past halfway, the nearest labeled point is the other arc's; diffusion along
+    the k-NN graph stays on its own arc."""
+    study = load_study()
+    longitude = torch.linspace(0, math.pi, 40)
+
+    def arc(latitude: float) -> torch.Tensor:
+        lat = torch.full_like(longitude, latitude)
+        return torch.stack([lat.cos() * longitude.cos(), lat.cos() * longitude.sin(), lat.sin()], 1)
+
+    points = torch.cat([arc(0.0), arc(0.6)])
+    truth = torch.cat([torch.zeros(40), torch.ones(40)]).long()
+    labeled = torch.tensor([0, 79])  # arc 0 at longitude 0, arc 1 at longitude pi
+    graph = study.Propagation(points, k=4, gamma=1.0)
+    predicted = graph.scores(labeled, truth[labeled], 2).argmax(1)
+    assert (predicted == truth).float().mean() > 0.95
+    nearest = torch.cdist(points, points[labeled]).argmin(1)
+    assert (nearest == truth).float().mean() < 0.8
+
+
+def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -> None:
+    study = load_study()
     report = study.main(["--quick", "--pack", str(SHARED_PACK), "--out", str(tmp_path)])
     (folder,) = report["folders"]
     assert folder["folder"] == "300"
@@ -27,6 +56,7 @@ def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -
     assert set(cells) == {(s, n) for s in ("random", "badge") for n in (10, 20, 40)}
     for cell in cells.values():
         assert 0 < cell["engine"] <= 1 and 0 < cell["raw_pixels"] <= 1
+        assert 0 < cell["propagation"] <= 1
         assert cell["diff"] == cell["engine"] - cell["raw_pixels"] or math.isclose(
             cell["diff"], cell["engine"] - cell["raw_pixels"], abs_tol=1e-9
         )
