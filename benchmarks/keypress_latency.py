@@ -22,10 +22,10 @@ from textual import events
 from textual._time import get_time  # the clock Textual stamps events with
 
 from salal_core.config import preset, with_overrides
-from salal_core.engine import Engine
 from salal_core.events import DataLoaded, Event
-from salal_core.factory import open_session
-from salal_core.worker import EngineProcess
+from salal_core.parallel.worker import EngineProcess
+from salal_core.run.engine import Engine
+from salal_core.run.factory import open_session
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 

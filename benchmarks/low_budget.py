@@ -24,17 +24,17 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from salal_core import acquire
-from salal_core.commands.compare_stats import Estimate
-from salal_core.commands.pretrain import pretrain_into
+from salal_core.cli.commands.compare_stats import Estimate
+from salal_core.cli.commands.pretrain import pretrain_into
 from salal_core.config import preset, with_overrides
 from salal_core.data import DeviceData, load_dataset
 from salal_core.data.identity import item_priority
-from salal_core.inference import pool_pass
-from salal_core.pool import Pool
-from salal_core.pretrain import build_model, load_pretrained, read_payload
-from salal_core.probe import fit_probe, probe_probs
+from salal_core.learn.inference import pool_pass
+from salal_core.learn.pretrain import PretrainCheckpoint, build_model
+from salal_core.learn.probe import fit_probe, probe_probs
 from salal_core.runtime import configure, resolve_device
+from salal_core.selection import acquire
+from salal_core.selection.pool import Pool
 
 DEFAULT_STRATEGIES = "typiclust,coreset,badge,cluster_margin,entropy,margin,bald,random"
 PROBE_MEMBERS = 5  # bootstrap probes for committee strategies
@@ -126,8 +126,8 @@ def main() -> None:
     images = load_dataset(config.data, config.seed)
     data = DeviceData(images, device)
     model = build_model(config, 4, device)
-    payload = read_payload(checkpoint)
-    load_pretrained(payload, config, model, str(checkpoint))
+    pretrained = PretrainCheckpoint.read(checkpoint)
+    pretrained.load_into(model, config, str(checkpoint))
 
     width = 4 * args.width  # the third stage's share of the embedding
 
@@ -160,7 +160,7 @@ def main() -> None:
             "test": int(data.test_images.shape[0]),
             "width": args.width,
             "embedding": args.embedding,
-            "rotation_accuracy": float(payload.get("rotation_accuracy", math.nan)),
+            "rotation_accuracy": pretrained.results.get("rotation_accuracy", math.nan),
             "pretrain_seconds": pretrain_seconds,
             "seconds": time.perf_counter() - started,
             "all_labels_probe": all_labels_probe(

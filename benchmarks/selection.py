@@ -19,8 +19,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from salal_core import acquire, clustering
-from salal_core.pool import Pool
+from salal_core.selection import acquire, clustering
+from salal_core.selection.pool import Pool
 
 POOL, LABELED, BATCH, DIM, CLASSES = 40_000, 10_000, 2_500, 192, 10
 

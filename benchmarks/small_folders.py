@@ -38,21 +38,21 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
-from salal_core.batchnorm import recalibrate
-from salal_core.commands.compare_stats import Estimate
-from salal_core.commands.pretrain import pretrain_into
+from salal_core.cli.commands.compare_stats import Estimate
+from salal_core.cli.commands.pretrain import pretrain_into
 from salal_core.config import HUMAN_ACTIVE, RunConfig, preset, with_overrides
 from salal_core.data import DeviceData, load_dataset
-from salal_core.engine import Engine
 from salal_core.events import Event, LabelsAdded, QueryReady
-from salal_core.factory import open_session
-from salal_core.frozen import stage_features
-from salal_core.inference import evaluate
-from salal_core.model import Net, distance_embedding
-from salal_core.pretrain import load_pretrained, read_payload
-from salal_core.probe import fit_probe, probe_probs, standardize
-from salal_core.store import RunStore
-from salal_core.train import fit, prepare
+from salal_core.learn.batchnorm import recalibrate
+from salal_core.learn.frozen import stage_features
+from salal_core.learn.inference import evaluate
+from salal_core.learn.model import Net, distance_embedding
+from salal_core.learn.pretrain import PretrainCheckpoint
+from salal_core.learn.probe import fit_probe, probe_probs, standardize
+from salal_core.learn.train import fit, prepare
+from salal_core.run.engine import Engine
+from salal_core.run.factory import open_session
+from salal_core.run.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -221,7 +221,7 @@ def pretrained_embeddings(config: RunConfig, data: DeviceData) -> torch.Tensor:
     test rows, with BatchNorm statistics recomputed over the upright pool as the engine does."""
     model = Net(config.model.width, data.num_classes)
     source = Path(config.model.pretrained)
-    load_pretrained(read_payload(source), config, model, str(source))
+    PretrainCheckpoint.read(source).load_into(model, config, str(source))
     recalibrate(model, data, torch.arange(data.num_train), rotate=False)
     parts = [
         stage_features(model, images, data, 512) for images in (data.train_images, data.test_images)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import SalalError
+from salal_core.errors import SalalError
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,8 @@ def _replace_path(obj: Any, path: list[str], value: Any) -> Any:
 
 def validate(config: RunConfig) -> None:
     """Refuse settings that cannot make a run, with a line that says what to change."""
-    from .acquire import ACQUISITIONS
-    from .data.sources import MIN_SIDE
+    from salal_core.data.sources import MIN_SIDE
+    from salal_core.selection.acquire import ACQUISITIONS
 
     a = config.active
     if a.acquisition not in ACQUISITIONS:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from .summary import RunSummary
+    from salal_core.run.summary import RunSummary
 
 # What the engine is busy with; the app and the progress bars say it in words of their own.
 Phase = Literal["loading", "pretrain", "training", "scoring", "waiting"]

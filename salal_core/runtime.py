@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .config import RunConfig, SpeedConfig
-from .errors import SalalError
-from .model import Net
+from salal_core.config import RunConfig, SpeedConfig
+from salal_core.errors import SalalError
+from salal_core.learn.model import Net
 
 # torch.compile's code generator; the tests swap in "aot_eager", which traces the same graphs
 # without the minutes of C++ compilation inductor spends on a CPU.

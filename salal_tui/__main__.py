@@ -8,14 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from salal_core.errors import SalalError
-from salal_core.options import (
+from salal_core.cli.options import (
     add_run_options,
     class_names_from_args,
     config_from_args,
     overrides_from_args,
     run_dir_from_args,
 )
+from salal_core.errors import SalalError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def review(run_dir: Path, device: str) -> int:
     """`salal-tui --review RUN_DIR`: no engine runs; the run is locked while it is reviewed."""
-    from salal_core.store import RunStore
+    from salal_core.run.store import RunStore
 
     from .review_app import ReviewApp
 
@@ -87,10 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
     if args.review is not None:
         return review(args.review, args.device or "auto")
-    from salal_core.distributed import check_local_ranks
-    from salal_core.factory import open_session
+    from salal_core.parallel.distributed import check_local_ranks
+    from salal_core.parallel.worker import EngineProcess
+    from salal_core.run.factory import open_session
     from salal_core.runtime import resolve_device
-    from salal_core.worker import EngineProcess
 
     from .app import SalalApp
     from .bridge import EventBridge

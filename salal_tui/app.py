@@ -17,8 +17,8 @@ from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from salal_core.errors import SalalError
-from salal_core.session import Session
-from salal_core.summary import RunSummary
+from salal_core.run.session import Session
+from salal_core.run.summary import RunSummary
 
 from .bridge import EventBridge, RunFinishedMessage
 from .screens import LabelScreen, SummaryScreen

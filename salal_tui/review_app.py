@@ -1,4 +1,4 @@
-"""`salal-tui --review RUN_DIR`: the run's labels, the most doubtful first (salal_core/review.py),
+"""`salal-tui --review RUN_DIR`: the run's labels, the most doubtful first (run/review.py),
 each image with its given label and the model's guess. A class key confirms (the same class)
 or corrects (another): a correction is a new journal record, so the history is kept and the
 next `--resume` trains on it. Space moves on; q quits; everything is saved as it is typed."""
@@ -17,9 +17,9 @@ from textual.widgets import Footer, Static
 
 from salal_core.data import ImageSet
 from salal_core.errors import SalalError
-from salal_core.oracle import Answer
-from salal_core.review import Doubt, review_doubts
-from salal_core.store import RunStore
+from salal_core.run.oracle import Answer
+from salal_core.run.review import Doubt, review_doubts
+from salal_core.run.store import RunStore
 
 from .keys import KeyMap
 from .render import pixels_of

@@ -20,11 +20,11 @@ from salal_core.config import PRESETS, RunConfig, with_overrides
 from salal_core.data.device_data import DeviceData
 from salal_core.data.identity import pixel_digests
 from salal_core.data.sources import ImageSet, Split
-from salal_core.engine import Engine
 from salal_core.events import Recorder
-from salal_core.factory import open_session
-from salal_core.store import RunStore
-from salal_core.summary import RunSummary
+from salal_core.run.engine import Engine
+from salal_core.run.factory import open_session
+from salal_core.run.store import RunStore
+from salal_core.run.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import tiny_config
-from salal_core.factory import open_session
-from salal_core.worker import EngineProcess
+from salal_core.parallel.worker import EngineProcess
+from salal_core.run.factory import open_session
 
 
 def main() -> int:

@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salal_core import acquire, distributed
-from salal_core.checkpoint import RoundCheckpoint, restore_model
 from salal_core.config import load_toml
 from salal_core.data import DeviceData
 from salal_core.data.load import load_for_run
 from salal_core.events import ignore
-from salal_core.learner import TorchLearner
-from salal_core.pool import Pool
-from salal_core.pretrain import build_model
+from salal_core.learn.learner import TorchLearner
+from salal_core.learn.pretrain import build_model
+from salal_core.parallel import distributed
+from salal_core.run.checkpoint import RoundCheckpoint, restore_model
+from salal_core.selection import acquire
+from salal_core.selection.pool import Pool
 
 STRATEGIES = ("entropy", "margin", "random", "coreset", "badge", "typiclust")
 

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from salal_core import acquire
-from salal_core.acquire import ACQUISITIONS, by_score, on_mean
-from salal_core.pool import Pool
-from salal_core.scores import (
+from salal_core.selection import acquire
+from salal_core.selection.acquire import ACQUISITIONS, by_score, on_mean
+from salal_core.selection.pool import Pool
+from salal_core.selection.scores import (
     bald,
     entropy,
     margin,

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from helpers import run_engine, tiny_config
-from salal_core.engine import Engine
 from salal_core.events import Event, Notice, QueryReady, RoundEnded
-from salal_core.factory import open_session
 from salal_core.files import atomic_write, atomic_write_text
+from salal_core.run.engine import Engine
+from salal_core.run.factory import open_session
 
 
 def next_queries(events: list[Event], round_: int) -> list[int]:

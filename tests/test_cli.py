@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROUNDS, run_cli, tiny_cli, write_image_folder
-from salal_core.cli import main
-from salal_core.store import RunStore
+from salal_core.cli.main import main
+from salal_core.run.store import RunStore
 
 
 def test_pretrain_tiny_on_the_shared_pack_slice(

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from helpers import ROUNDS, tiny_cli
-from salal_core.cli import main
-from salal_core.commands.compare_stats import Estimate, aubc, rows, verdicts
+from salal_core.cli.commands.compare_stats import Estimate, aubc, rows, verdicts
+from salal_core.cli.main import main
 from salal_core.config import PRESETS
-from salal_core.summary import CurvePoint, RunSummary
+from salal_core.run.summary import CurvePoint, RunSummary
 
 
 def summary(seed: int, points: list[tuple[float, float]], strategy: str = "x") -> RunSummary:

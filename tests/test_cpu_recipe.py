@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from helpers import ROUNDS
-from salal_core import train
-from salal_core.cli import main
-from salal_core.options import config_from_args, default_preset
+from salal_core.cli.main import main
+from salal_core.cli.options import config_from_args, default_preset
+from salal_core.learn import watch
 
 
 def test_without_cuda_the_default_recipe_is_the_cpu_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,17 +28,17 @@ def test_without_cuda_the_default_recipe_is_the_cpu_one(monkeypatch: pytest.Monk
 
 
 def test_an_hour_long_phase_is_announced_with_its_remedy() -> None:
-    assert train.long_phase("pretrain", 5400) == (
+    assert watch.long_phase("pretrain", 5400) == (
         "rotation pretraining will take about 1 h 30 min at this speed; --pretrain-epochs N, "
         "--train-limit N or --preset cpu shortens it"
     )
-    assert "--epochs-per-round N" in train.long_phase("finetune", 7200)
+    assert "--epochs-per-round N" in watch.long_phase("finetune", 7200)
 
 
 def test_a_cpu_run_says_its_recipe_and_warns_before_a_long_phase(
     synthetic_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    monkeypatch.setattr(train, "LONG_PHASE", 0.0)  # this machine is fast: make any phase long
+    monkeypatch.setattr(watch, "LONG_PHASE", 0.0)  # this machine is fast: make any phase long
     out = tmp_path / "run"
     args = ["run", "--data", str(synthetic_pack), "--out", str(out), "--device", "cpu"]
     args += ["--cache-dir", str(tmp_path / "c"), *ROUNDS, "--budget", "0.3"]

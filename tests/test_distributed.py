@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, tiny_cli, wait_for
-from salal_core.distributed import check_local_ranks
 from salal_core.errors import SalalError
+from salal_core.parallel.distributed import check_local_ranks
 
 RANKS = 2
 RUN_FLAGS = ("--pretrain-epochs", "2", "--epochs-per-round", "3", "--query-size", "8")
@@ -248,7 +248,7 @@ def asked_rounds(run_dir: Path) -> int:
 
 
 def test_sync_bn_without_gpus_is_one_line(synthetic_pack: Path, tmp_path: Path, capsys) -> None:
-    from salal_core.cli import main
+    from salal_core.cli.main import main
 
     args = tiny_cli("run", synthetic_pack, tmp_path / "R", tmp_path / "c", "--sync-bn")
     assert main(args) == 2
@@ -282,7 +282,7 @@ async def test_salal_tui_with_two_ranks_labels_and_trains(
     from test_tui import make_app
 
     from helpers import SIZE, journal
-    from salal_core.worker import EngineProcess
+    from salal_core.parallel.worker import EngineProcess
     from salal_tui.app import SalalApp
     from salal_tui.bridge import EventBridge
 

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from helpers import ROUNDS, labels_by_item, tiny_cli
-from salal_core import pretrain
-from salal_core.cli import main
-from salal_core.commands.export import export_rows
-from salal_core.store import RunStore
+from salal_core.cli.commands.export import export_rows
+from salal_core.cli.main import main
+from salal_core.learn import pretrain
+from salal_core.run.store import RunStore
 
 DRIVER = Path(__file__).parent / "label_driver.py"
 

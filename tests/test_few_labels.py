@@ -13,15 +13,15 @@ import torch
 from torch import nn
 
 from helpers import drawn_data, run_engine, tiny_config
-from salal_core import train
-from salal_core.batchnorm import recalibrate
 from salal_core.config import PRESETS
 from salal_core.errors import Collapsed
 from salal_core.events import EpochEnded, Notice, QueryReady, Recorder
-from salal_core.frozen import FrozenFeatures, fit_head
-from salal_core.model import Net
-from salal_core.probe import probe_probs, standardize
-from salal_core.train import fit, steps_per_epoch
+from salal_core.learn import train
+from salal_core.learn.batchnorm import recalibrate
+from salal_core.learn.frozen import FrozenFeatures, fit_head
+from salal_core.learn.model import Net
+from salal_core.learn.probe import probe_probs, standardize
+from salal_core.learn.train import fit, steps_per_epoch
 
 
 @pytest.mark.parametrize("name", ["fast", "paper"])

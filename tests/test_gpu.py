@@ -7,11 +7,11 @@ import torch
 
 from helpers import drawn_data
 from salal_core import runtime
-from salal_core.commands.bench_phases import count_host_syncs
+from salal_core.cli.commands.bench_phases import count_host_syncs
 from salal_core.config import PRESETS, OptimConfig, SpeedConfig, with_overrides
-from salal_core.inference import predict
-from salal_core.pretrain import build_model
-from salal_core.train import make_optimizer, make_schedule, train_epoch
+from salal_core.learn.inference import predict
+from salal_core.learn.pretrain import build_model
+from salal_core.learn.train import make_optimizer, make_schedule, train_epoch
 
 pytestmark = [
     pytest.mark.gpu,

@@ -23,9 +23,9 @@ from helpers import (
     write_image_folder,
     write_unlabeled_folder,
 )
-from salal_core.cli import main
-from salal_core.factory import open_session
-from salal_core.worker import EngineProcess
+from salal_core.cli.main import main
+from salal_core.parallel.worker import EngineProcess
+from salal_core.run.factory import open_session
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 

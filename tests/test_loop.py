@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from helpers import run_engine, tiny_config
-from salal_core.acquire import ACQUISITIONS
 from salal_core.config import PRESETS, with_overrides
 from salal_core.data import DeviceData, load_dataset
 from salal_core.data.identity import item_priority
@@ -28,14 +27,15 @@ from salal_core.events import (
     Recorder,
     RoundEnded,
 )
-from salal_core.labels import LabelState
-from salal_core.learner import PoolPass
-from salal_core.loop import HOLDOUT_EVERY, ActiveLoop
-from salal_core.oracle import AutoOracle
-from salal_core.pool import ALL_PARTS, PoolPart
-from salal_core.pretrain import pretrain
-from salal_core.stability import StopSet
-from salal_core.summary import CurvePoint
+from salal_core.learn.learner import PoolPass
+from salal_core.learn.pretrain import pretrain
+from salal_core.run.labels import LabelState
+from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
+from salal_core.run.oracle import AutoOracle
+from salal_core.run.stability import StopSet
+from salal_core.run.summary import CurvePoint
+from salal_core.selection.acquire import ACQUISITIONS
+from salal_core.selection.pool import ALL_PARTS, PoolPart
 
 N, CLASSES = 100, 4
 
@@ -311,7 +311,8 @@ def test_a_cold_start_run_through_the_real_learner(
 
 
 def test_an_epoch_at_a_uniform_guess_is_at_ln_classes_and_chance() -> None:
-    from salal_core.train import EpochStats, at_uniform
+    from salal_core.learn.train import EpochStats
+    from salal_core.learn.watch import at_uniform
 
     assert at_uniform(EpochStats(loss=math.log(4), accuracy=0.25, images=100, seconds=1.0), 4)
     assert at_uniform(EpochStats(1.398, 0.256, 100, 1.0), 4)  # the paper recipe, measured
@@ -324,7 +325,7 @@ def test_a_slow_start_in_the_warm_up_is_not_a_collapse(
 ) -> None:
     """As the keypress benchmark's 40-epoch rounds start: two epochs near ln(classes) inside
     the warm-up are the rate still climbing, not a collapse."""
-    from salal_core import train
+    from salal_core.learn import train, watch
 
     real = train.train_epoch
     calls: list[int] = []
@@ -346,8 +347,8 @@ def test_a_slow_start_in_the_warm_up_is_not_a_collapse(
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "train_epoch", slow)
-        patch.setattr(train, "COLLAPSED_EPOCHS", 2)
-        patch.setattr(train, "COLLAPSE_MIN_STEPS", 0)
+        patch.setattr(watch, "COLLAPSED_EPOCHS", 2)
+        patch.setattr(watch, "COLLAPSE_MIN_STEPS", 0)
         summary, _ = run_engine(config, tmp_path / "run")
     # Epochs 1-2 are the warm-up (10% of 20); from epoch 3 the streak counts: stopped at 4.
     assert summary.stop_reason == "collapsed" and len(calls) == 4

@@ -8,9 +8,9 @@ import torch
 from helpers import drawn_data
 from salal_core.config import PRESETS, with_overrides
 from salal_core.errors import SalalError
-from salal_core.inference import evaluate
-from salal_core.model import Net
-from salal_core.pretrain import load_pretrained, pretrain_payload
+from salal_core.learn.inference import evaluate
+from salal_core.learn.model import Net
+from salal_core.learn.pretrain import PRETRAIN_VERSION, PretrainCheckpoint
 
 
 def test_rotation_and_class_heads() -> None:
@@ -27,22 +27,56 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path: Path) -> None:
     config = with_overrides(PRESETS["tiny"], {"model.width": 4})
     net = Net(width=4, classes=4)
     path = tmp_path / "pretrain.pt"
-    torch.save(pretrain_payload(net, config, {"rotation_accuracy": 0.5}), path)
-    payload = torch.load(path, weights_only=True)
+    torch.save(PretrainCheckpoint.of(net, config, {"rotation_accuracy": 0.5}).to_payload(), path)
+    assert torch.load(path, weights_only=True)["version"] == PRETRAIN_VERSION
+    read = PretrainCheckpoint.read(path)
+    assert read.results == {"rotation_accuracy": 0.5} and read.width == 4
     other = Net(width=4, classes=10)
-    load_pretrained(payload, config, other, str(path))
+    read.load_into(other, config, str(path))
     for a, b in zip(
         net.backbone.state_dict().values(), other.backbone.state_dict().values(), strict=True
     ):
         assert torch.equal(a, b)
 
 
+def test_a_checkpoint_from_before_the_version_still_reads(tmp_path: Path) -> None:
+    config = with_overrides(PRESETS["tiny"], {"model.width": 4})
+    net = Net(width=4, classes=4)
+    path = tmp_path / "pretrain.pt"
+    unversioned = {"kind": "pretrain", "model": net.state_dict(), "config": {}, "width": 4}
+    torch.save({**unversioned, "rotation_accuracy": 0.25}, path)
+    read = PretrainCheckpoint.read(path)
+    assert read.results == {"rotation_accuracy": 0.25}
+    read.load_into(Net(width=4, classes=10), config, str(path))
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "does not exist"),
+        (b"not a checkpoint", "is not a readable checkpoint"),
+        ({"kind": "round", "model": {}}, "is not a salal pretraining checkpoint"),
+        ({"kind": "pretrain", "version": 99}, "written by a newer salal"),
+        ({"kind": "pretrain", "version": 1, "model": {}}, "is a damaged pretraining checkpoint"),
+    ],
+)
+def test_an_unusable_pretrain_file_is_one_line(tmp_path: Path, content: object, says: str) -> None:
+    path = tmp_path / "pretrain.pt"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        torch.save(content, path)
+    with pytest.raises(SalalError, match=says) as raised:
+        PretrainCheckpoint.read(path)
+    assert "\n" not in str(raised.value)
+
+
 def test_checkpoint_of_another_width_is_refused() -> None:
     config = with_overrides(PRESETS["tiny"], {"model.width": 4})
-    payload = pretrain_payload(Net(width=4), config, {})
+    checkpoint = PretrainCheckpoint.of(Net(width=4), config, {})
     wider = with_overrides(config, {"model.width": 8})
     with pytest.raises(SalalError, match="--width 4 but this run uses 8"):
-        load_pretrained(payload, wider, Net(width=8), "x.pt")
+        checkpoint.load_into(Net(width=8), wider, "x.pt")
 
 
 @pytest.mark.parametrize("task", ["classes", "rotation"])

@@ -8,7 +8,7 @@ import pytest
 
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Query
-from salal_core.oracle import SKIP, AutoOracle, HumanOracle, UndoUnavailable
+from salal_core.run.oracle import SKIP, AutoOracle, HumanOracle, UndoUnavailable
 
 
 class ListJournal:

@@ -19,12 +19,12 @@ from helpers import (
     wait_for,
     write_unlabeled_folder,
 )
-from salal_core.cli import main as core_main
+from salal_core.cli.main import main as core_main
 from salal_core.data import load_dataset
 from salal_core.data.load import read_source
-from salal_core.factory import open_session
-from salal_core.plan import read_round
-from salal_core.worker import EngineProcess
+from salal_core.parallel.worker import EngineProcess
+from salal_core.run.factory import open_session
+from salal_core.run.plan import read_round
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.render import load_original
@@ -169,7 +169,7 @@ async def wait_summary_or_next(pilot, app: SalalApp) -> str:
 
 
 def labels_of(run: Path) -> list:
-    from salal_core.store import RunStore
+    from salal_core.run.store import RunStore
 
     store = RunStore(run, create=False, lock=False)
     try:

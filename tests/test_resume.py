@@ -18,11 +18,11 @@ import torch
 from PIL import Image
 
 from helpers import ROOT, ROUNDS, draw, tiny_cli, write_image_folder
-from salal_core.cli import build_parser, main
+from salal_core.cli.main import build_parser, main
+from salal_core.cli.resume import FIXED, MAY_CHANGE
 from salal_core.data.identity import item_priority
-from salal_core.plan import read_round
-from salal_core.resume import FIXED, MAY_CHANGE
-from salal_core.stability import StopSet
+from salal_core.run.plan import read_round
+from salal_core.run.stability import StopSet
 
 EXTRA = (*ROUNDS, "--budget", "0.3")
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from helpers import ROUNDS, tiny_cli
-from salal_core.cli import main
-from salal_core.review import rank
+from salal_core.cli.main import main
+from salal_core.run.review import rank
 
 
 def test_a_confident_other_class_makes_a_suspect() -> None:
@@ -50,7 +50,7 @@ async def test_correcting_two_labels_in_the_app_keeps_their_history(
     synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from helpers import SIZE, wait_for
-    from salal_core.store import RunStore
+    from salal_core.run.store import RunStore
     from salal_tui.review_app import ReviewApp
 
     out = tmp_path / "run"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROUNDS, tar_folder, tiny_cli, write_cifar_batches, write_image_folder
-from salal_core.cli import main
-from salal_core.store import RunStore
+from salal_core.cli.main import main
+from salal_core.run.store import RunStore
 
 
 def labels_by_digest(run: Path, oracle: str | None = None) -> dict[str, int]:

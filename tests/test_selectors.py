@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from salal_core import clustering
-from salal_core.acquire import ACQUISITIONS
-from salal_core.clustering import k_center_greedy, kmeans, nearest, sq_distances
-from salal_core.pool import Pool
-from salal_core.selectors import badge, cluster_margin, coreset, typicality, typiclust
+from salal_core.selection import clustering
+from salal_core.selection.acquire import ACQUISITIONS
+from salal_core.selection.clustering import k_center_greedy, kmeans, nearest, sq_distances
+from salal_core.selection.pool import Pool
+from salal_core.selection.selectors import badge, cluster_margin, coreset, typicality, typiclust
 
 
 def pool(

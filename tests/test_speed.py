@@ -17,14 +17,14 @@ from torch._dynamo.utils import counters
 
 from helpers import ROUNDS, drawn_data, tiny_cli
 from salal_core import runtime
-from salal_core.cli import main
-from salal_core.commands.bench import ABLATIONS, parse_ablations
+from salal_core.cli.commands.bench import ABLATIONS, parse_ablations
+from salal_core.cli.main import main
 from salal_core.config import PRESETS, OptimConfig, SpeedConfig, load_toml, with_overrides
 from salal_core.data.device_data import DeviceData
 from salal_core.errors import SalalError
-from salal_core.inference import evaluate, predict
-from salal_core.pretrain import build_model
-from salal_core.train import make_optimizer, make_schedule, train_epoch
+from salal_core.learn.inference import evaluate, predict
+from salal_core.learn.pretrain import build_model
+from salal_core.learn.train import make_optimizer, make_schedule, train_epoch
 
 CPU = torch.device("cpu")
 
@@ -183,7 +183,7 @@ def test_host_reads_do_not_grow_with_the_number_of_batches(
 def test_the_pool_pass_copies_what_a_graph_replay_would_overwrite() -> None:
     """With CUDA graphs, every replay writes its outputs into the same buffers. A model that
     does just that: the pool pass must still return each batch's own values."""
-    from salal_core.inference import pool_pass
+    from salal_core.learn.inference import pool_pass
 
     data = drawn_data(n=32)
     runtime.configure(CPU)

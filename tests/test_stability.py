@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from salal_core.stability import STOP_SET_SIZE, StopSet, cohen_kappa, is_stable, kappa_between
+from salal_core.run.stability import STOP_SET_SIZE, StopSet, cohen_kappa, is_stable, kappa_between
 
 
 def test_kappa_by_hand() -> None:

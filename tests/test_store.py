@@ -8,9 +8,9 @@ import torch
 
 from salal_core.errors import SalalError
 from salal_core.events import OracleName, Query
-from salal_core.oracle import SKIP, Answer
-from salal_core.records import StoredItem
-from salal_core.store import RunStore
+from salal_core.run.oracle import SKIP, Answer
+from salal_core.run.records import StoredItem
+from salal_core.run.store import RunStore
 
 
 def answer(i: int, label: int, oracle: OracleName = "human") -> Answer:

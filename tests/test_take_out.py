@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import ROUNDS, run_cli, tiny_cli, write_image_folder
-from salal_core.cli import main
+from salal_core.cli.main import main
 
 EXTRA = (*ROUNDS, "--budget", "0.3")
 

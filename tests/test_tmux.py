@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers import tiny_cli
-from salal_core.store import RunStore
+from salal_core.run.store import RunStore
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="needs tmux (.ci/run installs it)")

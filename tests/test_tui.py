@@ -23,9 +23,9 @@ from salal_core.events import (
     RoundEnded,
     RunFinished,
 )
-from salal_core.factory import open_session
-from salal_core.summary import CurvePoint, RunSummary
-from salal_core.worker import EngineProcess
+from salal_core.parallel.worker import EngineProcess
+from salal_core.run.factory import open_session
+from salal_core.run.summary import CurvePoint, RunSummary
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen

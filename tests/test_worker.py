@@ -15,9 +15,9 @@ from PIL import Image
 from helpers import journal, tiny_config
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Event, QueryReady, RunFinished
-from salal_core.factory import open_session
-from salal_core.summary import RunSummary
-from salal_core.worker import EngineProcess
+from salal_core.parallel.worker import EngineProcess
+from salal_core.run.factory import open_session
+from salal_core.run.summary import RunSummary
 
 
 def test_a_human_session_across_the_pipe(synthetic_pack: Path, tmp_path: Path) -> None:

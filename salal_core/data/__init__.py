@@ -1,9 +1,9 @@
 """Data: sources decoded once to a uint8 cache, device-resident tensors, batched augmentation."""
 
-from .augment import augment_batch, crop_batch, flip_batch, normalize, rotation_batch
-from .device_data import DeviceData
-from .load import load_dataset
-from .sources import ImageSet, Split
+from salal_core.data.augment import augment_batch, crop_batch, flip_batch, normalize, rotation_batch
+from salal_core.data.device_data import DeviceData
+from salal_core.data.load import load_dataset
+from salal_core.data.sources import ImageSet, Split
 
 __all__ = [
     "DeviceData",

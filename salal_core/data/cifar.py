@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import SalalError
-from .identity import pixel_digests
-from .sources import ImageSet, Member, Split
+from salal_core.data.identity import pixel_digests
+from salal_core.data.sources import ImageSet, Member, Split
+from salal_core.errors import SalalError
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..distributed import Shard, all_sum
-from .sources import ImageSet
+from salal_core.data.sources import ImageSet
+from salal_core.parallel.distributed import Shard, all_sum
 
 STATS_CHUNK = 2048  # images per step of the normalisation statistics (memory stays flat)
 

@@ -14,13 +14,13 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..config import DataConfig, RunConfig
-from ..errors import SalalError
-from ..events import DataLoaded, Emit, Notice, ignore
-from ..files import atomic_write
-from .cifar import is_cifar_pickles, read_cifar_pickles
-from .identity import item_priority
-from .sources import ImageSet, Split, read_image_tree, walk_members
+from salal_core.config import DataConfig, RunConfig
+from salal_core.data.cifar import is_cifar_pickles, read_cifar_pickles
+from salal_core.data.identity import item_priority
+from salal_core.data.sources import ImageSet, Split, read_image_tree, walk_members
+from salal_core.errors import SalalError
+from salal_core.events import DataLoaded, Emit, Notice, ignore
+from salal_core.files import atomic_write
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"

@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from ..errors import SalalError
-from .identity import content_digest, unique_digests
+from salal_core.data.identity import content_digest, unique_digests
+from salal_core.errors import SalalError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 SPLITS = ("train", "test")

@@ -27,8 +27,8 @@ from textual.widgets import Footer, Static
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
-from salal_core.oracle import UndoUnavailable
-from salal_core.session import Session
+from salal_core.run.oracle import UndoUnavailable
+from salal_core.run.session import Session
 
 from ..bridge import (
     DataLoadedMessage,

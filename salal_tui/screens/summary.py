@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
-from salal_core.summary import CurvePoint, RunSummary
+from salal_core.run.summary import CurvePoint, RunSummary
 
 
 def curve_table(curve: tuple[CurvePoint, ...]) -> Table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from rich.segment import Segment
@@ -29,7 +30,7 @@ class ImageView(Widget):
     on every image, which costs more than the whole rest of a keypress.
     """
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pixels: Pixels | None = None
         self.caption = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -10,7 +11,7 @@ from textual.widgets import Label, Sparkline
 
 
 class MetricChart(Vertical):
-    def __init__(self, title: str, **kwargs) -> None:
+    def __init__(self, title: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.title = title
         self.values: list[float] = []

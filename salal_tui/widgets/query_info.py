@@ -6,8 +6,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from salal_core.acquire import COLD_START
 from salal_core.events import Query
+from salal_core.selection.acquire import COLD_START
 
 GAP = "   "  # between two guesses on a line
 

@@ -1,0 +1,22 @@
+"""Subcommands beyond `run` and `pretrain`, each registering its own parser."""
+
+from salal_core.cli.commands import (
+    bench,
+    compare,
+    export,
+    import_labels,
+    model_file,
+    predict,
+    review,
+)
+from salal_core.cli.options import Register
+
+REGISTER: list[Register] = [
+    bench.register,
+    compare.register,
+    export.register,
+    import_labels.register,
+    model_file.register,
+    predict.register,
+    review.register,
+]

@@ -1,0 +1,131 @@
+"""`salal-core export-model RUN_DIR -o model.pt`: a trained model to take away, and reading it
+back. One dict of tensors and plain values (it loads with `weights_only=True`): the weights,
+the class names and the preprocessing (image size, per-channel mean and std)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from salal_core.cli.options import Subparsers
+from salal_core.data.device_data import channel_stats
+from salal_core.data.load import load_for_run
+from salal_core.errors import SalalError
+from salal_core.files import atomic_write_bytes
+from salal_core.learn.model import Net
+from salal_core.run.checkpoint import read_payload_file
+from salal_core.run.store import RunStore
+
+MODEL_KIND = "salal-model"
+MODEL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    model: dict[str, torch.Tensor]
+    width: int
+    members: int
+    classes: tuple[str, ...]
+    image_size: int
+    mean: torch.Tensor  # (3,)
+    std: torch.Tensor  # (3,)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "kind": MODEL_KIND,
+            "version": MODEL_VERSION,
+            "model": self.model,
+            "width": self.width,
+            "members": self.members,
+            "classes": list(self.classes),
+            "image_size": self.image_size,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    def network(self, device: torch.device) -> Net:
+        net = Net(self.width, len(self.classes), self.members)
+        net.load_state_dict(self.model)
+        return net.to(device).eval()
+
+    @classmethod
+    def read(cls, path: Path) -> ModelFile:
+        """The model in `path`, or one line saying why it is not one."""
+        try:
+            payload = read_payload_file(path)
+        except FileNotFoundError:
+            raise SalalError(f"{path} does not exist; pass a model.pt from export-model") from None
+        except Exception as exc:  # not a torch file, a refused pickle, a torn write
+            raise SalalError(
+                f"{path} is not a salal model ({exc.__class__.__name__}); make one with "
+                "salal-core export-model RUN_DIR -o model.pt"
+            ) from None
+        if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
+            raise SalalError(
+                f"{path} is not a salal model; make one with salal-core export-model RUN_DIR "
+                "-o model.pt (a checkpoint from a run directory is not one)"
+            )
+        if payload.get("version") != MODEL_VERSION:
+            raise SalalError(f"{path} is a model of another salal version; export it again")
+        return cls(
+            payload["model"],
+            int(payload["width"]),
+            int(payload["members"]),
+            tuple(payload["classes"]),
+            int(payload["image_size"]),
+            payload["mean"],
+            payload["std"],
+        )
+
+
+def export_model(run_dir: Path, out: Path) -> ModelFile:
+    store = RunStore(run_dir, create=False, lock=False)
+    try:
+        config = store.load_config()
+        checkpoint = store.trained_round()
+        names = store.class_names()
+        digests = [s.digest for s in store.items()]
+    finally:
+        store.close()
+    # The preprocessing is the training set's own statistics: read them from the decode cache.
+    images = load_for_run(config, names, digests or None)
+    mean, std = channel_stats(torch.from_numpy(images.train.images).permute(0, 3, 1, 2))
+    model = ModelFile(
+        checkpoint.model,
+        checkpoint.shape.width,
+        checkpoint.shape.members,
+        tuple(images.class_names),
+        config.data.image_size,
+        mean,
+        std,
+    )
+    buffer = io.BytesIO()
+    torch.save(model.to_payload(), buffer)
+    try:
+        atomic_write_bytes(out, buffer.getbuffer())
+    except OSError as exc:
+        raise SalalError(f"cannot write {out} ({exc.strerror or exc}); pass another path") from None
+    return model
+
+
+def cmd_export_model(args: argparse.Namespace) -> int:
+    model = export_model(args.run_dir, args.output)
+    print(
+        f"{len(model.classes)} classes, {model.image_size}×{model.image_size} images -> "
+        f"{args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("export-model", help="a run's model, to use without the run directory")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--output", "-o", type=Path, required=True, metavar="MODEL_PT")
+    p.set_defaults(func=cmd_export_model)

@@ -1,0 +1,194 @@
+"""Round checkpoints: one typed payload holding exactly what resume reads, with a version.
+
+A checkpoint is a dict of tensors and plain values (it loads with `weights_only=True`), written
+atomically; a torn one is skipped for the one before it. What it holds:
+
+    model, optimizer         the state dicts
+    shape                    width, classes, committee members: what the model must be built as
+    generator                the loop's generator as the next scoring will use it
+    round, curve             where the run is, and the learning curve so far
+    stop_items, stop_predictions   the stop set and its last predictions (stability.py)
+    items, items_digest      the run's items it was trained beside (the first `items` of them)
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from salal_core.data.identity import items_digest
+from salal_core.errors import SalalError
+from salal_core.files import atomic_write_bytes
+from salal_core.learn.model import Net
+from salal_core.run.stability import StopSet
+from salal_core.run.summary import CurvePoint
+
+CHECKPOINT_VERSION = 2  # 2: the stop set; a version-1 checkpoint resumes and draws one anew
+READABLE_VERSIONS = (1, 2)
+ROUND_PREFIX = "round-"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    width: int
+    classes: int
+    members: int  # linear heads: 1, or a committee for query by committee
+
+
+@dataclass(frozen=True)
+class RoundCheckpoint:
+    round: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    shape: ModelShape
+    generator: torch.Tensor
+    curve: tuple[CurvePoint, ...]
+    items: int
+    items_digest: str
+    stop_set: StopSet | None  # None: saved before stop sets were kept
+
+    @property
+    def name(self) -> str:
+        return f"{ROUND_PREFIX}{self.round:04d}"
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "version": CHECKPOINT_VERSION,
+            "kind": "round",
+            "round": self.round,
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "shape": asdict(self.shape),
+            "generator": self.generator,
+            "curve": [asdict(p) for p in self.curve],
+            "items": self.items,
+            "items_digest": self.items_digest,
+            "stop_items": list(self.stop_set.items) if self.stop_set else None,
+            "stop_predictions": list(self.stop_set.predictions) if self.stop_set else None,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], source: str) -> RoundCheckpoint:
+        if payload.get("kind") != "round" or payload.get("version") not in READABLE_VERSIONS:
+            raise SalalError(
+                f"{source} is a checkpoint of another salal version (found "
+                f"{payload.get('version', 'none')}, this one reads {CHECKPOINT_VERSION}); "
+                "export the labels with salal-core export and start a new run"
+            )
+        return cls(
+            round=int(payload["round"]),
+            model=payload["model"],
+            optimizer=payload["optimizer"],
+            shape=ModelShape(**payload["shape"]),
+            generator=payload["generator"],
+            curve=tuple(CurvePoint(**p) for p in payload["curve"]),
+            items=int(payload["items"]),
+            items_digest=str(payload["items_digest"]),
+            stop_set=StopSet(
+                tuple(int(i) for i in payload["stop_items"]),
+                tuple(int(p) for p in payload["stop_predictions"]),
+            )
+            if payload.get("stop_items") is not None
+            else None,
+        )
+
+    def check_items(self, digests: list[str], source: str) -> None:
+        """The run's items (in item-id order) must begin with the ones this was trained beside;
+        items are only ever appended, so anything else is another run's checkpoint."""
+        if len(digests) < self.items or items_digest(digests[: self.items]) != self.items_digest:
+            raise SalalError(
+                f"{source} belongs to another run's images; start a new run, or restore the "
+                "run directory from a backup"
+            )
+
+
+HeadChange = Literal["same", "rebuild head"]
+
+
+def compare_shape(saved: ModelShape, wanted: ModelShape, source: str) -> HeadChange:
+    """Whether the checkpoint's model loads as it is, or its backbone under a new head (the
+    committee size changed with --acquisition); another width or class count cannot load."""
+    if (saved.width, saved.classes) != (wanted.width, wanted.classes):
+        raise SalalError(
+            f"{source} holds a model of width {saved.width} with {saved.classes} classes, but "
+            f"this run needs width {wanted.width} with {wanted.classes}; start a new run"
+        )
+    return "same" if saved.members == wanted.members else "rebuild head"
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a run picks up from its newest round checkpoint."""
+
+    start_round: int
+    curve: tuple[CurvePoint, ...]
+    optimizer: dict[str, Any] | None  # None: a fresh optimizer (no checkpoint, or a new head)
+    notices: tuple[str, ...] = ()  # what the run's log should say about how it picked up
+    stop_set: StopSet | None = None
+
+
+def restore_model(
+    model: Net, generator: torch.Generator, checkpoint: RoundCheckpoint, wanted: ModelShape
+) -> Resumed:
+    """Load the checkpoint into `model` and `generator`. With another committee size
+    (--acquisition switched between one head and a committee), only the backbone loads: the new
+    head is trained from scratch on every label, so that round is run again and its curve point
+    dropped. A generator saved on another kind of device (--device changed) cannot load: the
+    random stream restarts, and the log says so."""
+    notices = []
+    try:
+        generator.set_state(checkpoint.generator)
+    except RuntimeError:
+        notices.append("this run moved to another kind of device: its random stream restarts")
+    if compare_shape(checkpoint.shape, wanted, checkpoint.name) == "same":
+        model.load_state_dict(checkpoint.model)
+        return Resumed(
+            checkpoint.round + 1,
+            checkpoint.curve,
+            checkpoint.optimizer,
+            tuple(notices),
+            checkpoint.stop_set,
+        )
+    model.load_backbone(checkpoint.model)
+    notices.append(
+        f"this strategy needs {wanted.members} head(s) and {checkpoint.name} has "
+        f"{checkpoint.shape.members}: the head is rebuilt on the checkpoint's backbone and "
+        "trained on every label"
+    )
+    return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices), None)
+
+
+def read_payload_file(path: Path) -> Any:
+    """`torch.load` of a file that may be anything a person passed: tensors and plain values
+    only (weights_only), and quiet, so that a foreign pickle ends in the caller's one line
+    rather than after torch's warnings about its protocol."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:
+    """Write one checkpoint atomically. torch.save goes to memory first: it reports a failed
+    write (a full disk) as a RuntimeError from its zip writer, while a plain write raises
+    OSError, which the caller turns into its one line."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    path = folder / f"{name}.pt"
+    atomic_write_bytes(path, buffer.getbuffer())
+    return path
+
+
+def load_newest(folder: Path, prefix: str) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint whose name starts with `prefix`; a torn or unreadable one
+    is skipped in favour of the one before it."""
+    for path in sorted(folder.glob(f"{prefix}*.pt"), reverse=True):
+        try:
+            return read_payload_file(path), path
+        except Exception:  # torn write, bad zip, unpickling refusal: all mean "try older"
+            continue
+    return None

@@ -1,0 +1,293 @@
+"""One run of the engine, built whole: load, match the run's items, restore, pretrain if need
+be, then the active-learning loop until the budget is spent or the oracle closes.
+
+Everything answered is on disk whatever happens; what a run is built from (data, model, label
+state, learner, loop) lives for the length of `run()`, never half-filled on the object.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from salal_core.config import RunConfig
+from salal_core.data import DeviceData, ImageSet
+from salal_core.data.identity import item_priority
+from salal_core.data.load import load_for_run
+from salal_core.errors import Collapsed, OracleClosed, SalalError
+from salal_core.events import (
+    Emit,
+    Event,
+    Notice,
+    PhaseChanged,
+    Query,
+    RunFinished,
+    fan_out,
+)
+from salal_core.learn.learner import TorchLearner
+from salal_core.learn.pretrain import PretrainCheckpoint
+from salal_core.parallel import distributed, group
+from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
+from salal_core.run.first_labels import ask_while_pretraining, label_initial_fraction
+from salal_core.run.imports import match_labels, read_labels
+from salal_core.run.journal import RunJournal
+from salal_core.run.labels import (
+    LabelState,
+    RunItems,
+    agreement_with_truth,
+    check_journal,
+    restore,
+    still_open,
+)
+from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
+from salal_core.run.oracle import AutoOracle, Oracle
+from salal_core.run.plan import RunPlan, start_model
+from salal_core.run.session import RunRequest, Session
+from salal_core.run.store import RunStore
+from salal_core.run.summary import RunSummary, StopReason, stop_sentence
+from salal_core.runtime import compile_notice, cuda_oom_hint, set_up
+from salal_core.selection.acquire import get as get_acquisition
+
+CPU_RECIPE = (
+    "the cpu recipe (no GPU here): a width-16 network, rotation pretraining on a 5,000-image "
+    "sample, every image in the pool; with a GPU, --preset fast"
+)
+
+
+class Engine:
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        request: RunRequest,
+        emit: Emit,
+        oracle: Oracle | None = None,
+    ) -> None:
+        """`oracle` None answers from the ground truth (auto-oracle mode)."""
+        self.config, self.store, self.request, self.oracle = config, store, request, oracle
+        self._stop = threading.Event()
+        self._sink = emit
+
+    @classmethod
+    def for_session(cls, session: Session, emit: Emit) -> Engine:
+        """An engine in this process, on the session's run directory and oracle."""
+        return cls(
+            session.config,
+            session.store,
+            session.request,
+            fan_out(session.store.on_event, emit),
+            session.oracle,
+        )
+
+    def emit(self, event: Event) -> None:
+        # Every phase reports often (steps, epochs, queries), so a stop lands within a step.
+        if self._stop.is_set():
+            raise OracleClosed()
+        self._sink(event)
+
+    def stop(self) -> None:
+        """Ask a running engine, from any thread, to save and stop at its next step."""
+        self._stop.set()
+        if self.oracle is not None:
+            self.oracle.close()
+
+    def run(self) -> RunSummary:
+        """Load, pretrain if needed, then run the loop until the budget is spent or the oracle
+        closes. Everything answered is on disk whatever happens."""
+        started = time.perf_counter()
+        try:
+            with cuda_oom_hint():
+                return self._run(started)
+        except OracleClosed:  # stopped before the loop began (loading, pretraining)
+            return self._summary(started, "stopped", None, None, None)
+        except Collapsed as exc:  # in pretraining: nothing to fine-tune
+            self._sink(Notice(str(exc)))
+            return self._summary(started, "collapsed", None, None, None, str(exc))
+        finally:
+            if self.oracle is not None:
+                self.oracle.close()
+            self.store.close()
+
+    # ---------------------------------------------------------------- the run
+    def _run(self, started: float) -> RunSummary:
+        config, store = self.config, self.store
+        device = set_up(config)
+        self.emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
+        if compiling := compile_notice():
+            self.emit(Notice(compiling))
+        stored = store.items()
+        digests = [s.digest for s in stored]
+        images = load_for_run(config, self.request.class_names, digests or None, self.emit)
+        if self.oracle is None and not images.has_labels:
+            raise SalalError(
+                "--auto-oracle needs ground-truth labels, and this source has none; "
+                "label it yourself with salal-tui"
+            )
+        if config.preset == "cpu":  # said once the data loaded: bad input stays one line
+            self.emit(Notice(CPU_RECIPE, level="info"))
+        items = RunItems.resolve(stored, images.train)
+        store.save_items(items.changes)  # idempotent: a run killed here resumes the same
+        store.save_classes(images.class_names)
+        if self.request.labels_file is not None and not store.journal_rows():
+            given = read_labels(self.request.labels_file)
+            store.record_answers(match_labels(given, store.items(), images.class_names))
+        records = store.labels()
+        check_journal(
+            store.journal_rows(), items.known, len(images.class_names), store.highest_asked_round()
+        )
+        for change in items.notices(set(records)):
+            self.emit(change)
+        state = restore(records, items)
+        members = (
+            config.active.committee if get_acquisition(config.active.acquisition).committee else 1
+        )
+        shape = ModelShape(config.model.width, len(images.class_names), members)
+        checkpoint = self._round_checkpoint()
+        plan = RunPlan(
+            config,
+            store.dir,
+            group.new_token(),
+            tuple(images.class_names),
+            tuple(digests) if digests else None,
+            shape,
+            store.checkpoints / f"{checkpoint.name}.pt" if checkpoint else None,
+            self._backbone_source(),
+            "warn" if self.request.oracle == "human" else "stop",
+        )
+        with group.running(plan):  # the other ranks build the same run, and end it with us
+            return self._train(
+                started, device, plan, checkpoint, images, items, state, bool(records)
+            )
+
+    def _train(
+        self,
+        started: float,
+        device: torch.device,
+        plan: RunPlan,
+        checkpoint: RoundCheckpoint | None,
+        images: ImageSet,
+        items: RunItems,
+        state: LabelState,
+        had_labels: bool,
+    ) -> RunSummary:
+        """Pretrain or restore, then the loop; every other rank does its share alongside."""
+        config, store, shape = self.config, self.store, plan.shape
+        # This rank's shard of the images on the device (all of them in a world of one).
+        data = DeviceData(images, device, shard=distributed.shard())
+        ask_first = partial(ask_while_pretraining, config, store, self.oracle, images, items, state)
+        begun = start_model(plan, data, checkpoint, self.emit, ask_first)
+        if begun.pretrained is not None:
+            rotation_model, results = begun.pretrained
+            store.save_checkpoint(
+                "pretrain", PretrainCheckpoint.of(rotation_model, config, results).to_payload()
+            )
+        model, generator, resumed = begun.model, begun.generator, begun.resumed
+        for said in resumed.notices:
+            self.emit(Notice(said, level="info"))
+        if state.num_labeled == 0:  # new, or killed before its initial labels were written
+            label_initial_fraction(config, store, self.emit, images, items, state)
+
+        oracle = self.oracle or AutoOracle(images.train.labels, store)
+        learner = group.lead(
+            TorchLearner(
+                config, model, data, generator, self.emit, resumed.optimizer, plan.on_collapse
+            )
+        )
+        loop = ActiveLoop(
+            config,
+            learner,
+            oracle,
+            RunJournal(store, learner, shape),
+            state,
+            self.emit,
+            item_ids=items.ids,
+            priority=item_priority(items.digests, config.seed),
+            generator=generator,
+            start_round=resumed.start_round,
+            open_queries=self._open_queries(items, state),
+            curve=resumed.curve,
+            stop_set=resumed.stop_set,
+        )
+        if checkpoint is not None or had_labels:
+            where = f"from {checkpoint.name}" if checkpoint else "before the first round"
+            self.emit(
+                Notice(
+                    f"resumed {where}: {state.num_labeled} labels, {loop.outstanding} queued, "
+                    f"round {resumed.start_round}",
+                    level="info",
+                )
+            )
+        detail = ""
+        try:
+            reason: StopReason = loop.run()
+        except OracleClosed:
+            reason = "stopped"  # the person quit: every answer is already on disk
+        except Collapsed as exc:
+            reason, detail = "collapsed", str(exc)
+            self._sink(Notice(detail))
+        return self._summary(started, reason, loop, images, items, detail)
+
+    # ---------------------------------------------------------------- resuming
+    def _backbone_source(self) -> Path | None:
+        """Where rotation features come from: --pretrained, this run's earlier pretraining,
+        or (None) pretraining now."""
+        if self.config.model.pretrained is not None:
+            return Path(self.config.model.pretrained)
+        own = self.store.checkpoints / "pretrain.pt"
+        return own if own.exists() else None
+
+    def _round_checkpoint(self) -> RoundCheckpoint | None:
+        checkpoint = self.store.newest_round()
+        if checkpoint is None:
+            return None
+        checkpoint.check_items([s.digest for s in self.store.items()], checkpoint.name)
+        return checkpoint
+
+    def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:
+        """Asked but never answered, on their positions now; answered ones are consumed."""
+        open_, done = still_open(self.store.open_queries(), items, state)
+        self.store.mark_consumed(done)
+        return open_
+
+    # ---------------------------------------------------------------- the end
+    def _summary(
+        self,
+        started: float,
+        reason: StopReason,
+        loop: ActiveLoop | None,
+        images: ImageSet | None,
+        items: RunItems | None,
+        detail: str = "",
+    ) -> RunSummary:
+        records = self.store.labels()
+        human = [r for r in records.values() if r.oracle == "human"]
+        agreement = None
+        if images is not None and items is not None:
+            agreement = agreement_with_truth(human, items, images.train.labels)
+        summary = RunSummary(
+            run_dir=str(self.store.dir),
+            preset=self.config.preset,
+            acquisition=self.config.active.acquisition,
+            seed=self.config.seed,
+            oracle=self.request.oracle,
+            train_size=loop.state.size if loop else 0,
+            labeled=loop.state.num_labeled if loop else len(records),
+            target=loop.target if loop else 0,
+            accuracy_source=loop.accuracy_source if loop else "test",
+            holdout_every=HOLDOUT_EVERY,
+            curve=tuple(loop.curve) if loop else (),
+            human_labels=len(human),
+            human_agreement=agreement,
+            stop_reason=reason,
+            stop_detail=detail or stop_sentence(reason, self.config.active.stop_when_flat),
+            seconds=time.perf_counter() - started,
+            config=self.config,
+        )
+        if loop is not None or reason == "collapsed":
+            self.store.write_summary(summary.to_json())
+        self._sink(RunFinished(summary))  # delivered even after a stop
+        return summary

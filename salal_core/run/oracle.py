@@ -1,0 +1,204 @@
+"""Who answers the engine's queries: the ground truth, or a person fed through a queue.
+
+The loop only ever calls `ask` (here are items, answer them when you can) and `collect` (give
+me the answers to these, waiting if need be). Asking ahead of collecting is what lets a person
+keep labeling while the engine trains.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from salal_core.errors import OracleClosed
+from salal_core.events import OracleName, Query
+
+SKIP = -1
+
+
+@dataclass(frozen=True)
+class Answer:
+    index: int  # position in the loaded data
+    item: int  # the run's stable id of the image: what the journal records
+    label: int  # SKIP when the person passed on the item
+    round: int
+    oracle: OracleName
+    time: float
+
+
+class AnswerJournal(Protocol):
+    """Where answers go before anyone is told they exist (the run store implements it)."""
+
+    def record_answers(self, answers: Sequence[Answer]) -> None: ...
+
+    def record_revert(self, item: int) -> None: ...
+
+
+class Oracle(Protocol):
+    name: OracleName
+
+    def ask(self, queries: Sequence[Query]) -> None:
+        """Hand over items to be answered; returns at once."""
+
+    def collect(self, indices: Sequence[int]) -> dict[int, int]:
+        """Block until every item in `indices` is answered or skipped; return index -> label
+        for the answered ones. After this, those answers can no longer be undone."""
+
+    def close(self) -> None:
+        """No more answers are coming: a blocked `collect` raises OracleClosed."""
+
+    def unanswered(self) -> int:
+        """Items asked and not yet answered or skipped."""
+
+
+class AutoOracle:
+    """Answers from the ground truth, at once: the write-up's experiment, reproduced."""
+
+    name: OracleName = "auto"
+
+    def __init__(self, truth: np.ndarray, journal: AnswerJournal | None = None) -> None:
+        self.truth = truth
+        self.journal = journal
+        self._asked: dict[int, Query] = {}
+
+    def ask(self, queries: Sequence[Query]) -> None:
+        self._asked.update({q.index: q for q in queries})
+
+    def collect(self, indices: Sequence[int]) -> dict[int, int]:
+        now = time.time()
+        asked = [self._asked.pop(int(i)) for i in indices]
+        answers = [
+            Answer(q.index, q.item, int(self.truth[q.index]), q.round, self.name, now)
+            for q in asked
+        ]
+        if self.journal is not None:
+            self.journal.record_answers(answers)
+        return {a.index: a.label for a in answers}
+
+    def close(self) -> None:
+        """Nothing waits on the ground truth, so there is nothing to wake."""
+
+    def unanswered(self) -> int:
+        return 0  # the ground truth answers the moment it is asked
+
+
+class UndoUnavailable(Exception):
+    """Nothing to undo, or the engine already trained on the last answer."""
+
+
+class HumanOracle:
+    """A thread-safe queue between the engine (ask/collect) and a person (answer/skip/undo).
+
+    Every answer is written to the journal before `answer` returns, so before the next image
+    can be drawn; an undo is a revert record, never a deletion.
+    """
+
+    name: OracleName = "human"
+
+    def __init__(self, journal: AnswerJournal | None = None) -> None:
+        self.journal = journal
+        self._cond = threading.Condition()
+        self._queue: deque[Query] = deque()  # asked, not yet answered, in asking order
+        self._answered: dict[int, tuple[Query, int]] = {}  # answered, not yet collected
+        self._history: list[int] = []  # order of answers that can still be undone
+        self._closed = False
+        self.answered_total = 0
+
+    # ---------------------------------------------------------------- engine side
+    def ask(self, queries: Sequence[Query]) -> None:
+        with self._cond:
+            known = {q.index for q in self._queue} | set(self._answered)
+            self._queue.extend(q for q in queries if q.index not in known)
+            self._cond.notify_all()
+
+    def collect(self, indices: Sequence[int]) -> dict[int, int]:
+        wanted = [int(i) for i in indices]
+        with self._cond:
+            while not all(i in self._answered for i in wanted):
+                if self._closed:
+                    raise OracleClosed()
+                self._cond.wait(timeout=0.5)
+            result: dict[int, int] = {}
+            for i in wanted:
+                _, label = self._answered.pop(i)
+                if label != SKIP:
+                    result[i] = label
+            self._history = [i for i in self._history if i in self._answered]
+            return result
+
+    def close(self) -> None:
+        """The person quit: wake the engine so that it saves and stops."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ---------------------------------------------------------------- person side
+    def current(self) -> Query | None:
+        with self._cond:
+            return self._queue[0] if self._queue else None
+
+    def pending_answers(self) -> int:
+        """Answers given but not yet taken by the engine (they count as labeled)."""
+        with self._cond:
+            return sum(1 for _, label in self._answered.values() if label != SKIP)
+
+    def queued(self) -> list[Query]:
+        with self._cond:
+            return list(self._queue)
+
+    def unanswered(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    def answer(self, index: int, label: int) -> Query:
+        """Label the item at the front of the queue; durable once this returns."""
+        with self._cond:
+            if not self._queue or self._queue[0].index != index:
+                raise ValueError(f"item {index} is not the one being asked about")
+            query = self._queue[0]
+            if self.journal is not None:
+                self.journal.record_answers(
+                    [Answer(index, query.item, label, query.round, self.name, time.time())]
+                )
+            self._queue.popleft()
+            self._answered[index] = (query, label)
+            self._history.append(index)
+            if label != SKIP:
+                self.answered_total += 1
+            self._cond.notify_all()
+            return query
+
+    def skip(self, index: int) -> Query:
+        """Pass on the item: it goes back to the pool and may be asked about again later."""
+        return self.answer(index, SKIP)
+
+    def undo(self) -> tuple[Query, int]:
+        """Take back the last answer and put its item back in front; returns (query, old label)."""
+        with self._cond:
+            if not self._history:
+                raise UndoUnavailable(
+                    "nothing to undo: the engine has already trained on your earlier answers"
+                    if self.answered_total
+                    else "nothing to undo yet"
+                )
+            index = self._history[-1]
+            query, label = self._answered[index]
+            if self.journal is not None:  # first: a failed write leaves the answer standing
+                self.journal.record_revert(query.item)
+            self._history.pop()
+            del self._answered[index]
+            self._queue.appendleft(query)
+            if label != SKIP:
+                self.answered_total -= 1
+            self._cond.notify_all()
+            return query, label

@@ -1,0 +1,115 @@
+"""Which labels to look at again: confident learning (Northcutt et al., JAIR 2021) over
+out-of-sample probabilities.
+
+Every labeled image is scored by linear heads on the run's frozen backbone, fit in k folds so
+that no head has seen the label it scores. A class's threshold is the mean probability the
+heads give it on the images labeled with it; an image is a suspect when another class clears
+its own threshold and beats the given one: the model is confident, and confident of something
+else. Suspects come first, least sure of their given label first; then everything else in the
+same order, so a person can keep going.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from salal_core.data import DeviceData, ImageSet
+from salal_core.data.load import load_for_run
+from salal_core.errors import SalalError
+from salal_core.learn.inference import pool_pass
+from salal_core.learn.pretrain import PretrainCheckpoint, build_model
+from salal_core.learn.probe import fit_probe, probe_probs
+from salal_core.run.labels import RunItems
+from salal_core.run.store import RunStore
+from salal_core.runtime import resolve_device
+
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Doubt:
+    item: int
+    position: int  # in the loaded images, to draw it
+    given: int
+    guess: int
+    p_given: float  # out-of-sample probability of the given label
+    p_guess: float
+    suspect: bool
+
+
+def out_of_sample(
+    x: torch.Tensor, y: torch.Tensor, classes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """(N, E), (N,) -> (N, C): each row from a probe fit on the other folds."""
+    n = x.shape[0]
+    folds = min(FOLDS, n)
+    order = torch.randperm(n, generator=generator)
+    probs = torch.full((n, classes), 1.0 / classes)
+    for f in range(folds):
+        held = order[f::folds]
+        rest = torch.cat([order[g::folds] for g in range(folds) if g != f])
+        if len(rest):
+            probs[held] = probe_probs(fit_probe(x[rest], y[rest], classes, generator), x[held])[0]
+    return probs
+
+
+def rank(probs: torch.Tensor, given: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) probabilities and (N,) given labels -> (the review order, suspect mask)."""
+    classes = probs.shape[1]
+    thresholds = torch.full((classes,), float("inf"))
+    for c in range(classes):
+        mine = given == c
+        if bool(mine.any()):
+            thresholds[c] = probs[mine, c].mean()
+    confident = probs >= thresholds  # (N, C): classes that clear their own bar
+    best = torch.where(confident, probs, -1.0).argmax(1)
+    suspect = confident.any(1) & (best != given)
+    p_given = probs.gather(1, given.view(-1, 1))[:, 0]
+    # Suspects first (key 0), each group from the least sure of its given label.
+    order = np.lexsort((p_given.numpy(), (~suspect).numpy()))
+    return torch.from_numpy(order), suspect
+
+
+def review_doubts(store: RunStore, device_name: str = "auto") -> tuple[list[Doubt], ImageSet]:
+    """Every label of the run whose image is still in the source, in review order, and the
+    images to draw them from."""
+    config = store.load_config()
+    stored, names = store.items(), store.class_names()
+    images = load_for_run(config, names, [s.digest for s in stored] or None)
+    items = RunItems.resolve(stored, images.train)
+    where = items.positions()
+    records = [r for r in store.labels().values() if r.item in where]
+    if len(records) < 2:
+        raise SalalError(f"{store.dir} has fewer than two labels to review")
+    device = resolve_device(device_name)
+    data = DeviceData(images, device)
+    checkpoint = store.newest_round()
+    model = build_model(config, data.num_classes, device, 1)
+    if checkpoint is not None:  # the backbone as trained so far; the heads below see no label
+        model.load_backbone(checkpoint.model)
+    else:
+        own = store.checkpoints / "pretrain.pt"
+        if not own.exists():
+            raise SalalError(f"{store.dir} has no trained backbone yet; run or resume it first")
+        PretrainCheckpoint.read(own).load_into(model, config, str(own))
+    positions = torch.tensor([where[r.item] for r in records])
+    x = pool_pass(model, data.train_images[positions.to(device)], data, config.eval_batch_size)[2]
+    given = torch.tensor([r.label for r in records])
+    probs = out_of_sample(x.cpu(), given, data.num_classes, torch.Generator().manual_seed(0))
+    order, suspect = rank(probs, given)
+    guess = probs.argmax(1)
+    return [
+        Doubt(
+            records[i].item,
+            int(positions[i]),
+            int(given[i]),
+            int(guess[i]),
+            float(probs[i, given[i]]),
+            float(probs[i, guess[i]]),
+            bool(suspect[i]),
+        )
+        for i in order.tolist()
+    ], images

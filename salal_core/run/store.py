@@ -1,0 +1,317 @@
+"""The run directory: everything a run knows, on disk, so that it can be resumed and audited.
+
+    RUN_DIR/
+      config.toml          the configuration as used
+      salal.db             SQLite (WAL): items, label journal, query queue, per-epoch metrics
+      checkpoints/*.pt     pretraining, then one per round (checkpoint.py), written atomically
+      summary.json         the learning curve: labeled count -> test accuracy
+      .lock                held while a process works on the run
+
+Items are the run's images, numbered once and for good (the `idx` of every other table) and
+known by their content digest, so a label stays on its image whatever happens to positions.
+The label journal is append-only: an answer is a row, an undo is a revert row. The labeled set
+is whatever replaying it gives, so nothing acknowledged is ever lost or counted twice.
+
+It runs past 300 lines because the run directory is one format: every read and write of it
+lives here (the row types and schema in records.py), so no other module knows its tables.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from salal_core.config import RunConfig, dumps_toml, load_toml, to_dict
+from salal_core.errors import SalalError
+from salal_core.events import EpochEnded, Event, Query, RoundEnded
+from salal_core.files import atomic_write_text
+from salal_core.run import checkpoint
+from salal_core.run.oracle import SKIP, Answer
+from salal_core.run.records import SCHEMA, JournalRow, LabelRecord, QueuedItem, StoredItem
+
+FORMAT_VERSION = 3  # 3: items have content digests; journal and queue name items, not positions
+EXPORTABLE_FORMATS = (2, 3)  # export reads these; only FORMAT_VERSION resumes
+
+
+def _disk_full(exc: OSError | sqlite3.Error | RuntimeError) -> SalalError:
+    return SalalError(
+        f"could not save to the run directory ({exc}); free some disk space and resume with "
+        "--resume (every answer acknowledged so far is on disk)"
+    )
+
+
+class RunStore:
+    def __init__(
+        self, run_dir: Path, *, create: bool, lock: bool = True, read_only: bool = False
+    ) -> None:
+        """Open (or with `create`, make) a run directory. `read_only` (export) also accepts
+        the older formats it can still read; everything else needs FORMAT_VERSION."""
+        self.dir = Path(run_dir)
+        existing = (self.dir / "salal.db").exists()
+        if create:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SalalError(f"cannot create run directory {self.dir} ({exc})") from None
+        elif not existing:
+            raise SalalError(f"{self.dir} is not a salal run directory (no salal.db)")
+        self._lock_file = self._take_lock() if lock else None
+        self.checkpoints = self.dir / "checkpoints"
+        if not read_only:
+            self.checkpoints.mkdir(exist_ok=True)
+        self._mutex = threading.Lock()
+        self._db = sqlite3.connect(
+            self.dir / "salal.db", check_same_thread=False, isolation_level=None
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
+        self.format = self._check_version(create, read_only)
+        if self.format == FORMAT_VERSION:
+            self._db.executescript(SCHEMA)
+        if create and existing:
+            self._take_over_if_empty()
+
+    def _take_lock(self) -> IO[str]:
+        f = (self.dir / ".lock").open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            f.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise SalalError(
+                    f"{self.dir} is in use by another salal process; wait for it or stop it"
+                ) from None
+            raise
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        return f
+
+    def _check_version(self, create: bool, read_only: bool) -> int:
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None and create:
+            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
+            return FORMAT_VERSION
+        found = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+        if found == FORMAT_VERSION or (read_only and found in EXPORTABLE_FORMATS):
+            return found
+        self.close()
+        if found in EXPORTABLE_FORMATS:
+            raise SalalError(
+                f"{self.dir} was written by an older salal (format {found}), whose labels are "
+                f"kept by position, not by image; export them with salal-core export "
+                f"{self.dir}, and start a new run"
+            )
+        raise SalalError(
+            f"{self.dir} was written by an incompatible salal (format {found or 'unknown'}, this "
+            f"one reads {FORMAT_VERSION}); use a matching salal or start a new run"
+        )
+
+    def _take_over_if_empty(self) -> None:
+        """A new run may reuse a directory whose run saved nothing worth keeping (it failed on
+        a mistyped --data, or was quit while loading): no answer, no checkpoint. Anything more
+        is refused, so a new run can never write over labels or a trained model."""
+        answered = self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+        if answered or any(self.checkpoints.glob("*.pt")):
+            self.close()
+            raise SalalError(
+                f"{self.dir} already holds a run; pass --resume {self.dir} or another --out"
+            )
+        with self._transaction() as db:
+            for table in ("queue", "metrics", "items", "classes", "curve"):
+                db.execute(f"DELETE FROM {table}")
+
+    def close(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            if self._lock_file is not None:
+                self._lock_file.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """All of the block's writes or none; a failure to save becomes the one-line error."""
+        with self._mutex:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError | OSError):  # full, I/O error
+                    raise _disk_full(exc) from None
+                raise  # a constraint broken is a bug: its traceback, not advice about disks
+
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self._transaction() as db:
+            db.executemany(sql, rows)
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._mutex:
+            return self._db.execute(sql, args).fetchall()
+
+    # ---------------------------------------------------------------- files beside the db
+    def save_config(self, config: RunConfig) -> None:
+        try:
+            atomic_write_text(self.dir / "config.toml", dumps_toml(to_dict(config)))
+        except OSError as exc:
+            raise _disk_full(exc) from None
+
+    def load_config(self) -> RunConfig:
+        return load_toml(self.dir / "config.toml")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        try:
+            atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2))
+        except OSError as exc:
+            raise _disk_full(exc) from None
+
+    def save_checkpoint(self, name: str, payload: dict[str, Any]) -> Path:
+        try:
+            return checkpoint.save(self.checkpoints, name, payload)
+        except OSError as exc:
+            raise _disk_full(exc) from None
+
+    def load_checkpoint(self, prefix: str) -> tuple[dict[str, Any], Path] | None:
+        return checkpoint.load_newest(self.checkpoints, prefix)
+
+    def newest_round(self) -> checkpoint.RoundCheckpoint | None:
+        """The newest readable round checkpoint, typed and version-checked; None before one."""
+        found = self.load_checkpoint(checkpoint.ROUND_PREFIX)
+        if found is None:
+            return None
+        return checkpoint.RoundCheckpoint.from_payload(found[0], found[1].name)
+
+    def trained_round(self) -> checkpoint.RoundCheckpoint:
+        """The newest round checkpoint, for commands that need a trained model."""
+        found = self.newest_round()
+        if found is None:
+            raise SalalError(f"{self.dir} has no trained round yet; run or resume it first")
+        return found
+
+    # ---------------------------------------------------------------- items and classes
+    def save_items(self, items: Sequence[StoredItem]) -> None:
+        """Add items, or record where a known one is read from now (a renamed file)."""
+        self._write(
+            "INSERT OR REPLACE INTO items VALUES (?, ?, ?)",
+            [(i.item, i.source_id, i.digest) for i in items],
+        )
+
+    def items(self) -> list[StoredItem]:
+        return [StoredItem(*r) for r in self._rows("SELECT * FROM items ORDER BY idx")]
+
+    def sources(self) -> dict[int, str]:
+        """Item id -> where it was read from; every format export reads has these."""
+        return {int(i): str(s) for i, s in self._rows("SELECT idx, source_id FROM items")}
+
+    def save_classes(self, names: Sequence[str]) -> None:
+        self._write("INSERT OR REPLACE INTO classes VALUES (?, ?)", list(enumerate(names)))
+
+    def class_names(self) -> list[str]:
+        return [r[0] for r in self._rows("SELECT name FROM classes ORDER BY label")]
+
+    # ---------------------------------------------------------------- label journal
+    def record_answers(self, answers: Sequence[Answer]) -> None:
+        self._write(
+            "INSERT INTO journal (kind, idx, label, round, oracle, time) VALUES (?,?,?,?,?,?)",
+            [
+                ("skip" if a.label == SKIP else "label", a.item, a.label, a.round, a.oracle, a.time)
+                for a in answers
+            ],
+        )
+
+    def record_revert(self, item: int) -> None:
+        self._write(
+            "INSERT INTO journal (kind, idx, time) VALUES ('revert', ?, ?)", [(item, time.time())]
+        )
+
+    def journal_rows(self) -> list[JournalRow]:
+        return [
+            JournalRow(*r)
+            for r in self._rows(
+                "SELECT seq, kind, idx, label, round, oracle, time FROM journal ORDER BY seq"
+            )
+        ]
+
+    def labels(self) -> dict[int, LabelRecord]:
+        """Replay the journal: the current label of every labeled item, by item id."""
+        rows = self._rows("SELECT kind, idx, label, round, oracle, time FROM journal ORDER BY seq")
+        current: dict[int, LabelRecord] = {}
+        last_kind: dict[int, str] = {}
+        for kind, item, label, round_, oracle, t in rows:
+            if kind == "label":
+                current[item] = LabelRecord(item, label, round_, oracle, t)
+            elif kind == "revert" and last_kind.get(item) == "label":
+                current.pop(item, None)
+            last_kind[item] = kind
+        return current
+
+    # ---------------------------------------------------------------- query queue
+    def save_queries(self, queries: Sequence[Query]) -> None:
+        """Asked items, numbered in asking order (the item is the key, and an item skipped and
+        asked again later moves to the back); the index on `asked` keeps each row's MAX a
+        lookup, not a scan of every item ever asked."""
+        self._write(
+            "INSERT OR REPLACE INTO queue VALUES "
+            "(?,?,?,?,?,0,(SELECT COALESCE(MAX(asked), 0) + 1 FROM queue))",
+            [(q.item, q.round, q.score, q.predicted, json.dumps(q.probabilities)) for q in queries],
+        )
+
+    def mark_consumed(self, items: Sequence[int]) -> None:
+        self._write("UPDATE queue SET consumed=1 WHERE idx=?", [(int(i),) for i in items])
+
+    def open_queries(self) -> list[QueuedItem]:
+        """Items asked about but not consumed, in the order they were asked."""
+        rows = self._rows(
+            "SELECT idx, score, predicted, probabilities, round FROM queue "
+            "WHERE consumed=0 ORDER BY asked"
+        )
+        return [QueuedItem(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
+
+    def highest_asked_round(self) -> int:
+        """The latest round the run has asked about (0 before any question: the initial set)."""
+        return int(self._rows("SELECT COALESCE(MAX(round), 0) FROM queue")[0][0])
+
+    # ---------------------------------------------------------------- metrics
+    def on_event(self, event: Event) -> None:
+        """An emit sink: epochs and rounds go to the database as they happen."""
+        if isinstance(event, EpochEnded):
+            self._write(
+                "INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        time.time(),
+                        event.phase,
+                        event.round,
+                        event.epoch,
+                        event.loss,
+                        event.train_accuracy,
+                        event.test_loss,
+                        event.test_accuracy,
+                        event.images_per_second,
+                    )
+                ],
+            )
+        elif isinstance(event, RoundEnded):
+            self._write(
+                "INSERT OR REPLACE INTO curve VALUES (?,?,?,?)",
+                [(event.round, event.labeled, event.test_accuracy, time.time())],
+            )
+
+    def metrics(self, phase: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM metrics" + (" WHERE phase=?" if phase else "") + " ORDER BY rowid"
+        with self._mutex:
+            cur = self._db.execute(sql, (phase,) if phase else ())
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

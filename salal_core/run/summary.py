@@ -1,0 +1,93 @@
+"""What a run reports at its end: one typed record for the CLI, the app, `compare` and the
+engine process, written to RUN_DIR/summary.json."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from salal_core.config import RunConfig, from_dict, to_dict
+
+OracleKind = Literal["auto", "human"]
+AccuracySource = Literal["test", "held-out"]
+StopReason = Literal["budget", "pool empty", "flat", "stable", "collapsed", "stopped"]
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One round of the learning curve."""
+
+    round: int
+    labeled: int
+    fraction: float
+    test_accuracy: float  # NaN when there was nothing to measure it on
+    seconds: float
+    # Cohen's kappa between this round's and the last round's predictions on the stop set
+    # (stability.py); NaN in the first round, and in curves saved before it was measured.
+    kappa: float = math.nan
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_dir: str
+    preset: str
+    acquisition: str
+    seed: int
+    oracle: OracleKind
+    train_size: int
+    labeled: int
+    target: int
+    accuracy_source: AccuracySource
+    holdout_every: int  # with "held-out": one labeled item in this many measures accuracy
+    curve: tuple[CurvePoint, ...]
+    human_labels: int
+    human_agreement: float | None  # share of human labels equal to a known ground truth
+    stop_reason: StopReason
+    stop_detail: str  # the reason in a sentence, for the summary screen and the log
+    seconds: float
+    config: RunConfig = field(repr=False)
+
+    @property
+    def final_accuracy(self) -> float | None:
+        if not self.curve or math.isnan(self.curve[-1].test_accuracy):
+            return None
+        return self.curve[-1].test_accuracy
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.stop_reason == "stopped"
+
+    @property
+    def accuracy_label(self) -> str:
+        """How the accuracy was measured, in words for people."""
+        if self.accuracy_source == "test":
+            return "test accuracy"
+        return f"held-out accuracy (1 in {self.holdout_every} labels)"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["config"] = to_dict(self.config)
+        out["final_accuracy"] = self.final_accuracy
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSummary:
+        """Read back what `to_json` wrote (RUN_DIR/summary.json)."""
+        fields = {k: v for k, v in data.items() if k != "final_accuracy"}
+        fields["curve"] = tuple(CurvePoint(**p) for p in data["curve"])
+        fields["config"] = from_dict(data["config"])
+        return cls(**fields)
+
+
+def stop_sentence(reason: StopReason, flat_rounds: int) -> str:
+    """Why a run ended, in words for the summary screen and the log."""
+    return {
+        "budget": "the label budget is spent",
+        "pool empty": "every image is labeled or was skipped",
+        "flat": f"accuracy has not risen for {flat_rounds} rounds (--stop-when-flat)",
+        "stable": "the predictions stopped changing: kappa between rounds averaged 0.99 or more "
+        "over the last 3 (--stop-when-stable)",
+        "collapsed": "training collapsed",
+        "stopped": "stopped before the end; every label so far is saved (--resume)",
+    }[reason]
