@@ -17,6 +17,7 @@ from textual.widgets import Footer, Static
 
 from salal_core.data import ImageSet
 from salal_core.errors import SalalError
+from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import Answer
 from salal_core.run.review import Doubt, review_doubts
 from salal_core.run.store import RunStore
@@ -62,7 +63,7 @@ class ReviewScreen(Screen[None]):
     def score(self) -> None:
         """Seconds of loading and probing: off the event loop, so the app stays responsive."""
         try:
-            doubts, images = review_doubts(self.store, self.device)
+            doubts, images = review_doubts(OpenedRun.read(self.store.dir), self.device)
         except SalalError as exc:
             self.app.call_from_thread(self.fail, str(exc))
             return

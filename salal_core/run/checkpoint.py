@@ -192,3 +192,10 @@ def load_newest(folder: Path, prefix: str) -> tuple[dict[str, Any], Path] | None
         except Exception:  # torn write, bad zip, unpickling refusal: all mean "try older"
             continue
     return None
+
+
+def newest_round(folder: Path) -> RoundCheckpoint | None:
+    """The newest readable round checkpoint in `folder`, typed and version-checked; None
+    before the first round."""
+    found = load_newest(folder, ROUND_PREFIX)
+    return None if found is None else RoundCheckpoint.from_payload(found[0], found[1].name)

@@ -17,13 +17,11 @@ import numpy as np
 import torch
 
 from salal_core.data import DeviceData, ImageSet
-from salal_core.data.load import load_for_run
 from salal_core.errors import SalalError
 from salal_core.learn.inference import pool_pass
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe import fit_probe, probe_probs
-from salal_core.run.labels import RunItems
-from salal_core.run.store import RunStore
+from salal_core.run.opened import OpenedRun
 from salal_core.runtime import resolve_device
 
 FOLDS = 5
@@ -73,27 +71,25 @@ def rank(probs: torch.Tensor, given: torch.Tensor) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(order), suspect
 
 
-def review_doubts(store: RunStore, device_name: str = "auto") -> tuple[list[Doubt], ImageSet]:
+def review_doubts(run: OpenedRun, device_name: str = "auto") -> tuple[list[Doubt], ImageSet]:
     """Every label of the run whose image is still in the source, in review order, and the
     images to draw them from."""
-    config = store.load_config()
-    stored, names = store.items(), store.class_names()
-    images = load_for_run(config, names, [s.digest for s in stored] or None)
-    items = RunItems.resolve(stored, images.train)
-    where = items.positions()
-    records = [r for r in store.labels().values() if r.item in where]
+    config = run.config
+    matched = run.load_images()
+    images, where = matched.images, matched.positions()
+    records = [r for r in run.labels.values() if r.item in where]
     if len(records) < 2:
-        raise SalalError(f"{store.dir} has fewer than two labels to review")
+        raise SalalError(f"{run.dir} has fewer than two labels to review")
     device = resolve_device(device_name)
     data = DeviceData(images, device)
-    checkpoint = store.newest_round()
+    checkpoint = run.newest_round()
     model = build_model(config, data.num_classes, device, 1)
     if checkpoint is not None:  # the backbone as trained so far; the heads below see no label
         model.load_backbone(checkpoint.model)
     else:
-        own = store.checkpoints / "pretrain.pt"
+        own = run.dir / "checkpoints" / "pretrain.pt"
         if not own.exists():
-            raise SalalError(f"{store.dir} has no trained backbone yet; run or resume it first")
+            raise SalalError(f"{run.dir} has no trained backbone yet; run or resume it first")
         PretrainCheckpoint.read(own).load_into(model, config, str(own))
     positions = torch.tensor([where[r.item] for r in records])
     x = pool_pass(model, data.train_images[positions.to(device)], data, config.eval_batch_size)[2]

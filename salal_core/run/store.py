@@ -188,10 +188,7 @@ class RunStore:
 
     def newest_round(self) -> checkpoint.RoundCheckpoint | None:
         """The newest readable round checkpoint, typed and version-checked; None before one."""
-        found = self.load_checkpoint(checkpoint.ROUND_PREFIX)
-        if found is None:
-            return None
-        return checkpoint.RoundCheckpoint.from_payload(found[0], found[1].name)
+        return checkpoint.newest_round(self.checkpoints)
 
     def trained_round(self) -> checkpoint.RoundCheckpoint:
         """The newest round checkpoint, for commands that need a trained model."""

@@ -7,6 +7,7 @@ import datetime as dt
 import shutil
 import sys
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -16,12 +17,11 @@ from PIL import Image
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
 from salal_core.data.identity import content_digest
-from salal_core.data.load import load_for_run
 from salal_core.data.sources import walk_members
 from salal_core.errors import SalalError
-from salal_core.run.labels import RunItems
+from salal_core.run.opened import OpenedRun
 from salal_core.run.records import StoredItem
-from salal_core.run.store import FORMAT_VERSION, RunStore
+from salal_core.run.store import RunStore
 
 FIELDS = ["index", "source", "label", "class", "oracle", "round", "time"]
 
@@ -80,14 +80,9 @@ def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SalalError(f"{out} exists and is not empty; pass a new or empty folder")
     rows = export_rows(run_dir)
-    store = RunStore(run_dir, create=False, lock=False, read_only=True)
-    try:
-        config = store.load_config()
-        names = store.class_names()
-        stored = store.items() if store.format == FORMAT_VERSION else []
-    finally:
-        store.close()
-    source_path = Path(config.data.source or "")
+    run = OpenedRun.read(run_dir, any_format=True)
+    stored = run.items
+    source_path = Path(run.config.data.source or "")
     files = source_path.is_dir() and not (source_path / "data_batch_1").exists()
     pixels: dict[int, np.ndarray] = {}
     members: dict[int, tuple[str, bytes]] = {}
@@ -97,9 +92,9 @@ def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
         members = _labeled_members(source_path, stored, {row["index"] for row in rows})
     if not files and len(members) < len(rows):
         # CIFAR rows (no file of their own): PNGs of the pixels, which import by their pixels.
-        images = load_for_run(config, names, [s.digest for s in stored] or None)
-        where = RunItems.resolve(stored, images.train).positions()
-        pixels = {item: images.train.images[p] for item, p in where.items()}
+        matched = run.load_images()
+        train = matched.images.train
+        pixels = {item: train.images[p] for item, p in matched.positions().items()}
     written = missing = 0
     for row in rows:
         folder = out / row["class"]
@@ -128,7 +123,7 @@ def export_imagefolder(run_dir: Path, out: Path, copy: bool) -> tuple[int, int]:
 
 
 def _labeled_members(
-    archive: Path, stored: list[StoredItem], labeled: set[int]
+    archive: Path, stored: Sequence[StoredItem], labeled: set[int]
 ) -> dict[int, tuple[str, bytes]]:
     """Labeled item -> (member name, its bytes), found by content in one pass over the archive
     (the first member with an item's content, as reading the archive assigns them)."""

@@ -15,12 +15,11 @@ import torch
 
 from salal_core.cli.options import Subparsers
 from salal_core.data.device_data import channel_stats
-from salal_core.data.load import load_for_run
 from salal_core.errors import SalalError
 from salal_core.files import atomic_write_bytes
 from salal_core.learn.model import Net
 from salal_core.run.checkpoint import read_payload_file
-from salal_core.run.store import RunStore
+from salal_core.run.opened import OpenedRun
 
 MODEL_KIND = "salal-model"
 MODEL_VERSION = 1
@@ -85,16 +84,10 @@ class ModelFile:
 
 
 def export_model(run_dir: Path, out: Path) -> ModelFile:
-    store = RunStore(run_dir, create=False, lock=False)
-    try:
-        config = store.load_config()
-        checkpoint = store.trained_round()
-        names = store.class_names()
-        digests = [s.digest for s in store.items()]
-    finally:
-        store.close()
+    run = OpenedRun.read(run_dir)
+    config, checkpoint = run.config, run.trained_round()
     # The preprocessing is the training set's own statistics: read them from the decode cache.
-    images = load_for_run(config, names, digests or None)
+    images = run.load_images().images
     mean, std = channel_stats(torch.from_numpy(images.train.images).permute(0, 3, 1, 2))
     model = ModelFile(
         checkpoint.model,

@@ -21,13 +21,11 @@ from salal_core.cli.commands.model_file import ModelFile
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
 from salal_core.data import DeviceData, ImageSet
-from salal_core.data.load import load_for_run
 from salal_core.data.sources import empty_split, read_images
 from salal_core.errors import SalalError
 from salal_core.learn.inference import predict
 from salal_core.learn.pretrain import build_model
-from salal_core.run.labels import RunItems
-from salal_core.run.store import RunStore
+from salal_core.run.opened import OpenedRun
 from salal_core.runtime import resolve_device
 
 
@@ -48,18 +46,11 @@ def ranked(probs: torch.Tensor, names: list[str], top: int) -> list[dict[str, An
 def predict_unlabeled(
     run_dir: Path, device_name: str = "auto", top: int = 1
 ) -> list[dict[str, Any]]:
-    store = RunStore(run_dir, create=False, lock=False)
-    try:
-        config = store.load_config()
-        checkpoint = store.trained_round()
-        stored = store.items()
-        labeled = set(store.labels())
-        names = store.class_names()
-    finally:
-        store.close()
+    run = OpenedRun.read(run_dir)
+    config, checkpoint, labeled = run.config, run.trained_round(), set(run.labels)
     device = resolve_device(device_name)
-    images = load_for_run(config, names, [s.digest for s in stored] or None)
-    items = RunItems.resolve(stored, images.train)
+    matched = run.load_images()
+    images, items = matched.images, matched.items
     data = DeviceData(images, device)
     shape = checkpoint.shape
     model = build_model(config, shape.classes, device, shape.members)

@@ -10,8 +10,8 @@ from typing import Any
 
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
+from salal_core.run.opened import OpenedRun
 from salal_core.run.review import Doubt, review_doubts
-from salal_core.run.store import RunStore
 
 FIELDS = ["rank", "index", "source", "given", "guess", "p_given", "p_guess", "suspect"]
 AT = 100
@@ -25,11 +25,7 @@ def precision_at(doubts: list[Doubt], truth: list[int], at: int = AT) -> tuple[f
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    store = RunStore(args.run_dir, create=False, lock=False)
-    try:
-        doubts, images = review_doubts(store, args.device)
-    finally:
-        store.close()
+    doubts, images = review_doubts(OpenedRun.read(args.run_dir), args.device)
     names = images.class_names
     rows: list[dict[str, Any]] = [
         {
