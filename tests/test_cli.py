@@ -300,22 +300,22 @@ def test_bench_prints_every_figure_as_json(
 def test_a_collapsed_pretraining_stops_a_headless_run_and_says_so(
     shared_slice: Path, tmp_path: Path, capsys
 ) -> None:
-    """The paper recipe's Adam at ten times the write-up's 0.3, on CIFAR-10 at tiny scale:
-    past the first 100 steps the rotation loss sits at ln 4 with accuracy at chance. The run
-    stops, saved, in one line naming --lr and a recipe this machine runs, and resumes at a
-    lower rate. (At 0.3 with 160 steps it learns, slowly: the short phases were the
-    collapse.)"""
+    """The paper recipe's Adam at a hundred times the write-up's 0.3, on CIFAR-10 at tiny
+    scale: past the first 100 steps the rotation loss settles at ln 4 with accuracy at chance
+    (from epoch 7 of 10 when measured). The run stops, saved, in one line naming --lr and a
+    recipe this machine runs, and resumes at a lower rate. (At ten times, 3.0, it still
+    learns a little on some CPUs: training accuracy 0.29, so it is not a collapse.)"""
     out = tmp_path / "run"
     args = tiny_cli("run", shared_slice, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
     args[args.index("--preset") + 1] = "paper"
-    args[args.index("--pretrain-epochs") + 1] = "8"
-    args += ["--pretrain-steps", "160", "--lr", "3"]  # 20 steps an epoch: judged from epoch 5
+    args[args.index("--pretrain-epochs") + 1] = "10"
+    args += ["--pretrain-steps", "200", "--lr", "30"]  # 20 steps an epoch: judged from epoch 5
     args[args.index("--width") + 1] = "8"
     assert main(args) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("salal-core: error: pretrain collapsed: from epoch ")
     assert " the loss sits at ln 4 (1.3" in last and "accuracy at chance (0.2" in last
-    assert "with adam at lr 3.0; lower it with --lr" in last and "or use --preset cpu" in last
+    assert "with adam at lr 30.0; lower it with --lr" in last and "or use --preset cpu" in last
     assert json.loads((out / "summary.json").read_text())["stop_reason"] == "collapsed"
     assert main(["run", "--resume", str(out), "--lr", "0.001"]) == 0
     assert json.loads((out / "summary.json").read_text())["stop_reason"] == "budget"

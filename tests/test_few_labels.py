@@ -165,6 +165,8 @@ def test_a_300_image_folder_pretrains_sanely_and_learns_from_24_labels(
             "model.width": 8,
             "pretrain.epochs": 4,
             "pretrain.optim.min_steps": 40,
+            # The cpu recipe's rounds: however few the labels, at least this many steps.
+            "active.optim.min_steps": PRESETS["cpu"].active.optim.min_steps,
             "active.initial_fraction": 0.08,
             "active.budget": 0.2,
             "active.query_size": 24,

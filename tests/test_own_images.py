@@ -203,12 +203,20 @@ async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_ba
     app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
+        labeled = 0
+        round_0 = out / "checkpoints" / "round-0000.pt"
         while True:
             await wait_for(pilot, lambda: screen.shown is not None, 120)
             assert screen.shown is not None
             if screen.shown.round >= 1:
                 break
+            if labeled >= 24:
+                # Pilot types far faster than pretraining runs, and seeded images keep coming
+                # until it is done: past the first batch, a person's pace, so that the budget
+                # is not spent on seeded images before round 0 has trained.
+                await wait_for(pilot, round_0.exists, 120)
             await pilot.press("1")
+            labeled += 1
         await pilot.press("q", "y")
         await wait_for(pilot, lambda: app.return_code is not None)
     first = read_round(out / "checkpoints" / "round-0000.pt")
