@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from helpers import ROOT, ROUNDS, draw, tiny_cli, write_image_folder
+from salal_core.cli.flags import FLAGS, LABELS
 from salal_core.cli.main import build_parser, main
 from salal_core.cli.resume import FIXED, MAY_CHANGE
 from salal_core.data.identity import item_priority
@@ -89,8 +90,10 @@ def config_flags() -> set[str]:
         for a in build_parser()._subparsers._group_actions[0].choices.values()  # type: ignore[union-attr]
         if isinstance(a, argparse.ArgumentParser) and a.prog.endswith(" run")
     )
-    # How to run, not what: the group's timeout is the launch's, like torchrun's own flags.
-    not_config = {"--out", "--resume", "--json", "--help", "--group-timeout"}
+    # How to run, not what (the table's "launch" rows, like torchrun's own flags).
+    launch = {flag.name for flag in FLAGS if flag.resume == "launch"}
+    assert launch == {"--group-timeout"}
+    not_config = {"--out", "--resume", "--json", "--help", *launch}
     return {
         opt
         for action in run._actions
@@ -101,6 +104,8 @@ def config_flags() -> set[str]:
 
 def test_every_flag_is_in_exactly_one_resume_list_and_the_readme_prints_both() -> None:
     flags = config_flags()
+    # The parser is built from the table: each of its flags is a row, and each row a flag.
+    assert flags == {flag.name for flag in (*FLAGS, LABELS) if flag.resume != "launch"}
     assert flags == set(MAY_CHANGE) | set(FIXED)
     assert not set(MAY_CHANGE) & set(FIXED)
     readme = (ROOT / "README.md").read_text()

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from salal_core import __version__
+from salal_core.cli.flags import overrides_from_args
 from salal_core.cli.options import (
     Register,
     add_data_options,
@@ -25,7 +26,6 @@ from salal_core.cli.options import (
     add_run_options,
     class_names_from_args,
     config_from_args,
-    overrides_from_args,
     run_dir_from_args,
 )
 from salal_core.cli.progress import RichProgress

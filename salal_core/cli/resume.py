@@ -10,44 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from salal_core.cli.flags import resume_list
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
 
-# flag -> the settings it writes (dotted keys of RunConfig)
-MAY_CHANGE: dict[str, tuple[str, ...]] = {
-    "--budget": ("active.budget",),
-    "--query-size": ("active.query_size",),
-    "--epochs-per-round": ("active.epochs_per_round",),
-    "--lr": ("pretrain.optim.lr", "active.optim.lr"),
-    "--batch-size": ("pretrain.optim.batch_size", "active.optim.batch_size"),
-    "--eval-batch-size": ("eval_batch_size",),
-    "--device": ("device",),
-    "--compile": ("speed.compile",),
-    "--cache-dir": ("data.cache_dir",),
-    "--acquisition": ("active.acquisition",),
-    "--stop-when-flat": ("active.stop_when_flat",),
-    "--stop-when-stable": ("active.stop_when_stable",),
-    "--round-steps": ("active.optim.min_steps",),
-    "--finetune-from": ("active.finetune_from",),
-    "--sync-bn": ("parallel.sync_bn",),
-}
-FIXED: dict[str, tuple[str, ...]] = {
-    "--data": ("data.source",),
-    "--seed": ("seed",),
-    "--train-limit": ("data.train_limit",),
-    "--test-limit": ("data.test_limit",),
-    "--image-size": ("data.image_size",),
-    "--width": ("model.width",),
-    "--classes": (),  # checked against the run's class table, not its config
-    "--classes-file": (),
-    "--preset": ("preset",),
-    "--pretrained": ("model.pretrained",),
-    "--pretrain-epochs": ("pretrain.epochs",),
-    "--pretrain-steps": ("pretrain.optim.min_steps",),
-    "--initial-fraction": ("active.initial_fraction",),
-    "--label-noise": ("active.label_noise",),
-    "--labels": (),  # a new run's seed; an existing run takes `salal-core import-labels`
-}
+# flag -> the settings it writes (dotted keys of RunConfig), from the one flag table
+MAY_CHANGE = resume_list("may change")
+FIXED = resume_list("fixed")
 
 
 def setting(config: RunConfig, key: str) -> Any:

@@ -27,6 +27,7 @@ from salal_core.cli.commands.compare_stats import (
     verdicts,
 )
 from salal_core.cli.commands.output import render, write_text
+from salal_core.cli.flags import add_named
 from salal_core.cli.options import (
     Subparsers,
     add_data_options,
@@ -189,13 +190,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise SalalError("--seeds must be at least 1")
     base = config_from_args(args)
-    overrides = {
-        "active.budget": args.budget,
-        "active.query_size": args.query_size,
-        "active.initial_fraction": args.initial_fraction,
-        "active.epochs_per_round": args.epochs_per_round,
-    }
-    base = with_overrides(base, {k: v for k, v in overrides.items() if v is not None})
     for s in strategies:
         validate(with_overrides(base, {"active.acquisition": s}))
     out: Path = args.out
@@ -247,11 +241,9 @@ def register(sub: Subparsers) -> None:
         help="comma-separated acquisition functions",
     )
     g.add_argument("--seeds", type=int, default=3, help="runs per strategy (seeds from --seed)")
-    g.add_argument("--initial-fraction", type=float)
-    g.add_argument("--budget", type=float)
-    g.add_argument("--query-size", type=float)
-    g.add_argument("--epochs-per-round", type=int)
-    g.add_argument("--pretrained", type=Path, help="skip pretraining: use this pretrain.pt")
+    add_named(
+        g, ["--initial-fraction", "--budget", "--query-size", "--epochs-per-round", "--pretrained"]
+    )
     g.add_argument(
         "--reference",
         action="store_true",

@@ -1,0 +1,336 @@
+"""Every flag that sets a run's configuration, declared once: its name, the config keys it
+writes, its type and help, and whether `--resume` may change it.
+
+The parsers of `salal-core run`, `pretrain`, `compare` and `bench` and of `salal-tui`, the
+overrides a command line makes, and the two resume lists are all built from this table, so a
+new flag is one row.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from salal_core.config import COMPILE_MODES, PRESETS
+from salal_core.parallel.distributed import DEFAULT_GROUP_TIMEOUT
+from salal_core.selection.acquire import ACQUISITIONS
+
+Group = Literal["data", "model", "parallel", "active"]
+# "may change": --resume accepts a new value; "fixed": set when the run was created, and a
+# different value on resume is refused in one line; "launch": how to run, not what (like
+# torchrun's own flags), so it is neither.
+Resume = Literal["may change", "fixed", "launch"]
+
+GROUP_TITLES: dict[Group, str] = {
+    "data": "data",
+    "model": "model and training",
+    "parallel": "more than one GPU (under torchrun; README, More than one GPU)",
+    "active": "active learning",
+}
+
+
+def resolved_path(value: Any) -> str:
+    """A path as the run stores it: absolute, so that a resume from elsewhere finds it."""
+    return str(Path(value).expanduser().resolve())
+
+
+def unchanged(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str  # "--query-size"
+    group: Group
+    keys: tuple[str, ...]  # the RunConfig settings it writes (dotted); () when it is none
+    resume: Resume
+    help: str | None = None
+    type: Callable[[str], Any] = str
+    metavar: str | None = None
+    switch: bool = False  # present or absent, no value
+    convert: Callable[[Any], Any] = unchanged  # the parsed value into the config's
+
+    @property
+    def dest(self) -> str:
+        return self.name.removeprefix("--").replace("-", "_")
+
+    def add_to(self, parser: argparse._ActionsContainer) -> None:
+        if self.switch:
+            parser.add_argument(self.name, action="store_true", default=None, help=self.help)
+        else:
+            parser.add_argument(self.name, type=self.type, metavar=self.metavar, help=self.help)
+
+
+FLAGS: tuple[Flag, ...] = (
+    # data
+    Flag(
+        "--data",
+        "data",
+        ("data.source",),
+        "fixed",
+        "cifar-10-python.tar.gz, cifar-10-batches-py/, an image folder or a .tar/.tar.gz of one "
+        "(default: download CIFAR-10)",
+        metavar="PATH",
+        convert=resolved_path,
+    ),
+    Flag(
+        "--cache-dir",
+        "data",
+        ("data.cache_dir",),
+        "may change",
+        "decode and download cache (default: the platform's user cache)",
+        metavar="DIR",
+        convert=lambda value: str(Path(value).resolve()),
+    ),
+    Flag(
+        "--train-limit",
+        "data",
+        ("data.train_limit",),
+        "fixed",
+        "use a seeded, class-balanced slice of N training images",
+        int,
+        "N",
+    ),
+    Flag(
+        "--test-limit",
+        "data",
+        ("data.test_limit",),
+        "fixed",
+        "likewise for the test split",
+        int,
+        "N",
+    ),
+    Flag(
+        "--image-size", "data", ("data.image_size",), "fixed", "side the model sees (32)", int, "PX"
+    ),
+    # Checked against the run's class table, not its config.
+    Flag(
+        "--classes",
+        "data",
+        (),
+        "fixed",
+        "class names for a folder of unlabeled images",
+        metavar="A,B,...",
+    ),
+    Flag("--classes-file", "data", (), "fixed", "class names, one a line", metavar="FILE"),
+    # model and training; no argparse `choices`: an unknown name gets salal's one-line error
+    Flag(
+        "--preset",
+        "model",
+        ("preset",),
+        "fixed",
+        f"recipe: {', '.join(PRESETS)} (default fast on a GPU, cpu without)",
+    ),
+    Flag("--seed", "model", ("seed",), "fixed", type=int),
+    Flag("--device", "model", ("device",), "may change", "auto, cuda or cpu (default auto)"),
+    Flag("--width", "model", ("model.width",), "fixed", "network width; 64 is ResNet18", int),
+    Flag("--pretrain-epochs", "model", ("pretrain.epochs",), "fixed", type=int, metavar="N"),
+    Flag(
+        "--pretrain-steps",
+        "model",
+        ("pretrain.optim.min_steps",),
+        "fixed",
+        "optimizer steps pretraining takes at least, however few the images",
+        int,
+        "N",
+    ),
+    Flag(
+        "--batch-size",
+        "model",
+        ("pretrain.optim.batch_size", "active.optim.batch_size"),
+        "may change",
+        "images per training step",
+        int,
+        "N",
+    ),
+    Flag(
+        "--lr",
+        "model",
+        ("pretrain.optim.lr", "active.optim.lr"),
+        "may change",
+        "starting learning rate of every phase",
+        float,
+    ),
+    Flag(
+        "--eval-batch-size",
+        "model",
+        ("eval_batch_size",),
+        "may change",
+        "images per scoring and evaluation batch",
+        int,
+        "N",
+    ),
+    Flag(
+        "--compile",
+        "model",
+        ("speed.compile",),
+        "may change",
+        f"torch.compile the network: {', '.join(COMPILE_MODES)} (default off; costs a minute "
+        "or more of compiling at the start, see BENCHMARKS.md)",
+        metavar="MODE",
+    ),
+    # more than one GPU
+    Flag(
+        "--sync-bn",
+        "parallel",
+        ("parallel.sync_bn",),
+        "may change",
+        "BatchNorm statistics over the global batch, not each rank's share (GPUs only)",
+        switch=True,
+    ),
+    Flag(
+        "--group-timeout",
+        "parallel",
+        (),
+        "launch",
+        "seconds for the ranks to find each other, and for any one exchange "
+        f"(default {DEFAULT_GROUP_TIMEOUT:.0f})",
+        float,
+        "S",
+    ),
+    # active learning
+    Flag(
+        "--acquisition",
+        "active",
+        ("active.acquisition",),
+        "may change",
+        f"one of: {', '.join(ACQUISITIONS)} (default entropy)",
+    ),
+    Flag(
+        "--initial-fraction",
+        "active",
+        ("active.initial_fraction",),
+        "fixed",
+        "share of the training set labeled from the ground truth at the start",
+        float,
+        "F",
+    ),
+    Flag(
+        "--budget",
+        "active",
+        ("active.budget",),
+        "may change",
+        "stop when this share of the training set is labeled",
+        float,
+        "F",
+    ),
+    Flag(
+        "--query-size",
+        "active",
+        ("active.query_size",),
+        "may change",
+        "items per query: a count (32) or a share of the training set (0.05)",
+        float,
+        "N|F",
+    ),
+    Flag(
+        "--epochs-per-round",
+        "active",
+        ("active.epochs_per_round",),
+        "may change",
+        type=int,
+        metavar="N",
+    ),
+    Flag(
+        "--round-steps",
+        "active",
+        ("active.optim.min_steps",),
+        "may change",
+        "optimizer steps a fine-tuning round takes at least, however few the labels",
+        int,
+        "N",
+    ),
+    Flag(
+        "--finetune-from",
+        "active",
+        ("active.finetune_from",),
+        "may change",
+        "training labels from which the whole network is fine-tuned; below, a round fits the "
+        "head alone on frozen features (README, Recipes)",
+        int,
+        "N",
+    ),
+    Flag(
+        "--label-noise",
+        "active",
+        ("active.label_noise",),
+        "fixed",
+        "auto-oracle: flip this share of the initial labels to another class (seeded), to "
+        "measure how well review finds them",
+        float,
+        "F",
+    ),
+    Flag(
+        "--stop-when-flat",
+        "active",
+        ("active.stop_when_flat",),
+        "may change",
+        "stop once accuracy (test split or held-out labels) has not risen for R rounds",
+        int,
+        "R",
+    ),
+    Flag(
+        "--stop-when-stable",
+        "active",
+        ("active.stop_when_stable",),
+        "may change",
+        "stop once the predictions stop changing: Cohen's kappa between rounds on a fixed stop "
+        "set, averaged over the last 3 rounds, at 0.99 or more",
+        switch=True,
+    ),
+    Flag(
+        "--pretrained",
+        "active",
+        ("model.pretrained",),
+        "fixed",
+        "start from this pretrain.pt instead of pretraining",
+        Path,
+        "PT",
+        convert=resolved_path,
+    ),
+)
+BY_NAME = {flag.name: flag for flag in FLAGS}
+# A new run's labels: an existing run takes `salal-core import-labels` instead.
+LABELS = Flag(
+    "--labels",
+    "active",
+    (),
+    "fixed",
+    "labels you already have (path,class rows, or class/image), to start from",
+    Path,
+    "CSV|FOLDER",
+)
+
+
+def add_flags(parser: argparse.ArgumentParser, groups: Iterable[Group]) -> None:
+    """The table's flags of `groups`, each group under its title."""
+    for group in groups:
+        section = parser.add_argument_group(GROUP_TITLES[group])
+        for flag in FLAGS:
+            if flag.group == group:
+                flag.add_to(section)
+
+
+def add_named(section: argparse._ActionsContainer, names: Iterable[str]) -> None:
+    """Some of the table's flags, by name, into a command's own section."""
+    for name in names:
+        BY_NAME[name].add_to(section)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted config keys for every flag the user actually gave."""
+    out: dict[str, Any] = {}
+    for flag in FLAGS:
+        value = getattr(args, flag.dest, None)
+        if value is not None:
+            out.update({key: flag.convert(value) for key in flag.keys})
+    return out
+
+
+def resume_list(resume: Resume) -> dict[str, tuple[str, ...]]:
+    """Flag -> the settings it writes, for the flags under one resume rule."""
+    rows = [*FLAGS, LABELS]
+    return {flag.name: flag.keys for flag in rows if flag.resume == resume}
