@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from salal_core.cli.flags import overrides_from_args
 from salal_core.cli.options import (
     add_run_options,
     class_names_from_args,
     config_from_args,
-    overrides_from_args,
     run_dir_from_args,
 )
 from salal_core.errors import SalalError

@@ -44,7 +44,6 @@ from ..bridge import (
 from ..keys import KeyInput, KeyMap
 from ..render import pixels_of
 from ..replay import Replay
-from ..review_app import ReviewScreen
 from ..status import (
     epoch_text,
     gains_text,
@@ -57,6 +56,7 @@ from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, T
 from ..widgets.image_view import Pixels
 from .help import HelpScreen
 from .quit import QuitScreen
+from .review import ReviewScreen
 from .zoom import ZoomScreen
 
 MIN_SIZE = (80, 24)

@@ -1,0 +1,145 @@
+"""The review screen: the run's labels, the most doubtful first (run/review.py), each image with
+its given label and the model's guess. A class key confirms (the same class) or corrects
+(another): a correction is journaled as every answer is, a new record, so the history is kept
+and the next round trains on it. Space moves on; q goes back (or quits `salal-tui --review`)."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual import events, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from salal_core.data import ImageSet
+from salal_core.errors import SalalError
+from salal_core.run.opened import OpenedRun
+from salal_core.run.oracle import Answer
+from salal_core.run.review import Doubt, review_doubts
+from salal_core.run.store import RunStore
+
+from ..keys import KeyMap
+from ..render import pixels_of
+from ..status import not_saved_text
+from ..widgets import ClassList, ImageView, PhaseLine
+
+
+class ReviewScreen(Screen[None]):
+    class Failed(Message):
+        """The review could not be made (too few labels, no model yet): one line to say."""
+
+        def __init__(self, line: str) -> None:
+            super().__init__()
+            self.line = line
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "next", "next"),
+        Binding("q,escape", "leave", "back"),
+    ]
+
+    def __init__(self, store: RunStore, device: str, standalone: bool = True) -> None:
+        """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
+        screen over a live run (q goes back; the engine takes corrections at its next round)."""
+        super().__init__()
+        self.store, self.device, self.standalone = store, device, standalone
+        self.doubts: list[Doubt] = []
+        self.images: ImageSet | None = None
+        self.at = 0
+        self.corrected = 0
+        self.keymap = KeyMap(())
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="main"):
+            yield PhaseLine("scoring every label out of sample…", id="phase")
+            with Horizontal(id="top"):
+                yield ImageView(id="image")
+                with Vertical(id="side"):
+                    yield Static("", id="query")
+                    yield ClassList(id="classes")
+                    yield Static("", id="message")
+            yield Footer()
+
+    def on_mount(self) -> None:
+        self.score()
+
+    @work(thread=True, exit_on_error=False)
+    def score(self) -> None:
+        """Seconds of loading and probing: off the event loop, so the app stays responsive."""
+        try:
+            doubts, images = review_doubts(OpenedRun.read(self.store.dir), self.device)
+        except SalalError as exc:
+            self.app.call_from_thread(self.fail, str(exc))
+            return
+        self.app.call_from_thread(self.ready, doubts, images)
+
+    def fail(self, message: str) -> None:
+        if not self.standalone:  # the labeling goes on: say why, and go back to it
+            self.app.notify(message, title="review", severity="warning")
+            self.dismiss(None)
+            return
+        self.post_message(self.Failed(message))  # the review app says it and exits 2
+
+    def action_leave(self) -> None:
+        if self.standalone:
+            self.app.exit(None)
+        else:
+            self.dismiss(None)
+
+    def ready(self, doubts: list[Doubt], images: ImageSet) -> None:
+        self.doubts, self.images = doubts, images
+        self.keymap = KeyMap.default(len(images.class_names))
+        self.query_one(ClassList).show_classes(images.class_names, self.keymap)
+        self.show()
+
+    @property
+    def current(self) -> Doubt | None:
+        return self.doubts[self.at] if self.at < len(self.doubts) else None
+
+    def show(self) -> None:
+        doubt, images = self.current, self.images
+        suspects = sum(d.suspect for d in self.doubts)
+        self.query_one(PhaseLine).show(
+            f"review · {min(self.at + 1, len(self.doubts))} of {len(self.doubts)} · "
+            f"{suspects} suspect · {self.corrected} corrected"
+        )
+        if doubt is None or images is None:
+            self.query_one(ImageView).show(None, "every label reviewed")
+            self.query_one("#query", Static).update("nothing left to review: q quits")
+            return
+        names = images.class_names
+        self.query_one(ImageView).show(pixels_of(images, doubt.position), f"#{doubt.item}")
+        self.query_one("#query", Static).update(
+            f"[b]given[/b] {names[doubt.given]} ({doubt.p_given:.0%})\n"
+            f"[b]model[/b] [cyan]{names[doubt.guess]}[/] ({doubt.p_guess:.0%})"
+            + ("   [yellow]suspect[/]" if doubt.suspect else "")
+        )
+
+    def on_key(self, event: events.Key) -> None:
+        doubt = self.current
+        label = self.keymap.lookup(event.character or "")
+        if doubt is None or label is None:
+            return  # (two-key codes, past 34 classes, are the labeling screen's alone)
+        event.stop()
+        if label != doubt.given:
+            round_ = self.store.highest_asked_round()
+            answer = Answer(doubt.position, doubt.item, label, round_, "human", time.time())
+            try:
+                self.store.record_answers([answer])  # on disk before the next image
+            except SalalError as exc:
+                self.query_one("#message", Static).update(f"[bold red]{not_saved_text(exc)}[/]")
+                return
+            self.corrected += 1
+            names = self.images.class_names if self.images else []
+            self.query_one("#message", Static).update(
+                f"#{doubt.item}: {names[doubt.given]} → {names[label]}"
+            )
+        self.action_next()
+
+    def action_next(self) -> None:
+        self.at += 1
+        self.show()
