@@ -311,7 +311,7 @@ async def test_a_failing_disk_is_one_line_and_the_app_stays_up(
 ) -> None:
     """The journal refuses writes mid-session: the answer is not taken, the app says what to
     free and that everything before it is saved, and the same key works once there is room."""
-    from salal_core import store as store_module
+    from salal_core.run import store as store_module
 
     out = tmp_path / "run"
     app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
