@@ -3,7 +3,7 @@ writes, its type and help, and whether `--resume` may change it.
 
 The parsers of `salal-core run`, `pretrain`, `compare` and `bench` and of `salal-tui`, the
 overrides a command line makes, and the two resume lists are all built from this table, so a
-new flag is one row.
+new flag is one row. It is long because it is a table, one row a flag; it owns one idea.
 """
 
 from __future__ import annotations
