@@ -17,6 +17,7 @@ from textual.app import App
 from textual.worker import Worker, WorkerState
 
 from salal_core.errors import SalalError
+from salal_core.parallel.spawning import prepare_to_spawn
 from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 
@@ -49,6 +50,7 @@ class SalalApp(App[RunSummary | None]):
     ) -> None:
         """`runner` None: events come from elsewhere (the snapshot tests feed the bridge)."""
         super().__init__()
+        prepare_to_spawn()  # the review's probes spawn a process from inside the app
         self.session, self.bridge, self.auto, self.runner = session, bridge, auto, runner
         self.label_screen = LabelScreen(session, auto, keys_file)
         self.error: str | None = None

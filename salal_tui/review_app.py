@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from textual.app import App
 
+from salal_core.parallel.spawning import prepare_to_spawn
 from salal_core.run.store import RunStore
 
 from .screens.review import ReviewScreen
@@ -16,6 +17,7 @@ class ReviewApp(App[None]):
 
     def __init__(self, store: RunStore, device: str = "auto") -> None:
         super().__init__()
+        prepare_to_spawn()  # its probes run in a process of their own
         self.review = ReviewScreen(store, device)
         self.error: str | None = None
 

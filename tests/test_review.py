@@ -47,15 +47,24 @@ def test_label_noise_flips_its_share_and_review_finds_them_first(
 
 
 async def test_correcting_two_labels_in_the_app_keeps_their_history(
-    synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    synthetic_pack: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from helpers import SIZE, wait_for
+    from salal_core.run import review
     from salal_core.run.store import RunStore
     from salal_tui.review_app import ReviewApp
 
     out = tmp_path / "run"
     extra = [*ROUNDS, "--initial-fraction", "0.5", "--budget", "0.6", "--label-noise", "0.1"]
     assert main(tiny_cli("run", synthetic_pack, out, tmp_path / "c", *extra)) == 0
+
+    def in_the_apps_process(*_: object) -> None:
+        raise AssertionError("the review's probes ran beside the keys")
+
+    monkeypatch.setattr(review, "out_of_sample", in_the_apps_process)  # the child has its own
     store = RunStore(out, create=False)
     app = ReviewApp(store, "cpu")
     corrected: dict[str, str] = {}

@@ -18,7 +18,6 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -42,6 +41,7 @@ from salal_core.parallel.pipe import (
     Unanswered,
     Up,
 )
+from salal_core.parallel.spawning import prepare_to_spawn
 from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 
@@ -62,10 +62,7 @@ class EngineProcess:
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
         self._stopping = threading.Event()
-        # Spawning needs multiprocessing's resource tracker, which starts by handing it our
-        # stderr; inside a Textual app stderr is a capture object with no file behind it, so
-        # start the tracker now, while stderr is still the terminal's.
-        resource_tracker.ensure_running()
+        prepare_to_spawn()  # built before the app starts, while stderr is the terminal's
 
     @property
     def log_path(self) -> Path:

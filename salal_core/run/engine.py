@@ -17,7 +17,6 @@ import torch
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData, ImageSet
 from salal_core.data.identity import item_priority
-from salal_core.data.load import load_for_run
 from salal_core.errors import Collapsed, OracleClosed, SalalError
 from salal_core.events import (
     Emit,
@@ -44,6 +43,7 @@ from salal_core.run.labels import (
     still_open,
 )
 from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
+from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import AutoOracle, Oracle
 from salal_core.run.plan import RunPlan, start_model
 from salal_core.run.session import RunRequest, Session
@@ -119,9 +119,9 @@ class Engine:
         self.emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
         if compiling := compile_notice():
             self.emit(Notice(compiling))
-        stored = store.items()
-        digests = [s.digest for s in stored]
-        images = load_for_run(config, self.request.class_names, digests or None, self.emit)
+        run = OpenedRun.of_store(store, config, self.request.class_names)
+        matched = run.load_images(self.emit)
+        images, items = matched.images, matched.items
         if self.oracle is None and not images.has_labels:
             raise SalalError(
                 "--auto-oracle needs ground-truth labels, and this source has none; "
@@ -129,7 +129,6 @@ class Engine:
             )
         if config.preset == "cpu":  # said once the data loaded: bad input stays one line
             self.emit(Notice(CPU_RECIPE, level="info"))
-        items = RunItems.resolve(stored, images.train)
         store.save_items(items.changes)  # idempotent: a run killed here resumes the same
         store.save_classes(images.class_names)
         if self.request.labels_file is not None and not store.journal_rows():
@@ -152,7 +151,7 @@ class Engine:
             store.dir,
             group.new_token(),
             tuple(images.class_names),
-            tuple(digests) if digests else None,
+            tuple(s.digest for s in run.items) or None,
             shape,
             store.checkpoints / f"{checkpoint.name}.pt" if checkpoint else None,
             self._backbone_source(),

@@ -1,13 +1,15 @@
-"""A run directory opened for reading, the one way every offline command opens a run.
+"""An opened run: the one way the commands, the engine and the app open a run directory.
 
 "Load the config, read the items, load the images, match them to the stored items" is written
-once here: `OpenedRun.read` takes what the run's database says in one short read (no lock, so
-it is safe beside a live run), and `load_images` brings the source's images matched to the
-run's items by content. A new offline command is a few lines on top of it.
+once here. `OpenedRun.read` takes what the run's database says in one short read (no lock, so
+it is safe beside a live run), for the offline commands; `OpenedRun.of_store` takes it through
+a store its caller holds (the engine, the app). `load_images` brings the source's images
+matched to the run's items by content. A new offline command is a few lines on top of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +55,21 @@ class OpenedRun:
         formats that can still be exported."""
         store = RunStore(run_dir, create=False, lock=False, read_only=any_format)
         try:
-            current = store.format == FORMAT_VERSION
-            return cls(
-                run_dir,
-                store.load_config(),
-                tuple(store.class_names()),
-                tuple(store.items()) if current else (),
-                store.labels(),
-            )
+            if store.format != FORMAT_VERSION:
+                names = tuple(store.class_names())
+                return cls(run_dir, store.load_config(), names, (), store.labels())
+            return cls.of_store(store, store.load_config())
         finally:
             store.close()
+
+    @classmethod
+    def of_store(
+        cls, store: RunStore, config: RunConfig, class_names: Sequence[str] = ()
+    ) -> OpenedRun:
+        """The run through a store its caller holds open, with the configuration it runs with;
+        `class_names` (from --classes) stand in where the run has none saved yet."""
+        names = tuple(class_names) or tuple(store.class_names())
+        return cls(store.dir, config, names, tuple(store.items()), store.labels())
 
     def load_images(self, emit: Emit = ignore) -> MatchedImages:
         """The source through the decode cache, matched to the run's items by digest."""

@@ -11,17 +11,21 @@ same order, so a person can keep going.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from salal_core.data import DeviceData, ImageSet
+from salal_core.data import DeviceData
 from salal_core.errors import SalalError
 from salal_core.learn.inference import pool_pass
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe import fit_probe, probe_probs
-from salal_core.run.opened import OpenedRun
+from salal_core.run.opened import MatchedImages, OpenedRun
 from salal_core.runtime import resolve_device
 
 FOLDS = 5
@@ -71,11 +75,25 @@ def rank(probs: torch.Tensor, given: torch.Tensor) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(order), suspect
 
 
-def review_doubts(run: OpenedRun, device_name: str = "auto") -> tuple[list[Doubt], ImageSet]:
-    """Every label of the run whose image is still in the source, in review order, and the
-    images to draw them from."""
+def doubts_apart(run_dir: Path, device_name: str = "auto") -> list[Doubt]:
+    """`review_doubts` in a spawned process of its own, as the engine runs: an app's keys never
+    wait on its pool pass and probes. A `SalalError` comes back as itself."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_doubts_of, run_dir, device_name).result()
+        except BrokenProcessPool as exc:
+            raise SalalError(f"the review process of {run_dir} stopped: {exc}") from None
+
+
+def _doubts_of(run_dir: Path, device_name: str) -> list[Doubt]:
+    run = OpenedRun.read(run_dir)
+    return review_doubts(run, run.load_images(), device_name)
+
+
+def review_doubts(run: OpenedRun, matched: MatchedImages, device_name: str = "auto") -> list[Doubt]:
+    """Every label of the run whose image is still in `matched` (its positions there), in
+    review order."""
     config = run.config
-    matched = run.load_images()
     images, where = matched.images, matched.positions()
     records = [r for r in run.labels.values() if r.item in where]
     if len(records) < 2:
@@ -108,4 +126,4 @@ def review_doubts(run: OpenedRun, device_name: str = "auto") -> tuple[list[Doubt
             bool(suspect[i]),
         )
         for i in order.tolist()
-    ], images
+    ]

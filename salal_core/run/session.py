@@ -13,7 +13,7 @@ from pathlib import Path
 
 from salal_core.config import RunConfig
 from salal_core.data import ImageSet
-from salal_core.data.load import load_for_run
+from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import HumanOracle
 from salal_core.run.store import RunStore
 from salal_core.run.summary import OracleKind
@@ -47,10 +47,10 @@ class SessionImages:
         self._images = images
 
     def load(self) -> ImageSet:
-        """The same positions the engine computes with: the same cache, the same slice."""
+        """The same positions the engine computes with: the run opened the same way."""
         if self._images is None:
-            stored = [s.digest for s in self._store.items()]
-            self._images = load_for_run(self._config, self._class_names, stored or None)
+            run = OpenedRun.of_store(self._store, self._config, self._class_names)
+            self._images = run.load_images().images
         return self._images
 
 

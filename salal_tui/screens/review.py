@@ -20,7 +20,7 @@ from salal_core.data import ImageSet
 from salal_core.errors import SalalError
 from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import Answer
-from salal_core.run.review import Doubt, review_doubts
+from salal_core.run.review import Doubt, doubts_apart
 from salal_core.run.store import RunStore
 
 from ..keys import KeyMap
@@ -69,9 +69,11 @@ class ReviewScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False)
     def score(self) -> None:
-        """Seconds of loading and probing: off the event loop, so the app stays responsive."""
+        """Seconds of probing in a process of their own, and of loading (from the decode cache
+        the review just warmed) in a thread: the keys never wait on either."""
         try:
-            doubts, images = review_doubts(OpenedRun.read(self.store.dir), self.device)
+            doubts = doubts_apart(self.store.dir, self.device)
+            images = OpenedRun.read(self.store.dir).load_images().images
         except SalalError as exc:
             self.app.call_from_thread(self.fail, str(exc))
             return

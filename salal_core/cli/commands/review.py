@@ -25,7 +25,9 @@ def precision_at(doubts: list[Doubt], truth: list[int], at: int = AT) -> tuple[f
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    doubts, images = review_doubts(OpenedRun.read(args.run_dir), args.device)
+    run = OpenedRun.read(args.run_dir)
+    matched = run.load_images()
+    doubts, images = review_doubts(run, matched, args.device), matched.images
     names = images.class_names
     rows: list[dict[str, Any]] = [
         {
