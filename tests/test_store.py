@@ -8,6 +8,7 @@ import torch
 
 from salal_core.errors import SalalError
 from salal_core.events import OracleName, Query
+from salal_core.run import checkpoint
 from salal_core.run.oracle import SKIP, Answer
 from salal_core.run.records import StoredItem
 from salal_core.run.store import RunStore
@@ -67,7 +68,7 @@ def test_torn_checkpoint_falls_back_to_the_previous_one(tmp_path: Path) -> None:
     path = store.save_checkpoint("round-0001", {"round": 1, "w": torch.ones(3)})
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # as if the machine died mid-write
-    found = store.load_checkpoint("round-")
+    found = checkpoint.load_newest(store.checkpoints, "round-")
     assert found is not None
     payload, used = found
     assert payload["round"] == 0 and used.name == "round-0000.pt"

@@ -183,19 +183,9 @@ class RunStore:
         except OSError as exc:
             raise _disk_full(exc) from None
 
-    def load_checkpoint(self, prefix: str) -> tuple[dict[str, Any], Path] | None:
-        return checkpoint.load_newest(self.checkpoints, prefix)
-
     def newest_round(self) -> checkpoint.RoundCheckpoint | None:
         """The newest readable round checkpoint, typed and version-checked; None before one."""
         return checkpoint.newest_round(self.checkpoints)
-
-    def trained_round(self) -> checkpoint.RoundCheckpoint:
-        """The newest round checkpoint, for commands that need a trained model."""
-        found = self.newest_round()
-        if found is None:
-            raise SalalError(f"{self.dir} has no trained round yet; run or resume it first")
-        return found
 
     # ---------------------------------------------------------------- items and classes
     def save_items(self, items: Sequence[StoredItem]) -> None:
