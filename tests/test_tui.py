@@ -487,3 +487,52 @@ async def test_a_sentence_in_the_image_pane_wraps_at_80_columns() -> None:
         lines = [view.render_line(y).text.strip() for y in range(view.content_size.height)]
         assert " ".join(line for line in lines if line) == said
         assert all(len(line) <= view.content_size.width for line in lines)
+
+
+async def test_the_summary_draws_the_curve_beside_the_cifar10_anchor() -> None:
+    """On the full CIFAR-10 training set the anchor of the same strategy is drawn beside the
+    run's own curve; on any other folder there is no reference."""
+    from dataclasses import replace
+
+    from textual.app import App
+
+    from salal_core.config import preset
+    from salal_core.run.reference import ENTROPY, RANDOM, reference_for
+    from salal_tui.screens import SummaryScreen
+    from salal_tui.widgets import CurveChart
+
+    curve = tuple(CurvePoint(r, 10_000 + 2_500 * r, 0.2, 0.80 + r / 100, 1.0) for r in range(7))
+    summary = RunSummary(
+        run_dir="RUN_DIR",
+        preset="fast",
+        acquisition="entropy",
+        seed=0,
+        oracle="auto",
+        train_size=50_000,
+        labeled=25_000,
+        target=25_000,
+        accuracy_source="test",
+        holdout_every=0,
+        curve=curve,
+        human_labels=0,
+        human_agreement=None,
+        stop_reason="budget",
+        stop_detail="the label budget is spent",
+        seconds=1.0,
+        config=preset("fast"),
+    )
+    assert reference_for(summary) is ENTROPY
+    assert reference_for(replace(summary, acquisition="margin")) is RANDOM
+    assert reference_for(replace(summary, train_size=300)) is None
+
+    class Summary(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SummaryScreen(summary))
+
+    app = Summary()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: bool(app.screen.query(CurveChart)))
+        await pilot.pause(0.1)
+        drawn = str(app.screen.query_one(CurveChart).render())
+    assert "this run (entropy)" in drawn and "entropy, H200 anchor" in drawn
+    assert "labels" in drawn and "25000" in drawn

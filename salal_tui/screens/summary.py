@@ -1,4 +1,5 @@
-"""The end of a run: learning curve, final accuracy, where everything is."""
+"""The end of a run: the learning curve as a chart and a table, final accuracy, where
+everything is."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Sparkline, Static
+from textual.widgets import Footer, Static
 
+from salal_core.run.reference import reference_for
 from salal_core.run.summary import CurvePoint, RunSummary
+
+from ..widgets import CurveChart
 
 
 def curve_table(curve: tuple[CurvePoint, ...]) -> Table:
@@ -54,11 +58,10 @@ class SummaryScreen(Screen[None]):
         with Vertical(id="summary-box"):
             yield Static("\n".join(lines), id="summary-text")
             if s.curve:
-                yield Static("accuracy by round", classes="chart-title")
-                # Rounds with nothing to measure on (no held-out label yet) have NaN accuracy.
-                measured = [p.test_accuracy for p in s.curve if math.isfinite(p.test_accuracy)]
-                yield Sparkline(measured, id="summary-curve")
-                yield Static(curve_table(s.curve), id="summary-table")
+                with Horizontal(id="summary-curves"):
+                    yield CurveChart(s.curve, s.acquisition, reference_for(s), id="summary-curve")
+                    with VerticalScroll(id="summary-table"):
+                        yield Static(curve_table(s.curve))
             yield Static(f"[dim]export: salal-core export {s.run_dir} --format csv[/dim]")
         yield Footer()
 

@@ -1,6 +1,7 @@
 """One widget per file."""
 
 from .class_list import ClassList
+from .curve_chart import CurveChart
 from .image_view import ImageView
 from .metric_chart import MetricChart
 from .phase_line import PhaseLine
@@ -10,6 +11,7 @@ from .training_charts import TrainingCharts
 
 __all__ = [
     "ClassList",
+    "CurveChart",
     "ImageView",
     "MetricChart",
     "PhaseLine",
