@@ -154,3 +154,13 @@ def test_nearest_agrees_with_the_plain_distance_matrix() -> None:
     plain = sq_distances(x, centers).min(1)
     assert torch.equal(index, plain.indices)
     assert torch.allclose(dist, plain.values, atol=1e-4)
+
+
+def test_kmeans_plus_plus_on_coinciding_points_takes_distinct_ones() -> None:
+    """A pool of near-copies: every distance is zero but a seed's own, which rounding left
+    above zero (it once asked torch.multinomial for a draw from all-zero weights)."""
+    first = torch.tensor(0)
+    chosen = clustering.kmeans_plus_plus(
+        lambda i: (torch.arange(6) == i).float() * 1e-7, 6, 4, torch.Generator(), first
+    )
+    assert len(set(chosen.tolist())) == 4 and chosen[0] == 0

@@ -57,10 +57,10 @@ def kmeans_plus_plus(
     taken = torch.zeros(n, dtype=torch.bool, device=closest.device)
     taken[first] = True
     for _ in range(1, min(k, n)):
-        weights = closest.clamp_min(0)
-        # Every remaining point coincides with a seed: take any point not yet chosen.
-        weights = torch.where(weights.sum() > 0, weights, torch.ones_like(weights))
-        weights = weights.masked_fill(taken, 0)
+        weights = closest.clamp_min(0).masked_fill(taken, 0)
+        # Every remaining point coincides with a seed (only rounding left a chosen one above
+        # zero): take any point not yet chosen.
+        weights = torch.where(weights.sum() > 0, weights, (~taken).to(weights.dtype))
         draws = min(trials, int((weights > 0).sum()) if trials > 1 else 1)
         candidates = torch.multinomial(weights, draws, generator=generator)
         options = [torch.minimum(closest, sq_distance_to(c)) for c in candidates]
