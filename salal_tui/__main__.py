@@ -17,6 +17,8 @@ from salal_core.cli.options import (
 )
 from salal_core.errors import SalalError
 
+from .graphics import IMAGES_OPTIONS, Drawing, choose_drawing
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -31,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "truecolor", "256"],
         default="auto",
         help="force the colour depth (over SSH COLORTERM is often missing)",
+    )
+    parser.add_argument(
+        "--images",
+        choices=IMAGES_OPTIONS,
+        default="auto",
+        help="real pixels where the terminal speaks sixel or kitty graphics (auto), insist on "
+        "them (pixels), or half-blocks (blocks)",
     )
     parser.add_argument(
         "--keys",
@@ -54,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def review(run_dir: Path, device: str) -> int:
+def review(run_dir: Path, device: str, drawing: Drawing) -> int:
     """`salal-tui --review RUN_DIR`: no engine runs; the run is locked while it is reviewed."""
     from salal_core.run.store import RunStore
 
@@ -65,7 +74,7 @@ def review(run_dir: Path, device: str) -> int:
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
-    app = ReviewApp(store, device)
+    app = ReviewApp(store, device, drawing)
     try:
         app.run()
     finally:
@@ -85,8 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.color != "auto":
         # Read by Textual when it is imported, so set before the import below.
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
+    try:  # before Textual starts: the terminal's answers come on stdin
+        drawing = choose_drawing(args.images)
+    except SalalError as exc:
+        print(f"salal-tui: error: {exc}", file=sys.stderr)
+        return 2
     if args.review is not None:
-        return review(args.review, args.device or "auto")
+        return review(args.review, args.device or "auto", drawing)
     from salal_core.parallel.distributed import check_local_ranks
     from salal_core.parallel.worker import EngineProcess
     from salal_core.run.factory import open_session
@@ -122,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
     engine = EngineProcess(session, bridge, ranks=args.ranks)
-    app = SalalApp(session, bridge, auto, engine, args.keys)
+    app = SalalApp(session, bridge, auto, engine, args.keys, drawing)
     app.run()
     if app.error:
         print(f"salal-tui: error: {app.error}", file=sys.stderr)

@@ -22,6 +22,7 @@ from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 
 from .bridge import EventBridge, RunFinishedMessage
+from .graphics import Drawing
 from .screens import LabelScreen, SummaryScreen
 from .widgets import PhaseLine
 
@@ -47,12 +48,14 @@ class SalalApp(App[RunSummary | None]):
         auto: bool,
         runner: Runner | None = None,
         keys_file: Path | None = None,
+        drawing: Drawing = "blocks",
     ) -> None:
-        """`runner` None: events come from elsewhere (the snapshot tests feed the bridge)."""
+        """`runner` None: events come from elsewhere (the snapshot tests feed the bridge);
+        `drawing`: how images are drawn, as `graphics.choose_drawing` found before the start."""
         super().__init__()
         prepare_to_spawn()  # the review's probes spawn a process from inside the app
         self.session, self.bridge, self.auto, self.runner = session, bridge, auto, runner
-        self.label_screen = LabelScreen(session, auto, keys_file)
+        self.label_screen = LabelScreen(session, auto, keys_file, drawing)
         self.error: str | None = None
         self.quitting = False
         self.last_input = 0.0

@@ -40,27 +40,30 @@ def fit_scale(width: int, height: int, max_cols: int, max_rows: int) -> float:
     return float(int(scale)) if scale >= 1 else scale
 
 
-def load_original(path: Path, max_cols: int, max_rows: int) -> np.ndarray | None:
-    """An image file as RGB, decoded no larger than max_cols x max_rows half-block cells can
-    show (JPEG's draft mode decodes a photo at 1/8 scale in a few milliseconds); None if the
-    file cannot be read any more, so the caller falls back to the decoded copy."""
+Pixels = Callable[[int, int], np.ndarray]  # (width, height): the image, at most that many pixels
+
+
+def load_original(path: Path, max_width: int, max_height: int) -> np.ndarray | None:
+    """An image file as RGB, decoded no larger than max_width x max_height pixels (JPEG's draft
+    mode decodes a photo at 1/8 scale in a few milliseconds); None if the file cannot be read
+    any more, so the caller falls back to the decoded copy."""
     try:
         with Image.open(path) as img:
-            img.draft("RGB", (max_cols, 2 * max_rows))
+            img.draft("RGB", (max_width, max_height))
             img = img.convert("RGB")
-            img.thumbnail((max_cols, 2 * max_rows), Image.Resampling.LANCZOS)
+            img.thumbnail((max_width, max_height), Image.Resampling.LANCZOS)
             return np.asarray(img, dtype=np.uint8)
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
-def pixels_of(images: ImageSet, index: int) -> Callable[[int, int], np.ndarray]:
+def pixels_of(images: ImageSet, index: int) -> Pixels:
     """What to draw for training image `index`, at the size the view can show: the original
     file where the source has one (an image folder), else the copy the model sees."""
 
-    def pixels(cols: int, rows: int) -> np.ndarray:
+    def pixels(max_width: int, max_height: int) -> np.ndarray:
         path = images.original_path(index)
-        original = load_original(path, cols, rows) if path is not None else None
+        original = load_original(path, max_width, max_height) if path is not None else None
         return original if original is not None else images.train.images[index]
 
     return pixels

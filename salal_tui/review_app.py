@@ -8,6 +8,7 @@ from textual.app import App
 from salal_core.parallel.spawning import prepare_to_spawn
 from salal_core.run.store import RunStore
 
+from .graphics import Drawing
 from .screens.review import ReviewScreen
 
 
@@ -15,10 +16,10 @@ class ReviewApp(App[None]):
     CSS_PATH = "salal.tcss"
     TITLE = "salal review"
 
-    def __init__(self, store: RunStore, device: str = "auto") -> None:
+    def __init__(self, store: RunStore, device: str = "auto", drawing: Drawing = "blocks") -> None:
         super().__init__()
         prepare_to_spawn()  # its probes run in a process of their own
-        self.review = ReviewScreen(store, device)
+        self.review = ReviewScreen(store, device, drawing=drawing)
         self.error: str | None = None
 
     def on_mount(self) -> None:

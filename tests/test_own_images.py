@@ -42,7 +42,7 @@ def test_an_unlabeled_folder_is_read_recursively_skipping_what_it_must(tmp_path:
     assert images.train.images.shape == (20, 32, 32, 3)
     big = next(i for i, s in enumerate(images.train.ids) if "0002-" in s)  # drawn at 64x64
     assert images.original_path(big) == pool / images.train.ids[big]
-    assert load_original(images.original_path(big), 60, 30).shape == (60, 60, 3)
+    assert load_original(images.original_path(big), 60, 60).shape == (60, 60, 3)
 
 
 def test_image_size_sets_what_the_model_sees(tmp_path: Path) -> None:

@@ -56,3 +56,39 @@ def test_a_large_image_shrinks_to_fit() -> None:
     pixels = np.full((300, 200, 3), 128, np.uint8)
     strips = image_strips(pixels, 40, 20)
     assert len(strips) <= 20 and max(s.cell_length for s in strips) <= 40
+
+
+def test_pixel_mode_enlarges_by_whole_factors_into_a_canvas_of_the_pane() -> None:
+    from salal_tui.widgets.pixel_view import fit_into
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    canvas = np.asarray(fit_into(small, 390, 325))
+    assert canvas.shape == (325, 390, 3)
+    left = (390 - 320) // 2  # ten times as large, centred at the top
+    assert (canvas[:320, left : left + 320] == np.kron(small, np.ones((10, 10, 1)))).all()
+    assert not canvas[320:].any() and not canvas[:, :left].any()
+
+
+def test_images_blocks_asks_nothing_and_pixels_without_a_terminal_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from salal_core.errors import SalalError
+    from salal_tui import graphics
+
+    asked: list[bool] = []
+    monkeypatch.setattr(graphics, "probe_terminal", lambda: asked.append(True))
+    assert graphics.choose_drawing("blocks") == "blocks" and not asked
+    assert graphics.choose_drawing("auto") == "blocks" and asked  # nothing answered
+    with pytest.raises(SalalError, match="--images blocks"):
+        graphics.choose_drawing("pixels")
+
+
+def test_salal_tui_images_pixels_off_a_terminal_exits_2_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from salal_tui.__main__ import main
+
+    assert main(["--images", "pixels", "--data", "nowhere"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "sixel" in err and "--images blocks" in err

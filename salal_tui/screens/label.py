@@ -41,8 +41,9 @@ from ..bridge import (
     RoundEndedMessage,
     StepProgressMessage,
 )
+from ..graphics import Drawing
 from ..keys import KeyInput, KeyMap
-from ..render import pixels_of
+from ..render import Pixels, pixels_of
 from ..replay import Replay
 from ..status import (
     epoch_text,
@@ -52,8 +53,8 @@ from ..status import (
     seconds_left,
     step_text,
 )
-from ..widgets import ClassList, ImageView, PhaseLine, QueryInfo, RunProgress, TrainingCharts
-from ..widgets.image_view import Pixels
+from ..widgets import ClassList, PhaseLine, QueryInfo, RunProgress, TrainingCharts
+from ..widgets.image_pane import ImagePane, image_pane
 from .help import HelpScreen
 from .quit import QuitScreen
 from .review import ReviewScreen
@@ -74,10 +75,18 @@ class LabelScreen(Screen[None]):
         Binding("q", "quit", "quit"),
     ]
 
-    def __init__(self, session: Session, auto: bool, keys_file: Path | None = None) -> None:
-        """`keys_file`: a person's own key map (--keys), read once the class names are known."""
+    def __init__(
+        self,
+        session: Session,
+        auto: bool,
+        keys_file: Path | None = None,
+        drawing: Drawing = "blocks",
+    ) -> None:
+        """`keys_file`: a person's own key map (--keys), read once the class names are known;
+        `drawing`: how images are drawn (graphics.py)."""
         super().__init__()
         self.session, self.auto, self.keys_file = session, auto, keys_file
+        self.drawing = drawing
         self.oracle = session.oracle
         self.class_names: list[str] = []
         self.typing = KeyInput(KeyMap(()))  # class keys as typed, two-key codes included
@@ -98,7 +107,7 @@ class LabelScreen(Screen[None]):
         with Vertical(id="main"):
             yield PhaseLine("starting…", id="phase")
             with Horizontal(id="top"):
-                yield ImageView(id="image")
+                yield image_pane(self.drawing, id="image")
                 with Vertical(id="side"):
                     yield QueryInfo(id="query")
                     yield ClassList(id="classes")
@@ -217,7 +226,7 @@ class LabelScreen(Screen[None]):
         caption = "" if query is None else _caption(query)
         if query is None and not self.auto:
             caption = "no images queued: the model is choosing the next ones"
-        self.query_one(ImageView).show(
+        self.query_one(ImagePane).show(
             None if query is None else self._pixels(query.index), caption
         )
         self.query_one(QueryInfo).show(
@@ -236,7 +245,7 @@ class LabelScreen(Screen[None]):
             query = upcoming[0]
             pixels = self._pixels(query.index)
             if pixels is not None:
-                self.query_one(ImageView).prepare(pixels, _caption(query))
+                self.query_one(ImagePane).prepare(pixels, _caption(query))
 
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
@@ -326,13 +335,13 @@ class LabelScreen(Screen[None]):
     def action_zoom(self) -> None:
         pixels = self._pixels(self.shown.index) if self.shown is not None else None
         if self.shown is not None and pixels is not None:
-            self.app.push_screen(ZoomScreen(pixels, _caption(self.shown)))
+            self.app.push_screen(ZoomScreen(pixels, _caption(self.shown), self.drawing))
 
     def action_review(self) -> None:
         """Go over the labels so far, the most doubtful first; back with q."""
         if self.oracle is not None:
             self.app.push_screen(
-                ReviewScreen(self.session.store, self.session.config.device, False)
+                ReviewScreen(self.session.store, self.session.config.device, False, self.drawing)
             )
 
     # ---------------------------------------------------------------- auto-oracle replay

@@ -23,10 +23,12 @@ from salal_core.run.oracle import Answer
 from salal_core.run.review import Doubt, doubts_apart
 from salal_core.run.store import RunStore
 
+from ..graphics import Drawing
 from ..keys import KeyMap
 from ..render import pixels_of
 from ..status import not_saved_text
-from ..widgets import ClassList, ImageView, PhaseLine
+from ..widgets import ClassList, PhaseLine
+from ..widgets.image_pane import ImagePane, image_pane
 
 
 class ReviewScreen(Screen[None]):
@@ -42,11 +44,14 @@ class ReviewScreen(Screen[None]):
         Binding("q,escape", "leave", "back"),
     ]
 
-    def __init__(self, store: RunStore, device: str, standalone: bool = True) -> None:
+    def __init__(
+        self, store: RunStore, device: str, standalone: bool = True, drawing: Drawing = "blocks"
+    ) -> None:
         """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
         screen over a live run (q goes back; the engine takes corrections at its next round)."""
         super().__init__()
         self.store, self.device, self.standalone = store, device, standalone
+        self.drawing = drawing
         self.doubts: list[Doubt] = []
         self.images: ImageSet | None = None
         self.at = 0
@@ -57,7 +62,7 @@ class ReviewScreen(Screen[None]):
         with Vertical(id="main"):
             yield PhaseLine("scoring every label out of sample…", id="phase")
             with Horizontal(id="top"):
-                yield ImageView(id="image")
+                yield image_pane(self.drawing, id="image")
                 with Vertical(id="side"):
                     yield Static("", id="query")
                     yield ClassList(id="classes")
@@ -110,11 +115,11 @@ class ReviewScreen(Screen[None]):
             f"{suspects} suspect · {self.corrected} corrected"
         )
         if doubt is None or images is None:
-            self.query_one(ImageView).show(None, "every label reviewed")
+            self.query_one(ImagePane).show(None, "every label reviewed")
             self.query_one("#query", Static).update("nothing left to review: q quits")
             return
         names = images.class_names
-        self.query_one(ImageView).show(pixels_of(images, doubt.position), f"#{doubt.item}")
+        self.query_one(ImagePane).show(pixels_of(images, doubt.position), f"#{doubt.item}")
         self.query_one("#query", Static).update(
             f"[b]given[/b] {names[doubt.given]} ({doubt.p_given:.0%})\n"
             f"[b]model[/b] [cyan]{names[doubt.guess]}[/] ({doubt.p_guess:.0%})"

@@ -1,28 +1,26 @@
-"""The queried image, drawn as large as the widget allows, through Textual's line API."""
+"""The queried image in half-blocks, drawn as large as the widget allows, through Textual's
+line API: two pixels a cell, in any terminal, over SSH, tmux and mosh alike."""
 
 from __future__ import annotations
 
 import textwrap
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual.events import Resize
 from textual.strip import Strip
-from textual.widget import Widget
 
-from ..render import image_strips
+from ..render import Pixels, image_strips
+from .image_pane import ImagePane
 
-Pixels = Callable[[int, int], np.ndarray]  # (cols, rows) -> the image to fit in that many cells
 CACHE_SIZE = 8  # the image on screen, the ones undo goes back to: each is thousands of objects
 CAPTION_STYLE = Style(bold=True)
 EMPTY_STYLE = Style(dim=True)
 
 
-class ImageView(Widget):
+class ImageView(ImagePane):
     """Draws one image from lines built once per image and size (ahead of time, by
     `prepare`, for the image queued next).
 
@@ -55,7 +53,7 @@ class ImageView(Widget):
         key = (caption, cols, rows)  # the caption names the image (#index)
         lines = self._cache.get(key)
         if lines is None:
-            image = image_strips(pixels(cols, rows - 1), cols, rows - 1)
+            image = image_strips(pixels(cols, 2 * (rows - 1)), cols, rows - 1)
             lines = [*image, _text_strip(caption, CAPTION_STYLE)]
             # Cut to the width now, once: render_line then hands them out as they are.
             lines = [line.crop_extend(0, cols, None) for line in lines]
