@@ -3,9 +3,13 @@
 Drives the real app headless (Textual's run_test) with key presses sent the way the terminal
 driver sends them, the engine fine-tuning the whole time, and prints percentiles as JSON.
 `--runner process` is what salal-tui does (the engine in a child process); `--runner thread`
-runs it in a thread of the app's own process, for comparison.
+runs it in a thread of the app's own process, for comparison. `--photos N` draws 600x500
+photos (the pack's images enlarged, written as a folder first) instead of the pack's 32x32
+images; `--images sixel` forces the pixel renderer, sixel encoding included, with a pane of
+10x20-pixel cells, as a headless app has.
 
     python benchmarks/keypress_latency.py --data ../shared/datasets/cifar10-jpeg.tar.gz
+    python benchmarks/keypress_latency.py --data PACK --photos 400 --images sixel
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ import argparse
 import asyncio
 import json
 import statistics
+import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from PIL import Image
 from textual import events
 from textual._time import get_time  # the clock Textual stamps events with
 
@@ -29,16 +35,47 @@ from salal_core.run.factory import open_session
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 
+PHOTO = (600, 500)
+
+
+def photo_folder(pack: Path, out: Path, per_class: int) -> Path:
+    """`per_class` training and `per_class // 4` test images of each of the pack's classes,
+    enlarged to 600x500 JPEGs (bicubic) in class folders: photos for the pixel renderer to
+    draw at its pane's size, with the ground truth the engine starts from, as on the pack."""
+    quota = {"train": per_class, "test": max(1, per_class // 4)}
+    written: dict[tuple[str, str], int] = {}
+    with tarfile.open(pack) as tar:
+        for member in tar:
+            split, name = Path(member.name).parts[0], Path(member.name).parent.name
+            if not member.isfile() or split not in quota:
+                continue
+            n = written.get((split, name), 0)
+            if n == quota[split]:
+                continue
+            data = tar.extractfile(member)
+            assert data is not None
+            with Image.open(data) as image:
+                enlarged = image.convert("RGB").resize(PHOTO, Image.Resampling.BICUBIC)
+            target = out / split / name / f"{n:04d}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            enlarged.save(target, quality=90)
+            written[split, name] = n + 1
+    return out
+
 
 async def measure(args: argparse.Namespace) -> dict:
+    data = Path(args.data).resolve()
+    if args.photos:
+        data = photo_folder(data, Path(tempfile.mkdtemp()), args.photos // 10)
     config = with_overrides(
         preset("tiny"),
         {
-            "data.source": str(Path(args.data).resolve()),
+            "data.source": str(data),
             "device": args.device,
             "pretrain.epochs": 1,
             "active.epochs_per_round": 40,
             "active.query_size": args.presses,
+            "active.budget": 1.0,  # two batches of presses fit a folder of a few hundred
             "active.lookahead": 2,
         },
     )
@@ -56,7 +93,7 @@ async def measure(args: argparse.Namespace) -> dict:
             bridge(event)
 
         runner = Engine.for_session(session, emit)
-    app = SalalApp(session, bridge, auto=False, runner=runner)
+    app = SalalApp(session, bridge, auto=False, runner=runner, drawing=args.images)
     latencies: list[float] = []
     idle: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -103,6 +140,8 @@ async def measure(args: argparse.Namespace) -> dict:
         "max_ms": round(latencies[-1], 2),
         "device": args.device,
         "runner": args.runner,
+        "images": args.images,
+        "photos": args.photos,
         "gap_s": args.gap,
         "idle_p50_ms": round(statistics.median(idle), 2),
         "idle_p95_ms": round(sorted(idle)[int(0.95 * (len(idle) - 1))], 2),
@@ -115,6 +154,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--runner", choices=["process", "thread"], default="process")
     parser.add_argument("--presses", type=int, default=100)
+    parser.add_argument(
+        "--images", choices=["blocks", "sixel"], default="blocks", help="the renderer to force"
+    )
+    parser.add_argument(
+        "--photos", type=int, default=0, help="draw N 600x500 photos made from the pack"
+    )
     parser.add_argument(
         "--gap",
         type=float,

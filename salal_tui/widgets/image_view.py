@@ -54,9 +54,11 @@ class ImageView(ImagePane):
         lines = self._cache.get(key)
         if lines is None:
             image = image_strips(pixels(cols, 2 * (rows - 1)), cols, rows - 1)
-            lines = [*image, _text_strip(caption, CAPTION_STYLE)]
+            lines = [*image, _text_strip(caption, self.rich_style + CAPTION_STYLE)]
             # Cut to the width now, once: render_line then hands them out as they are.
-            lines = [line.crop_extend(0, cols, None) for line in lines]
+            # The padding takes the pane's own background, not the terminal's default (which
+            # is white in a stock xterm).
+            lines = [line.crop_extend(0, cols, self.rich_style) for line in lines]
             self._cache[key] = lines
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -67,7 +69,7 @@ class ImageView(ImagePane):
         if self.pixels is None:  # a sentence instead of an image: wrapped to the width
             text = self.caption or "waiting for images…"
             wrapped = textwrap.wrap(text, max(cols, 1)) or [""]
-            self._lines = [_text_strip(line, EMPTY_STYLE) for line in wrapped]
+            self._lines = [_text_strip(line, self.rich_style + EMPTY_STYLE) for line in wrapped]
         elif cols >= 1 and rows >= 2:
             self._lines = self._strips(self.pixels, self.caption, cols, rows)
         self.refresh()
@@ -75,8 +77,9 @@ class ImageView(ImagePane):
     def render_line(self, y: int) -> Strip:
         """Line `y` of the content area (Textual adds the padding)."""
         width = self.content_size.width
-        line = self._lines[y] if y < len(self._lines) else Strip.blank(width)
-        return line if line.cell_length == width else line.crop_extend(0, width, None)
+        style = self.rich_style
+        line = self._lines[y] if y < len(self._lines) else Strip.blank(width, style)
+        return line if line.cell_length == width else line.crop_extend(0, width, style)
 
 
 def _text_strip(text: str, style: Style) -> Strip:

@@ -99,7 +99,7 @@ class SixelCanvas(Widget):
         self.refresh()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        blank = [Strip.blank(crop.width)] * crop.height
+        blank = [Strip.blank(crop.width, self.rich_style)] * crop.height
         try:
             if self.shown is None or not self.screen.is_active:
                 return blank
