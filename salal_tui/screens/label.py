@@ -1,8 +1,9 @@
 """The main screen: the image, the model's guesses, the class keys, progress and live charts.
 
-One screen, one idea: where the engine's events meet the person's keys. It runs past 300 lines
-because it answers each of them; what can stand alone does, elsewhere: status texts
-(status.py), class keys as typed (keys.py), the auto-oracle replay (replay.py), review.
+One screen, one idea: where the engine's events meet the person's keys. It runs a little past
+300 lines because it answers every engine event. The keys that write answers are its base
+class (answer_keys.py); status texts (status.py), class keys as typed (keys.py), the
+auto-oracle replay (replay.py) and review stand alone.
 
 It renders engine events and turns key presses into oracle answers; it never waits for the
 engine. In auto-oracle mode it replays the engine's queries with their ground-truth answers.
@@ -21,13 +22,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
-from salal_core.run.oracle import UndoUnavailable
 from salal_core.run.session import Session
 
 from ..bridge import (
@@ -48,13 +47,13 @@ from ..replay import Replay
 from ..status import (
     epoch_text,
     gains_text,
-    not_saved_text,
     phase_text,
     seconds_left,
     step_text,
 )
 from ..widgets import ClassList, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_pane import ImagePane, image_pane
+from .answer_keys import AnswerKeys
 from .help import HelpScreen
 from .quit import QuitScreen
 from .review import ReviewScreen
@@ -63,7 +62,7 @@ from .zoom import ZoomScreen
 MIN_SIZE = (80, 24)
 
 
-class LabelScreen(Screen[None]):
+class LabelScreen(AnswerKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("backspace", "undo", "undo"),
         Binding("space,s", "skip", "skip"),
@@ -265,71 +264,12 @@ class LabelScreen(Screen[None]):
     def _message(self, text: str, style: str = "") -> None:
         self.query_one("#message", Static).update(f"[{style}]{text}[/]" if style else text)
 
-    # ---------------------------------------------------------------- human answers
     class KeysRefused(Message):
         """The --keys file does not fit this run's classes: the app ends with its one line."""
 
         def __init__(self, reason: str) -> None:
             self.reason = reason
             super().__init__()
-
-    def on_key(self, event: events.Key) -> None:
-        oracle, shown = self.oracle, self.shown
-        if oracle is None or event.character is None:
-            return
-        outcome, label = self.typing.feed(event.character)
-        if outcome == "other":
-            return  # not a class key: the screen's bindings may want it
-        event.stop()
-        if outcome != "label" or label is None:
-            wait = f"{self.typing.pending}… and the second key"
-            self._message(wait if outcome == "wait" else "no class has those keys", "yellow")
-            return
-        if shown is None:
-            self._message("nothing to label yet: the model is choosing images", "yellow")
-            return
-        if not self._saved(lambda: oracle.answer(shown.index, label)):  # on disk when it returns
-            return
-        self.query_one(ClassList).mark(label)
-        self._message(f"#{shown.index} → {self.class_names[label]}")
-        self._show_current()
-        if self.answer_drawn is not None:
-            self.call_after_refresh(self.answer_drawn, event.time)
-
-    def action_skip(self) -> None:
-        oracle, shown = self.oracle, self.shown
-        if oracle is None or shown is None or not self._saved(lambda: oracle.skip(shown.index)):
-            return
-        self._message(f"#{shown.index} skipped: back to the pool")
-        self._show_current()
-
-    def action_undo(self) -> None:
-        if self.oracle is None:
-            return
-        try:
-            query, label = self.oracle.undo()
-        except UndoUnavailable as exc:
-            self._message(str(exc), "yellow")
-            return
-        except SalalError as exc:
-            self._not_saved(exc)
-            return
-        was = "a skip" if label < 0 else self.class_names[label]
-        self._message(f"undid #{query.index} (was {was})")
-        self.query_one(ClassList).mark(None)
-        self._show_current()
-
-    def _saved(self, write: Callable[[], object]) -> bool:
-        """Run a journal write; if the disk refuses it, say so and keep the image on screen."""
-        try:
-            write()
-        except SalalError as exc:
-            self._not_saved(exc)
-            return False
-        return True
-
-    def _not_saved(self, exc: SalalError) -> None:
-        self._message(not_saved_text(exc), "bold red")
 
     # ---------------------------------------------------------------- zoom and review
     def action_zoom(self) -> None:
