@@ -33,11 +33,16 @@ term_image.disable_queries()
 SGR = "\x1b["
 
 
-def fit_scale(width: int, height: int, max_cols: int, max_rows: int) -> float:
-    """The largest scale at which a width x height image fits max_cols x max_rows half-block
-    cells; whole numbers when enlarging, so every source pixel becomes an equal square."""
-    scale = min(max_cols / width, 2 * max_rows / height)
+def whole_scale(width: int, height: int, max_width: int, max_height: int) -> float:
+    """The largest scale at which a width x height image fits max_width x max_height pixels;
+    whole numbers when enlarging, so every source pixel becomes an equal square."""
+    scale = min(max_width / width, max_height / height)
     return float(int(scale)) if scale >= 1 else scale
+
+
+def fit_scale(width: int, height: int, max_cols: int, max_rows: int) -> float:
+    """`whole_scale` into max_cols x max_rows half-block cells, two pixels each."""
+    return whole_scale(width, height, max_cols, 2 * max_rows)
 
 
 Pixels = Callable[[int, int], np.ndarray]  # (width, height): the image, at most that many pixels
@@ -69,14 +74,21 @@ def pixels_of(images: ImageSet, index: int) -> Pixels:
     return pixels
 
 
+def fitted(pixels: np.ndarray, max_width: int, max_height: int, min_height: int = 1) -> Image.Image:
+    """(H, W, 3) uint8 as large as fits max_width x max_height pixels: enlarged by a whole
+    factor with NEAREST (every source pixel an equal square), shrunk with LANCZOS."""
+    h, w = pixels.shape[:2]
+    scale = whole_scale(w, h, max(1, max_width), max(1, max_height))
+    size = (max(1, int(w * scale)), max(min_height, int(h * scale)))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    return Image.fromarray(pixels).resize(size, resample)
+
+
 def half_block_ansi(pixels: np.ndarray, max_cols: int, max_rows: int) -> str:
     """(H, W, 3) uint8 -> term-image's ANSI for at most max_cols x max_rows cells."""
-    h, w = pixels.shape[:2]
-    scale = fit_scale(w, h, max(1, max_cols), max(1, max_rows))
-    size = (max(1, int(w * scale)), max(2, int(h * scale)))
-    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
-    block = BlockImage(Image.fromarray(pixels).resize(size, resample))
-    block.set_size(width=size[0])
+    image = fitted(pixels, max_cols, 2 * max_rows, min_height=2)
+    block = BlockImage(image)
+    block.set_size(width=image.width)
     return str(block)
 
 

@@ -24,7 +24,7 @@ from salal_core.events import Recorder
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
 from salal_core.run.store import RunStore
-from salal_core.run.summary import RunSummary
+from salal_core.run.summary import CurvePoint, RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -218,3 +218,27 @@ def journal(run_dir: Path) -> dict[int, int]:
 
 
 Step = Callable[[Any], Awaitable[None]]
+
+
+def finished_summary(curve: tuple[CurvePoint, ...], config: RunConfig, **fields: Any) -> RunSummary:
+    """A run that spent its budget, with `curve`; `fields` set anything else the test reads."""
+    values: dict[str, Any] = {
+        "run_dir": "RUN_DIR",
+        "preset": "tiny",
+        "acquisition": "margin",
+        "seed": 0,
+        "oracle": "auto",
+        "train_size": 100,
+        "labeled": curve[-1].labeled,
+        "target": curve[-1].labeled,
+        "accuracy_source": "test",
+        "holdout_every": 5,
+        "curve": curve,
+        "human_labels": 0,
+        "human_agreement": None,
+        "stop_reason": "budget",
+        "stop_detail": "the label budget is spent",
+        "seconds": 1.0,
+        "config": config,
+    }
+    return RunSummary(**{**values, **fields})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROUNDS, tiny_cli
+from helpers import ROUNDS, finished_summary, tiny_cli
 from salal_core.cli.commands.compare_stats import Estimate, aubc, rows, verdicts
 from salal_core.cli.main import main
 from salal_core.config import PRESETS
@@ -20,24 +20,8 @@ from salal_core.run.summary import CurvePoint, RunSummary
 
 def summary(seed: int, points: list[tuple[float, float]], strategy: str = "x") -> RunSummary:
     curve = tuple(CurvePoint(i, int(100 * f), f, a, 1.0) for i, (f, a) in enumerate(points))
-    return RunSummary(
-        run_dir="r",
-        preset="tiny",
-        acquisition=strategy,
-        seed=seed,
-        oracle="auto",
-        train_size=100,
-        labeled=curve[-1].labeled,
-        target=50,
-        accuracy_source="test",
-        holdout_every=5,
-        curve=curve,
-        human_labels=0,
-        human_agreement=None,
-        stop_reason="budget",
-        stop_detail="the label budget is spent",
-        seconds=1.0,
-        config=PRESETS["tiny"],
+    return finished_summary(
+        curve, PRESETS["tiny"], run_dir="r", acquisition=strategy, seed=seed, target=50
     )
 
 

@@ -92,3 +92,46 @@ def test_salal_tui_images_pixels_off_a_terminal_exits_2_with_one_line(
     assert main(["--images", "pixels", "--data", "nowhere"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "sixel" in err and "--images blocks" in err
+
+
+def test_an_image_being_encoded_ahead_is_waited_for_not_encoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key pressed while `prepare` encodes the next image waits for that encoding: sixel
+    costs ~200 ms a photo, and doing it twice would fight the thread for the interpreter."""
+    import threading
+
+    from textual.geometry import Size
+
+    from salal_tui.widgets import pixel_view
+
+    calls: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow(pixels: object, cols: int, rows: int) -> str:
+        calls.append(f"{cols}x{rows}")
+        started.set()
+        release.wait(5)
+        return "sixel data"
+
+    monkeypatch.setattr(pixel_view, "sixel_of", slow)
+
+    class Canvas(pixel_view.SixelCanvas):
+        @property
+        def content_size(self) -> Size:
+            return Size(10, 5)
+
+    canvas = Canvas()
+    ahead = threading.Thread(target=canvas.encoded, args=(None, "#1"))
+    ahead.start()
+    assert started.wait(5)
+    shown: list[str | None] = []
+    key = threading.Thread(target=lambda: shown.append(canvas.encoded(None, "#1")))
+    key.start()
+    key.join(0.1)
+    assert key.is_alive()  # waiting, not encoding
+    release.set()
+    ahead.join(5)
+    key.join(5)
+    assert calls == ["10x5"] and shown == ["sixel data"]
+    assert canvas.encoded(None, "#1") == "sixel data" and calls == ["10x5"]  # cached

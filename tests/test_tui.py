@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SIZE, journal, split_of, summary_text, tiny_config, wait_for
+from helpers import (
+    SIZE,
+    finished_summary,
+    journal,
+    split_of,
+    summary_text,
+    tiny_config,
+    wait_for,
+)
 from salal_core.config import with_overrides
 from salal_core.data.sources import ImageSet
 from salal_core.events import (
@@ -25,7 +33,7 @@ from salal_core.events import (
 )
 from salal_core.parallel.worker import EngineProcess
 from salal_core.run.factory import open_session
-from salal_core.run.summary import CurvePoint, RunSummary
+from salal_core.run.summary import CurvePoint
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen
@@ -279,24 +287,14 @@ def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: P
         curve = tuple(
             CurvePoint(r, r + 1, (r + 1) / 4, acc, 1.0) for r, acc in enumerate([0.6, 0.7, 0.8])
         )
-        summary = RunSummary(
-            run_dir="RUN_DIR",
-            preset="tiny",
-            acquisition="margin",
-            seed=0,
+        summary = finished_summary(
+            curve,
+            app.session.config,
             oracle="human",
             train_size=4,
-            labeled=3,
             target=3,
-            accuracy_source="test",
-            holdout_every=5,
-            curve=curve,
             human_labels=2,
             human_agreement=0.5,
-            stop_reason="budget",
-            stop_detail="the label budget is spent",
-            seconds=1.0,
-            config=app.session.config,
         )
         app.bridge(RunFinished(summary))
         await pilot.pause(0.2)
@@ -502,24 +500,8 @@ async def test_the_summary_draws_the_curve_beside_the_cifar10_anchor() -> None:
     from salal_tui.widgets import CurveChart
 
     curve = tuple(CurvePoint(r, 10_000 + 2_500 * r, 0.2, 0.80 + r / 100, 1.0) for r in range(7))
-    summary = RunSummary(
-        run_dir="RUN_DIR",
-        preset="fast",
-        acquisition="entropy",
-        seed=0,
-        oracle="auto",
-        train_size=50_000,
-        labeled=25_000,
-        target=25_000,
-        accuracy_source="test",
-        holdout_every=0,
-        curve=curve,
-        human_labels=0,
-        human_agreement=None,
-        stop_reason="budget",
-        stop_detail="the label budget is spent",
-        seconds=1.0,
-        config=preset("fast"),
+    summary = finished_summary(
+        curve, preset("fast"), preset="fast", acquisition="entropy", train_size=50_000
     )
     assert reference_for(summary) is ENTROPY
     assert reference_for(replace(summary, acquisition="margin")) is RANDOM

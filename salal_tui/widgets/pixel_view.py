@@ -29,7 +29,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ..render import Pixels
+from ..render import Pixels, fitted
 from .image_pane import ImagePane
 
 CACHE_SIZE = 8  # the image on screen, the one queued next, those undo goes back to
@@ -46,15 +46,11 @@ def cell_pixels() -> tuple[int, int]:
 
 
 def fit_into(pixels: np.ndarray, width: int, height: int) -> Image.Image:
-    """The image as large as fits width x height pixels, centred at the top of a canvas of
-    exactly that size; enlarged by a whole factor (every source pixel an equal square)."""
-    h, w = pixels.shape[:2]
-    scale = min(width / w, height / h)
-    scale = float(int(scale)) if scale >= 1 else scale
-    size = (max(1, int(w * scale)), max(1, int(h * scale)))
-    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    """The image as large as fits width x height pixels (render.fitted), centred at the top
+    of a canvas of exactly that size."""
+    picture = fitted(pixels, width, height)
     canvas = Image.new("RGB", (width, height), BACKGROUND)
-    canvas.paste(Image.fromarray(pixels).resize(size, resample), ((width - size[0]) // 2, 0))
+    canvas.paste(picture, ((width - picture.width) // 2, 0))
     return canvas
 
 
@@ -74,21 +70,37 @@ class SixelCanvas(Widget):
         super().__init__(**kwargs)
         self._cache: OrderedDict[tuple[str, int, int], str] = OrderedDict()
         self._lock = threading.Lock()  # `prepare`'s thread and the app's both fill the cache
+        self._encoding: dict[tuple[str, int, int], threading.Event] = {}
         self.shown: tuple[str, int, int] | None = None
 
     def encoded(self, pixels: Pixels, caption: str) -> str | None:
+        """The image's sixel data at the canvas's size, encoded once: a caller that finds the
+        same image being encoded (a key pressed while `prepare` works) waits for it."""
         cols, rows = self.content_size.width, self.content_size.height
         if cols < 1 or rows < 1:
             return None
         key = (caption, cols, rows)  # the caption names the image (#index)
         with self._lock:
-            found = self._cache.get(key)
-        if found is None:
+            found, running = self._cache.get(key), self._encoding.get(key)
+            if found is None and running is None:
+                self._encoding[key] = mine = threading.Event()
+        if found is not None:
+            return found
+        if running is not None:
+            running.wait()
+            with self._lock:
+                found = self._cache.get(key)
+            return found if found is not None else self.encoded(pixels, caption)
+        try:
             found = sixel_of(pixels, cols, rows)
             with self._lock:
                 self._cache[key] = found
                 while len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
+        finally:
+            with self._lock:
+                del self._encoding[key]
+            mine.set()
         return found
 
     def draw(self, pixels: Pixels | None, caption: str) -> None:
