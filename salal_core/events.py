@@ -12,9 +12,10 @@ if TYPE_CHECKING:
 # What the engine is busy with; the app and the progress bars say it in words of their own.
 Phase = Literal["loading", "pretrain", "training", "scoring", "waiting"]
 TrainingPhase = Literal["pretrain", "finetune"]
-# Who gave a label: the preset's starting set, the ground truth, a person, or an imported file.
-OracleName = Literal["initial", "auto", "human", "imported"]
-ORACLE_NAMES: tuple[OracleName, ...] = ("initial", "auto", "human", "imported")
+# Who gave a label: the preset's starting set, the ground truth, a person's key, the model's
+# guess a person accepted in bulk (the grid's accept key), or an imported file.
+OracleName = Literal["initial", "auto", "human", "accepted", "imported"]
+ORACLE_NAMES: tuple[OracleName, ...] = ("initial", "auto", "human", "accepted", "imported")
 NoticeLevel = Literal["info", "warning"]
 
 

@@ -18,8 +18,8 @@ class ListJournal:
     def record_answers(self, answers) -> None:
         self.rows.extend(("answer", a.item, a.label, a.oracle) for a in answers)
 
-    def record_revert(self, item: int) -> None:
-        self.rows.append(("revert", item))
+    def record_reverts(self, items) -> None:
+        self.rows.extend(("revert", item) for item in items)
 
 
 ITEM = 100  # item ids differ from positions: the journal must hear items
@@ -47,8 +47,8 @@ def test_human_answers_in_order_skip_and_undo() -> None:
     oracle.skip(11)
     oracle.answer(12, 0)
     with pytest.raises(ValueError):
-        oracle.answer(12, 1)  # not the item at the front any more
-    query, label = oracle.undo()
+        oracle.answer(12, 1)  # answered already: no longer waiting
+    [(query, label)] = oracle.undo()
     assert (query.index, label) == (12, 0)
     assert oracle.current().index == 12
     oracle.answer(12, 1)
@@ -72,10 +72,10 @@ class FailingJournal(ListJournal):
             raise SalalError("could not save to the run directory (disk full)")
         super().record_answers(answers)
 
-    def record_revert(self, item: int) -> None:
+    def record_reverts(self, items) -> None:
         if self.fail:
             raise SalalError("could not save to the run directory (disk full)")
-        super().record_revert(item)
+        super().record_reverts(items)
 
 
 def test_a_write_the_disk_refuses_changes_nothing() -> None:
@@ -91,7 +91,7 @@ def test_a_write_the_disk_refuses_changes_nothing() -> None:
         oracle.undo()
     assert oracle.current().index == 2  # the answer to 1 still stands
     journal.fail = False
-    assert oracle.undo()[0].index == 1
+    assert oracle.undo()[0][0].index == 1
     assert journal.rows == [("answer", 101, 3, "human"), ("revert", 101)]
 
 
@@ -103,7 +103,7 @@ def test_undo_stops_at_what_the_engine_consumed() -> None:
     with pytest.raises(UndoUnavailable, match="already trained"):
         oracle.undo()
     oracle.answer(2, 1)
-    assert oracle.undo()[0].index == 2
+    assert oracle.undo()[0][0].index == 2
 
 
 def test_collect_waits_for_the_person_in_another_thread() -> None:
@@ -136,3 +136,24 @@ def test_closing_wakes_a_waiting_engine() -> None:
     oracle.close()
     t.join(timeout=5)
     assert len(errors) == 1
+
+
+def test_answers_in_any_order_accepted_together_and_undone_together() -> None:
+    journal = ListJournal()
+    oracle = HumanOracle(journal)
+    oracle.ask(queries(1, 2, 3, 4, 5))
+    oracle.answer(3, 0)  # a tile in the middle of the grid
+    oracle.answer_all([(1, 1), (4, 1)], "accepted")  # one write, one undo
+    assert [q.index for q in oracle.queued()] == [2, 5]
+    assert journal.rows[-2:] == [("answer", 101, 1, "accepted"), ("answer", 104, 1, "accepted")]
+    with pytest.raises(ValueError):
+        oracle.answer_all([(2, 0), (3, 0)])  # 3 is answered: nothing of it is written
+    assert len(journal.rows) == 3
+    undone = oracle.undo()
+    assert [(q.index, label) for q, label in undone] == [(1, 1), (4, 1)]
+    assert [q.index for q in oracle.queued()] == [1, 4, 2, 5]  # back in front, in order
+    assert journal.rows[-2:] == [("revert", 101), ("revert", 104)]
+    oracle.answer_all([(1, 1), (4, 1), (2, 0), (5, 0)], "accepted")
+    assert oracle.collect([1, 2, 3]) == {1: 1, 2: 0, 3: 0}
+    undone = oracle.undo()  # what the engine took is gone from the answer; the rest is not
+    assert [(q.index, label) for q, label in undone] == [(4, 1), (5, 0)]

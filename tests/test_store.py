@@ -21,9 +21,9 @@ def answer(i: int, label: int, oracle: OracleName = "human") -> Answer:
 def test_journal_replay_applies_reverts_and_ignores_skips(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)
     store.record_answers([answer(1, 3), answer(2, SKIP), answer(5, 0)])
-    store.record_revert(5)
+    store.record_reverts([5])
     store.record_answers([answer(5, 2)])
-    store.record_revert(2)  # reverting a skip changes nothing
+    store.record_reverts([2])  # reverting a skip changes nothing
     labels = store.labels()
     assert {i: r.label for i, r in labels.items()} == {1: 3, 5: 2}
     store.close()

@@ -280,6 +280,30 @@ def test_snapshot_help_screen(snap_compare, tmp_path: Path, synthetic_pack: Path
     )
 
 
+def test_snapshot_grid_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
+    """The queue as tiles at 100x30: three columns, two rows, the cursor on the first."""
+    assert snap_compare(
+        scripted_app(tmp_path, synthetic_pack),
+        terminal_size=(100, 30),
+        run_before=settle,
+        press=["g"],
+    )
+
+
+async def test_the_grid_shows_each_tile_with_its_number_and_guess(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("g")
+        await pilot.pause(0.2)
+        text = "\n".join(screen_text(app))
+    assert "#2" in text and "guess automobile 45%" in text
+    assert "#3" in text and "guess airplane 60%" in text
+    assert "2 queued" in text and "accepts the guess on 0 tiles at ≥ 90%" in text
+
+
 def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
     async def finish(pilot) -> None:
         await settle(pilot)
@@ -295,6 +319,8 @@ def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: P
             target=3,
             human_labels=2,
             human_agreement=0.5,
+            accepted_labels=3,
+            accepted_agreement=2 / 3,
         )
         app.bridge(RunFinished(summary))
         await pilot.pause(0.2)

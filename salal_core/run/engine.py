@@ -264,9 +264,11 @@ class Engine:
     ) -> RunSummary:
         records = self.store.labels()
         human = [r for r in records.values() if r.oracle == "human"]
-        agreement = None
+        accepted = [r for r in records.values() if r.oracle == "accepted"]
+        agreement = accepted_agreement = None
         if images is not None and items is not None:
             agreement = agreement_with_truth(human, items, images.train.labels)
+            accepted_agreement = agreement_with_truth(accepted, items, images.train.labels)
         summary = RunSummary(
             run_dir=str(self.store.dir),
             preset=self.config.preset,
@@ -285,6 +287,8 @@ class Engine:
             stop_detail=detail or stop_sentence(reason, self.config.active.stop_when_flat),
             seconds=time.perf_counter() - started,
             config=self.config,
+            accepted_labels=len(accepted),
+            accepted_agreement=accepted_agreement,
         )
         if loop is not None or reason == "collapsed":
             self.store.write_summary(summary.to_json())

@@ -37,7 +37,7 @@ class AnswerJournal(Protocol):
 
     def record_answers(self, answers: Sequence[Answer]) -> None: ...
 
-    def record_revert(self, item: int) -> None: ...
+    def record_reverts(self, items: Sequence[int]) -> None: ...
 
 
 class Oracle(Protocol):
@@ -106,7 +106,8 @@ class HumanOracle:
         self._cond = threading.Condition()
         self._queue: deque[Query] = deque()  # asked, not yet answered, in asking order
         self._answered: dict[int, tuple[Query, int]] = {}  # answered, not yet collected
-        self._history: list[int] = []  # order of answers that can still be undone
+        # Answers that can still be undone, in order: the items of each, one or several.
+        self._history: list[tuple[int, ...]] = []
         self._closed = False
         self.answered_total = 0
 
@@ -129,7 +130,9 @@ class HumanOracle:
                 _, label = self._answered.pop(i)
                 if label != SKIP:
                     result[i] = label
-            self._history = [i for i in self._history if i in self._answered]
+            # What the engine took can no longer be undone; the rest of an answer still can.
+            kept = (tuple(i for i in group if i in self._answered) for group in self._history)
+            self._history = [group for group in kept if group]
             return result
 
     def close(self) -> None:
@@ -160,30 +163,47 @@ class HumanOracle:
         with self._cond:
             return len(self._queue)
 
-    def answer(self, index: int, label: int) -> Query:
-        """Label the item at the front of the queue; durable once this returns."""
+    def answer(self, index: int, label: int, oracle: OracleName = "human") -> Query:
+        """Label a queued item, the front one or any other (the grid answers tiles in any
+        order); durable once this returns."""
+        return self.answer_all([(index, label)], oracle)[0]
+
+    def answer_all(
+        self, answers: Sequence[tuple[int, int]], oracle: OracleName = "human"
+    ) -> list[Query]:
+        """Answer several queued items, `(index, label)` each, in one journal write; one undo
+        takes them all back. `oracle` names who answered: "accepted" for the model's guesses
+        a person took in bulk, so that they are never counted as typed labels."""
         with self._cond:
-            if not self._queue or self._queue[0].index != index:
-                raise ValueError(f"item {index} is not the one being asked about")
-            query = self._queue[0]
+            queued = {q.index: q for q in self._queue}
+            taken = [int(i) for i, _ in answers]
+            if not taken or any(i not in queued for i in taken) or len(set(taken)) < len(taken):
+                raise ValueError(f"items {taken} are not all waiting for an answer")
+            queries = [queued[i] for i in taken]
+            now = time.time()
             if self.journal is not None:
                 self.journal.record_answers(
-                    [Answer(index, query.item, label, query.round, self.name, time.time())]
+                    [
+                        Answer(q.index, q.item, label, q.round, oracle, now)
+                        for q, (_, label) in zip(queries, answers, strict=True)
+                    ]
                 )
-            self._queue.popleft()
-            self._answered[index] = (query, label)
-            self._history.append(index)
-            if label != SKIP:
-                self.answered_total += 1
+            self._queue = deque(q for q in self._queue if q.index not in set(taken))
+            for query, (_, label) in zip(queries, answers, strict=True):
+                self._answered[query.index] = (query, label)
+                if label != SKIP:
+                    self.answered_total += 1
+            self._history.append(tuple(taken))
             self._cond.notify_all()
-            return query
+            return queries
 
     def skip(self, index: int) -> Query:
         """Pass on the item: it goes back to the pool and may be asked about again later."""
         return self.answer(index, SKIP)
 
-    def undo(self) -> tuple[Query, int]:
-        """Take back the last answer and put its item back in front; returns (query, old label)."""
+    def undo(self) -> list[tuple[Query, int]]:
+        """Take back the last answer (all of it, when it was several at once) and put its
+        items back in front, in their order; returns each (query, old label)."""
         with self._cond:
             if not self._history:
                 raise UndoUnavailable(
@@ -191,14 +211,14 @@ class HumanOracle:
                     if self.answered_total
                     else "nothing to undo yet"
                 )
-            index = self._history[-1]
-            query, label = self._answered[index]
-            if self.journal is not None:  # first: a failed write leaves the answer standing
-                self.journal.record_revert(query.item)
+            undone = [self._answered[i] for i in self._history[-1]]
+            if self.journal is not None:  # first: a failed write leaves the answers standing
+                self.journal.record_reverts([query.item for query, _ in undone])
             self._history.pop()
-            del self._answered[index]
-            self._queue.appendleft(query)
-            if label != SKIP:
-                self.answered_total -= 1
+            for query, label in undone:
+                del self._answered[query.index]
+                if label != SKIP:
+                    self.answered_total -= 1
+            self._queue.extendleft(query for query, _ in reversed(undone))
             self._cond.notify_all()
-            return query, label
+            return undone

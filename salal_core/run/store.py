@@ -218,9 +218,11 @@ class RunStore:
             ],
         )
 
-    def record_revert(self, item: int) -> None:
+    def record_reverts(self, items: Sequence[int]) -> None:
+        now = time.time()
         self._write(
-            "INSERT INTO journal (kind, idx, time) VALUES ('revert', ?, ?)", [(item, time.time())]
+            "INSERT INTO journal (kind, idx, time) VALUES ('revert', ?, ?)",
+            [(item, now) for item in items],
         )
 
     def journal_rows(self) -> list[JournalRow]:

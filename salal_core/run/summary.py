@@ -47,6 +47,9 @@ class RunSummary:
     stop_detail: str  # the reason in a sentence, for the summary screen and the log
     seconds: float
     config: RunConfig = field(repr=False)
+    # The model's guesses a person accepted in the grid: counted apart from typed labels.
+    accepted_labels: int = 0
+    accepted_agreement: float | None = None  # share of them equal to a known ground truth
 
     @property
     def final_accuracy(self) -> float | None:

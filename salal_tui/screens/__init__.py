@@ -1,5 +1,6 @@
-"""Screens: labeling (main), help, quit confirmation, end-of-run summary, zoom, review."""
+"""Screens: labeling (main), the grid, help, quit confirmation, end-of-run summary, zoom, review."""
 
+from .grid import GridScreen
 from .help import HelpScreen
 from .label import LabelScreen
 from .quit import QuitScreen
@@ -7,4 +8,12 @@ from .review import ReviewScreen
 from .summary import SummaryScreen
 from .zoom import ZoomScreen
 
-__all__ = ["HelpScreen", "LabelScreen", "QuitScreen", "ReviewScreen", "SummaryScreen", "ZoomScreen"]
+__all__ = [
+    "GridScreen",
+    "HelpScreen",
+    "LabelScreen",
+    "QuitScreen",
+    "ReviewScreen",
+    "SummaryScreen",
+    "ZoomScreen",
+]

@@ -27,6 +27,7 @@ from textual.widgets import Footer, Static
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
+from salal_core.run.oracle import SKIP
 from salal_core.run.session import Session
 
 from ..bridge import (
@@ -54,6 +55,7 @@ from ..status import (
 from ..widgets import ClassList, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_pane import ImagePane, image_pane
 from .answer_keys import AnswerKeys
+from .grid import GridScreen
 from .help import HelpScreen
 from .quit import QuitScreen
 from .review import ReviewScreen
@@ -67,6 +69,8 @@ class LabelScreen(AnswerKeys):
         Binding("backspace", "undo", "undo"),
         Binding("space,s", "skip", "skip"),
         Binding("enter", "zoom", "zoom"),
+        Binding("g", "grid", "grid"),
+        Binding("tab", "grid", show=False),  # g is a class key past 16 classes; tab is not
         Binding("ctrl+r", "review", "review"),
         Binding("plus,equals_sign", "faster", "faster"),
         Binding("minus", "slower", "slower"),
@@ -99,6 +103,7 @@ class LabelScreen(AnswerKeys):
         self.phase_clock = (time.monotonic(), 0)  # the training phase's start, and its steps
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer: Timer | None = None
+        self.grid: GridScreen | None = None  # the queue as a grid, while it is open
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
         self.answer_drawn: Callable[[float], None] | None = None
 
@@ -124,7 +129,7 @@ class LabelScreen(AnswerKeys):
         """Show only the keys that mean something in this mode."""
         if action in ("faster", "slower"):
             return self.auto
-        if action in ("undo", "skip", "review"):
+        if action in ("undo", "skip", "review", "grid"):
             return not self.auto
         return True
 
@@ -189,6 +194,8 @@ class LabelScreen(AnswerKeys):
     def on_query_ready(self, message: QueryReadyMessage) -> None:
         if self.auto:
             self.replay.extend(message.event.queries)
+        elif self.grid is not None:
+            self.grid.queue_changed()
         elif self.shown is None:
             self._show_current()
         self._progress()
@@ -231,6 +238,18 @@ class LabelScreen(AnswerKeys):
         self.query_one(QueryInfo).show(
             query, self.class_names, self.session.config.active.acquisition, answer
         )
+
+    def _target(self) -> Query | None:
+        return self.shown
+
+    def _answered(self, query: Query, label: int) -> None:
+        if label != SKIP:
+            self.query_one(ClassList).mark(label)
+        self._show_current()
+
+    def _undone(self, undone: list[tuple[Query, int]]) -> None:
+        self.query_one(ClassList).mark(None)
+        self._show_current()
 
     def _show_current(self) -> None:
         self._show(self.oracle.current() if self.oracle else None)
@@ -276,6 +295,25 @@ class LabelScreen(AnswerKeys):
         pixels = self._pixels(self.shown.index) if self.shown is not None else None
         if self.shown is not None and pixels is not None:
             self.app.push_screen(ZoomScreen(pixels, _caption(self.shown), self.drawing))
+
+    def action_grid(self) -> None:
+        """The queue as a grid of tiles; back here with g."""
+        if self.oracle is None or not self.class_names:
+            return
+
+        def closed(_: None) -> None:
+            self.grid = None
+            self._show_current()
+
+        self.grid = GridScreen(
+            self.oracle,
+            self.class_names,
+            self.typing.keymap,
+            self._pixels,
+            self.drawing,
+            self.action_quit,
+        )
+        self.app.push_screen(self.grid, closed)
 
     def action_review(self) -> None:
         """Go over the labels so far, the most doubtful first; back with q."""

@@ -53,6 +53,13 @@ class SummaryScreen(Screen[None]):
                 f"your {s.human_labels:,} labels agree with the ground truth on "
                 f"[b]{s.human_agreement:.1%}[/b]"
             )
+        if s.accepted_labels:
+            agree = (
+                ""
+                if s.accepted_agreement is None
+                else f", which agree with the ground truth on [b]{s.accepted_agreement:.1%}[/b]"
+            )
+            lines.append(f"{s.accepted_labels:,} of the model's guesses accepted{agree}")
         lines.append(f"why it ended: {s.stop_detail}")
         lines.append(f"run directory [b]{s.run_dir}[/b]")
         with Vertical(id="summary-box"):

@@ -1,0 +1,102 @@
+"""The grid: its shape at a terminal's size, where the cursor goes, and a person labeling a
+round in it against a real engine (Pilot), typed answers and accepted guesses journaled apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_tui import make_app, truth
+
+from helpers import SIZE, journal, labels_by_item, wait_for
+from salal_core.events import Query
+from salal_tui.screens import GridScreen, LabelScreen
+from salal_tui.screens.grid import grid_shape, next_cursor
+from salal_tui.widgets.grid_tile import TileAnswer, guess_text
+
+
+def query(index: int, sure: float) -> Query:
+    rest = (1 - sure) / 3
+    return Query(index, index, 0.5, 0, (sure, rest, rest, rest), 1)
+
+
+def test_the_grid_fills_the_terminal() -> None:
+    assert grid_shape(100, 30) == (3, 2)
+    assert grid_shape(200, 60) == (6, 4)
+    assert grid_shape(20, 10) == (1, 1)  # never no tile at all
+
+
+def test_the_cursor_goes_to_the_next_tile_that_needs_a_key() -> None:
+    page = [query(0, 0.4), query(1, 0.95), query(2, 0.3), query(3, 0.97)]
+    assert next_cursor(page, {}, 0, 0.9) == 2  # tile 1 is left to the accept key
+    answered = {2: TileAnswer(1, "human")}
+    assert next_cursor(page, answered, 2, 0.9) == 0  # wraps to the one still below the bar
+    answered[0] = TileAnswer(0, "human")
+    assert next_cursor(page, answered, 0, 0.9) == 1  # only guesses left: the first of them
+    assert next_cursor(page, answered, 0, 0.99) == 1  # above no bar: in reading order
+    assert next_cursor([], {}, 0, 0.9) == 0
+
+
+def test_a_tile_line_says_guess_answer_or_no_model_yet() -> None:
+    names = ["cat", "dog", "emu", "fox"]
+    assert guess_text(query(0, 0.95), names, 0.9, None).plain == "guess cat 95%"
+    cold = Query(0, 0, 0.0, 0, (0.25,) * 4, 0)
+    assert "no guess yet" in guess_text(cold, names, 0.9, None).plain
+    assert guess_text(query(0, 0.95), names, 0.9, TileAnswer(1, "accepted")).plain == (
+        "✓ dog  accepted"
+    )
+
+
+async def test_a_person_labels_a_round_in_the_grid(synthetic_pack: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = app.label_screen
+        await wait_for(pilot, lambda: screen.shown is not None)
+        await pilot.press("g")
+        grid = app.screen
+        assert isinstance(grid, GridScreen) and grid.shape == grid_shape(*SIZE)
+        await wait_for(pilot, lambda: len(grid.page) > 2)
+        keys = screen.query_one("ClassList").keys
+
+        first, second, third = grid.page[:3]
+        await pilot.press("right")  # leave the first tile for later
+        await pilot.press(keys[truth(app, second.index)])
+        assert journal(out) == {second.index: truth(app, second.index)}  # on disk already
+        assert grid.cursor == 2  # moved on by itself
+        await pilot.press("backspace")
+        assert journal(out) == {} and grid.cursor == 1
+        await pilot.press("left")
+        for tile in grid.page[:3]:  # reading order from the first tile
+            await pilot.press(keys[truth(app, tile.index)])
+        assert journal(out) == {q.index: truth(app, q.index) for q in (first, second, third)}
+
+        # A round labeled in the grid: every tile typed until the engine has trained on them.
+        while screen.round < 1:
+            await wait_for(pilot, lambda: grid._target() is not None or screen.round >= 1)
+            target = grid._target()
+            if target is not None:
+                await pilot.press(keys[truth(app, target.index)])
+        typed = journal(out)
+        assert len(typed) >= 8 and screen.engine_labeled >= len(typed)
+
+        def guessed() -> bool:
+            return any(not q.cold_start for q in grid.page if q.index not in grid.answers)
+
+        await wait_for(pilot, guessed)
+        await pilot.press(*["minus"] * 8)  # the bar down to 0%: every guess on the page
+        take = grid._acceptable()
+        assert take and "0%" in str(grid.query_one("#grid-status").render())
+        await pilot.press("enter")
+        accepted = labels_by_item(out, "accepted")
+        assert accepted == {q.index: q.predicted for q in take}
+        assert journal(out) == typed  # accepted guesses are not typed labels
+
+        await pilot.press("tab")  # g's other key: back to one image at a time
+        assert isinstance(app.screen, LabelScreen)
+        await pilot.press("tab")
+        assert isinstance(app.screen, GridScreen)
+        await pilot.press("g")
+        assert isinstance(app.screen, LabelScreen)
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert labels_by_item(out, "accepted") == accepted
