@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -19,8 +18,6 @@ from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-
-from salal_core.data import ImageSet
 
 # term-image warns at import when stdout is not a terminal (Textual owns it); the filter must be
 # set before the import, and its terminal queries must be off: they race Textual's input thread.
@@ -46,32 +43,6 @@ def fit_scale(width: int, height: int, max_cols: int, max_rows: int) -> float:
 
 
 Pixels = Callable[[int, int], np.ndarray]  # (width, height): the image, at most that many pixels
-
-
-def load_original(path: Path, max_width: int, max_height: int) -> np.ndarray | None:
-    """An image file as RGB, decoded no larger than max_width x max_height pixels (JPEG's draft
-    mode decodes a photo at 1/8 scale in a few milliseconds); None if the file cannot be read
-    any more, so the caller falls back to the decoded copy."""
-    try:
-        with Image.open(path) as img:
-            img.draft("RGB", (max_width, max_height))
-            img = img.convert("RGB")
-            img.thumbnail((max_width, max_height), Image.Resampling.LANCZOS)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def pixels_of(images: ImageSet, index: int) -> Pixels:
-    """What to draw for training image `index`, at the size the view can show: the original
-    file where the source has one (an image folder), else the copy the model sees."""
-
-    def pixels(max_width: int, max_height: int) -> np.ndarray:
-        path = images.original_path(index)
-        original = load_original(path, max_width, max_height) if path is not None else None
-        return original if original is not None else images.train.images[index]
-
-    return pixels
 
 
 def fitted(pixels: np.ndarray, max_width: int, max_height: int, min_height: int = 1) -> Image.Image:

@@ -1,14 +1,17 @@
 """The README's pictures of salal-tui, taken from a real terminal: xterm on a virtual X display
 (tests/xterm.py), once with `--images pixels` (sixel) and once with `--images blocks`, on a
-folder of crops of the photograph textual-image ships (Grace Hopper, public domain).
+folder of crops of the photograph textual-image ships (Grace Hopper, public domain); then the
+grid (`g`) in pixel mode.
 
-    python scripts/screenshots.py            # writes docs/pixels.png and docs/blocks.png
+    python scripts/screenshots.py      # writes docs/pixels.png, docs/blocks.png, docs/grid.png
 
-Needs Xvfb and xterm (`apt-get install xvfb xterm`), as the real-terminal tests do.
+Needs Xvfb and xterm, as the real-terminal tests do, and xdotool to press `g`
+(`apt-get install xvfb xterm xdotool`).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -21,6 +24,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the terminal harness the tests use
 from xterm import MISSING, colours, salal_tui_in_xterm, save, virtual_display  # noqa: E402
 
 SIZE = (110, 34)
+# Each picture: its name, the drawing, and the keys typed before it is taken.
+PICTURES = [("pixels", "pixels", ()), ("blocks", "blocks", ()), ("grid", "pixels", ("g",))]
 
 
 def photo_folder(out: Path) -> Path:
@@ -37,21 +42,22 @@ def photo_folder(out: Path) -> Path:
 
 
 def main() -> None:
-    if MISSING:
-        raise SystemExit(f"needs {', '.join(MISSING)}: apt-get install xvfb xterm")
+    missing = [*MISSING, *([] if shutil.which("xdotool") else ["xdotool"])]
+    if missing:
+        raise SystemExit(f"needs {', '.join(missing)}: apt-get install xvfb xterm xdotool")
     work = Path(tempfile.mkdtemp())
     photos = photo_folder(work / "photos")
     (ROOT / "docs").mkdir(exist_ok=True)
     with virtual_display() as display:
-        for images in ("pixels", "blocks"):
+        for picture, images, keys in PICTURES:
             args = [
-                "--data", str(photos), "--out", str(work / images), "--preset", "cpu",
+                "--data", str(photos), "--out", str(work / picture), "--preset", "cpu",
                 "--device", "cpu", "--classes", "person,other", "--cache-dir", str(work / "c"),
                 "--images", images,
             ]  # fmt: skip
-            shot = salal_tui_in_xterm(display, args, SIZE, lambda s: colours(s) > 150)
-            save(shot, ROOT / "docs" / f"{images}.png")
-            print(f"docs/{images}.png")
+            shot = salal_tui_in_xterm(display, args, SIZE, lambda s: colours(s) > 150, keys=keys)
+            save(shot, ROOT / "docs" / f"{picture}.png")
+            print(f"docs/{picture}.png")
 
 
 if __name__ == "__main__":

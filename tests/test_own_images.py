@@ -27,7 +27,7 @@ from salal_core.run.factory import open_session
 from salal_core.run.plan import read_round
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
-from salal_tui.render import load_original
+from salal_tui.originals import load_original
 from salal_tui.screens import SummaryScreen
 
 
@@ -222,3 +222,37 @@ async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_ba
     first = read_round(out / "checkpoints" / "round-0000.pt")
     assert first.curve[-1].labeled == 24  # round 0 trained on the first seeded batch
     assert len(labels_of(out)) >= 24
+
+
+def test_an_archive_member_is_drawn_from_its_own_bytes(tmp_path: Path) -> None:
+    """Not from the model's 32x32 copy: the member is read by seeking into the archive (a
+    gzip'd one decompressed once into the cache folder), at the size the view asks for."""
+    import tarfile
+
+    from PIL import Image
+
+    from salal_core.data.originals import ArchiveMembers, plain_tar
+    from salal_tui.originals import Originals
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), np.uint8)).save(folder / f"{i}.png")
+    archive = tmp_path / "photos.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="photos")
+    cache = tmp_path / "cache"
+    plain = plain_tar(archive, cache)
+    assert plain.parent == cache / "originals" and plain_tar(archive, cache) == plain  # once
+    assert plain_tar(plain, cache) == plain  # a plain tar is read in place
+    assert ArchiveMembers(plain).read("photos/1.png") == (folder / "1.png").read_bytes()
+    assert ArchiveMembers(plain).read("photos/none.png") is None
+
+    images = read_source(archive, 32)
+    originals = Originals(images, cache)
+    assert originals.indexed.wait(30) and originals.members is not None
+    index = images.train.ids.index("photos/1.png")
+    drawn = originals.pixels(index)(400, 400)
+    assert drawn.shape == (120, 160, 3)  # the member's own pixels, not 32x32
+    assert (drawn == np.asarray(Image.open(folder / "1.png"))).all()

@@ -75,6 +75,8 @@ async def test_correcting_two_labels_in_the_app_keeps_their_history(
             images = screen.images
             assert images is not None
             names = images.class_names
+            # who gave the label is said beside it: these came from the ground truth
+            assert "from the ground truth" in str(screen.query_one("#query").render())
             for _ in range(2):  # correct each to the class of the folder it came from
                 doubt = screen.current
                 assert doubt is not None

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,9 +65,11 @@ def salal_tui_in_xterm(
     size: tuple[int, int],
     ready: Callable[[np.ndarray], bool],
     timeout: float = 120,
+    keys: Sequence[str] = (),
 ) -> np.ndarray:
     """Run `salal-tui ARGS` in an xterm of `size` cells (sixel mode for --images pixels) and
-    return the first screenshot `ready` accepts, taken again once the frame has settled."""
+    return the first screenshot `ready` accepts, taken again once the frame has settled;
+    `keys` (xdotool's names) are typed into it first, when given."""
     sixel = "--images" in args and args[args.index("--images") + 1] == "pixels"
     geometry = f"{size[0]}x{size[1]}+0+0"
     command = [sys.executable, "-m", "salal_tui", *args, "--color", "truecolor"]
@@ -82,6 +84,11 @@ def salal_tui_in_xterm(
             time.sleep(1.0)
             if ready(screenshot(display, *size)):
                 time.sleep(1.5)  # let the frame settle
+                if keys:
+                    xdotool = shutil.which("xdotool") or "xdotool"
+                    env = {**os.environ, "DISPLAY": display}
+                    subprocess.run([xdotool, "key", "--delay", "200", *keys], env=env, check=True)
+                    time.sleep(3.0)  # the keys' frames, every picture encoded
                 return screenshot(display, *size)
         raise AssertionError(
             f"salal-tui {' '.join(args)} never drew what was expected"

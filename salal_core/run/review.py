@@ -40,6 +40,7 @@ class Doubt:
     p_given: float  # out-of-sample probability of the given label
     p_guess: float
     suspect: bool
+    oracle: str  # who gave the label: "human" typed it, "accepted" took the model's guess
 
 
 def out_of_sample(
@@ -124,6 +125,7 @@ def review_doubts(run: OpenedRun, matched: MatchedImages, device_name: str = "au
             float(probs[i, given[i]]),
             float(probs[i, guess[i]]),
             bool(suspect[i]),
+            records[i].oracle,
         )
         for i in order.tolist()
     ]

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
+from salal_core.data.load import cache_folder
 from salal_core.errors import SalalError
 from salal_core.events import Query
 from salal_core.run.oracle import SKIP
@@ -43,7 +44,8 @@ from ..bridge import (
 )
 from ..graphics import Drawing
 from ..keys import KeyInput, KeyMap
-from ..render import Pixels, pixels_of
+from ..originals import Originals
+from ..render import Pixels
 from ..replay import Replay
 from ..status import (
     epoch_text,
@@ -104,6 +106,7 @@ class LabelScreen(AnswerKeys):
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer: Timer | None = None
         self.grid: GridScreen | None = None  # the queue as a grid, while it is open
+        self.originals: Originals | None = None  # made when the images are first drawn
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
         self.answer_drawn: Callable[[float], None] | None = None
 
@@ -225,7 +228,11 @@ class LabelScreen(AnswerKeys):
     # ---------------------------------------------------------------- showing items
     def _pixels(self, index: int) -> Pixels | None:
         images = self.session.images.loaded
-        return None if images is None else pixels_of(images, index)
+        if images is None:
+            return None
+        if self.originals is None or self.originals.images is not images:
+            self.originals = Originals(images, cache_folder(self.session.config.data))
+        return self.originals.pixels(index)
 
     def _show(self, query: Query | None, answer: int | None = None) -> None:
         self.shown = query

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from salal_core.data import ImageSet
+from salal_core.data.load import cache_folder
 from salal_core.errors import SalalError
 from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import Answer
@@ -25,10 +26,19 @@ from salal_core.run.store import RunStore
 
 from ..graphics import Drawing
 from ..keys import KeyMap
-from ..render import pixels_of
+from ..originals import Originals
 from ..status import not_saved_text
 from ..widgets import ClassList, PhaseLine
 from ..widgets.image_pane import ImagePane, image_pane
+
+# Who gave a label, in words: an accepted guess is told apart from a typed label.
+GIVEN_BY = {
+    "human": "typed",
+    "accepted": "an accepted guess",
+    "initial": "from the ground truth",
+    "auto": "from the ground truth",
+    "imported": "imported",
+}
 
 
 class ReviewScreen(Screen[None]):
@@ -54,6 +64,7 @@ class ReviewScreen(Screen[None]):
         self.drawing = drawing
         self.doubts: list[Doubt] = []
         self.images: ImageSet | None = None
+        self.originals: Originals | None = None
         self.at = 0
         self.corrected = 0
         self.keymap = KeyMap(())
@@ -78,11 +89,12 @@ class ReviewScreen(Screen[None]):
         the review just warmed) in a thread: the keys never wait on either."""
         try:
             doubts = doubts_apart(self.store.dir, self.device)
-            images = OpenedRun.read(self.store.dir).load_images().images
+            run = OpenedRun.read(self.store.dir)
+            originals = Originals(run.load_images().images, cache_folder(run.config.data))
         except SalalError as exc:
             self.app.call_from_thread(self.fail, str(exc))
             return
-        self.app.call_from_thread(self.ready, doubts, images)
+        self.app.call_from_thread(self.ready, doubts, originals)
 
     def fail(self, message: str) -> None:
         if not self.standalone:  # the labeling goes on: say why, and go back to it
@@ -97,8 +109,9 @@ class ReviewScreen(Screen[None]):
         else:
             self.dismiss(None)
 
-    def ready(self, doubts: list[Doubt], images: ImageSet) -> None:
-        self.doubts, self.images = doubts, images
+    def ready(self, doubts: list[Doubt], originals: Originals) -> None:
+        self.doubts, self.originals = doubts, originals
+        images = self.images = originals.images
         self.keymap = KeyMap.default(len(images.class_names))
         self.query_one(ClassList).show_classes(images.class_names, self.keymap)
         self.show()
@@ -119,9 +132,11 @@ class ReviewScreen(Screen[None]):
             self.query_one("#query", Static).update("nothing left to review: q quits")
             return
         names = images.class_names
-        self.query_one(ImagePane).show(pixels_of(images, doubt.position), f"#{doubt.item}")
+        pixels = self.originals.pixels(doubt.position) if self.originals else None
+        self.query_one(ImagePane).show(pixels, f"#{doubt.item}")
         self.query_one("#query", Static).update(
-            f"[b]given[/b] {names[doubt.given]} ({doubt.p_given:.0%})\n"
+            f"[b]given[/b] {names[doubt.given]} ({doubt.p_given:.0%})"
+            f"   [dim]{GIVEN_BY.get(doubt.oracle, doubt.oracle)}[/]\n"
             f"[b]model[/b] [cyan]{names[doubt.guess]}[/] ({doubt.p_guess:.0%})"
             + ("   [yellow]suspect[/]" if doubt.suspect else "")
         )
