@@ -22,7 +22,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from salal_core.data.load import cache_folder
@@ -56,7 +55,7 @@ from ..status import (
 )
 from ..widgets import ClassList, PhaseLine, QueryInfo, RunProgress, TrainingCharts
 from ..widgets.image_pane import ImagePane, image_pane
-from .answer_keys import AnswerKeys
+from .auto_replay import AutoReplay
 from .grid import GridScreen
 from .help import HelpScreen
 from .quit import QuitScreen
@@ -66,7 +65,7 @@ from .zoom import ZoomScreen
 MIN_SIZE = (80, 24)
 
 
-class LabelScreen(AnswerKeys):
+class LabelScreen(AutoReplay):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("backspace", "undo", "undo"),
         Binding("space,s", "skip", "skip"),
@@ -104,7 +103,7 @@ class LabelScreen(AnswerKeys):
         self.kappa = math.nan  # how much the last round's predictions moved
         self.phase_clock = (time.monotonic(), 0)  # the training phase's start, and its steps
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
-        self.replay_timer: Timer | None = None
+        self.replay_timer = None
         self.grid: GridScreen | None = None  # the queue as a grid, while it is open
         self.originals: Originals | None = None  # made when the images are first drawn
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
@@ -328,36 +327,6 @@ class LabelScreen(AnswerKeys):
             self.app.push_screen(
                 ReviewScreen(self.session.store, self.session.config.device, False, self.drawing)
             )
-
-    # ---------------------------------------------------------------- auto-oracle replay
-    def _restart_timer(self) -> None:
-        if self.replay_timer is not None:
-            self.replay_timer.stop()
-        self.replay_timer = self.set_interval(self.replay.interval, self._replay_next)
-
-    def _replay_next(self) -> None:
-        images = self.session.images.loaded
-        query = self.replay.next() if images is not None else None
-        if query is None or images is None:
-            return
-        truth = int(images.train.labels[query.index])
-        self._show(query, answer=truth if truth >= 0 else None)
-        self.query_one(ClassList).mark(truth)
-        self._progress()
-
-    def action_faster(self) -> None:
-        self.replay.faster()
-        self._speed()
-
-    def action_slower(self) -> None:
-        self.replay.slower()
-        self._speed()
-
-    def _speed(self) -> None:
-        if not self.auto:
-            return
-        self._restart_timer()
-        self._message(f"showing an image every {self.replay.delay:.2f} s")
 
     # ---------------------------------------------------------------- help and quit
     def action_help(self) -> None:
