@@ -36,7 +36,7 @@ from salal_core.run.factory import open_session
 from salal_core.run.summary import CurvePoint
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
-from salal_tui.screens import HelpScreen, LabelScreen, QuitScreen
+from salal_tui.screens import GridScreen, HelpScreen, LabelScreen, QuitScreen
 
 
 def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> SalalApp:
@@ -295,9 +295,14 @@ async def test_the_grid_shows_each_tile_with_its_number_and_guess(
 ) -> None:
     app = scripted_app(tmp_path, synthetic_pack)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("g")
-        await pilot.pause(0.2)
+        app.bridge(DataLoaded("drawn", 4, 0, NAMES, 0.1, True))
+        await pilot.pause(0.1)
+        await pilot.press("g")  # before anything is queued: an empty grid, waiting
+        await pilot.pause(0.1)
+        grid = app.screen
+        assert isinstance(grid, GridScreen) and grid._target() is None
+        assert "no images queued" in "\n".join(screen_text(app))
+        await settle(pilot)  # the engine asks: the grid takes the queries
         text = "\n".join(screen_text(app))
     assert "#2" in text and "guess automobile 45%" in text
     assert "#3" in text and "guess airplane 60%" in text

@@ -120,7 +120,7 @@ class GridScreen(AnswerKeys):
         tiles = self._tiles()
         queued = self.oracle.queued() if self.oracle else []
         self.page, self.answers = queued[: len(tiles)], {}
-        self.cursor = next_cursor(self.page, {}, len(self.page) - 1, self.threshold)
+        self.cursor = next_cursor(self.page, {}, max(len(self.page) - 1, 0), self.threshold)
         for n, tile in enumerate(tiles):
             query = self.page[n] if n < len(self.page) else None
             tile.show(query, self._pixels_of(query), self._guess(n))
