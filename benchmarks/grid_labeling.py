@@ -67,7 +67,7 @@ async def measure(data: Path, args: argparse.Namespace) -> dict[str, dict[str, A
     app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
     async with app.run_test(size=tuple(args.size)) as pilot:
         screen = app.label_screen
-        tally = Tally("single")
+        tally = Tally("single")  # restarted once the first image is up: pretraining excluded
 
         async def press(key: str) -> None:
             begun = time.perf_counter()
@@ -88,6 +88,8 @@ async def measure(data: Path, args: argparse.Namespace) -> dict[str, dict[str, A
 
         def truth(index: int) -> int:
             return int(images.train.labels[index])
+
+        tally = Tally("single")
 
         while tally.typed < args.labels:
             await until(lambda: screen.shown is not None)

@@ -164,3 +164,21 @@ def test_kmeans_plus_plus_on_coinciding_points_takes_distinct_ones() -> None:
         lambda i: (torch.arange(6) == i).float() * 1e-7, 6, 4, torch.Generator(), first
     )
     assert len(set(chosen.tolist())) == 4 and chosen[0] == 0
+
+
+def test_distances_to_a_row_agree_with_the_plain_distance_matrix() -> None:
+    x = torch.randn(500, 12, generator=torch.Generator().manual_seed(0))
+    to_row = clustering.distances_to_row(x)
+    for i in (0, 7, 499):
+        plain = sq_distances(x, x[i : i + 1])[:, 0]
+        assert torch.allclose(to_row(torch.tensor(i)), plain, atol=1e-4)
+
+
+def test_a_weighted_draw_follows_its_weights_and_never_takes_a_zero() -> None:
+    weights = torch.tensor([0.0, 1.0, 0.0, 3.0, 0.0])
+    picks = clustering.draw(weights, 40_000, torch.Generator().manual_seed(0))
+    counts = torch.bincount(picks, minlength=5)
+    assert counts[[0, 2, 4]].sum() == 0  # zero weight: never drawn
+    assert abs(counts[3] / counts[1] - 3.0) < 0.15  # in proportion to the weights
+    again = clustering.draw(weights, 5, torch.Generator().manual_seed(0))
+    assert torch.equal(again, clustering.draw(weights, 5, torch.Generator().manual_seed(0)))

@@ -89,9 +89,11 @@ def badge(
     a = p - torch.nn.functional.one_hot(p.argmax(1), p.shape[1]).float()
     h = pool.features.float()
     sq_norm = a.pow(2).sum(1) * h.pow(2).sum(1)  # |a ⊗ h|^2
+    a_columns, h_columns = a.T.contiguous(), h.T.contiguous()  # read in order (distances_to_row)
 
     def sq_distance_to(j: torch.Tensor) -> torch.Tensor:
-        return (sq_norm + sq_norm[j] - 2 * (a @ a[j]) * (h @ h[j])).clamp_min(0)
+        cross = (a[j] @ a_columns).mul_(h[j] @ h_columns)
+        return cross.mul_(-2).add_(sq_norm).add_(sq_norm[j]).clamp_min_(0)
 
     first = sq_norm.argmax()  # BADGE starts from the largest gradient
     chosen = kmeans_plus_plus(sq_distance_to, pool.size, k, generator, first)
