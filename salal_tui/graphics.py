@@ -5,10 +5,16 @@ The terminal is asked before Textual starts: its replies come on stdin, and Text
 thread would swallow them. textual-image asks (a device-attributes query for sixel, a kitty
 graphics query; 0.1 s each, so a terminal that answers neither, or mosh, costs a fifth of a
 second) and reads the cell size in pixels that drawing to a pane's pixel size needs.
+
+kitty before 0.28 answers the kitty graphics query but cannot show textual-image's pictures,
+which are placed with Unicode placeholders (kitty 0.28); it is asked its version (XTVERSION,
+0.1 s at most) and gets half-blocks.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Literal, get_args
 
 from salal_core.errors import SalalError
@@ -16,6 +22,7 @@ from salal_core.errors import SalalError
 ImagesOption = Literal["auto", "pixels", "blocks"]
 Drawing = Literal["sixel", "kitty", "blocks"]
 IMAGES_OPTIONS: tuple[str, ...] = get_args(ImagesOption)
+KITTY_PLACEHOLDERS = (0, 28)  # the first kitty that shows textual-image's kitty pictures
 
 
 def choose_drawing(option: ImagesOption) -> Drawing:
@@ -24,6 +31,15 @@ def choose_drawing(option: ImagesOption) -> Drawing:
     if option == "blocks":
         return "blocks"
     found = probe_terminal()
+    if found == "kitty":
+        version = kitty_version()
+        if version is not None and version < KITTY_PLACEHOLDERS:
+            if option == "pixels":
+                raise SalalError(
+                    f"kitty {'.'.join(map(str, version))} cannot show salal's pictures (they "
+                    "need kitty 0.28 or later); update kitty, or use --images blocks"
+                )
+            return "blocks"
     if found is None and option == "pixels":
         raise SalalError(
             "this terminal answered neither sixel nor the kitty graphics protocol (or "
@@ -47,3 +63,25 @@ def probe_terminal() -> Drawing | None:
     if renderable.Image is renderable.TGPImage:
         return "kitty"
     return None
+
+
+def kitty_version() -> tuple[int, ...] | None:
+    """The version kitty gives to XTVERSION; None where the terminal does not say it is kitty
+    (Ghostty, say) or says nothing in 0.1 s."""
+    from textual_image._terminal import TerminalError, capture_terminal_response
+
+    if sys.__stdout__ is None or not sys.__stdout__.isatty():
+        return None
+    try:
+        with capture_terminal_response("\x1bP>|", "\x1b\\", 0.1) as response:
+            sys.__stdout__.write("\x1b[>0q")
+            sys.__stdout__.flush()
+    except (TerminalError, TimeoutError):
+        return None
+    return parse_kitty_version(response.sequence)
+
+
+def parse_kitty_version(reply: str) -> tuple[int, ...] | None:
+    """`ESC P >| kitty(0.26.5) ESC \\` -> (0, 26, 5); None for any other terminal's reply."""
+    found = re.search(r"kitty\((\d+(?:\.\d+)*)\)", reply)
+    return tuple(int(part) for part in found.group(1).split(".")) if found else None

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the terminal harness the tests use
 
-from xterm import MISSING, colours, salal_tui_in_xterm, save, virtual_display  # noqa: E402
+from xterm import TOOLS, colours, salal_tui_in_xterm, save, virtual_display  # noqa: E402
 
 SIZE = (110, 34)
 # Each picture: its name, the drawing, and the keys typed before it is taken.
@@ -42,7 +42,8 @@ def photo_folder(out: Path) -> Path:
 
 
 def main() -> None:
-    missing = [*MISSING, *([] if shutil.which("xdotool") else ["xdotool"])]
+    missing = [name for name in ("Xvfb", "xterm") if TOOLS[name] is None]
+    missing += [] if shutil.which("xdotool") else ["xdotool"]
     if missing:
         raise SystemExit(f"needs {', '.join(missing)}: apt-get install xvfb xterm xdotool")
     work = Path(tempfile.mkdtemp())

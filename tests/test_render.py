@@ -84,6 +84,23 @@ def test_images_blocks_asks_nothing_and_pixels_without_a_terminal_is_one_line(
         graphics.choose_drawing("pixels")
 
 
+def test_kitty_before_0_28_gets_half_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It answers the kitty graphics query, but cannot show pictures placed with Unicode
+    placeholders; a kitty that does not say its version, or Ghostty, keeps kitty graphics."""
+    from salal_core.errors import SalalError
+    from salal_tui import graphics
+
+    assert graphics.parse_kitty_version("\x1bP>|kitty(0.26.5)\x1b\\") == (0, 26, 5)
+    assert graphics.parse_kitty_version("\x1bP>|ghostty 1.1.3\x1b\\") is None
+    monkeypatch.setattr(graphics, "probe_terminal", lambda: "kitty")
+    for version, auto in (((0, 26, 5), "blocks"), ((0, 35, 2), "kitty"), (None, "kitty")):
+        monkeypatch.setattr(graphics, "kitty_version", lambda v=version: v)
+        assert graphics.choose_drawing("auto") == auto
+    monkeypatch.setattr(graphics, "kitty_version", lambda: (0, 26, 5))
+    with pytest.raises(SalalError, match=r"kitty 0\.26\.5 .* --images blocks"):
+        graphics.choose_drawing("pixels")
+
+
 def test_salal_tui_images_pixels_off_a_terminal_exits_2_with_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
