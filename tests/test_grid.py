@@ -36,6 +36,24 @@ def test_the_cursor_goes_to_the_next_tile_that_needs_a_key() -> None:
     assert next_cursor([], {}, 0, 0.9) == 0
 
 
+async def test_a_bar_of_zero_takes_every_guess_but_never_a_cold_start(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    from test_tui import scripted_app, settle
+
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        cold = Query(0, 0, 0.0, 0, (0.1,) * 10, 0)  # asked before any model: no guess
+        assert app.session.oracle is not None
+        app.session.oracle.ask([cold])
+        await pilot.press("g", *["minus"] * 8)
+        grid = app.screen
+        assert isinstance(grid, GridScreen) and grid.threshold == 0
+        assert [q.index for q in grid.page] == [2, 3, 0]
+        assert [q.index for q in grid._acceptable()] == [2, 3]
+
+
 def test_a_tile_line_says_guess_answer_or_no_model_yet() -> None:
     names = ["cat", "dog", "emu", "fox"]
     assert guess_text(query(0, 0.95), names, 0.9, None).plain == "guess cat 95%"

@@ -138,6 +138,8 @@ class GridScreen(AnswerKeys):
 
     def queue_changed(self) -> None:
         """The engine queued more images: an empty or finished page takes them."""
+        if not self.page:
+            self._message("")  # no longer waiting
         if all(q.index in self.answers for q in self.page):
             self._fill()
         else:
@@ -158,11 +160,11 @@ class GridScreen(AnswerKeys):
         self._status()
 
     def _acceptable(self) -> list[Query]:
-        """The tiles the accept key would take: not answered, guessed at the bar or above."""
+        """The tiles the accept key would take: not answered, guessed (a cold start has no
+        guess, even at a bar of 0%), at the bar or above."""
+        sure = {q.index: confidence(q) for q in self.page if q.index not in self.answers}
         return [
-            q
-            for q in self.page
-            if q.index not in self.answers and (confidence(q) or 0.0) >= self.threshold
+            q for q in self.page if (c := sure.get(q.index)) is not None and c >= self.threshold
         ]
 
     def _status(self) -> None:
