@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_tui import make_app, truth
+from test_tui import make_app, scripted_app, settle, truth
 
 from helpers import SIZE, journal, labels_by_item, wait_for
 from salal_core.events import Query
@@ -39,8 +39,6 @@ def test_the_cursor_goes_to_the_next_tile_that_needs_a_key() -> None:
 async def test_a_bar_of_zero_takes_every_guess_but_never_a_cold_start(
     tmp_path: Path, synthetic_pack: Path
 ) -> None:
-    from test_tui import scripted_app, settle
-
     app = scripted_app(tmp_path, synthetic_pack)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

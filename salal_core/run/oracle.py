@@ -188,7 +188,8 @@ class HumanOracle:
                         for q, (_, label) in zip(queries, answers, strict=True)
                     ]
                 )
-            self._queue = deque(q for q in self._queue if q.index not in set(taken))
+            gone = set(taken)
+            self._queue = deque(q for q in self._queue if q.index not in gone)
             for query, (_, label) in zip(queries, answers, strict=True):
                 self._answered[query.index] = (query, label)
                 if label != SKIP:
