@@ -67,13 +67,6 @@ async def measure(data: Path, args: argparse.Namespace) -> dict[str, dict[str, A
     app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
     async with app.run_test(size=tuple(args.size)) as pilot:
         screen = app.label_screen
-        tally = Tally("single")  # restarted once the first image is up: pretraining excluded
-
-        async def press(key: str) -> None:
-            begun = time.perf_counter()
-            await pilot.press(key)
-            tally.app_seconds += time.perf_counter() - begun
-            tally.keys += 1
 
         async def until(ready: Any) -> None:
             while not ready():
@@ -82,14 +75,20 @@ async def measure(data: Path, args: argparse.Namespace) -> dict[str, dict[str, A
                 await pilot.pause(0.05)
 
         await until(lambda: screen.shown is not None)
+        tally = Tally("single")  # from the first image: pretraining excluded
+
+        async def press(key: str) -> None:
+            begun = time.perf_counter()
+            await pilot.press(key)
+            tally.app_seconds += time.perf_counter() - begun
+            tally.keys += 1
+
         class_keys = screen.query_one("ClassList").keys
         images = session.images.loaded
         assert images is not None
 
         def truth(index: int) -> int:
             return int(images.train.labels[index])
-
-        tally = Tally("single")
 
         while tally.typed < args.labels:
             await until(lambda: screen.shown is not None)

@@ -1,9 +1,10 @@
 """The main screen: the image, the model's guesses, the class keys, progress and live charts.
 
-One screen, one idea: where the engine's events meet the person's keys. It runs a little past
-300 lines because it answers every engine event. The keys that write answers are its base
-class (answer_keys.py); status texts (status.py), class keys as typed (keys.py), the
-auto-oracle replay (replay.py) and review stand alone.
+One screen, one idea: where the engine's events meet the person's keys. It runs to about 350
+lines because it answers every engine event and opens the other views (zoom, grid, review).
+What stands apart does: the keys that write answers and the auto-oracle's replay are its base
+classes (answer_keys.py, auto_replay.py); status texts (status.py), class keys as typed
+(keys.py), the grid and review are their own modules.
 
 It renders engine events and turns key presses into oracle answers; it never waits for the
 engine. In auto-oracle mode it replays the engine's queries with their ground-truth answers.
