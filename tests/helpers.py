@@ -4,6 +4,7 @@ waiting on the app. Fixtures live in conftest.py; test modules import only from 
 from __future__ import annotations
 
 import pickle
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -242,3 +243,14 @@ def finished_summary(curve: tuple[CurvePoint, ...], config: RunConfig, **fields:
         "config": config,
     }
     return RunSummary(**{**values, **fields})
+
+
+def downgrade_to_format_3(db_path: Path) -> None:
+    """The run's database as format 3 wrote it: no labeler, no client id."""
+    db = sqlite3.connect(db_path)
+    db.executescript(
+        "DROP INDEX journal_client; ALTER TABLE journal DROP COLUMN client_id;"
+        "ALTER TABLE journal DROP COLUMN labeler; UPDATE meta SET value='3' WHERE key='format';"
+    )
+    db.commit()
+    db.close()

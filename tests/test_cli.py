@@ -72,7 +72,7 @@ def test_run_writes_a_run_directory_with_a_point_per_round(
     capsys.readouterr()
     assert main(["export", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "index,source,label,class,oracle,round,time" and len(lines) == 81
+    assert lines[0] == "index,source,label,class,oracle,labeler,round,time" and len(lines) == 81
 
     assert main(["predict", str(out), "--out", str(tmp_path / "p.csv"), "--device", "cpu"]) == 0
     with (tmp_path / "p.csv").open() as f:

@@ -18,7 +18,7 @@ class ListJournal:
     def record_answers(self, answers) -> None:
         self.rows.extend(("answer", a.item, a.label, a.oracle) for a in answers)
 
-    def record_reverts(self, items) -> None:
+    def record_reverts(self, items, labeler="", client_id=None) -> None:
         self.rows.extend(("revert", item) for item in items)
 
 
@@ -72,10 +72,10 @@ class FailingJournal(ListJournal):
             raise SalalError("could not save to the run directory (disk full)")
         super().record_answers(answers)
 
-    def record_reverts(self, items) -> None:
+    def record_reverts(self, items, labeler="", client_id=None) -> None:
         if self.fail:
             raise SalalError("could not save to the run directory (disk full)")
-        super().record_reverts(items)
+        super().record_reverts(items, labeler, client_id)
 
 
 def test_a_write_the_disk_refuses_changes_nothing() -> None:

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import ROOT, ROUNDS, draw, tiny_cli, write_image_folder
+from helpers import ROOT, ROUNDS, downgrade_to_format_3, draw, tiny_cli, write_image_folder
 from salal_core.cli.flags import FLAGS, LABELS
 from salal_core.cli.main import build_parser, main
 from salal_core.cli.resume import FIXED, MAY_CHANGE
@@ -266,6 +266,17 @@ def test_an_older_run_directory_is_refused_but_still_exports(
     line = one_line_error(main(["run", "--resume", str(run)]), capsys)
     assert "written by an older salal (format 2)" in line and "salal-core export" in line
     assert export(run, capsys) == before
+
+
+def test_a_format_3_run_resumes_with_every_label_kept(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = rows(export(run, capsys))
+    downgrade_to_format_3(run / "salal.db")
+    assert main(["run", "--resume", str(run), "--budget", "0.4"]) == 0
+    after = {row["index"]: row for row in rows(export(run, capsys))}
+    assert all(after[row["index"]] == row for row in before)  # the ground truth's: no person
+    assert len(after) > len(before)
 
 
 def test_a_checkpoint_of_another_version_is_refused_in_one_line(

@@ -16,6 +16,7 @@ from salal_core.run.session import RunRequest, Session
 from salal_core.run.store import RunStore
 from salal_core.run.summary import OracleKind
 from salal_core.runtime import resolve_device
+from salal_core.team.labelers import login_name
 
 
 def open_session(
@@ -61,5 +62,5 @@ def open_session(
     # A resumed folder without class folders keeps the classes it was created with.
     names = tuple(class_names or (store.class_names() if resume else ()))
     request = RunRequest(store.dir, oracle, resume, names, labels_file)
-    human = HumanOracle(journal=store) if oracle == "human" else None
+    human = HumanOracle(journal=store, labeler=login_name()) if oracle == "human" else None
     return Session(config, store, request, human)

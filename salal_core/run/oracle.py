@@ -30,6 +30,8 @@ class Answer:
     round: int
     oracle: OracleName
     time: float
+    labeler: str = ""  # the person who answered; "" for the ground truth, a file, the preset
+    client_id: str | None = None  # a joined client's id for it: a re-send is journaled once
 
 
 class AnswerJournal(Protocol):
@@ -37,7 +39,9 @@ class AnswerJournal(Protocol):
 
     def record_answers(self, answers: Sequence[Answer]) -> None: ...
 
-    def record_reverts(self, items: Sequence[int]) -> None: ...
+    def record_reverts(
+        self, items: Sequence[int], labeler: str = "", client_id: str | None = None
+    ) -> None: ...
 
 
 class Oracle(Protocol):
@@ -101,8 +105,9 @@ class HumanOracle:
 
     name: OracleName = "human"
 
-    def __init__(self, journal: AnswerJournal | None = None) -> None:
-        self.journal = journal
+    def __init__(self, journal: AnswerJournal | None = None, labeler: str = "") -> None:
+        """`labeler`: the person's name in the journal (the login name, from the factory)."""
+        self.journal, self.labeler = journal, labeler
         self._cond = threading.Condition()
         self._queue: deque[Query] = deque()  # asked, not yet answered, in asking order
         self._answered: dict[int, tuple[Query, int]] = {}  # answered, not yet collected
@@ -184,7 +189,7 @@ class HumanOracle:
             if self.journal is not None:
                 self.journal.record_answers(
                     [
-                        Answer(q.index, q.item, label, q.round, oracle, now)
+                        Answer(q.index, q.item, label, q.round, oracle, now, self.labeler)
                         for q, (_, label) in zip(queries, answers, strict=True)
                     ]
                 )
@@ -214,7 +219,7 @@ class HumanOracle:
                 )
             undone = [self._answered[i] for i in self._history[-1]]
             if self.journal is not None:  # first: a failed write leaves the answers standing
-                self.journal.record_reverts([query.item for query, _ in undone])
+                self.journal.record_reverts([q.item for q, _ in undone], self.labeler)
             self._history.pop()
             for query, label in undone:
                 del self._answered[query.index]

@@ -13,8 +13,12 @@ CREATE TABLE IF NOT EXISTS journal (
     label INTEGER,
     round INTEGER,
     oracle TEXT,
-    time REAL NOT NULL
+    time REAL NOT NULL,
+    labeler TEXT NOT NULL DEFAULT '',
+    client_id TEXT
 );
+CREATE UNIQUE INDEX IF NOT EXISTS journal_client ON journal (labeler, client_id)
+    WHERE client_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS queue (
     idx INTEGER PRIMARY KEY,
     round INTEGER NOT NULL,
@@ -48,6 +52,7 @@ class LabelRecord:
     round: int
     oracle: str
     time: float
+    labeler: str  # the person who gave it ("" for the ground truth, a file, the preset)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class JournalRow:
     round: int | None
     oracle: str | None
     time: float
+    labeler: str
 
 
 @dataclass(frozen=True)

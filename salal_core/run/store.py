@@ -37,9 +37,14 @@ from salal_core.files import atomic_write_text
 from salal_core.run import checkpoint
 from salal_core.run.oracle import SKIP, Answer
 from salal_core.run.records import SCHEMA, JournalRow, LabelRecord, QueuedItem, StoredItem
+from salal_core.team import consensus
+from salal_core.team.labelers import owner_name
 
-FORMAT_VERSION = 3  # 3: items have content digests; journal and queue name items, not positions
-EXPORTABLE_FORMATS = (2, 3)  # export reads these; only FORMAT_VERSION resumes
+# 3: items have content digests; journal and queue name items, not positions.
+# 4: every journal record names its labeler, and a client's answer id is never counted twice.
+FORMAT_VERSION = 4
+MIGRATES = (3,)  # opened for work, these go up to FORMAT_VERSION in place (see _migrate)
+EXPORTABLE_FORMATS = (2, 3, 4)  # export reads these as they are
 
 
 def _disk_full(exc: OSError | sqlite3.Error | RuntimeError) -> SalalError:
@@ -105,6 +110,8 @@ class RunStore:
         found = int(row[0]) if row is not None and str(row[0]).isdigit() else None
         if found == FORMAT_VERSION or (read_only and found in EXPORTABLE_FORMATS):
             return found
+        if found in MIGRATES:  # only the process holding the run may rewrite it
+            return self._migrate() if self._lock_file is not None else found
         self.close()
         if found in EXPORTABLE_FORMATS:
             raise SalalError(
@@ -116,6 +123,21 @@ class RunStore:
             f"{self.dir} was written by an incompatible salal (format {found or 'unknown'}, this "
             f"one reads {FORMAT_VERSION}); use a matching salal or start a new run"
         )
+
+    def _migrate(self) -> int:
+        """Format 3 to 4 in one transaction: the journal gains its labeler and client id
+        columns. A person's answers in a format-3 run were its owner's, so they name them."""
+        owner = owner_name(self.dir / "salal.db")
+        with self._transaction() as db:
+            db.execute("ALTER TABLE journal ADD COLUMN labeler TEXT NOT NULL DEFAULT ''")
+            db.execute("ALTER TABLE journal ADD COLUMN client_id TEXT")
+            db.execute(
+                "UPDATE journal SET labeler=? WHERE oracle IN ('human', 'accepted') "
+                "OR (kind='revert' AND oracle IS NULL)",
+                (owner,),
+            )
+            db.execute("UPDATE meta SET value=? WHERE key='format'", (str(FORMAT_VERSION),))
+        return FORMAT_VERSION
 
     def _take_over_if_empty(self) -> None:
         """A new run may reuse a directory whose run saved nothing worth keeping (it failed on
@@ -210,41 +232,77 @@ class RunStore:
 
     # ---------------------------------------------------------------- label journal
     def record_answers(self, answers: Sequence[Answer]) -> None:
+        """Journal answers in one transaction. An answer whose (labeler, client id) is
+        already there is a client's re-send after a dropped connection: it is not added."""
         self._write(
-            "INSERT INTO journal (kind, idx, label, round, oracle, time) VALUES (?,?,?,?,?,?)",
+            "INSERT INTO journal (kind, idx, label, round, oracle, time, labeler, client_id) "
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (labeler, client_id) "
+            "WHERE client_id IS NOT NULL DO NOTHING",
             [
-                ("skip" if a.label == SKIP else "label", a.item, a.label, a.round, a.oracle, a.time)
+                (
+                    "skip" if a.label == SKIP else "label",
+                    a.item,
+                    a.label,
+                    a.round,
+                    a.oracle,
+                    a.time,
+                    a.labeler,
+                    a.client_id,
+                )
                 for a in answers
             ],
         )
 
-    def record_reverts(self, items: Sequence[int]) -> None:
+    def record_reverts(
+        self, items: Sequence[int], labeler: str = "", client_id: str | None = None
+    ) -> None:
+        """Take back `labeler`'s own standing answers on these items."""
         now = time.time()
         self._write(
-            "INSERT INTO journal (kind, idx, time) VALUES ('revert', ?, ?)",
-            [(item, now) for item in items],
+            "INSERT INTO journal (kind, idx, time, labeler, client_id) VALUES "
+            "('revert', ?, ?, ?, ?) ON CONFLICT (labeler, client_id) "
+            "WHERE client_id IS NOT NULL DO NOTHING",
+            [
+                (item, now, labeler, None if client_id is None else f"{client_id}:{item}")
+                for item in items
+            ],
         )
 
+    def known_client_ids(self, labeler: str, client_ids: Sequence[str]) -> set[str]:
+        """Which of a labeler's answer ids are journaled already (a client's re-send)."""
+        marks = ",".join("?" * len(client_ids))
+        rows = self._rows(
+            f"SELECT client_id FROM journal WHERE labeler=? AND client_id IN ({marks})",
+            (labeler, *client_ids),
+        )
+        return {str(r[0]) for r in rows}
+
     def journal_rows(self) -> list[JournalRow]:
+        labeler = "labeler" if self.format == FORMAT_VERSION else "''"
         return [
             JournalRow(*r)
             for r in self._rows(
-                "SELECT seq, kind, idx, label, round, oracle, time FROM journal ORDER BY seq"
+                f"SELECT seq, kind, idx, label, round, oracle, time, {labeler} FROM journal "
+                "ORDER BY seq"
             )
         ]
 
+    @property
+    def overlap(self) -> int:
+        """How many labelers answer each image (`serve --overlap K`; 1 unless set)."""
+        row = self._rows("SELECT value FROM meta WHERE key='overlap'")
+        return int(row[0][0]) if row else 1
+
+    def set_overlap(self, overlap: int) -> None:
+        self._write("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", [(str(overlap),)])
+
+    def votes(self) -> dict[int, list[consensus.Vote]]:
+        """Each labeler's standing answer on every answered item (consensus.py)."""
+        return consensus.standing_votes(self.journal_rows())
+
     def labels(self) -> dict[int, LabelRecord]:
-        """Replay the journal: the current label of every labeled item, by item id."""
-        rows = self._rows("SELECT kind, idx, label, round, oracle, time FROM journal ORDER BY seq")
-        current: dict[int, LabelRecord] = {}
-        last_kind: dict[int, str] = {}
-        for kind, item, label, round_, oracle, t in rows:
-            if kind == "label":
-                current[item] = LabelRecord(item, label, round_, oracle, t)
-            elif kind == "revert" and last_kind.get(item) == "label":
-                current.pop(item, None)
-            last_kind[item] = kind
-        return current
+        """Replay the journal: the label that counts on every labeled item, by item id."""
+        return consensus.current_labels(self.journal_rows(), self.overlap)
 
     # ---------------------------------------------------------------- query queue
     def save_queries(self, queries: Sequence[Query]) -> None:

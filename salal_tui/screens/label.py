@@ -326,7 +326,13 @@ class LabelScreen(AutoReplay):
         """Go over the labels so far, the most doubtful first; back with q."""
         if self.oracle is not None:
             self.app.push_screen(
-                ReviewScreen(self.session.store, self.session.config.device, False, self.drawing)
+                ReviewScreen(
+                    self.session.store,
+                    self.session.config.device,
+                    False,
+                    self.drawing,
+                    self.oracle.labeler,
+                )
             )
 
     # ---------------------------------------------------------------- help and quit

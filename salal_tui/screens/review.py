@@ -23,6 +23,7 @@ from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import Answer
 from salal_core.run.review import Doubt, doubts_apart
 from salal_core.run.store import RunStore
+from salal_core.team.labelers import login_name
 
 from ..graphics import Drawing
 from ..keys import KeyMap
@@ -55,12 +56,19 @@ class ReviewScreen(Screen[None]):
     ]
 
     def __init__(
-        self, store: RunStore, device: str, standalone: bool = True, drawing: Drawing = "blocks"
+        self,
+        store: RunStore,
+        device: str,
+        standalone: bool = True,
+        drawing: Drawing = "blocks",
+        labeler: str = "",
     ) -> None:
         """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
-        screen over a live run (q goes back; the engine takes corrections at its next round)."""
+        screen over a live run (q goes back; the engine takes corrections at its next round).
+        `labeler`: whose corrections they are, in the journal (the login name by default)."""
         super().__init__()
         self.store, self.device, self.standalone = store, device, standalone
+        self.labeler = labeler or login_name()
         self.drawing = drawing
         self.doubts: list[Doubt] = []
         self.images: ImageSet | None = None
@@ -149,7 +157,9 @@ class ReviewScreen(Screen[None]):
         event.stop()
         if label != doubt.given:
             round_ = self.store.highest_asked_round()
-            answer = Answer(doubt.position, doubt.item, label, round_, "human", time.time())
+            answer = Answer(
+                doubt.position, doubt.item, label, round_, "human", time.time(), self.labeler
+            )
             try:
                 self.store.record_answers([answer])  # on disk before the next image
             except SalalError as exc:

@@ -1,6 +1,7 @@
 """Subcommands beyond `run` and `pretrain`, each registering its own parser."""
 
 from salal_core.cli.commands import (
+    agreement,
     bench,
     compare,
     export,
@@ -12,6 +13,7 @@ from salal_core.cli.commands import (
 from salal_core.cli.options import Register
 
 REGISTER: list[Register] = [
+    agreement.register,
     bench.register,
     compare.register,
     export.register,

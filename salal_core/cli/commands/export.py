@@ -1,4 +1,5 @@
-"""`salal-core export RUN_DIR`: each labeled item, its class, who labeled it, when, which round."""
+"""`salal-core export RUN_DIR`: each labeled item, its class, who labeled it (the oracle, and the
+person: the labeler), when, which round."""
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ from salal_core.run.opened import OpenedRun
 from salal_core.run.records import StoredItem
 from salal_core.run.store import RunStore
 
-FIELDS = ["index", "source", "label", "class", "oracle", "round", "time"]
+FIELDS = ["index", "source", "label", "class", "oracle", "labeler", "round", "time"]
 
 
 def export_rows(run_dir: Path, history: bool = False) -> list[dict[str, Any]]:
     """One row per labeled item (`index` is the run's item id); `source` is the image's file
     where it has one of its own (an image folder), else its id in the source (an archive
     member, a CIFAR batch row). With `history`, every label ever given, in the order given,
-    `current` saying which one stands. Runs of every format export reads are accepted."""
+    `current` saying which one counts (with several labelers, each person's answer is a row of
+    its own). Runs of every format export reads are accepted."""
     # Reading is safe beside a live run, and needs neither the lock nor the data.
     store = RunStore(run_dir, create=False, lock=False, read_only=True)
     try:
@@ -39,11 +41,14 @@ def export_rows(run_dir: Path, history: bool = False) -> list[dict[str, Any]]:
         current = store.labels()
         if history:
             given = [r for r in store.journal_rows() if r.kind == "label"]
-            latest = {r.item: r.time for r in current.values()}
-            records = [(r.item, r.label or 0, r.oracle or "", r.round or 0, r.time) for r in given]
+            counting = {(r.item, r.labeler, r.time) for r in current.values()}
+            records = [
+                (r.item, r.label or 0, r.oracle or "", r.labeler, r.round or 0, r.time)
+                for r in given
+            ]
         else:
             by_item = sorted(current.values(), key=lambda r: r.item)
-            records = [(r.item, r.label, r.oracle, r.round, r.time) for r in by_item]
+            records = [(r.item, r.label, r.oracle, r.labeler, r.round, r.time) for r in by_item]
     finally:
         store.close()
 
@@ -56,18 +61,19 @@ def export_rows(run_dir: Path, history: bool = False) -> list[dict[str, Any]]:
         return str(root / found) if found and files else found
 
     rows = []
-    for item, label, oracle, round_, time in records:
+    for item, label, oracle, labeler, round_, time in records:
         row: dict[str, Any] = {
             "index": item,
             "source": source(item),
             "label": label,
             "class": names[label] if 0 <= label < len(names) else "",
             "oracle": oracle,
+            "labeler": labeler,
             "round": round_,
             "time": dt.datetime.fromtimestamp(time, dt.UTC).isoformat(timespec="milliseconds"),
         }
         if history:
-            row["current"] = latest.get(item) == time
+            row["current"] = (item, labeler, time) in counting
         rows.append(row)
     return rows
 
