@@ -5,6 +5,7 @@ salal-core pretrain rotation pretraining alone
 salal-core compare  acquisition functions side by side over seeds
 salal-core export   the labels of a run as CSV or JSON
 salal-core predict  the model's class for every unlabeled image
+salal-core serve    one run as a service that several labelers join
 salal-core agreement how far a run's labelers agree
 """
 

@@ -42,6 +42,7 @@ from salal_core.parallel.pipe import (
     Up,
 )
 from salal_core.parallel.spawning import prepare_to_spawn
+from salal_core.run.oracle import Oracle
 from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 
@@ -51,12 +52,19 @@ ENGINE_NICENESS = 10  # the person's keypresses win the CPU over the training pr
 
 class EngineProcess:
     """Runs the session's engine in a child process; `run()` and `stop()` behave as the
-    engine's own, and the session (this side) keeps the oracle and the images."""
+    engine's own, and the session (this side) keeps the oracle and the images. `oracle`
+    stands in for the session's own (the service's shared queue)."""
 
     def __init__(
-        self, session: Session, emit: Emit, niceness: int = ENGINE_NICENESS, ranks: int = 1
+        self,
+        session: Session,
+        emit: Emit,
+        niceness: int = ENGINE_NICENESS,
+        ranks: int = 1,
+        oracle: Oracle | None = None,
     ) -> None:
         self.session, self.emit, self.niceness, self.ranks = session, emit, niceness, ranks
+        self.oracle: Oracle | None = oracle if oracle is not None else session.oracle
         self.process: BaseProcess | None = None
         self.followers: list[BaseProcess] = []
         self._conn: Connection | None = None
@@ -97,13 +105,15 @@ class EngineProcess:
             return self._serve(conn, process)
         finally:
             self._finish()
+            if self.oracle is not None:  # no answer is taken once the engine is gone
+                self.oracle.close()
             self.session.close()
 
     def stop(self) -> None:
         """Ask the child, from any thread, to save and stop; it is killed if it dawdles."""
         self._stopping.set()
-        if self.session.oracle is not None:  # no more answers: a waiting collect returns
-            self.session.oracle.close()
+        if self.oracle is not None:  # no more answers: a waiting collect returns
+            self.oracle.close()
         self._send(Stop())
 
     def _serve(self, conn: Connection, process: BaseProcess) -> RunSummary | None:
@@ -121,7 +131,7 @@ class EngineProcess:
                 message: Up = conn.recv()
             except (EOFError, OSError):
                 raise self._died(process) from None
-            oracle = self.session.oracle
+            oracle = self.oracle
             match message:
                 case EngineEvent(event):
                     self._forward(event)
@@ -149,9 +159,9 @@ class EngineProcess:
 
     def _answer(self, indices: tuple[int, ...]) -> None:
         """Wait for the person in a thread of its own, then hand the answers down."""
-        assert self.session.oracle is not None  # only a human oracle's child collects
+        assert self.oracle is not None  # only a human oracle's child collects
         try:
-            answers = self.session.oracle.collect(indices)
+            answers = self.oracle.collect(indices)
         except OracleClosed:
             return  # stopping: `stop` has told the child already
         self._send(Answers(answers))

@@ -9,6 +9,7 @@ from salal_core.cli.commands import (
     model_file,
     predict,
     review,
+    serve,
 )
 from salal_core.cli.options import Register
 
@@ -21,4 +22,5 @@ REGISTER: list[Register] = [
     model_file.register,
     predict.register,
     review.register,
+    serve.register,
 ]

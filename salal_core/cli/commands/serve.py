@@ -1,0 +1,150 @@
+"""`salal-core serve`: one run as a local service that several labelers join.
+
+It holds the run (its lock, journal, queue and engine) and listens on a Unix socket in the
+run directory; each `salal-tui --join RUN_DIR` is a labeler. It runs until it is stopped
+(Ctrl-C or SIGTERM: the engine saves and stops), or until the run has ended and every
+labeler has left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from salal_core.cli.flags import overrides_from_args
+from salal_core.cli.options import (
+    Subparsers,
+    add_run_options,
+    class_names_from_args,
+    config_from_args,
+    run_dir_from_args,
+)
+from salal_core.cli.progress import RichProgress
+from salal_core.errors import SalalError
+from salal_core.events import fan_out
+from salal_core.team.endpoint import Admission
+from salal_core.team.leases import TeamQueue
+from salal_core.team.service import RunService
+
+LEAVE_CHECK = 0.5  # seconds between looks at whether every labeler has left a finished run
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from salal_core.parallel.distributed import check_local_ranks
+    from salal_core.parallel.worker import EngineProcess
+    from salal_core.run.factory import open_session
+    from salal_core.runtime import resolve_device
+
+    if args.run_dir is not None:
+        if args.out is not None or args.resume is not None:
+            raise SalalError("give the run directory once: RUN_DIR, --out or --resume")
+        args.resume = args.run_dir
+    if args.overlap is not None and args.overlap < 1:
+        raise SalalError(f"--overlap {args.overlap}: give how many labelers answer each image")
+    if args.lease <= 0:
+        raise SalalError(f"--lease {args.lease}: give the seconds a labeler may sit idle")
+    run_dir, resume = run_dir_from_args(args)
+    session = open_session(
+        None if resume else config_from_args(args, human=True),
+        run_dir,
+        oracle="human",
+        resume=resume,
+        overrides=overrides_from_args(args) if resume else None,
+        class_names=class_names_from_args(args),
+        labels_file=args.labels,
+    )
+    store = session.store
+    try:
+        check_local_ranks(args.ranks, resolve_device(session.config.device))
+        if args.overlap is not None:
+            store.set_overlap(args.overlap)
+        queue = TeamQueue(store, store.overlap, args.lease)
+    except BaseException:
+        session.close()
+        raise
+
+    def class_names() -> tuple[str, ...]:
+        loaded = session.images.loaded
+        if loaded is not None:
+            return tuple(loaded.class_names)
+        return session.request.class_names or tuple(store.class_names())
+
+    group = os.stat(run_dir).st_gid if args.socket_group else None
+    with RichProgress() as progress:
+        service = RunService(
+            run_dir,
+            queue,
+            session.images,
+            class_names,
+            Admission(os.getuid(), group),
+            lambda line: progress.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}"),
+        )
+        engine = EngineProcess(
+            session, fan_out(progress, service.on_event), ranks=args.ranks, oracle=queue
+        )
+        try:
+            path = service.start(args.socket_group)
+        except BaseException:
+            session.close()
+            raise
+        progress.console.print(
+            f"serving {run_dir} on {path} (overlap {queue.overlap}); each labeler joins with: "
+            f"salal-tui --join {run_dir}"
+        )
+
+        stopping = threading.Event()
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            progress.console.print("stopping: the engine saves, then the service ends")
+            stopping.set()
+            engine.stop()
+            signal.signal(signum, signal.SIG_DFL)  # a second signal ends it at once
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            summary = engine.run()
+            if summary is not None:
+                progress.console.print(
+                    f"the run has finished: {summary.labeled:,} labeled; "
+                    f"{summary.stop_detail or summary.stop_reason}"
+                )
+            while service.connected() and not stopping.is_set():
+                stopping.wait(LEAVE_CHECK)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            service.close()
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("serve", help="one run as a service that several labelers join")
+    p.add_argument(
+        "run_dir", nargs="?", type=Path, metavar="RUN_DIR", help="an existing run to serve"
+    )
+    add_run_options(p)
+    p.add_argument(
+        "--overlap",
+        type=int,
+        metavar="K",
+        help="how many labelers answer each image (kept in the run; 1 to start)",
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="an idle labeler's images go back to the queue after this long",
+    )
+    p.add_argument(
+        "--socket-group",
+        action="store_true",
+        help="let the run directory's group join too (else only its owner)",
+    )
+    p.add_argument("--ranks", type=int, default=1, metavar="N", help="engine processes")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,153 @@
+"""Where a run's service listens, and who may connect.
+
+The socket is `RUN_DIR/salal.sock`, made under umask 077. Where that path is too long for
+AF_UNIX (about 107 bytes) or the filesystem cannot hold a socket (NFS), it is made in the
+user's runtime directory instead, and `RUN_DIR/salal.sock.path` names it. Every peer is
+checked with SO_PEERCRED: the run's owner, or with --socket-group, a member of the run
+directory's group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import grp
+import hashlib
+import os
+import pwd
+import socket
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from salal_core.errors import SalalError
+
+SOCKET_NAME = "salal.sock"
+POINTER_NAME = "salal.sock.path"
+MAX_SOCKET_PATH = 107  # bytes, with the terminating NUL of sun_path's 108
+
+
+@dataclass(frozen=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Who may connect: the owner's uid, and the group allowed beside it (None: nobody)."""
+
+    owner_uid: int
+    group_gid: int | None
+
+    def allows(self, peer: Peer) -> bool:
+        if peer.uid == self.owner_uid:
+            return True
+        if self.group_gid is None:
+            return False
+        if peer.gid == self.group_gid:
+            return True
+        try:
+            name = pwd.getpwuid(peer.uid).pw_name
+            return name in grp.getgrgid(self.group_gid).gr_mem
+        except KeyError:
+            return False
+
+
+def peer_of(conn: socket.socket) -> Peer:
+    """The connecting process's credentials, as the kernel saw them at connect."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return Peer(*struct.unpack("3i", raw))
+
+
+def runtime_socket(run_dir: Path) -> Path:
+    """The fallback place: the user's runtime directory, named after the run's path."""
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/salal-{os.getuid()}")
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    digest = hashlib.sha256(str(run_dir.resolve()).encode()).hexdigest()[:16]
+    return base / f"salal-{digest}.sock"
+
+
+def socket_path(run_dir: Path) -> Path:
+    """Where a client finds the run's service (the pointer file wins where there is one)."""
+    pointer = run_dir / POINTER_NAME
+    if pointer.exists():
+        return Path(pointer.read_text().strip())
+    return run_dir / SOCKET_NAME
+
+
+def listen(run_dir: Path, group: bool = False) -> tuple[socket.socket, Path]:
+    """Bind the run's socket (the caller holds the run's lock), private to its owner, or to
+    the directory's group with `group`."""
+    pointer = run_dir / POINTER_NAME
+    with contextlib.suppress(FileNotFoundError):
+        pointer.unlink()
+    path = run_dir / SOCKET_NAME
+    server: socket.socket | None = None
+    if len(os.fsencode(path.resolve())) <= MAX_SOCKET_PATH:
+        server = _bind(path)
+    if server is None:
+        path = runtime_socket(run_dir)
+        server = _bind(path)
+        if server is None:
+            raise SalalError(f"cannot make a socket at {path}; check its directory")
+        pointer.write_text(f"{path}\n")
+    if group:
+        os.chmod(path, 0o770)
+    server.listen(16)
+    return server, path
+
+
+def _bind(path: Path) -> socket.socket | None:
+    """A socket bound at `path` (a stale one of ours removed first); None where the
+    filesystem cannot hold one."""
+    remove_stale(path)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        server.bind(str(path))
+    except OSError as exc:
+        server.close()
+        if exc.errno in (errno.EPERM, errno.EOPNOTSUPP, errno.EACCES, errno.ENAMETOOLONG):
+            return None
+        raise
+    finally:
+        os.umask(old)
+    return server
+
+
+def remove_stale(path: Path) -> None:
+    """Remove a socket left by a service that died, only if it is ours and nobody answers."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
+        raise SalalError(f"{path} is in the way and is not a socket of yours; move it away")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # refused: nobody listens
+        return
+    finally:
+        probe.close()
+    raise SalalError(f"a salal service already answers on {path}; join it with --join")
+
+
+def connect(target: Path) -> socket.socket:
+    """A connection to a run's service: `target` is the run directory, or the socket itself
+    (one forwarded with ssh -L); a one-line error saying how to start one if none answers."""
+    path = target if target.is_socket() else socket_path(target)
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(str(path))
+    except OSError as exc:
+        conn.close()
+        raise SalalError(
+            f"no salal service answers on {path} ({exc.strerror or exc}); start one with "
+            f"salal-core serve {target}"
+        ) from None
+    return conn

@@ -1,0 +1,258 @@
+"""The run's queue shared by several labelers: the engine's oracle on one side, leases on the
+other.
+
+The engine asks and collects as it does of one person (run/oracle.py). Each queued image is
+leased to one labeler at a time (to `overlap` of them at most, with `--overlap K`), and a
+lease returns to the queue when its labeler leaves or sits idle past the lease time. The
+first label an image gets goes to the engine at once; the rest are journaled for the majority
+(team/consensus.py). A skip passes the image on to somebody else; once K labelers have passed
+on it, the engine hears it was skipped and may ask again later.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from salal_core.errors import OracleClosed
+from salal_core.events import OracleName, Query
+from salal_core.run.oracle import SKIP, Answer, AnswerJournal
+
+PER_LABELER = 6  # images leased ahead to each labeler: the next ones are always there
+
+
+class TeamJournal(AnswerJournal, Protocol):
+    def known_client_ids(self, labeler: str, client_ids: Sequence[str]) -> set[str]:
+        """Which of these answer ids of `labeler` the journal holds already."""
+
+
+class LeaseError(Exception):
+    """A request that cannot be carried out (an image not open to this labeler, nothing to
+    undo); its message is the one line the labeler sees."""
+
+
+@dataclass(frozen=True)
+class Undone:
+    query: Query
+    label: int
+
+
+class TeamQueue:
+    """Thread-safe: the engine's thread, each connection's thread and the lease clock."""
+
+    name: OracleName = "human"
+
+    def __init__(
+        self,
+        journal: TeamJournal,
+        overlap: int = 1,
+        lease_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.journal, self.overlap, self.lease_seconds = journal, max(1, overlap), lease_seconds
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._order: list[int] = []  # asked positions, in asking order, until fully answered
+        self._queries: dict[int, Query] = {}
+        self._by_item: dict[int, int] = {}
+        self._responses: dict[int, dict[str, int]] = {}  # position -> labeler -> label or SKIP
+        self._leases: dict[str, list[int]] = {}  # labeler -> leased positions, in order
+        self._last_seen: dict[str, float] = {}
+        self._resolved: dict[int, int] = {}  # the engine's answer, waiting to be collected
+        self._collected: set[int] = set()
+        self._history: dict[str, list[tuple[int, ...]]] = {}  # each labeler's undoable answers
+        self._closed = False
+
+    # ---------------------------------------------------------------- engine side
+    def ask(self, queries: Sequence[Query]) -> None:
+        with self._cond:
+            for q in queries:
+                if q.index in self._queries and q.index not in self._collected:
+                    continue
+                self._collected.discard(q.index)  # skipped earlier, asked again: a new question
+                self._responses.pop(q.index, None)
+                self._queries[q.index], self._by_item[q.item] = q, q.index
+                self._order.append(q.index)
+            self._cond.notify_all()
+
+    def collect(self, indices: Sequence[int]) -> dict[int, int]:
+        wanted = [int(i) for i in indices]
+        with self._cond:
+            while not all(i in self._resolved for i in wanted):
+                if self._closed:
+                    raise OracleClosed()
+                self._cond.wait(timeout=0.5)
+            result = {}
+            for i in wanted:
+                label = self._resolved.pop(i)
+                self._collected.add(i)
+                if label != SKIP:
+                    result[i] = label
+            for labeler, groups in self._history.items():  # trained on: no longer undoable
+                kept = (tuple(i for i in g if i not in self._collected) for g in groups)
+                self._history[labeler] = [g for g in kept if g]
+            return result
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def unanswered(self) -> int:
+        """Asked images the engine has no answer for yet."""
+        with self._cond:
+            return sum(
+                1 for i in self._order if i not in self._resolved and i not in self._collected
+            )
+
+    # ---------------------------------------------------------------- labeler side
+    def lease(self, labeler: str, count: int = PER_LABELER) -> list[Query]:
+        """Lease `labeler` images until they hold `count`; returns the new ones, in order."""
+        with self._cond:
+            self._last_seen[labeler] = self._clock()
+            held = self._leases.setdefault(labeler, [])
+            new: list[Query] = []
+            for i in self._order:
+                if len(held) >= count:
+                    break
+                if self._open_to(i, labeler) and i not in held:
+                    held.append(i)
+                    new.append(self._queries[i])
+            return new
+
+    def _open_to(self, i: int, labeler: str) -> bool:
+        """Whether `labeler` may be asked image `i` now: they have not answered it, and fewer
+        than `overlap` answers and other labelers' leases are on it."""
+        responses = self._responses.get(i, {})
+        if labeler in responses or len(responses) >= self.overlap:
+            return False
+        others = sum(i in held for who, held in self._leases.items() if who != labeler)
+        return len(responses) + others < self.overlap
+
+    def leased(self, labeler: str) -> list[Query]:
+        with self._cond:
+            return [self._queries[i] for i in self._leases.get(labeler, [])]
+
+    def give(
+        self,
+        labeler: str,
+        client_id: str,
+        answers: Sequence[tuple[int, int]],
+        oracle: OracleName = "human",
+    ) -> None:
+        """Journal `labeler`'s answers `(item, label)` in one write, then count them. An
+        image can be answered by whoever holds it, or by anyone while it still wants answers
+        (a lapsed lease: the labeler was only slow)."""
+        with self._cond:
+            if self._closed:
+                raise LeaseError("the run has finished; your answers so far are saved")
+            self._last_seen[labeler] = self._clock()
+            ids = [f"{client_id}:{item}" for item, _ in answers]
+            if ids and self.journal.known_client_ids(labeler, ids) == set(ids):
+                return  # a re-send of answers journaled before the connection dropped
+            positions = []
+            for item, _ in answers:
+                i = self._by_item.get(item)
+                held = i is not None and i in self._leases.get(labeler, [])
+                if i is None or not (held or self._open_to(i, labeler)):
+                    raise LeaseError(f"image {item} is not waiting for your answer")
+                positions.append(i)
+            if len(set(positions)) < len(positions) or not positions:
+                raise LeaseError("each image is answered once")
+            now = time.time()
+            rows = [
+                (i, item, label, row_id)
+                for i, (item, label), row_id in zip(positions, answers, ids, strict=True)
+            ]
+            self.journal.record_answers(
+                [
+                    Answer(i, item, label, self._queries[i].round, oracle, now, labeler, row_id)
+                    for i, item, label, row_id in rows
+                ]
+            )
+            for i, (_, label) in zip(positions, answers, strict=True):
+                self._responses.setdefault(i, {})[labeler] = label
+                self._drop_lease(labeler, i)
+                self._resolve(i)
+            undoable = tuple(i for i in positions if i not in self._collected)
+            if undoable:
+                self._history.setdefault(labeler, []).append(undoable)
+            else:  # answers after the engine trained on the image: nothing before is undoable
+                self._history[labeler] = []
+            self._cond.notify_all()
+
+    def _resolve(self, i: int) -> None:
+        """The engine's answer for image `i`: its first label, or a skip once `overlap`
+        labelers have all passed on it; none yet otherwise."""
+        self._resolved.pop(i, None)
+        if i in self._collected:
+            return
+        labels = [label for label in self._responses.get(i, {}).values() if label != SKIP]
+        if labels:
+            self._resolved[i] = labels[0]
+        elif len(self._responses.get(i, {})) >= self.overlap:
+            self._resolved[i] = SKIP
+
+    def _drop_lease(self, labeler: str, i: int) -> None:
+        held = self._leases.get(labeler, [])
+        if i in held:
+            held.remove(i)
+
+    def take_back(self, labeler: str, client_id: str) -> list[Undone]:
+        """Undo `labeler`'s last answer, and only theirs: the images go back in front of
+        their own queue. Refused once the engine has trained on it."""
+        with self._cond:
+            if self._closed:
+                raise LeaseError("the run has finished; nothing can be undone now")
+            self._last_seen[labeler] = self._clock()
+            groups = self._history.get(labeler, [])
+            if not groups:
+                raise LeaseError("nothing to undo: the engine has already trained on your answers")
+            group = groups[-1]
+            undone = [Undone(self._queries[i], self._responses[i][labeler]) for i in group]
+            self.journal.record_reverts([u.query.item for u in undone], labeler, client_id)
+            groups.pop()
+            for i in group:
+                del self._responses[i][labeler]
+                self._resolve(i)
+            held = self._leases.setdefault(labeler, [])
+            held[:0] = [i for i in group if i not in held]
+            self._cond.notify_all()
+            return undone
+
+    def release(self, labeler: str) -> list[int]:
+        """The labeler left: their leased images return to the queue; returns their items."""
+        with self._cond:
+            gone = self._leases.pop(labeler, [])
+            self._cond.notify_all()
+            return [self._queries[i].item for i in gone]
+
+    def expire(self) -> dict[str, list[int]]:
+        """Leases of labelers idle past the lease time return to the queue: labeler -> items."""
+        with self._cond:
+            now = self._clock()
+            idle = [
+                who
+                for who, held in self._leases.items()
+                if held and now - self._last_seen.get(who, now) > self.lease_seconds
+            ]
+            return {who: self.release(who) for who in idle}
+
+    @property
+    def asked_any(self) -> bool:
+        """Whether the engine has asked anything yet (a resumed run re-asks its open
+        questions once it has loaded)."""
+        with self._cond:
+            return bool(self._queries)
+
+    def touch(self, labeler: str) -> None:
+        with self._cond:
+            self._last_seen[labeler] = self._clock()
+
+    def query_of(self, item: int) -> Query | None:
+        with self._cond:
+            i = self._by_item.get(item)
+            return None if i is None else self._queries[i]

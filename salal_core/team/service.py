@@ -1,0 +1,307 @@
+"""One run, served to its labelers over a Unix socket.
+
+The service holds what one app process held alone: the run's lock and journal, the queue
+(leases.py) and the engine (an EngineProcess child, as the app runs it). Each connection is
+a thread that reads frames and answers them; an answer is journaled before it is
+acknowledged. A frame that cannot be read gets a `Problem` reply and a log line, and never
+reaches the journal; a frame too large to follow closes that connection alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import assert_never
+
+import numpy as np
+from PIL import Image
+
+from salal_core.events import Event, QueryReady, StepProgress
+from salal_core.run.session import SessionImages
+from salal_core.team import endpoint
+from salal_core.team.endpoint import Admission, Peer
+from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
+from salal_core.team.labelers import NAME
+from salal_core.team.leases import PER_LABELER, LeaseError, TeamQueue
+from salal_core.team.messages import (
+    CODEC,
+    Acknowledged,
+    Forwarded,
+    Give,
+    Hello,
+    ImageBytes,
+    Leased,
+    Leave,
+    Problem,
+    Refused,
+    Revoked,
+    TakeBack,
+    TakenBack,
+    ToClient,
+    ToService,
+    WantImage,
+    Welcome,
+)
+
+STEP_INTERVAL = 0.2  # seconds between forwarded step updates: bars move, sockets stay quiet
+LEASE_CHECK = 1.0  # seconds between looks for lapsed leases
+
+
+class Client:
+    """One connected labeler: its socket, and a lock so that two threads never interleave."""
+
+    def __init__(self, conn: socket.socket, peer: Peer) -> None:
+        self.conn, self.peer = conn, peer
+        self.labeler = ""  # set by Hello; nothing else is answered before it
+        self._lock = threading.Lock()
+
+    def send(self, message: ToClient) -> bool:
+        try:
+            frame = CODEC.encode(message)
+            with self._lock:
+                self.conn.sendall(frame)
+            return True
+        except OSError:
+            return False
+
+
+class RunService:
+    def __init__(
+        self,
+        run_dir: Path,
+        queue: TeamQueue,
+        images: SessionImages,
+        class_names: Callable[[], tuple[str, ...]],
+        admission: Admission,
+        log: Callable[[str], None],
+    ) -> None:
+        self.run_dir, self.queue, self.images = run_dir, queue, images
+        self.class_names, self.admission, self.log = class_names, admission, log
+        self.clients: list[Client] = []
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._last_step = 0.0
+        self._parked: list[tuple[Client, Give]] = []  # answers re-sent before the engine asked
+        self._server: socket.socket | None = None
+        self.socket_path: Path | None = None
+
+    # ---------------------------------------------------------------- lifetime
+    def start(self, group: bool = False) -> Path:
+        self._server, self.socket_path = endpoint.listen(self.run_dir, group)
+        threading.Thread(target=self._accept, name="salal-accept", daemon=True).start()
+        threading.Thread(target=self._lease_clock, name="salal-leases", daemon=True).start()
+        return self.socket_path
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.close()
+        if self.socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                (self.run_dir / endpoint.POINTER_NAME).unlink()
+        with self._lock:
+            clients = list(self.clients)
+        for client in clients:
+            with contextlib.suppress(OSError):
+                client.conn.shutdown(socket.SHUT_RDWR)
+
+    def connected(self) -> int:
+        with self._lock:
+            return len(self.clients)
+
+    # ---------------------------------------------------------------- engine side
+    def on_event(self, event: Event) -> None:
+        """An emit sink: every client hears the engine; new questions are leased out."""
+        if isinstance(event, StepProgress):
+            now = time.monotonic()
+            if now - self._last_step < STEP_INTERVAL and event.step != event.steps:
+                return
+            self._last_step = now
+        if isinstance(event, QueryReady):  # each labeler hears of their own leases alone
+            self._replay_parked()
+            self.top_up_all()
+            return
+        for client in self._snapshot():
+            client.send(Forwarded(event))
+
+    def top_up_all(self) -> None:
+        for client in self._snapshot():
+            self._top_up(client)
+
+    def _snapshot(self) -> list[Client]:
+        with self._lock:
+            return [c for c in self.clients if c.labeler]
+
+    def _top_up(self, client: Client) -> None:
+        new = self.queue.lease(client.labeler, PER_LABELER)
+        if new:
+            client.send(Leased(tuple(new)))
+
+    def _lease_clock(self) -> None:
+        while not self._closing.wait(LEASE_CHECK):
+            lapsed = self.queue.expire()
+            for client in self._snapshot():
+                items = lapsed.get(client.labeler)
+                if items:
+                    self.log(f"{client.labeler}: idle past the lease, {len(items)} images back")
+                    client.send(Revoked(tuple(items)))
+            self.top_up_all()  # lapsed leases, and images freed since the last look
+
+    # ---------------------------------------------------------------- connections
+    def _accept(self) -> None:
+        assert self._server is not None
+        while not self._closing.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            peer = endpoint.peer_of(conn)
+            if not self.admission.allows(peer):
+                self.log(f"refused a connection from uid {peer.uid} (pid {peer.pid})")
+                with contextlib.suppress(OSError):
+                    conn.sendall(CODEC.encode(Problem("this run is not shared with you")))
+                conn.close()
+                continue
+            client = Client(conn, peer)
+            threading.Thread(
+                target=self._serve, args=(client,), name="salal-client", daemon=True
+            ).start()
+
+    def _serve(self, client: Client) -> None:
+        try:
+            while True:
+                try:
+                    body = read_frame(client.conn)
+                except FrameTooLarge as exc:
+                    self._problem(client, str(exc))
+                    return  # the stream cannot be followed past it
+                except OSError:
+                    return
+                if body is None:
+                    return
+                try:
+                    message = CODEC.decode(body)
+                    if not isinstance(message, Hello | Give | TakeBack | WantImage | Leave):
+                        raise FrameError(f"{type(message).__name__} is not a request")
+                except FrameError as exc:
+                    self._problem(client, str(exc))
+                    continue
+                if not self._handle(client, message):
+                    return
+        finally:
+            self._gone(client)
+
+    def _problem(self, client: Client, reason: str) -> None:
+        self.log(f"a bad frame from pid {client.peer.pid}: {reason}")
+        client.send(Problem(reason))
+
+    def _gone(self, client: Client) -> None:
+        with self._lock:
+            if client in self.clients:
+                self.clients.remove(client)
+        with contextlib.suppress(OSError):
+            client.conn.close()
+        if client.labeler:
+            back = self.queue.release(client.labeler)
+            self.log(f"{client.labeler} left; {len(back)} leased images back in the queue")
+            self.top_up_all()
+
+    def _handle(self, client: Client, message: ToService) -> bool:
+        """Carry out one request; False ends the connection."""
+        if not client.labeler and not isinstance(message, Hello):
+            self._problem(client, "say Hello first")
+            return True
+        match message:
+            case Hello(name):
+                return self._hello(client, name)
+            case Give():
+                if not self.queue.asked_any:
+                    # A restarted service, its engine still loading: these are answers a
+                    # client sends again after a drop; they are taken once it asks again.
+                    with self._lock:
+                        self._parked.append((client, message))
+                    return True
+                self._give(client, message)
+            case TakeBack(client_id):
+                try:
+                    undone = self.queue.take_back(client.labeler, client_id)
+                except LeaseError as exc:
+                    client.send(Refused(client_id, str(exc)))
+                else:
+                    queries = tuple(u.query for u in undone)
+                    client.send(TakenBack(client_id, queries, tuple(u.label for u in undone)))
+            case WantImage(item):
+                self.queue.touch(client.labeler)
+                client.send(self._image(item))
+            case Leave():
+                return False
+            case _:
+                assert_never(message)
+        return True
+
+    def _give(self, client: Client, give: Give) -> None:
+        answers = [(a.item, a.label) for a in give.answers]
+        try:
+            self.queue.give(client.labeler, give.client_id, answers, give.oracle)
+        except LeaseError as exc:
+            client.send(Refused(give.client_id, str(exc)))
+        else:
+            client.send(Acknowledged(give.client_id))
+        self._top_up(client)
+
+    def _replay_parked(self) -> None:
+        with self._lock:
+            parked, self._parked = self._parked, []
+        for client, give in parked:
+            self._give(client, give)
+
+    def _hello(self, client: Client, name: str) -> bool:
+        if client.labeler:
+            self._problem(client, "Hello was said already")
+            return True
+        if not NAME.fullmatch(name):
+            client.send(Problem(f"{name!r} is not a labeler name"))
+            return False
+        with self._lock:
+            if any(c.labeler == name for c in self.clients):
+                taken = True
+            else:
+                taken = False
+                client.labeler = name
+                self.clients.append(client)
+        if taken:
+            client.send(Problem(f"{name} is labeling this run already; pass another --name"))
+            return False
+        self.log(f"{name} joined (pid {client.peer.pid})")
+        welcome = Welcome(
+            name, str(self.run_dir), self.class_names(), self.queue.overlap,
+            self.queue.lease_seconds,
+        )  # fmt: skip
+        client.send(welcome)
+        self._top_up(client)
+        return True
+
+    def _image(self, item: int) -> ImageBytes | Problem:
+        """The image as its original file where it is one, else a PNG of its pixels."""
+        images = self.images.loaded
+        query = self.queue.query_of(item)
+        if images is None or query is None:
+            return Problem(f"image {item} is not one of this run's questions")
+        path = images.original_path(query.index)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                data = path.read_bytes()
+                if len(data) * 4 // 3 < 15 * 1024 * 1024:
+                    return ImageBytes(item, path.suffix.lower(), base64.b64encode(data).decode())
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(images.train.images[query.index])).save(buffer, "PNG")
+        return ImageBytes(item, ".png", base64.b64encode(buffer.getvalue()).decode())

@@ -1,0 +1,183 @@
+"""A team on one run, through a real `salal-core serve`: two labelers at once, a labeler
+killed, the service killed, bad frames, and a peer the run is not shared with."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from team_driver import Labeler, Truth, kill_service, start_service
+
+from helpers import CLASSES, ROUNDS, tiny_cli, write_image_folder
+from salal_core.config import RunConfig
+from salal_core.errors import SalalError
+from salal_core.run.session import SessionImages
+from salal_core.run.store import RunStore
+from salal_core.team.client import ServiceClient
+from salal_core.team.endpoint import Admission
+from salal_core.team.frames import MAX_FRAME, read_frame
+from salal_core.team.leases import TeamQueue
+from salal_core.team.messages import CODEC, Problem
+from salal_core.team.service import RunService
+
+TIMEOUT = 180.0
+
+
+def new_run(tmp_path: Path, *extra: str) -> tuple[Path, list[str]]:
+    folder = write_image_folder(tmp_path / "photos", per_class_train=15, per_class_test=4)
+    run = tmp_path / "run"
+    args = tiny_cli("serve", folder, run, tmp_path / "cache", *ROUNDS, "--budget", "0.6", *extra)
+    return run, args[1:]
+
+
+def journal(run: Path) -> list[tuple[str, int, str]]:
+    store = RunStore(run, create=False, lock=False)
+    rows = [(r.kind, r.item, r.labeler) for r in store.journal_rows() if r.labeler]
+    store.close()
+    return rows
+
+
+def wait(labelers: list[Labeler]) -> None:
+    for labeler in labelers:
+        labeler.join(TIMEOUT)
+        assert not labeler.is_alive(), f"{labeler.labeler} never finished"
+        assert labeler.error is None, labeler.error
+
+
+def test_two_labelers_at_once_never_share_an_image_and_bad_frames_hurt_nobody(
+    tmp_path: Path,
+) -> None:
+    run, args = new_run(tmp_path)
+    log = tmp_path / "serve.log"
+    proc = start_service(run, *args, log=log)
+    try:
+        with socket.socket(socket.AF_UNIX) as raw:  # garbage first: the service stays up
+            raw.connect(str(run / "salal.sock"))
+            raw.sendall(struct.pack(">I", 9) + b"\x00garbage!")
+            reply = read_frame(raw)
+            assert reply is not None and isinstance(CODEC.decode(reply), Problem)
+            raw.sendall(struct.pack(">I", MAX_FRAME + 1))
+            reply = read_frame(raw)
+            assert reply is not None and "at most" in CODEC.decode(reply).reason
+            assert read_frame(raw) is None  # that connection alone is closed
+        truth = Truth(run, sorted(CLASSES))
+        labelers = [Labeler(run, name, truth) for name in ("ana", "ben")]
+        for labeler in labelers:
+            labeler.start()
+        wait(labelers)
+        assert proc.wait(TIMEOUT) == 0  # the run ended and everybody left
+    finally:
+        if proc.poll() is None:
+            kill_service(proc)
+    ana, ben = labelers
+    assert ana.acknowledged and ben.acknowledged
+    assert not ana.seen & ben.seen  # no image was asked of both
+    rows = journal(run)
+    assert Counter(item for kind, item, _ in rows if kind == "label").most_common(1)[0][1] == 1
+    for labeler in labelers:
+        mine = [item for kind, item, who in rows if kind == "label" and who == labeler.labeler]
+        assert mine == [item for item, _ in labeler.acknowledged]  # each once, as acknowledged
+    text = log.read_text()
+    assert "a bad frame" in text and "not JSON" in text and "Traceback" not in text
+
+
+def client_script(run: Path) -> str:
+    return (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from salal_core.team.client import ServiceClient\n"
+        f"c = ServiceClient(Path({str(run)!r}), 'cy')\n"
+        "c.connect()\n"
+        "print(' '.join(str(q.item) for q in c.wait_for_queries(60)), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+
+
+def test_a_labeler_killed_mid_lease_gives_its_images_back(tmp_path: Path) -> None:
+    run, args = new_run(tmp_path)
+    proc = start_service(run, *args, log=tmp_path / "serve.log")
+    try:
+        cy = subprocess.Popen(
+            [sys.executable, "-c", client_script(run)], stdout=subprocess.PIPE, text=True
+        )
+        assert cy.stdout is not None
+        held = {int(item) for item in cy.stdout.readline().split()}
+        assert held
+        cy.kill()  # SIGKILL: no goodbye
+        cy.wait()
+        truth = Truth(run, sorted(CLASSES))
+        ana = Labeler(run, "ana", truth)
+        ana.start()
+        deadline = time.monotonic() + TIMEOUT
+        while not held <= ana.seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held <= ana.seen  # everything cy held came back to the queue, and to ana
+        ana.stop.set()
+        wait([ana])
+    finally:
+        kill_service(proc)
+    assert all(who == "ana" for _, _, who in journal(run))  # cy answered nothing
+
+
+def test_the_service_killed_while_two_type_comes_back_with_every_answer(tmp_path: Path) -> None:
+    run, args = new_run(tmp_path)
+    log = tmp_path / "serve.log"
+    proc = start_service(run, *args, log=log)
+    truth = Truth(run, sorted(CLASSES))
+    labelers = [Labeler(run, name, truth, pause=0.05) for name in ("ana", "ben")]
+    try:
+        for labeler in labelers:
+            labeler.start()
+        deadline = time.monotonic() + TIMEOUT
+        while sum(len(x.acknowledged) for x in labelers) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        kill_service(proc)
+        time.sleep(0.5)
+        for labeler in labelers:  # each says so in one line, and keeps trying
+            assert labeler.statuses[:1] == [
+                "the service is gone; reconnecting… (every answer it acknowledged is saved)"
+            ]
+        proc = start_service(run, str(run), log=log)  # `salal-core serve RUN_DIR` resumes it
+        wait(labelers)
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            kill_service(proc)
+    rows = journal(run)
+    for labeler in labelers:
+        assert "reconnected" in labeler.statuses
+        mine = Counter(item for kind, item, who in rows if who == labeler.labeler)
+        assert all(mine[item] == 1 for item, _ in labeler.acknowledged), (
+            mine,
+            labeler.acknowledged,
+        )
+    labels = [item for kind, item, _ in rows if kind == "label"]
+    assert len(labels) == len(set(labels))  # nobody's answer is in twice
+
+
+def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    lines: list[str] = []
+    service = RunService(
+        store.dir,
+        TeamQueue(store),
+        SessionImages(RunConfig(), (), store),
+        lambda: ("cat", "dog"),
+        Admission(owner_uid=os.getuid() + 1, group_gid=None),  # the run is someone else's
+        lines.append,
+    )
+    service.start()
+    try:
+        with pytest.raises(SalalError, match="this run is not shared with you"):
+            ServiceClient(store.dir, "ana").connect()
+        assert lines == [f"refused a connection from uid {os.getuid()} (pid {os.getpid()})"]
+    finally:
+        service.close()
+        store.close()
