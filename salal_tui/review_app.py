@@ -16,10 +16,13 @@ class ReviewApp(App[None]):
     CSS_PATH = "salal.tcss"
     TITLE = "salal review"
 
-    def __init__(self, store: RunStore, device: str = "auto", drawing: Drawing = "blocks") -> None:
+    def __init__(
+        self, store: RunStore, device: str = "auto", drawing: Drawing = "blocks", only: str = ""
+    ) -> None:
+        """`only`: one labeler's own answers (--labeler)."""
         super().__init__()
         prepare_to_spawn()  # its probes run in a process of their own
-        self.review = ReviewScreen(store, device, drawing=drawing)
+        self.review = ReviewScreen(store, device, drawing=drawing, only=only)
         self.error: str | None = None
 
     def on_mount(self) -> None:

@@ -12,7 +12,9 @@ import torch
 
 from helpers import ROUNDS, tiny_cli
 from salal_core.cli.main import main
+from salal_core.run.oracle import Answer
 from salal_core.run.review import rank
+from salal_core.run.store import RunStore
 
 
 def test_a_confident_other_class_makes_a_suspect() -> None:
@@ -23,6 +25,8 @@ def test_a_confident_other_class_makes_a_suspect() -> None:
     order, suspect = rank(probs, given)
     assert suspect.tolist() == [False, False, True, False]
     assert order.tolist() == [2, 3, 1, 0]  # then the least sure of their label: 0.6, 0.8, 0.9
+    order, _ = rank(probs, given, torch.tensor([False, False, False, True]))
+    assert order.tolist() == [3, 2, 1, 0]  # labelers disagreeing on it comes before all
 
 
 def test_label_noise_flips_its_share_and_review_finds_them_first(
@@ -44,6 +48,31 @@ def test_label_noise_flips_its_share_and_review_finds_them_first(
     found = sum(r["index"] in wrong for r in rows)
     assert found >= 5, rows  # a random order would find 0.8 of them
     assert "precision at 96:" in captured.err and "a random order finds 8.0" in captured.err
+
+    # Two labelers answer an image differently: it comes first, with both answers.
+    item, other = int(labels[0]["index"]), int(labels[1]["index"])
+    store = RunStore(out, create=False)
+    store.record_answers(
+        [
+            Answer(-1, item, 0, 1, "human", 1.0, "ana"),
+            Answer(-1, other, 2, 1, "human", 1.0, "ana"),
+            Answer(-1, item, 1, 1, "human", 2.0, "ben"),
+        ]
+    )
+    names = store.class_names()
+    store.close()
+    assert main(["review", str(out), "--top", "1", "--device", "cpu"]) == 0
+    first = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert first["index"] == str(item) and first["labeler"] == "ben"  # the latest counts
+    assert first["disputed"] == f"ana:{names[0]} ben:{names[1]}"
+    assert main(["review", str(out), "--labeler", "ana", "--device", "cpu"]) == 0
+    mine = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["index"], r["given"]) for r in mine] == [
+        (str(item), names[0]),
+        (str(other), names[2]),
+    ]
+    assert main(["review", str(out), "--labeler", "cy", "--device", "cpu"]) == 2
+    assert "cy has no labels" in capsys.readouterr().err
 
 
 async def test_correcting_two_labels_in_the_app_keeps_their_history(

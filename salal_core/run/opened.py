@@ -41,13 +41,16 @@ class MatchedImages:
 class OpenedRun:
     """What a run directory says: its configuration, class names, items and standing labels.
 
-    `items` is empty for a run of an older format, which only `export` accepts."""
+    `items` is empty for a run of an older format, which only `export` accepts. `votes` is
+    each labeler's standing answer on every labeled item (team/consensus.py); `labels` the one
+    that counts."""
 
     dir: Path
     config: RunConfig
     class_names: tuple[str, ...]
     items: tuple[StoredItem, ...]
     labels: dict[int, LabelRecord]
+    votes: dict[int, tuple[LabelRecord, ...]]
 
     @classmethod
     def read(cls, run_dir: Path, any_format: bool = False) -> OpenedRun:
@@ -56,8 +59,9 @@ class OpenedRun:
         store = RunStore(run_dir, create=False, lock=False, read_only=any_format)
         try:
             if store.format != FORMAT_VERSION:
-                names = tuple(store.class_names())
-                return cls(run_dir, store.load_config(), names, (), store.labels())
+                names, labels = tuple(store.class_names()), store.labels()
+                votes: dict[int, tuple[LabelRecord, ...]] = {i: (r,) for i, r in labels.items()}
+                return cls(run_dir, store.load_config(), names, (), labels, votes)
             return cls.of_store(store, store.load_config())
         finally:
             store.close()
@@ -69,7 +73,8 @@ class OpenedRun:
         """The run through a store its caller holds open, with the configuration it runs with;
         `class_names` (from --classes) stand in where the run has none saved yet."""
         names = tuple(class_names) or tuple(store.class_names())
-        return cls(store.dir, config, names, tuple(store.items()), store.labels())
+        votes = {item: tuple(v.record for v in vs) for item, vs in store.votes().items()}
+        return cls(store.dir, config, names, tuple(store.items()), store.labels(), votes)
 
     def load_images(self, emit: Emit = ignore) -> MatchedImages:
         """The source through the decode cache, matched to the run's items by digest."""

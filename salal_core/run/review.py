@@ -6,7 +6,8 @@ that no head has seen the label it scores. A class's threshold is the mean proba
 heads give it on the images labeled with it; an image is a suspect when another class clears
 its own threshold and beats the given one: the model is confident, and confident of something
 else. Suspects come first, least sure of their given label first; then everything else in the
-same order, so a person can keep going.
+same order, so a person can keep going. Where several labelers answered an image differently
+(`--overlap`), it comes before all of them: people disagreeing is the surest sign there is.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Doubt:
     p_guess: float
     suspect: bool
     oracle: str  # who gave the label: "human" typed it, "accepted" took the model's guess
+    labeler: str  # the person who gave it ("" for the ground truth, a file)
+    disputed: tuple[tuple[str, int], ...]  # every labeler's answer where they differ, else ()
 
 
 def out_of_sample(
@@ -59,8 +62,11 @@ def out_of_sample(
     return probs
 
 
-def rank(probs: torch.Tensor, given: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C) probabilities and (N,) given labels -> (the review order, suspect mask)."""
+def rank(
+    probs: torch.Tensor, given: torch.Tensor, disputed: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, C) probabilities, (N,) given labels and which labelers disagree on -> (the review
+    order, suspect mask)."""
     classes = probs.shape[1]
     thresholds = torch.full((classes,), float("inf"))
     for c in range(classes):
@@ -71,32 +77,51 @@ def rank(probs: torch.Tensor, given: torch.Tensor) -> tuple[torch.Tensor, torch.
     best = torch.where(confident, probs, -1.0).argmax(1)
     suspect = confident.any(1) & (best != given)
     p_given = probs.gather(1, given.view(-1, 1))[:, 0]
-    # Suspects first (key 0), each group from the least sure of its given label.
-    order = np.lexsort((p_given.numpy(), (~suspect).numpy()))
+    # Disputed first, then suspects, each group from the least sure of its given label.
+    first = torch.zeros_like(suspect) if disputed is None else disputed
+    order = np.lexsort((p_given.numpy(), (~suspect).numpy(), (~first).numpy()))
     return torch.from_numpy(order), suspect
 
 
-def doubts_apart(run_dir: Path, device_name: str = "auto") -> list[Doubt]:
+def doubts_apart(run_dir: Path, device_name: str = "auto", labeler: str = "") -> list[Doubt]:
     """`review_doubts` in a spawned process of its own, as the engine runs: an app's keys never
     wait on its pool pass and probes. A `SalalError` comes back as itself."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:
-            return pool.submit(_doubts_of, run_dir, device_name).result()
+            return pool.submit(_doubts_of, run_dir, device_name, labeler).result()
         except BrokenProcessPool as exc:
             raise SalalError(f"the review process of {run_dir} stopped: {exc}") from None
 
 
-def _doubts_of(run_dir: Path, device_name: str) -> list[Doubt]:
+def _doubts_of(run_dir: Path, device_name: str, labeler: str) -> list[Doubt]:
     run = OpenedRun.read(run_dir)
-    return review_doubts(run, run.load_images(), device_name)
+    return review_doubts(run, run.load_images(), device_name, labeler)
 
 
-def review_doubts(run: OpenedRun, matched: MatchedImages, device_name: str = "auto") -> list[Doubt]:
+def review_doubts(
+    run: OpenedRun, matched: MatchedImages, device_name: str = "auto", labeler: str = ""
+) -> list[Doubt]:
     """Every label of the run whose image is still in `matched` (its positions there), in
-    review order."""
+    review order; with `labeler`, that labeler's own answers, whether they count or not."""
     config = run.config
     images, where = matched.images, matched.positions()
-    records = [r for r in run.labels.values() if r.item in where]
+    if labeler:
+        mine = (r for votes in run.votes.values() for r in votes if r.labeler == labeler)
+        records = [r for r in mine if r.item in where]
+        if not records:
+            raise SalalError(
+                f"{labeler} has no labels in {run.dir}; salal-core agreement {run.dir} lists "
+                "its labelers"
+            )
+    else:
+        records = [r for r in run.labels.values() if r.item in where]
+    # People disagreeing: a correction of the ground truth's label is no dispute.
+    people = {item: [r for r in votes if r.labeler] for item, votes in run.votes.items()}
+    disputes = {
+        item: tuple(sorted((r.labeler, r.label) for r in votes))
+        for item, votes in people.items()
+        if len({r.label for r in votes}) > 1
+    }
     if len(records) < 2:
         raise SalalError(f"{run.dir} has fewer than two labels to review")
     device = resolve_device(device_name)
@@ -114,7 +139,8 @@ def review_doubts(run: OpenedRun, matched: MatchedImages, device_name: str = "au
     x = pool_pass(model, data.train_images[positions.to(device)], data, config.eval_batch_size)[2]
     given = torch.tensor([r.label for r in records])
     probs = out_of_sample(x.cpu(), given, data.num_classes, torch.Generator().manual_seed(0))
-    order, suspect = rank(probs, given)
+    disputed = torch.tensor([r.item in disputes for r in records])
+    order, suspect = rank(probs, given, disputed)
     guess = probs.argmax(1)
     return [
         Doubt(
@@ -126,6 +152,8 @@ def review_doubts(run: OpenedRun, matched: MatchedImages, device_name: str = "au
             float(probs[i, guess[i]]),
             bool(suspect[i]),
             records[i].oracle,
+            records[i].labeler,
+            disputes.get(records[i].item, ()),
         )
         for i in order.tolist()
     ]

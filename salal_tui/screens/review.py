@@ -62,13 +62,15 @@ class ReviewScreen(Screen[None]):
         standalone: bool = True,
         drawing: Drawing = "blocks",
         labeler: str = "",
+        only: str = "",
     ) -> None:
         """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
         screen over a live run (q goes back; the engine takes corrections at its next round).
-        `labeler`: whose corrections they are, in the journal (the login name by default)."""
+        `labeler`: whose corrections they are, in the journal (the login name by default);
+        `only`: review one labeler's own answers (salal-tui --review RUN_DIR --labeler NAME)."""
         super().__init__()
         self.store, self.device, self.standalone = store, device, standalone
-        self.labeler = labeler or login_name()
+        self.labeler, self.only = labeler or login_name(), only
         self.drawing = drawing
         self.doubts: list[Doubt] = []
         self.images: ImageSet | None = None
@@ -96,7 +98,7 @@ class ReviewScreen(Screen[None]):
         """Seconds of probing in a process of their own, and of loading (from the decode cache
         the review just warmed) in a thread: the keys never wait on either."""
         try:
-            doubts = doubts_apart(self.store.dir, self.device)
+            doubts = doubts_apart(self.store.dir, self.device, self.only)
             run = OpenedRun.read(self.store.dir)
             originals = Originals(run.load_images().images, cache_folder(run.config.data))
         except SalalError as exc:
@@ -142,11 +144,14 @@ class ReviewScreen(Screen[None]):
         names = images.class_names
         pixels = self.originals.pixels(doubt.position) if self.originals else None
         self.query_one(ImagePane).show(pixels, f"#{doubt.item}")
+        given_by = GIVEN_BY.get(doubt.oracle, doubt.oracle)
+        by = f"{given_by} by {doubt.labeler}" if doubt.labeler else given_by
+        disputed = ", ".join(f"{who} {names[label]}" for who, label in doubt.disputed)
         self.query_one("#query", Static).update(
-            f"[b]given[/b] {names[doubt.given]} ({doubt.p_given:.0%})"
-            f"   [dim]{GIVEN_BY.get(doubt.oracle, doubt.oracle)}[/]\n"
+            f"[b]given[/b] {names[doubt.given]} ({doubt.p_given:.0%})   [dim]{by}[/]\n"
             f"[b]model[/b] [cyan]{names[doubt.guess]}[/] ({doubt.p_guess:.0%})"
             + ("   [yellow]suspect[/]" if doubt.suspect else "")
+            + (f"\n[b yellow]disputed[/] {disputed}" if disputed else "")
         )
 
     def on_key(self, event: events.Key) -> None:

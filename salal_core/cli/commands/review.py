@@ -1,5 +1,6 @@
 """`salal-core review RUN_DIR`: the labels most worth a second look, in review order (the
-method is in review.py), as CSV; with a ground truth, how many of the first 100 are wrong."""
+method is in review.py: images labelers disagree on first, then suspects), as CSV; with a
+ground truth, how many of the first 100 are wrong. `--labeler NAME`: one labeler's answers."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from salal_core.cli.options import Subparsers
 from salal_core.run.opened import OpenedRun
 from salal_core.run.review import Doubt, review_doubts
 
-FIELDS = ["rank", "index", "source", "given", "guess", "p_given", "p_guess", "suspect"]
+FIELDS = [
+    "rank", "index", "source", "given", "labeler", "guess", "p_given", "p_guess", "suspect",
+    "disputed",
+]  # fmt: skip
 AT = 100
 
 
@@ -27,7 +31,7 @@ def precision_at(doubts: list[Doubt], truth: list[int], at: int = AT) -> tuple[f
 def cmd_review(args: argparse.Namespace) -> int:
     run = OpenedRun.read(args.run_dir)
     matched = run.load_images()
-    doubts, images = review_doubts(run, matched, args.device), matched.images
+    doubts, images = review_doubts(run, matched, args.device, args.labeler), matched.images
     names = images.class_names
     rows: list[dict[str, Any]] = [
         {
@@ -35,10 +39,12 @@ def cmd_review(args: argparse.Namespace) -> int:
             "index": d.item,
             "source": str(images.original_path(d.position) or images.train.ids[d.position]),
             "given": names[d.given],
+            "labeler": d.labeler,
             "guess": names[d.guess],
             "p_given": round(d.p_given, 4),
             "p_guess": round(d.p_guess, 4),
             "suspect": d.suspect,
+            "disputed": " ".join(f"{who}:{names[label]}" for who, label in d.disputed),
         }
         for n, d in enumerate(doubts[: args.top or None], 1)
     ]
@@ -67,4 +73,5 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--top", type=int, default=0, metavar="N", help="only the first N (0: all)")
     p.add_argument("--out", type=Path, metavar="CSV", help="default: standard output")
     p.add_argument("--device", default="auto")
+    p.add_argument("--labeler", default="", metavar="NAME", help="only this labeler's own answers")
     p.set_defaults(func=cmd_review)
