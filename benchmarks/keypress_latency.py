@@ -3,13 +3,16 @@
 Drives the real app headless (Textual's run_test) with key presses sent the way the terminal
 driver sends them, the engine fine-tuning the whole time, and prints percentiles as JSON.
 `--runner process` is what salal-tui does (the engine in a child process); `--runner thread`
-runs it in a thread of the app's own process, for comparison. `--photos N` draws 600x500
+runs it in a thread of the app's own process, for comparison; `--runner service` serves the
+run with `salal-core serve` and joins it as `salal-tui --join` does, so that every answer is a
+round trip over the socket and every image comes through it. `--photos N` draws 600x500
 photos (the pack's images enlarged, written as a folder first) instead of the pack's 32x32
 images; `--images sixel` forces the pixel renderer, sixel encoding included, with a pane of
 10x20-pixel cells, as a headless app has.
 
     python benchmarks/keypress_latency.py --data ../shared/datasets/cifar10-jpeg.tar.gz
     python benchmarks/keypress_latency.py --data PACK --photos 400 --images sixel
+    python benchmarks/keypress_latency.py --data PACK --runner service
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
+import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -32,8 +39,10 @@ from salal_core.events import DataLoaded, Event
 from salal_core.parallel.worker import EngineProcess
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
+from salal_core.team.endpoint import socket_path
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
+from salal_tui.desk import JoinedDesk
 
 PHOTO = (600, 500)
 
@@ -63,10 +72,37 @@ def photo_folder(pack: Path, out: Path, per_class: int) -> Path:
     return out
 
 
+@contextmanager
+def served(data: Path, out: Path, args: argparse.Namespace) -> Iterator[None]:
+    """`salal-core serve` on a new run of the same settings, until the block ends."""
+    flags = f"--preset tiny --device {args.device} --pretrain-epochs 1 --epochs-per-round 40"
+    command = [sys.executable, "-m", "salal_core.cli", "serve", "--data", str(data)]
+    command += [*flags.split(), "--query-size", str(args.presses), "--budget", "1.0"]
+    proc = subprocess.Popen(
+        [*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        while not socket_path(out).is_socket():
+            if proc.poll() is not None:
+                raise SystemExit("salal-core serve did not start")
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
 async def measure(args: argparse.Namespace) -> dict:
     data = Path(args.data).resolve()
     if args.photos:
         data = photo_folder(data, Path(tempfile.mkdtemp()), args.photos // 10)
+    if args.runner == "service":
+        out = Path(tempfile.mkdtemp()) / "run"
+        with served(data, out, args):
+            bridge = EventBridge()
+            desk = JoinedDesk(out, "bench", bridge)
+            app = SalalApp(desk, bridge, False, desk, drawing=args.images)
+            return await drive(app, args)
     config = with_overrides(
         preset("tiny"),
         {
@@ -94,6 +130,13 @@ async def measure(args: argparse.Namespace) -> dict:
 
         runner = Engine.for_session(session, emit)
     app = SalalApp(session, bridge, auto=False, runner=runner, drawing=args.images)
+    return await drive(app, args)
+
+
+async def drive(app: SalalApp, args: argparse.Namespace) -> dict:
+    """Type two batches into the app and time each key to its next image."""
+    runner = app.runner
+    assert runner is not None
     latencies: list[float] = []
     idle: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -152,7 +195,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--runner", choices=["process", "thread"], default="process")
+    parser.add_argument("--runner", choices=["process", "thread", "service"], default="process")
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument(
         "--images", choices=["blocks", "sixel"], default="blocks", help="the renderer to force"

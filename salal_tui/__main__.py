@@ -55,15 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and score as N local processes: one per GPU, or N gloo processes on a CPU",
     )
     parser.add_argument(
+        "--join",
+        type=Path,
+        metavar="RUN_DIR",
+        help="label a run that salal-core serve holds, beside others (or its forwarded socket)",
+    )
+    parser.add_argument(
+        "--name", help="your name in the run's journal, with --join (default: your login name)"
+    )
+    parser.add_argument(
         "--review",
         type=Path,
         metavar="RUN_DIR",
         help="go over a run's labels, the most doubtful first, and correct them",
     )
+    parser.add_argument(
+        "--labeler",
+        default="",
+        metavar="NAME",
+        help="with --review: go over one labeler's own answers",
+    )
     return parser
 
 
-def review(run_dir: Path, device: str, drawing: Drawing) -> int:
+def review(run_dir: Path, device: str, drawing: Drawing, only: str = "") -> int:
     """`salal-tui --review RUN_DIR`: no engine runs; the run is locked while it is reviewed."""
     from salal_core.run.store import RunStore
 
@@ -74,7 +89,7 @@ def review(run_dir: Path, device: str, drawing: Drawing) -> int:
     except SalalError as exc:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
-    app = ReviewApp(store, device, drawing)
+    app = ReviewApp(store, device, drawing, only)
     try:
         app.run()
     finally:
@@ -89,6 +104,39 @@ def review(run_dir: Path, device: str, drawing: Drawing) -> int:
     return 0
 
 
+def join(args: argparse.Namespace, drawing: Drawing) -> int:
+    """`salal-tui --join RUN_DIR`: one labeler of a served run; the engine runs in the
+    service, and this app leases images from it."""
+    from salal_core.team.labelers import checked_name, login_name
+
+    from .app import SalalApp
+    from .bridge import EventBridge
+    from .desk import JoinedDesk
+
+    alone = [f for f in ("out", "resume", "review", "labels") if getattr(args, f, None)]
+    if args.auto_oracle or args.ranks != 1 or alone:
+        flag = "--auto-oracle" if args.auto_oracle else f"--{(alone or ['ranks'])[0]}"
+        print(
+            f"salal-tui: error: --join labels a served run; {flag} belongs to the service "
+            "(salal-core serve)",
+            file=sys.stderr,
+        )
+        return 2
+    bridge = EventBridge()
+    try:
+        desk = JoinedDesk(args.join, checked_name(args.name or login_name()), bridge)
+    except SalalError as exc:
+        print(f"salal-tui: error: {exc}", file=sys.stderr)
+        return 2
+    app = SalalApp(desk, bridge, False, desk, args.keys, drawing)
+    app.run()
+    if app.error:
+        print(f"salal-tui: error: {app.error}", file=sys.stderr)
+        return 2
+    print(f"your labels are saved in {desk.run_dir}; carry on with: {desk.carry_on}")
+    return app.return_code or 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.color != "auto":
@@ -100,7 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"salal-tui: error: {exc}", file=sys.stderr)
         return 2
     if args.review is not None:
-        return review(args.review, args.device or "auto", drawing)
+        return review(args.review, args.device or "auto", drawing, args.labeler)
+    if args.join is not None:
+        return join(args, drawing)
+    if args.name is not None:
+        print("salal-tui: error: --name goes with --join RUN_DIR", file=sys.stderr)
+        return 2
     from salal_core.parallel.distributed import check_local_ranks
     from salal_core.parallel.worker import EngineProcess
     from salal_core.run.factory import open_session

@@ -22,6 +22,7 @@ from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 
 from .bridge import EventBridge, RunFinishedMessage
+from .desk import Desk, LocalDesk
 from .graphics import Drawing
 from .screens import LabelScreen, SummaryScreen
 from .widgets import PhaseLine
@@ -43,23 +44,31 @@ class SalalApp(App[RunSummary | None]):
 
     def __init__(
         self,
-        session: Session,
+        run: Session | Desk,
         bridge: EventBridge,
         auto: bool,
         runner: Runner | None = None,
         keys_file: Path | None = None,
         drawing: Drawing = "blocks",
     ) -> None:
-        """`runner` None: events come from elsewhere (the snapshot tests feed the bridge);
+        """`run`: a run this app holds (its session), or a served run it joined (a desk);
+        `runner` None: events come from elsewhere (the snapshot tests feed the bridge);
         `drawing`: how images are drawn, as `graphics.choose_drawing` found before the start."""
         super().__init__()
         prepare_to_spawn()  # the review's probes spawn a process from inside the app
-        self.session, self.bridge, self.auto, self.runner = session, bridge, auto, runner
-        self.label_screen = LabelScreen(session, auto, keys_file, drawing)
+        self.desk = LocalDesk(run) if isinstance(run, Session) else run
+        self.bridge, self.auto, self.runner = bridge, auto, runner
+        self.label_screen = LabelScreen(self.desk, auto, keys_file, drawing)
         self.error: str | None = None
         self.quitting = False
         self.last_input = 0.0
         self._gc_threshold = gc.get_threshold()
+
+    @property
+    def session(self) -> Session:
+        """The session of a run this app holds (not of a joined one)."""
+        assert isinstance(self.desk, LocalDesk), "a joined run has no session here"
+        return self.desk.session
 
     def on_mount(self) -> None:
         self.push_screen(self.label_screen)

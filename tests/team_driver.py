@@ -12,10 +12,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers import ROUNDS, tiny_cli, write_image_folder
 from salal_core.events import Event, RunFinished
 from salal_core.run.store import RunStore
 from salal_core.team.client import Refusal, ServiceClient
 from salal_core.team.endpoint import socket_path
+
+
+def new_run(tmp_path: Path, *extra: str) -> tuple[Path, list[str]]:
+    folder = write_image_folder(tmp_path / "photos", per_class_train=15, per_class_test=4)
+    run = tmp_path / "run"
+    args = tiny_cli("serve", folder, run, tmp_path / "cache", *ROUNDS, "--budget", "0.6", *extra)
+    return run, args[1:]
 
 
 def start_service(run: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:

@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from team_driver import Labeler, Truth, kill_service, start_service
+from team_driver import Labeler, Truth, kill_service, new_run, start_service
 
-from helpers import CLASSES, ROUNDS, tiny_cli, write_image_folder
+from helpers import CLASSES
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
 from salal_core.run.session import SessionImages
@@ -28,13 +28,6 @@ from salal_core.team.messages import CODEC, Problem
 from salal_core.team.service import RunService
 
 TIMEOUT = 180.0
-
-
-def new_run(tmp_path: Path, *extra: str) -> tuple[Path, list[str]]:
-    folder = write_image_folder(tmp_path / "photos", per_class_train=15, per_class_test=4)
-    run = tmp_path / "run"
-    args = tiny_cli("serve", folder, run, tmp_path / "cache", *ROUNDS, "--budget", "0.6", *extra)
-    return run, args[1:]
 
 
 def journal(run: Path) -> list[tuple[str, int, str]]:
@@ -86,6 +79,7 @@ def test_two_labelers_at_once_never_share_an_image_and_bad_frames_hurt_nobody(
         assert mine == [item for item, _ in labeler.acknowledged]  # each once, as acknowledged
     text = log.read_text()
     assert "a bad frame" in text and "not JSON" in text and "Traceback" not in text
+    assert "the run has finished" in text and "0 images answered more than once" in text
 
 
 def client_script(run: Path) -> str:
@@ -167,6 +161,7 @@ def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
     lines: list[str] = []
     service = RunService(
         store.dir,
+        RunConfig(),
         TeamQueue(store),
         SessionImages(RunConfig(), (), store),
         lambda: ("cat", "dog"),

@@ -148,6 +148,9 @@ def test_an_idle_labelers_leases_lapse(tmp_path: Path) -> None:
     assert queue.expire() == {}
     queue._clock.now = 40.0  # type: ignore[attr-defined]
     assert queue.expire() == {"ana": [100, 101]}
+    assert queue.lease("ana", 2) == []  # away: nothing more until she is back
+    queue.touch("ana")
+    assert items(queue.lease("ana", 2)) == [100, 101]
     queue.give("ben", "b-1", [(102, 0)])  # ben is busy: his stay
     queue._clock.now = 65.0  # type: ignore[attr-defined]
     assert queue.expire() == {}

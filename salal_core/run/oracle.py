@@ -61,6 +61,29 @@ class Oracle(Protocol):
         """Items asked and not yet answered or skipped."""
 
 
+class Answering(Protocol):
+    """A person's side of the queue, as the labeling screens use it: the person's own
+    `HumanOracle`, or a labeler's share of a served run (team/joined.py)."""
+
+    labeler: str
+
+    def current(self) -> Query | None: ...
+
+    def queued(self) -> list[Query]: ...
+
+    def pending_answers(self) -> int: ...
+
+    def answer(self, index: int, label: int, oracle: OracleName = "human") -> Query: ...
+
+    def answer_all(
+        self, answers: Sequence[tuple[int, int]], oracle: OracleName = "human"
+    ) -> list[Query]: ...
+
+    def skip(self, index: int) -> Query: ...
+
+    def undo(self) -> list[tuple[Query, int]]: ...
+
+
 class AutoOracle:
     """Answers from the ground truth, at once: the write-up's experiment, reproduced."""
 

@@ -79,6 +79,7 @@ def fleiss_kappa(rated: list[list[int]], classes: int) -> float:
 
 def measure(answers: Answers, classes: int, top: int = 10) -> Agreement:
     """Every figure at once, from each labeler's standing answers."""
+    answers = {item: by for item, by in answers.items() if by}
     counts = Counter(labeler for by in answers.values() for labeler in by)
     labelers = sorted(counts)
     rated = {item: by for item, by in answers.items() if len(by) >= 2}

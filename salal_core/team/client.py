@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salal_core.errors import SalalError
-from salal_core.events import Emit, Query, ignore
+from salal_core.events import Emit, Query, QueryReady, ignore
 from salal_core.team import endpoint
 from salal_core.team.frames import FrameError, read_frame
 from salal_core.team.messages import (
@@ -228,10 +228,16 @@ class ServiceClient:
                     known = {q.item for q in self._queue}
                     self._queue.extend(q for q in queries if q.item not in known)
                     self._lock.notify_all()
+                if queries:  # to this labeler, these are the questions ready
+                    self.on_event(QueryReady(queries[0].round, queries))
             case Revoked(items):
                 gone = set(items)
                 with self._lock:
                     self._queue = [q for q in self._queue if q.item not in gone]
+                self.on_status(
+                    f"{len(items)} of your images went back to the queue while you were away; "
+                    "the next key brings you more"
+                )
             case TakenBack(request_id, queries, _):
                 with self._lock:
                     back = {q.item for q in queries}

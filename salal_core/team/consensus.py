@@ -5,7 +5,7 @@ answer on each image (their last label, unless they took it back). With one answ
 (overlap 1) the latest standing answer counts, whoever gave it: a correction in review
 replaces the label it corrects. With `--overlap K`, the first answer counts until K people
 have answered; then the majority does, and a tie goes to the earliest answer among the tied
-labels. Every image whose standing answers differ is disputed, for the review list.
+labels.
 """
 
 from __future__ import annotations
@@ -61,8 +61,3 @@ def counting_answer(votes: list[Vote], overlap: int) -> LabelRecord:
 def current_labels(rows: Iterable[JournalRow], overlap: int) -> dict[int, LabelRecord]:
     """Replay the journal: the label that counts on every labeled item, by item id."""
     return {item: counting_answer(votes, overlap) for item, votes in standing_votes(rows).items()}
-
-
-def disputed(votes: dict[int, list[Vote]]) -> list[int]:
-    """Images whose standing answers differ (a tie among them too), in item order."""
-    return sorted(item for item, vs in votes.items() if len({v.record.label for v in vs}) > 1)

@@ -61,6 +61,7 @@ class TeamQueue:
         self._responses: dict[int, dict[str, int]] = {}  # position -> labeler -> label or SKIP
         self._leases: dict[str, list[int]] = {}  # labeler -> leased positions, in order
         self._last_seen: dict[str, float] = {}
+        self._away: set[str] = set()  # leases lapsed: none again until they act
         self._resolved: dict[int, int] = {}  # the engine's answer, waiting to be collected
         self._collected: set[int] = set()
         self._history: dict[str, list[tuple[int, ...]]] = {}  # each labeler's undoable answers
@@ -112,7 +113,9 @@ class TeamQueue:
     def lease(self, labeler: str, count: int = PER_LABELER) -> list[Query]:
         """Lease `labeler` images until they hold `count`; returns the new ones, in order."""
         with self._cond:
-            self._last_seen[labeler] = self._clock()
+            if labeler in self._away:
+                return []
+            self._last_seen.setdefault(labeler, self._clock())
             held = self._leases.setdefault(labeler, [])
             new: list[Query] = []
             for i in self._order:
@@ -149,7 +152,7 @@ class TeamQueue:
         with self._cond:
             if self._closed:
                 raise LeaseError("the run has finished; your answers so far are saved")
-            self._last_seen[labeler] = self._clock()
+            self._seen(labeler)
             ids = [f"{client_id}:{item}" for item, _ in answers]
             if ids and self.journal.known_client_ids(labeler, ids) == set(ids):
                 return  # a re-send of answers journaled before the connection dropped
@@ -207,7 +210,7 @@ class TeamQueue:
         with self._cond:
             if self._closed:
                 raise LeaseError("the run has finished; nothing can be undone now")
-            self._last_seen[labeler] = self._clock()
+            self._seen(labeler)
             groups = self._history.get(labeler, [])
             if not groups:
                 raise LeaseError("nothing to undo: the engine has already trained on your answers")
@@ -239,6 +242,7 @@ class TeamQueue:
                 for who, held in self._leases.items()
                 if held and now - self._last_seen.get(who, now) > self.lease_seconds
             ]
+            self._away.update(idle)
             return {who: self.release(who) for who in idle}
 
     @property
@@ -249,8 +253,13 @@ class TeamQueue:
             return bool(self._queries)
 
     def touch(self, labeler: str) -> None:
+        """The labeler did something (joined, asked for an image): they are here."""
         with self._cond:
-            self._last_seen[labeler] = self._clock()
+            self._seen(labeler)
+
+    def _seen(self, labeler: str) -> None:
+        self._last_seen[labeler] = self._clock()
+        self._away.discard(labeler)
 
     def query_of(self, item: int) -> Query | None:
         with self._cond:

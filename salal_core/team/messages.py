@@ -65,6 +65,7 @@ class Welcome:
     class_names: tuple[str, ...]
     overlap: int
     lease_seconds: float
+    config: config.RunConfig  # what the labeling screen shows: the target, the acquisition
 
 
 @dataclass(frozen=True)

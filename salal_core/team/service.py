@@ -22,9 +22,11 @@ from typing import assert_never
 import numpy as np
 from PIL import Image
 
+from salal_core.config import RunConfig
 from salal_core.events import Event, QueryReady, StepProgress
 from salal_core.run.session import SessionImages
 from salal_core.team import endpoint
+from salal_core.team.catch_up import CatchUp
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
 from salal_core.team.labelers import NAME
@@ -75,18 +77,20 @@ class RunService:
     def __init__(
         self,
         run_dir: Path,
+        config: RunConfig,
         queue: TeamQueue,
         images: SessionImages,
         class_names: Callable[[], tuple[str, ...]],
         admission: Admission,
         log: Callable[[str], None],
     ) -> None:
-        self.run_dir, self.queue, self.images = run_dir, queue, images
+        self.run_dir, self.config, self.queue, self.images = run_dir, config, queue, images
         self.class_names, self.admission, self.log = class_names, admission, log
         self.clients: list[Client] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._last_step = 0.0
+        self.catch_up = CatchUp()
         self._parked: list[tuple[Client, Give]] = []  # answers re-sent before the engine asked
         self._server: socket.socket | None = None
         self.socket_path: Path | None = None
@@ -126,6 +130,7 @@ class RunService:
             if now - self._last_step < STEP_INTERVAL and event.step != event.steps:
                 return
             self._last_step = now
+        self.catch_up.record(event)
         if isinstance(event, QueryReady):  # each labeler hears of their own leases alone
             self._replay_parked()
             self.top_up_all()
@@ -284,9 +289,12 @@ class RunService:
         self.log(f"{name} joined (pid {client.peer.pid})")
         welcome = Welcome(
             name, str(self.run_dir), self.class_names(), self.queue.overlap,
-            self.queue.lease_seconds,
+            self.queue.lease_seconds, self.config,
         )  # fmt: skip
+        self.queue.touch(name)
         client.send(welcome)
+        for event in self.catch_up.events():
+            client.send(Forwarded(event))
         self._top_up(client)
         return True
 

@@ -12,7 +12,7 @@ from textual.screen import Screen
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
-from salal_core.run.oracle import SKIP, HumanOracle, UndoUnavailable
+from salal_core.run.oracle import SKIP, Answering, UndoUnavailable
 
 from ..keys import KeyInput
 from ..status import not_saved_text
@@ -21,7 +21,7 @@ from ..status import not_saved_text
 class AnswerKeys(Screen[None]):
     """Key handling for a screen that answers queried images one key at a time."""
 
-    oracle: HumanOracle | None
+    oracle: Answering | None
     typing: KeyInput  # class keys as typed, two-key codes included
     class_names: list[str]
     # Called with a key event's timestamp once the next image is on screen (benchmarks).

@@ -3,20 +3,24 @@ time, at a pace `+` and `-` change. The labeling screen builds on this."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.timer import Timer
 
 from salal_core.events import Query
-from salal_core.run.session import Session
 
 from ..replay import Replay
 from ..widgets import ClassList
 from .answer_keys import AnswerKeys
 
+if TYPE_CHECKING:  # the desk module builds the review screen from this package
+    from ..desk import Desk
+
 
 class AutoReplay(AnswerKeys):
     """Replays the auto oracle's answers on the labeling screen."""
 
-    session: Session
+    desk: Desk
     auto: bool
     replay: Replay
     replay_timer: Timer | None
@@ -35,12 +39,11 @@ class AutoReplay(AnswerKeys):
         self.replay_timer = self.set_interval(self.replay.interval, self._replay_next)
 
     def _replay_next(self) -> None:
-        images = self.session.images.loaded
-        query = self.replay.next() if images is not None else None
-        if query is None or images is None:
+        query = self.replay.next()
+        if query is None:
             return
-        truth = int(images.train.labels[query.index])
-        self._show(query, answer=truth if truth >= 0 else None)
+        truth = self.desk.truth(query.index)
+        self._show(query, answer=truth)
         self.query_one(ClassList).mark(truth)
         self._progress()
 

@@ -16,7 +16,7 @@ from textual.containers import Grid
 from textual.widgets import Footer, Static
 
 from salal_core.events import Query
-from salal_core.run.oracle import HumanOracle
+from salal_core.run.oracle import Answering
 
 from ..graphics import Drawing
 from ..keys import KeyInput, KeyMap
@@ -69,7 +69,7 @@ class GridScreen(AnswerKeys):
 
     def __init__(
         self,
-        oracle: HumanOracle,
+        oracle: Answering,
         class_names: list[str],
         keymap: KeyMap,
         pixels: Callable[[int], Pixels | None],
@@ -79,7 +79,7 @@ class GridScreen(AnswerKeys):
         """`pixels`: an image's pixels by position; `quit_`: the labeling screen's quit,
         asked for from here."""
         super().__init__()
-        self.oracle: HumanOracle | None = oracle
+        self.oracle: Answering | None = oracle
         self.class_names, self.pixels, self.drawing = class_names, pixels, drawing
         self.typing = KeyInput(keymap)
         self.quit_ = quit_

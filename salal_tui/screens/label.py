@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -25,11 +25,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, Static
 
-from salal_core.data.load import cache_folder
 from salal_core.errors import SalalError
 from salal_core.events import Query
 from salal_core.run.oracle import SKIP
-from salal_core.run.session import Session
 
 from ..bridge import (
     DataLoadedMessage,
@@ -44,7 +42,6 @@ from ..bridge import (
 )
 from ..graphics import Drawing
 from ..keys import KeyInput, KeyMap
-from ..originals import Originals
 from ..render import Pixels
 from ..replay import Replay
 from ..status import (
@@ -60,8 +57,10 @@ from .auto_replay import AutoReplay
 from .grid import GridScreen
 from .help import HelpScreen
 from .quit import QuitScreen
-from .review import ReviewScreen
 from .zoom import ZoomScreen
+
+if TYPE_CHECKING:  # the desk module builds the review screen from this package
+    from ..desk import Desk
 
 MIN_SIZE = (80, 24)
 
@@ -82,7 +81,7 @@ class LabelScreen(AutoReplay):
 
     def __init__(
         self,
-        session: Session,
+        desk: Desk,
         auto: bool,
         keys_file: Path | None = None,
         drawing: Drawing = "blocks",
@@ -90,9 +89,9 @@ class LabelScreen(AutoReplay):
         """`keys_file`: a person's own key map (--keys), read once the class names are known;
         `drawing`: how images are drawn (graphics.py)."""
         super().__init__()
-        self.session, self.auto, self.keys_file = session, auto, keys_file
+        self.desk, self.auto, self.keys_file = desk, auto, keys_file
         self.drawing = drawing
-        self.oracle = session.oracle
+        self.oracle = desk.oracle
         self.class_names: list[str] = []
         self.typing = KeyInput(KeyMap(()))  # class keys as typed, two-key codes included
         self.shown: Query | None = None
@@ -106,7 +105,6 @@ class LabelScreen(AutoReplay):
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer = None
         self.grid: GridScreen | None = None  # the queue as a grid, while it is open
-        self.originals: Originals | None = None  # made when the images are first drawn
         # Called with a key event's timestamp once the next image is on screen (benchmarks).
         self.answer_drawn: Callable[[float], None] | None = None
 
@@ -148,7 +146,7 @@ class LabelScreen(AutoReplay):
     @on(DataLoadedMessage)
     def on_data_loaded(self, message: DataLoadedMessage) -> None:
         event = message.event
-        self.class_names = list(event.class_names) or list(self.session.request.class_names)
+        self.class_names = list(event.class_names) or list(self.desk.given_classes)
         try:
             keymap = (
                 KeyMap.read(self.keys_file, self.class_names)
@@ -161,7 +159,7 @@ class LabelScreen(AutoReplay):
         self.typing = KeyInput(keymap)
         self.query_one(ClassList).show_classes(self.class_names, keymap)
         # The target is known as soon as the images are: say it before any label exists.
-        self.target = self.session.config.target_count(event.train_size)
+        self.target = self.desk.config.target_count(event.train_size)
         self._phase(
             f"{event.train_size:,} images, {len(self.class_names)} classes loaded "
             f"in {event.seconds:.1f} s"
@@ -176,9 +174,7 @@ class LabelScreen(AutoReplay):
     def on_phase_started(self, message: PhaseStartedMessage) -> None:
         event = message.event
         self.phase_clock = (time.monotonic(), event.epochs * event.steps_per_epoch)
-        images = self.session.images.loaded
-        held_out = images is not None and not images.has_test
-        self.query_one(TrainingCharts).start(message.event, held_out)
+        self.query_one(TrainingCharts).start(message.event, self.desk.held_out())
 
     @on(StepProgressMessage)
     def on_step_progress(self, message: StepProgressMessage) -> None:
@@ -199,7 +195,7 @@ class LabelScreen(AutoReplay):
             self.replay.extend(message.event.queries)
         elif self.grid is not None:
             self.grid.queue_changed()
-        elif self.shown is None:
+        elif self.shown is None or not self._still_queued(self.shown):
             self._show_current()
         self._progress()
 
@@ -227,12 +223,7 @@ class LabelScreen(AutoReplay):
 
     # ---------------------------------------------------------------- showing items
     def _pixels(self, index: int) -> Pixels | None:
-        images = self.session.images.loaded
-        if images is None:
-            return None
-        if self.originals is None or self.originals.images is not images:
-            self.originals = Originals(images, cache_folder(self.session.config.data))
-        return self.originals.pixels(index)
+        return self.desk.pixels(index)
 
     def _show(self, query: Query | None, answer: int | None = None) -> None:
         self.shown = query
@@ -243,11 +234,16 @@ class LabelScreen(AutoReplay):
             None if query is None else self._pixels(query.index), caption
         )
         self.query_one(QueryInfo).show(
-            query, self.class_names, self.session.config.active.acquisition, answer
+            query, self.class_names, self.desk.config.active.acquisition, answer
         )
 
     def _target(self) -> Query | None:
         return self.shown
+
+    def _still_queued(self, query: Query) -> bool:
+        """Whether the image is still this person's to answer (a joined labeler's lapsed
+        lease takes it back)."""
+        return self.oracle is None or any(q.index == query.index for q in self.oracle.queued())
 
     def _answered(self, query: Query, label: int) -> None:
         if label != SKIP:
@@ -266,7 +262,7 @@ class LabelScreen(AutoReplay):
     def _prepare_next(self) -> None:
         """Between keypresses, once this frame is out: draw the next image off screen."""
         upcoming = self.oracle.queued()[1:2] if self.oracle else []
-        if upcoming and self.session.images.loaded is not None:
+        if upcoming:
             query = upcoming[0]
             pixels = self._pixels(query.index)
             if pixels is not None:
@@ -324,16 +320,17 @@ class LabelScreen(AutoReplay):
 
     def action_review(self) -> None:
         """Go over the labels so far, the most doubtful first; back with q."""
-        if self.oracle is not None:
-            self.app.push_screen(
-                ReviewScreen(
-                    self.session.store,
-                    self.session.config.device,
-                    False,
-                    self.drawing,
-                    self.oracle.labeler,
-                )
+        if self.oracle is None:
+            return
+        review = self.desk.review(self.drawing)
+        if review is None:
+            self._message(
+                "review runs beside the run: salal-tui --review on its machine, once it is "
+                "not being served",
+                "yellow",
             )
+            return
+        self.app.push_screen(review)
 
     # ---------------------------------------------------------------- help and quit
     def action_help(self) -> None:
@@ -347,7 +344,7 @@ class LabelScreen(AutoReplay):
             if quit_:
                 self.post_message(self.QuitConfirmed())
 
-        self.app.push_screen(QuitScreen(str(self.session.run_dir)), answered)
+        self.app.push_screen(QuitScreen(str(self.desk.run_dir), self.desk.carry_on), answered)
 
 
 def _caption(query: Query) -> str:

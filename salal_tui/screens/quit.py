@@ -17,16 +17,17 @@ class QuitScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "stay"),
     ]
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, carry_on: str) -> None:
+        """`carry_on`: the command that carries on (--resume, or --join for a served run)."""
         super().__init__()
-        self.run_dir = run_dir
+        self.run_dir, self.carry_on = run_dir, carry_on
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-box"):
             yield Static("[b]Quit salal?[/b]\n")
             yield Static(
                 f"Every label you gave is saved in {self.run_dir}.\n"
-                f"Carry on later with [b]salal-tui --resume {self.run_dir}[/b]\n"
+                f"Carry on later with [b]{self.carry_on}[/b]\n"
             )
             yield Static("[b cyan] y [/] quit    [b cyan] n [/] keep labeling")
 

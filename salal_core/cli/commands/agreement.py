@@ -20,14 +20,19 @@ from salal_core.team.agreement import Agreement, measure
 
 
 def run_agreement(run_dir: Path, top: int = 10) -> tuple[Agreement, list[str], dict[int, str]]:
-    """The figures, the class names and each item's source; safe beside a live run."""
+    """The figures over the labels people gave, the class names and each item's source;
+    safe beside a live run."""
     store = RunStore(run_dir, create=False, lock=False, read_only=True)
     try:
         votes = store.votes()
         names, sources = store.class_names(), store.sources()
     finally:
         store.close()
-    answers = {item: {v.record.labeler: v.record.label for v in vs} for item, vs in votes.items()}
+    # People only: the ground truth, an imported file and the preset's start have no labeler.
+    answers = {
+        item: {v.record.labeler: v.record.label for v in vs if v.record.labeler}
+        for item, vs in votes.items()
+    }
     return measure(answers, max(len(names), 1), top), names, sources
 
 
@@ -41,7 +46,7 @@ def show(agreement: Agreement, names: list[str], sources: dict[int, str], consol
 
     counts = Table("labeler", "answers", title="labelers")
     for count in agreement.labelers:
-        counts.add_row(count.labeler or "(no person)", str(count.answers))
+        counts.add_row(count.labeler, str(count.answers))
     console.print(counts)
     console.print(
         f"{agreement.overlapping} images answered more than once: observed agreement "

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from salal_core.cli.commands.agreement import run_agreement, show
 from salal_core.cli.flags import overrides_from_args
 from salal_core.cli.options import (
     Subparsers,
@@ -78,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with RichProgress() as progress:
         service = RunService(
             run_dir,
+            session.config,
             queue,
             session.images,
             class_names,
@@ -113,6 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f"the run has finished: {summary.labeled:,} labeled; "
                     f"{summary.stop_detail or summary.stop_reason}"
                 )
+                show(*run_agreement(run_dir), progress.console)  # who labeled what, and how alike
             while service.connected() and not stopping.is_set():
                 stopping.wait(LEAVE_CHECK)
         finally:

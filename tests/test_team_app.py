@@ -1,0 +1,89 @@
+"""`salal-tui --join` as a person uses it: the real app (Pilot) joined to a real `salal-core
+serve`, labeling beside a scripted labeler; and the command line's one-line refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from team_driver import Labeler, Truth, kill_service, new_run, start_service
+
+from helpers import CLASSES, SIZE, wait_for
+from salal_core.run.store import RunStore
+from salal_tui.__main__ import main as tui_main
+from salal_tui.app import SalalApp
+from salal_tui.bridge import EventBridge
+from salal_tui.desk import JoinedDesk
+from salal_tui.screens import GridScreen, QuitScreen
+
+
+def rows(run: Path) -> list[tuple[str, int, str, str]]:
+    store = RunStore(run, create=False, lock=False)
+    found = [(r.kind, r.item, r.labeler, r.oracle or "") for r in store.journal_rows()]
+    store.close()
+    return [row for row in found if row[2]]
+
+
+async def test_a_joined_app_labels_undoes_and_accepts_beside_another_labeler(
+    tmp_path: Path,
+) -> None:
+    run, args = new_run(tmp_path)
+    proc = start_service(run, *args, log=tmp_path / "serve.log")
+    truth = Truth(run, sorted(CLASSES))
+    ben = Labeler(run, "ben", truth, pause=0.2)
+    try:
+        bridge = EventBridge()
+        desk = JoinedDesk(run, "ana", bridge)
+        app = SalalApp(desk, bridge, False, desk)
+        async with app.run_test(size=SIZE) as pilot:
+            ben.start()
+            screen = app.label_screen
+            typed = []
+            for _ in range(4):
+                await wait_for(pilot, lambda: screen.shown is not None and bool(screen.class_names))
+                shown = screen.shown
+                assert shown is not None
+                await pilot.press(str(truth(shown.item) + 1))  # keys 1-4: the classes in order
+                typed.append(shown.item)
+                await wait_for(pilot, lambda s=shown: screen.shown != s)
+            await pilot.press("backspace")  # takes back ana's last answer, not ben's
+            await wait_for(pilot, lambda: screen.shown is not None)
+            assert screen.shown.item == typed[-1]
+            await pilot.press("g")
+            grid = app.screen
+            assert isinstance(grid, GridScreen)
+            await wait_for(pilot, lambda: bool(grid.page))
+            for _ in range(8):
+                await pilot.press("minus")  # a bar of 0%: every guess the model has
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            await pilot.press("g")
+            await pilot.press("q")
+            assert isinstance(app.screen, QuitScreen)
+            await pilot.press("y")
+    finally:
+        ben.stop.set()
+        ben.join(60)
+        kill_service(proc)
+    assert ben.error is None
+    journaled = rows(run)
+    ana = [(kind, item) for kind, item, who, _ in journaled if who == "ana"]
+    assert ana[:5] == [*[("label", item) for item in typed], ("revert", typed[-1])]
+    labels = [item for kind, item, who, _ in journaled if kind == "label"]
+    reverted = {item for kind, item, _, _ in journaled if kind == "revert"}
+    assert len(labels) - len(reverted) == len(set(labels))  # no image answered by both
+    assert {who for _, _, who, _ in journaled} == {"ana", "ben"}
+    accepted = {item for _, item, who, oracle in journaled if oracle == "accepted"}
+    assert accepted and all(who == "ana" for _, item, who, _ in journaled if item in accepted)
+
+
+def test_join_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tui_main(["--join", str(tmp_path), "--images", "blocks"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no salal service answers" in err and "serve" in err
+    assert tui_main(["--join", str(tmp_path), "--auto-oracle", "--images", "blocks"]) == 2
+    assert "--auto-oracle belongs to the service" in capsys.readouterr().err
+    assert tui_main(["--join", str(tmp_path), "--name", "a b", "--images", "blocks"]) == 2
+    assert "is not a labeler name" in capsys.readouterr().err
+    assert tui_main(["--name", "ana", "--images", "blocks"]) == 2
+    assert "--name goes with --join" in capsys.readouterr().err
