@@ -20,7 +20,7 @@ from salal_core.config import RunConfig
 from salal_core.errors import SalalError
 from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
-from salal_core.team.client import ServiceClient
+from salal_core.team.client import Refusal, ServiceClient
 from salal_core.team.endpoint import Admission
 from salal_core.team.frames import MAX_FRAME, read_frame
 from salal_core.team.leases import TeamQueue
@@ -174,5 +174,28 @@ def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
             ServiceClient(store.dir, "ana").connect()
         assert lines == [f"refused a connection from uid {os.getuid()} (pid {os.getpid()})"]
     finally:
+        service.close()
+        store.close()
+
+
+def test_an_image_the_service_does_not_have_is_refused_not_waited_for(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    service = RunService(
+        store.dir,
+        RunConfig(),
+        TeamQueue(store),
+        SessionImages(RunConfig(), (), store),
+        lambda: ("cat", "dog"),
+        Admission(owner_uid=os.getuid(), group_gid=None),
+        lambda line: None,
+    )
+    service.start()
+    client = ServiceClient(store.dir, "ana")
+    try:
+        assert client.connect().class_names == ("cat", "dog")
+        with pytest.raises(Refusal, match="not one of this run.s questions"):
+            client.image(999)
+    finally:
+        client.close()
         service.close()
         store.close()

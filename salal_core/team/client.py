@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -171,16 +172,23 @@ class ServiceClient:
         return list(zip(reply.queries, reply.labels, strict=True))
 
     def image(self, item: int) -> Image:
-        reply = self._request(f"image:{item}", WantImage(item))
+        """An image's bytes; a Refusal if the service has none to give (or no answer in
+        REPLY_TIMEOUT: the screen draws nothing rather than wait)."""
+        reply = self._request(f"image:{item}", WantImage(item), REPLY_TIMEOUT)
         if not isinstance(reply, ImageBytes):
-            raise Refusal(reply.reason if isinstance(reply, Problem) else "no image")
+            raise Refusal(f"image {item}: no such image")
         return Image(item, reply.suffix, base64.b64decode(reply.data))
 
     def _new_id(self) -> str:
         return f"{self._session}-{next(self._ids)}"
 
-    def _request(self, request_id: str, message: ToService) -> ToClient:
+    def _request(
+        self, request_id: str, message: ToService, timeout: float | None = None
+    ) -> ToClient:
+        """Send and wait for the reply, across reconnections; `timeout` None waits as long
+        as it takes (an answer must not be given up on)."""
         pending = _Pending(message)
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             self._pending[request_id] = pending
             conn = self._conn
@@ -191,6 +199,10 @@ class ServiceClient:
             with self._lock:
                 if self._closed:
                     raise SalalError("the connection to the service is closed")
+            if deadline is not None and time.monotonic() > deadline:
+                with self._lock:
+                    self._pending.pop(request_id, None)
+                raise Refusal("the service did not answer in time")
         reply = pending.reply
         if isinstance(reply, Refused):
             raise Refusal(reply.reason)

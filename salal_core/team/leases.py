@@ -95,7 +95,16 @@ class TeamQueue:
             for labeler, groups in self._history.items():  # trained on: no longer undoable
                 kept = (tuple(i for i in g if i not in self._collected) for g in groups)
                 self._history[labeler] = [g for g in kept if g]
+            self._prune()
             return result
+
+    def _prune(self) -> None:
+        """Images the engine has and that want no more answers leave the asking order."""
+        self._order = [
+            i
+            for i in self._order
+            if i not in self._collected or len(self._responses.get(i, {})) < self.overlap
+        ]
 
     def close(self) -> None:
         with self._cond:
@@ -185,6 +194,7 @@ class TeamQueue:
                 self._history.setdefault(labeler, []).append(undoable)
             else:  # answers after the engine trained on the image: nothing before is undoable
                 self._history[labeler] = []
+                self._prune()
             self._cond.notify_all()
 
     def _resolve(self, i: int) -> None:

@@ -298,12 +298,12 @@ class RunService:
         self._top_up(client)
         return True
 
-    def _image(self, item: int) -> ImageBytes | Problem:
+    def _image(self, item: int) -> ImageBytes | Refused:
         """The image as its original file where it is one, else a PNG of its pixels."""
         images = self.images.loaded
         query = self.queue.query_of(item)
         if images is None or query is None:
-            return Problem(f"image {item} is not one of this run's questions")
+            return Refused(f"image:{item}", f"image {item} is not one of this run's questions")
         path = images.original_path(query.index)
         if path is not None:
             with contextlib.suppress(OSError):
