@@ -151,8 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return review(args.review, args.device or "auto", drawing, args.labeler)
     if args.join is not None:
         return join(args, drawing)
-    if args.name is not None:
-        print("salal-tui: error: --name goes with --join RUN_DIR", file=sys.stderr)
+    if args.name is not None or args.labeler:
+        wrong = (
+            "--name goes with --join" if args.name is not None else "--labeler goes with --review"
+        )
+        print(f"salal-tui: error: {wrong} RUN_DIR", file=sys.stderr)
         return 2
     from salal_core.parallel.distributed import check_local_ranks
     from salal_core.parallel.worker import EngineProcess

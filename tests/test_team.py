@@ -193,7 +193,7 @@ def test_an_image_the_service_does_not_have_is_refused_not_waited_for(tmp_path: 
     client = ServiceClient(store.dir, "ana")
     try:
         assert client.connect().class_names == ("cat", "dog")
-        with pytest.raises(Refusal, match="not one of this run.s questions"):
+        with pytest.raises(Refusal, match="not one of this run's questions"):
             client.image(999)
     finally:
         client.close()

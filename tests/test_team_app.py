@@ -87,3 +87,5 @@ def test_join_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "is not a labeler name" in capsys.readouterr().err
     assert tui_main(["--name", "ana", "--images", "blocks"]) == 2
     assert "--name goes with --join" in capsys.readouterr().err
+    assert tui_main(["--labeler", "ana", "--images", "blocks"]) == 2
+    assert "--labeler goes with --review" in capsys.readouterr().err
