@@ -92,7 +92,7 @@ class JoinedDesk:
         events, and a line when the connection drops or comes back, go to `emit`. A
         SalalError says in one line why it could not."""
         self.emit = emit
-        self._bytes: OrderedDict[int, bytes | None] = OrderedDict()
+        self._bytes: OrderedDict[int, bytes] = OrderedDict()
         self._items: dict[int, int] = {}  # position -> item, for every image leased to us
         self._lock = threading.Lock()
         self._has_test = True
@@ -133,9 +133,9 @@ class JoinedDesk:
                 self._bytes.move_to_end(item)
                 return self._bytes[item]
         try:
-            data: bytes | None = self.client.image(item).data
+            data = self.client.image(item).data
         except SalalError:
-            data = None  # gone from our queue meanwhile: nothing to draw
+            return None  # gone from our queue meanwhile, or no answer: nothing to draw
         with self._lock:
             self._bytes[item] = data
             while len(self._bytes) > IMAGES_KEPT:

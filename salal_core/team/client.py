@@ -86,7 +86,6 @@ class ServiceClient:
         self._conn: socket.socket | None = None
         self._queue: list[Query] = []  # leased to us, unanswered, in order
         self._pending: dict[str, _Pending] = {}  # request id -> waiting request, in order
-        self._images: dict[int, _Pending] = {}
         self._welcome: Welcome | None = None
         self._refusal: str | None = None  # why the service turned us away at Hello
         self._joined = False  # welcomed once: from then on a drop means reconnecting
@@ -122,12 +121,6 @@ class ServiceClient:
             if self._welcome is None:
                 raise SalalError(self._refusal or f"the service on {self.target} did not answer")
             self._joined = True
-            return self._welcome
-
-    @property
-    def welcome(self) -> Welcome:
-        with self._lock:
-            assert self._welcome is not None, "connect() first"
             return self._welcome
 
     def close(self) -> None:
