@@ -4,17 +4,12 @@ read (the file of a folder source, the member of an archive), else the model's d
 from __future__ import annotations
 
 import io
-import tarfile
-import threading
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from salal_core.data import ImageSet
-from salal_core.data.originals import ArchiveMembers, plain_tar
-from salal_core.data.sources import IMAGE_SUFFIXES
-from salal_core.errors import SalalError
+from salal_core.data.originals import OriginalSources
 
 from .render import Pixels
 
@@ -33,40 +28,16 @@ def load_original(source: Path | bytes, max_width: int, max_height: int) -> np.n
         return None
 
 
-class Originals:
-    """The images of one load, each drawn from its own bytes where they can be read.
-
-    A folder source is read file by file. An archive of image files is indexed by a thread
-    (a compressed one decompressed once into `cache_dir` first); until that is done, and for
-    CIFAR's pickled rows, images are drawn from the model's copy.
-    """
-
-    def __init__(self, images: ImageSet, cache_dir: Path) -> None:
-        self.images = images
-        self.members: ArchiveMembers | None = None
-        self.indexed = threading.Event()
-        source, ids = Path(images.source), images.train.ids
-        if source.is_file() and ids and PurePosixPath(ids[0]).suffix.lower() in IMAGE_SUFFIXES:
-            threading.Thread(target=self._index, args=(source, cache_dir), daemon=True).start()
-        else:
-            self.indexed.set()
-
-    def _index(self, archive: Path, cache_dir: Path) -> None:
-        try:
-            self.members = ArchiveMembers(plain_tar(archive, cache_dir))
-        except (SalalError, OSError, tarfile.TarError):
-            pass  # drawn from the model's copy, as before the index
-        finally:
-            self.indexed.set()
+class Originals(OriginalSources):
+    """The images of one load, each drawn from its own bytes where they can be read (see
+    `OriginalSources`), else from the model's decoded copy."""
 
     def pixels(self, index: int) -> Pixels:
         """Training image `index` at the size the view asks for."""
         images = self.images
 
         def pixels(max_width: int, max_height: int) -> np.ndarray:
-            source: Path | bytes | None = images.original_path(index)
-            if source is None and self.members is not None:
-                source = self.members.read(images.train.ids[index])
+            source = self.source(index)
             original = load_original(source, max_width, max_height) if source else None
             return original if original is not None else images.train.images[index]
 

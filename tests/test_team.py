@@ -8,16 +8,21 @@ import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
 
 from helpers import CLASSES
-from salal_core.config import RunConfig
+from salal_core.config import RunConfig, with_overrides
+from salal_core.data.load import read_source
 from salal_core.errors import SalalError
+from salal_core.events import Query
 from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
 from salal_core.team.client import Refusal, ServiceClient
@@ -195,6 +200,46 @@ def test_an_image_the_service_does_not_have_is_refused_not_waited_for(tmp_path: 
         assert client.connect().class_names == ("cat", "dog")
         with pytest.raises(Refusal, match="not one of this run's questions"):
             client.image(999)
+    finally:
+        client.close()
+        service.close()
+        store.close()
+
+
+def test_a_joined_labeler_gets_an_archive_members_own_bytes(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), np.uint8)).save(folder / f"{i}.png")
+    archive = tmp_path / "photos.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="photos")
+    config = with_overrides(RunConfig(), {"data.cache_dir": str(tmp_path / "cache")})
+    store = RunStore(tmp_path / "run", create=True)
+    images = SessionImages(config, (), store)
+    images.provide(read_source(archive, 32))
+    queue = TeamQueue(store)
+    index = images.load().train.ids.index("photos/1.png")
+    queue.ask([Query(index, 7, 0.5, 0, (0.5, 0.5), 1)])
+    service = RunService(
+        store.dir,
+        config,
+        queue,
+        images,
+        lambda: ("a", "b"),
+        Admission(owner_uid=os.getuid(), group_gid=None),
+        lambda line: None,
+    )
+    service.start()
+    client = ServiceClient(store.dir, "ana")
+    try:
+        client.connect()
+        own = (folder / "1.png").read_bytes()  # 160x120: not the model's 32x32 copy
+        deadline = time.monotonic() + 30
+        while client.image(7).data != own:  # the copy, until a thread has indexed the archive
+            assert time.monotonic() < deadline, "the member's own bytes were never served"
+            time.sleep(0.1)
     finally:
         client.close()
         service.close()

@@ -1,7 +1,8 @@
-"""An archive's members read by seeking, so that a viewer can draw an image from its own bytes
-rather than from the model's small decoded copy. A plain tar is read in place; a compressed
-one (gzip, bzip2, xz) is decompressed once into the cache folder, since finding one member in
-a compressed stream means decompressing everything before it."""
+"""Each image's own bytes, so that a viewer (the app, or the service for a joined labeler) can
+draw it from them rather than from the model's small decoded copy: the file of a folder
+source, or an archive's member read by seeking. A plain tar is read in place; a compressed one
+(gzip, bzip2, xz) is decompressed once into the cache folder, since finding one member in a
+compressed stream means decompressing everything before it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import lzma
 import os
 import shutil
 import tarfile
-from pathlib import Path
+import threading
+from pathlib import Path, PurePosixPath
 from typing import IO
 
+from salal_core.data.sources import IMAGE_SUFFIXES, ImageSet
 from salal_core.errors import SalalError
 
 # The first bytes of each compressed format tarfile reads, and its module's opener.
@@ -62,3 +65,38 @@ class ArchiveMembers:
         with self.path.open("rb") as f:
             f.seek(offset)
             return f.read(size)
+
+
+class OriginalSources:
+    """Where the images of one load can be read from their own bytes.
+
+    A folder source is read file by file. An archive of image files is indexed by a thread
+    (a compressed one decompressed once into `cache_dir` first); until that is done, and for
+    CIFAR's pickled rows, there is no source but the model's copy.
+    """
+
+    def __init__(self, images: ImageSet, cache_dir: Path) -> None:
+        self.images = images
+        self.members: ArchiveMembers | None = None
+        self.indexed = threading.Event()
+        source, ids = Path(images.source), images.train.ids
+        if source.is_file() and ids and PurePosixPath(ids[0]).suffix.lower() in IMAGE_SUFFIXES:
+            threading.Thread(target=self._index, args=(source, cache_dir), daemon=True).start()
+        else:
+            self.indexed.set()
+
+    def _index(self, archive: Path, cache_dir: Path) -> None:
+        try:
+            self.members = ArchiveMembers(plain_tar(archive, cache_dir))
+        except (SalalError, OSError, tarfile.TarError):
+            pass  # drawn from the model's copy, as before the index
+        finally:
+            self.indexed.set()
+
+    def source(self, index: int) -> Path | bytes | None:
+        """Training image `index`'s own file, or its archive member's bytes; None if neither
+        can be read (yet)."""
+        path = self.images.original_path(index)
+        if path is None and self.members is not None:
+            return self.members.read(self.images.train.ids[index])
+        return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import socket
 import threading
 import time
@@ -19,16 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import assert_never
 
-import numpy as np
-from PIL import Image
-
 from salal_core.config import RunConfig
+from salal_core.data.load import cache_folder
+from salal_core.data.originals import OriginalSources
 from salal_core.events import Event, QueryReady, StepProgress
 from salal_core.run.session import SessionImages
 from salal_core.team import endpoint
 from salal_core.team.catch_up import CatchUp
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
+from salal_core.team.images import own_bytes
 from salal_core.team.labelers import NAME
 from salal_core.team.leases import PER_LABELER, LeaseError, TeamQueue
 from salal_core.team.messages import (
@@ -92,6 +91,7 @@ class RunService:
         self._last_step = 0.0
         self.catch_up = CatchUp()
         self._parked: list[tuple[Client, Give]] = []  # answers re-sent before the engine asked
+        self._originals: OriginalSources | None = None  # each image's own bytes, once loaded
         self._server: socket.socket | None = None
         self.socket_path: Path | None = None
 
@@ -299,17 +299,15 @@ class RunService:
         return True
 
     def _image(self, item: int) -> ImageBytes | Refused:
-        """The image as its original file where it is one, else a PNG of its pixels."""
+        """The image's own bytes (its file, or its archive member) where they can be read,
+        else a PNG of the model's decoded copy."""
         images = self.images.loaded
         query = self.queue.query_of(item)
         if images is None or query is None:
             return Refused(f"image:{item}", f"image {item} is not one of this run's questions")
-        path = images.original_path(query.index)
-        if path is not None:
-            with contextlib.suppress(OSError):
-                data = path.read_bytes()
-                if len(data) * 4 // 3 < 15 * 1024 * 1024:
-                    return ImageBytes(item, path.suffix.lower(), base64.b64encode(data).decode())
-        buffer = io.BytesIO()
-        Image.fromarray(np.asarray(images.train.images[query.index])).save(buffer, "PNG")
-        return ImageBytes(item, ".png", base64.b64encode(buffer.getvalue()).decode())
+        with self._lock:
+            if self._originals is None or self._originals.images is not images:
+                self._originals = OriginalSources(images, cache_folder(self.config.data))
+            originals = self._originals
+        suffix, data = own_bytes(originals, query.index)
+        return ImageBytes(item, suffix, base64.b64encode(data).decode())
