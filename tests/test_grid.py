@@ -64,7 +64,8 @@ def test_a_tile_line_says_guess_answer_or_no_model_yet() -> None:
 
 async def test_a_person_labels_a_round_in_the_grid(synthetic_pack: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False)
+    # A budget the accepted guesses cannot spend: the run must not end under the keys below.
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False, **{"active.budget": 0.6})
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None)
