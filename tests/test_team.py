@@ -3,6 +3,7 @@ killed, the service killed, bad frames, and a peer the run is not shared with.""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -25,6 +26,7 @@ from salal_core.errors import SalalError
 from salal_core.events import Query
 from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
+from salal_core.run.summary import RunSummary
 from salal_core.team.client import Refusal, ServiceClient
 from salal_core.team.endpoint import Admission
 from salal_core.team.frames import MAX_FRAME, read_frame
@@ -85,6 +87,10 @@ def test_two_labelers_at_once_never_share_an_image_and_bad_frames_hurt_nobody(
     text = log.read_text()
     assert "a bad frame" in text and "not JSON" in text and "Traceback" not in text
     assert "the run has finished" in text and "0 images answered more than once" in text
+    summary = RunSummary.from_json(json.loads((run / "summary.json").read_text()))
+    counts = {c.labeler: c.answers for c in summary.agreement.labelers}
+    assert counts == {x.labeler: len(x.acknowledged) for x in labelers}  # the summary says who
+    assert summary.agreement.overlapping == 0 and summary.agreement.pairs[0].images == 0
 
 
 def client_script(run: Path) -> str:

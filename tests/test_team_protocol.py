@@ -17,6 +17,7 @@ from salal_core.run.oracle import SKIP
 from salal_core.run.store import RunStore
 from salal_core.run.summary import CurvePoint, RunSummary
 from salal_core.team import endpoint
+from salal_core.team.agreement import measure
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import MAX_FRAME, FrameError, FrameTooLarge, read_frame
 from salal_core.team.leases import LeaseError, TeamQueue
@@ -49,7 +50,7 @@ def test_every_kind_of_message_survives_the_wire() -> None:
     summary = RunSummary(
         "run", "tiny", "entropy", 0, "human", 60, 30, 30, "test", 0,
         (CurvePoint(0, 12, 0.2, 0.5, 1.0, 0.9),), 18, None, "budget", "the label budget is spent",
-        3.0, RunConfig(),
+        3.0, RunConfig(), agreement=measure({1: {"ana": 0, "ben": 0}, 2: {"ana": 1, "ben": 0}}, 2),
     )  # fmt: skip
     messages = [
         Hello("ana"),

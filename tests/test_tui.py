@@ -34,6 +34,7 @@ from salal_core.events import (
 from salal_core.parallel.worker import EngineProcess
 from salal_core.run.factory import open_session
 from salal_core.run.summary import CurvePoint
+from salal_core.team.agreement import measure
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.screens import GridScreen, HelpScreen, LabelScreen, QuitScreen
@@ -333,6 +334,35 @@ def test_snapshot_summary_screen(snap_compare, tmp_path: Path, synthetic_pack: P
     assert snap_compare(
         scripted_app(tmp_path, synthetic_pack), terminal_size=SIZE, run_before=finish
     )
+
+
+async def test_a_teams_summary_says_who_labeled_and_how_alike(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from salal_tui.screens import SummaryScreen
+    from salal_tui.screens.summary import agreement_table
+
+    app = scripted_app(tmp_path, synthetic_pack)
+    answers = {1: {"ana": 0, "ben": 0}, 2: {"ana": 1, "ben": 0}, 3: {"ana": 2}}
+    curve = (CurvePoint(0, 3, 0.75, 0.5, 1.0),)
+    team = finished_summary(curve, app.session.config, agreement=measure(answers, 3))
+    alone = finished_summary(curve, app.session.config, agreement=measure({1: {"ana": 0}}, 3))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.bridge(RunFinished(team))
+        await wait_for(pilot, lambda: isinstance(app.screen, SummaryScreen))
+        assert len(app.screen.query("#summary-agreement")) == 1
+        app.push_screen(SummaryScreen(alone))
+        await pilot.pause()
+        assert len(app.screen.query("#summary-agreement")) == 0  # alone: as it always was
+    console = Console(width=SIZE[0], record=True)
+    console.print(agreement_table(team.agreement))
+    shown = " ".join(console.export_text().split())
+    assert "labelers: ana 3 · ben 2" in shown
+    assert "observed agreement 0.500" in shown and "over 2 images" in shown
+    assert "ana │ ben │ 2 │ 0.500" in shown  # the pair: two shared images, one agreed on
 
 
 async def test_a_failing_disk_is_one_line_and_the_app_stays_up(

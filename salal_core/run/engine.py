@@ -51,6 +51,7 @@ from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary, StopReason, stop_sentence
 from salal_core.runtime import compile_notice, cuda_oom_hint, set_up
 from salal_core.selection.acquire import get as get_acquisition
+from salal_core.team.agreement import measure, people_answers
 
 CPU_RECIPE = (
     "the cpu recipe (no GPU here): a width-16 network, rotation pretraining on a 5,000-image "
@@ -269,6 +270,7 @@ class Engine:
         if images is not None and items is not None:
             agreement = agreement_with_truth(human, items, images.train.labels)
             accepted_agreement = agreement_with_truth(accepted, items, images.train.labels)
+        classes = images.class_names if images is not None else self.store.class_names()
         summary = RunSummary(
             run_dir=str(self.store.dir),
             preset=self.config.preset,
@@ -289,6 +291,7 @@ class Engine:
             config=self.config,
             accepted_labels=len(accepted),
             accepted_agreement=accepted_agreement,
+            agreement=measure(people_answers(self.store.votes()), max(len(classes), 1)),
         )
         if loop is not None or reason == "collapsed":
             self.store.write_summary(summary.to_json())

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from salal_core.config import RunConfig, from_dict, to_dict
+from salal_core.team import agreement
+from salal_core.team.agreement import Agreement
 
 OracleKind = Literal["auto", "human"]
 AccuracySource = Literal["test", "held-out"]
@@ -50,6 +52,8 @@ class RunSummary:
     # The model's guesses a person accepted in the grid: counted apart from typed labels.
     accepted_labels: int = 0
     accepted_agreement: float | None = None  # share of them equal to a known ground truth
+    # How far the people who labeled agree (team/agreement.py): counts, kappas, disputes.
+    agreement: Agreement = field(default_factory=agreement.nobody)
 
     @property
     def final_accuracy(self) -> float | None:
@@ -80,6 +84,8 @@ class RunSummary:
         fields = {k: v for k, v in data.items() if k != "final_accuracy"}
         fields["curve"] = tuple(CurvePoint(**p) for p in data["curve"])
         fields["config"] = from_dict(data["config"])
+        if "agreement" in data:  # (summaries written before it was measured have none)
+            fields["agreement"] = agreement.from_json(data["agreement"])
         return cls(**fields)
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from salal_core.run.stability import cohen_kappa
+from salal_core.team.consensus import Vote
 
 # Item -> labeler -> class: each labeler's standing answer (consensus.standing_votes).
 Answers = Mapping[int, Mapping[str, int]]
@@ -55,6 +57,37 @@ class Agreement:
     fleiss: float
     pairs: tuple[PairAgreement, ...]
     disputed: tuple[DisputedImage, ...]  # the least agreed on first
+
+
+def nobody() -> Agreement:
+    """The figures of a run no person labeled (or none yet)."""
+    return Agreement((), 0, math.nan, math.nan, (), ())
+
+
+def from_json(data: Mapping[str, Any]) -> Agreement:
+    """Read back an Agreement written as plain JSON (RUN_DIR/summary.json)."""
+    return Agreement(
+        tuple(LabelerCount(**c) for c in data["labelers"]),
+        data["overlapping"],
+        data["observed"],
+        data["fleiss"],
+        tuple(PairAgreement(**p) for p in data["pairs"]),
+        tuple(
+            DisputedImage(
+                d["item"], tuple((who, label) for who, label in d["answers"]), d["agreement"]
+            )
+            for d in data["disputed"]
+        ),
+    )
+
+
+def people_answers(votes: Mapping[int, Iterable[Vote]]) -> dict[int, dict[str, int]]:
+    """Each person's standing answer on every item, from the journal's votes: people only
+    (the ground truth, an imported file and the preset's first labels name no labeler)."""
+    return {
+        item: {v.record.labeler: v.record.label for v in vs if v.record.labeler}
+        for item, vs in votes.items()
+    }
 
 
 def pair_share(labels: list[int]) -> float:

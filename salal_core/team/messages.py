@@ -14,6 +14,7 @@ from typing import Literal
 
 from salal_core import config, events
 from salal_core.run import summary
+from salal_core.team import agreement
 from salal_core.team.frames import Codec
 
 GivenBy = Literal["human", "accepted"]  # a key typed, or the model's guess accepted in the grid
@@ -149,6 +150,7 @@ CODEC = Codec(
         Problem,
         *_dataclasses_of(events),  # the engine's events, with their summary and config
         *_dataclasses_of(summary),
+        *_dataclasses_of(agreement),
         *_dataclasses_of(config),
     ]
 )  # fmt: skip

@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static
 
 from salal_core.run.reference import reference_for
 from salal_core.run.summary import CurvePoint, RunSummary
+from salal_core.team.agreement import Agreement
 
 from ..widgets import CurveChart
 
@@ -27,6 +28,30 @@ def curve_table(curve: tuple[CurvePoint, ...]) -> Table:
     for p in curve:
         acc = p.test_accuracy
         table.add_row(str(p.round), f"{p.labeled:,}", "-" if math.isnan(acc) else f"{acc:.4f}")
+    return table
+
+
+def agreement_table(agreement: Agreement) -> Table:
+    """Who labeled how many, and how far each pair agrees on the images both answered."""
+
+    def figure(value: float) -> str:
+        return "-" if math.isnan(value) else f"{value:.3f}"
+
+    counts = " · ".join(f"{c.labeler} {c.answers:,}" for c in agreement.labelers)
+    table = Table(
+        title=f"labelers: {counts}\nobserved agreement {figure(agreement.observed)}, Fleiss' "
+        f"kappa {figure(agreement.fleiss)}, over {agreement.overlapping:,} images answered "
+        "more than once",
+        expand=False,
+    )
+    for name in ("labeler", "with", "shared"):
+        table.add_column(name, justify="right" if name == "shared" else "left")
+    table.add_column("agree", justify="right")
+    table.add_column("kappa", justify="right")
+    for pair in agreement.pairs:
+        table.add_row(
+            pair.first, pair.second, f"{pair.images:,}", figure(pair.observed), figure(pair.kappa)
+        )
     return table
 
 
@@ -64,6 +89,8 @@ class SummaryScreen(Screen[None]):
         lines.append(f"run directory [b]{s.run_dir}[/b]")
         with Vertical(id="summary-box"):
             yield Static("\n".join(lines), id="summary-text")
+            if len(s.agreement.labelers) > 1:  # a team: who labeled what, and how alike
+                yield Static(agreement_table(s.agreement), id="summary-agreement")
             if s.curve:
                 with Horizontal(id="summary-curves"):
                     yield CurveChart(s.curve, s.acquisition, reference_for(s), id="summary-curve")

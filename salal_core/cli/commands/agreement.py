@@ -16,7 +16,7 @@ from rich.table import Table
 
 from salal_core.cli.options import Subparsers
 from salal_core.run.store import RunStore
-from salal_core.team.agreement import Agreement, measure
+from salal_core.team.agreement import Agreement, measure, people_answers
 
 
 def run_agreement(run_dir: Path, top: int = 10) -> tuple[Agreement, list[str], dict[int, str]]:
@@ -28,12 +28,7 @@ def run_agreement(run_dir: Path, top: int = 10) -> tuple[Agreement, list[str], d
         names, sources = store.class_names(), store.sources()
     finally:
         store.close()
-    # People only: the ground truth, an imported file and the preset's start have no labeler.
-    answers = {
-        item: {v.record.labeler: v.record.label for v in vs if v.record.labeler}
-        for item, vs in votes.items()
-    }
-    return measure(answers, max(len(names), 1), top), names, sources
+    return measure(people_answers(votes), max(len(names), 1), top), names, sources
 
 
 def _figure(value: float) -> str:
