@@ -21,10 +21,12 @@ from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 from salal_core.team.client import ServiceClient
 from salal_core.team.joined import JoinedOracle
+from salal_core.team.labelers import login_name
 
 from .graphics import Drawing
 from .originals import Originals, load_original
 from .render import Pixels
+from .review_source import RunFiles, ServedRun
 from .screens.review import ReviewScreen
 
 IMAGES_KEPT = 64  # a joined labeler's fetched images, kept for redraws and the grid
@@ -46,8 +48,8 @@ class Desk(Protocol):
     def held_out(self) -> bool:
         """Whether accuracy is measured on held-out labels (no labeled test split)."""
 
-    def review(self, drawing: Drawing) -> Screen[None] | None:
-        """The review of the run's labels; None where it cannot run from here."""
+    def review(self, drawing: Drawing) -> Screen[None]:
+        """The review of the run's labels, the most doubtful first (ctrl+r)."""
 
 
 class LocalDesk:
@@ -78,19 +80,21 @@ class LocalDesk:
         images = self.session.images.loaded
         return images is not None and not images.has_test
 
-    def review(self, drawing: Drawing) -> Screen[None] | None:
-        labeler = self.session.oracle.labeler if self.session.oracle is not None else ""
-        return ReviewScreen(self.session.store, self.config.device, False, drawing, labeler)
+    def review(self, drawing: Drawing) -> Screen[None]:
+        labeler = self.session.oracle.labeler if self.session.oracle is not None else login_name()
+        files = RunFiles(self.session.store, self.config.device, labeler)
+        return ReviewScreen(files, False, drawing)
 
 
 class JoinedDesk:
     """A served run, joined: images come over the socket (the run's files may be another
     user's, in an archive, or on another machine behind a forwarded socket)."""
 
-    def __init__(self, target: Path, name: str, emit: Emit) -> None:
+    def __init__(self, target: Path, name: str, emit: Emit, carry_on: str = "") -> None:
         """Connect to the service at `target` (a run directory, or a socket) as `name`; its
         events, and a line when the connection drops or comes back, go to `emit`. A
-        SalalError says in one line why it could not."""
+        SalalError says in one line why it could not. `carry_on`: the command that carries
+        on after quitting (joining again, by default)."""
         self.emit = emit
         self._bytes: OrderedDict[int, bytes] = OrderedDict()
         self._items: dict[int, int] = {}  # position -> item, for every image leased to us
@@ -103,7 +107,7 @@ class JoinedDesk:
         welcome = self.client.connect()
         self.run_dir, self.config = Path(welcome.run_dir), welcome.config
         self.given_classes = welcome.class_names
-        self.carry_on = f"salal-tui --join {target}"
+        self.carry_on = carry_on or f"salal-tui --join {target}"
 
     def _hear(self, event: Event) -> None:
         """The engine's events: this side first, then the screens."""
@@ -127,6 +131,9 @@ class JoinedDesk:
         self.client.close()
         self._stopped.set()
 
+    def close(self) -> None:
+        self.stop()
+
     def _fetch(self, item: int) -> bytes | None:
         with self._lock:
             if item in self._bytes:
@@ -148,8 +155,10 @@ class JoinedDesk:
 
     def pixels(self, index: int) -> Pixels | None:
         item = self._item(index)
-        if item is None:
-            return None
+        return None if item is None else self.item_pixels(item)
+
+    def item_pixels(self, item: int) -> Pixels:
+        """Any of the run's images (a question, a label under review), fetched when drawn."""
 
         def pixels(max_width: int, max_height: int) -> np.ndarray:
             data = self._fetch(item)
@@ -164,5 +173,5 @@ class JoinedDesk:
     def held_out(self) -> bool:
         return not self._has_test
 
-    def review(self, drawing: Drawing) -> Screen[None] | None:
-        return None
+    def review(self, drawing: Drawing) -> Screen[None]:
+        return ReviewScreen(ServedRun(self.client, self.item_pixels), False, drawing)

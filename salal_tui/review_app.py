@@ -7,8 +7,10 @@ from textual.app import App
 
 from salal_core.parallel.spawning import prepare_to_spawn
 from salal_core.run.store import RunStore
+from salal_core.team.labelers import login_name
 
 from .graphics import Drawing
+from .review_source import RunFiles
 from .screens.review import ReviewScreen
 
 
@@ -22,7 +24,7 @@ class ReviewApp(App[None]):
         """`only`: one labeler's own answers (--labeler)."""
         super().__init__()
         prepare_to_spawn()  # its probes run in a process of their own
-        self.review = ReviewScreen(store, device, drawing=drawing, only=only)
+        self.review = ReviewScreen(RunFiles(store, device, login_name(), only), drawing=drawing)
         self.error: str | None = None
 
     def on_mount(self) -> None:

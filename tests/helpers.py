@@ -118,6 +118,17 @@ def tar_folder(folder: Path, out: Path, arcname: str = "pack") -> Path:
     return out
 
 
+def photo_archive(root: Path) -> tuple[Path, Path]:
+    """Three 160x120 noise photos in `root/photos`, and the same as `root/photos.tar.gz`:
+    images whose own bytes are far from the model's 32x32 copy."""
+    folder = root / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (120, 160, 3), np.uint8)).save(folder / f"{i}.png")
+    return folder, tar_folder(folder, root / "photos.tar.gz", "photos")
+
+
 def tiny_config(source: Path, cache: Path, **overrides):
     """The tiny preset narrowed further, so a whole run takes seconds on two cores."""
     base = {

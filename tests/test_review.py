@@ -83,6 +83,7 @@ async def test_correcting_two_labels_in_the_app_keeps_their_history(
 ) -> None:
     from helpers import SIZE, wait_for
     from salal_core.run import review
+    from salal_core.run.opened import OpenedRun
     from salal_core.run.store import RunStore
     from salal_tui.review_app import ReviewApp
 
@@ -94,6 +95,7 @@ async def test_correcting_two_labels_in_the_app_keeps_their_history(
         raise AssertionError("the review's probes ran beside the keys")
 
     monkeypatch.setattr(review, "out_of_sample", in_the_apps_process)  # the child has its own
+    images = OpenedRun.read(out).load_images().images
     store = RunStore(out, create=False)
     app = ReviewApp(store, "cpu")
     corrected: dict[str, str] = {}
@@ -101,9 +103,7 @@ async def test_correcting_two_labels_in_the_app_keeps_their_history(
         async with app.run_test(size=SIZE) as pilot:
             screen = app.review
             await wait_for(pilot, lambda: screen.current is not None)
-            images = screen.images
-            assert images is not None
-            names = images.class_names
+            names = screen.class_names
             # who gave the label is said beside it: these came from the ground truth
             assert "from the ground truth" in str(screen.query_one("#query").render())
             for _ in range(2):  # correct each to the class of the folder it came from

@@ -9,17 +9,15 @@ import socket
 import struct
 import subprocess
 import sys
-import tarfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
 
-from helpers import CLASSES
+from helpers import CLASSES, photo_archive
 from salal_core.config import RunConfig, with_overrides
 from salal_core.data.load import read_source
 from salal_core.errors import SalalError
@@ -167,19 +165,33 @@ def test_the_service_killed_while_two_type_comes_back_with_every_answer(tmp_path
     assert len(labels) == len(set(labels))  # nobody's answer is in twice
 
 
+def service_of(
+    store: RunStore,
+    owner: int | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    queue: TeamQueue | None = None,
+    images: SessionImages | None = None,
+    config: RunConfig | None = None,
+) -> RunService:
+    """A RunService on `store` without an engine, listening; `owner` the uid it admits."""
+    config = config or RunConfig()
+    service = RunService(
+        store.dir,
+        config,
+        queue or TeamQueue(store),
+        images or SessionImages(config, (), store),
+        lambda: ("cat", "dog"),
+        Admission(owner_uid=os.getuid() if owner is None else owner, group_gid=None),
+        log,
+    )
+    service.start()
+    return service
+
+
 def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)
     lines: list[str] = []
-    service = RunService(
-        store.dir,
-        RunConfig(),
-        TeamQueue(store),
-        SessionImages(RunConfig(), (), store),
-        lambda: ("cat", "dog"),
-        Admission(owner_uid=os.getuid() + 1, group_gid=None),  # the run is someone else's
-        lines.append,
-    )
-    service.start()
+    service = service_of(store, owner=os.getuid() + 1, log=lines.append)  # someone else's run
     try:
         with pytest.raises(SalalError, match="this run is not shared with you"):
             ServiceClient(store.dir, "ana").connect()
@@ -191,20 +203,11 @@ def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
 
 def test_an_image_the_service_does_not_have_is_refused_not_waited_for(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run", create=True)
-    service = RunService(
-        store.dir,
-        RunConfig(),
-        TeamQueue(store),
-        SessionImages(RunConfig(), (), store),
-        lambda: ("cat", "dog"),
-        Admission(owner_uid=os.getuid(), group_gid=None),
-        lambda line: None,
-    )
-    service.start()
+    service = service_of(store)
     client = ServiceClient(store.dir, "ana")
     try:
         assert client.connect().class_names == ("cat", "dog")
-        with pytest.raises(Refusal, match="not one of this run's questions"):
+        with pytest.raises(Refusal, match="not one of this run's images"):
             client.image(999)
     finally:
         client.close()
@@ -213,14 +216,7 @@ def test_an_image_the_service_does_not_have_is_refused_not_waited_for(tmp_path: 
 
 
 def test_a_joined_labeler_gets_an_archive_members_own_bytes(tmp_path: Path) -> None:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (120, 160, 3), np.uint8)).save(folder / f"{i}.png")
-    archive = tmp_path / "photos.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="photos")
+    folder, archive = photo_archive(tmp_path)
     config = with_overrides(RunConfig(), {"data.cache_dir": str(tmp_path / "cache")})
     store = RunStore(tmp_path / "run", create=True)
     images = SessionImages(config, (), store)
@@ -228,16 +224,7 @@ def test_a_joined_labeler_gets_an_archive_members_own_bytes(tmp_path: Path) -> N
     queue = TeamQueue(store)
     index = images.load().train.ids.index("photos/1.png")
     queue.ask([Query(index, 7, 0.5, 0, (0.5, 0.5), 1)])
-    service = RunService(
-        store.dir,
-        config,
-        queue,
-        images,
-        lambda: ("a", "b"),
-        Admission(owner_uid=os.getuid(), group_gid=None),
-        lambda line: None,
-    )
-    service.start()
+    service = service_of(store, queue=queue, images=images, config=config)
     client = ServiceClient(store.dir, "ana")
     try:
         client.connect()

@@ -13,23 +13,30 @@ import pytest
 from salal_core.config import RunConfig
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Notice, Query, RoundEnded, RunFinished
-from salal_core.run.oracle import SKIP
+from salal_core.run.oracle import SKIP, NotYours
+from salal_core.run.review import Doubt
 from salal_core.run.store import RunStore
 from salal_core.run.summary import CurvePoint, RunSummary
 from salal_core.team import endpoint
 from salal_core.team.agreement import measure
+from salal_core.team.client import Refusal
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import MAX_FRAME, FrameError, FrameTooLarge, read_frame
+from salal_core.team.joined import JoinedOracle
 from salal_core.team.leases import LeaseError, TeamQueue
 from salal_core.team.messages import (
     CODEC,
+    Correct,
     Forwarded,
     Give,
     Given,
     Hello,
     Leased,
+    NotJournaled,
     Problem,
+    ReviewReady,
     TakenBack,
+    WantReview,
 )
 
 # ---------------------------------------------------------------------------- frames
@@ -59,6 +66,14 @@ def test_every_kind_of_message_survives_the_wire() -> None:
         TakenBack("c-2", (query(1),), (2,)),
         Forwarded(Notice("held out", "info")),
         Forwarded(RunFinished(summary)),
+        WantReview("c-3", "ana"),
+        Correct("c-4", 101, 3),
+        NotJournaled("c-5", "could not save to the run directory (disk full)"),
+        ReviewReady(
+            "c-3",
+            ("cat", "dog"),
+            (Doubt(101, 7, 0, 1, 0.2, 0.8, True, "human", "ana", (("ana", 0), ("ben", 1))),),
+        ),
     ]
     for message in messages:
         assert round_trip(message) == message
@@ -199,6 +214,36 @@ def test_undo_takes_back_ones_own_answer_only(tmp_path: Path) -> None:
     with pytest.raises(LeaseError, match="the run has finished"):
         queue.give("ana", "a-4", [(100, 1)])
     store.close()
+
+
+def test_a_correction_is_a_new_answer_of_its_labeler_and_a_resend_counts_once(
+    tmp_path: Path,
+) -> None:
+    queue, store = team(tmp_path)
+    queue.lease("ana", 1)
+    queue.give("ana", "a-1", [(100, 1)])
+    queue.correct("ben", "b-1", 100, 0, 2)
+    queue.correct("ben", "b-1", 100, 0, 2)  # re-sent after a drop
+    rows = [(r.item, r.label, r.labeler) for r in store.journal_rows()]
+    assert rows == [(100, 1, "ana"), (100, 2, "ben")]
+    assert store.labels()[100].label == 2  # with overlap 1, the latest answer counts
+    store.close()
+
+
+def test_an_answer_the_service_refuses_is_not_yours_and_nothing_is_waiting() -> None:
+    class Refusing:
+        name = "ana"
+
+        def queued(self) -> list[Query]:
+            return [query(1)]
+
+        def give(self, answers: object, oracle: str) -> None:
+            raise Refusal("image 101 is not waiting for your answer")
+
+    oracle = JoinedOracle(Refusing())  # type: ignore[arg-type]
+    with pytest.raises(NotYours, match="not waiting for your answer"):
+        oracle.answer(1, 0)
+    assert oracle.pending_answers() == 0
 
 
 def test_a_resent_answer_is_acknowledged_again_and_counted_once(tmp_path: Path) -> None:

@@ -119,6 +119,11 @@ class UndoUnavailable(Exception):
     """Nothing to undo, or the engine already trained on the last answer."""
 
 
+class NotYours(Exception):
+    """The image is no longer this labeler's to answer (a lapsed lease, answered by others);
+    nothing was written."""
+
+
 class HumanOracle:
     """A thread-safe queue between the engine (ask/collect) and a person (answer/skip/undo).
 

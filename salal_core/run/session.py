@@ -13,6 +13,7 @@ from pathlib import Path
 
 from salal_core.config import RunConfig
 from salal_core.data import ImageSet
+from salal_core.run.labels import RunItems
 from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import HumanOracle
 from salal_core.run.store import RunStore
@@ -37,10 +38,22 @@ class SessionImages:
     def __init__(self, config: RunConfig, class_names: Sequence[str], store: RunStore) -> None:
         self._config, self._class_names, self._store = config, tuple(class_names), store
         self._images: ImageSet | None = None
+        self._positions: tuple[ImageSet, dict[int, int]] | None = None
 
     @property
     def loaded(self) -> ImageSet | None:
         return self._images
+
+    def position_of(self, item: int) -> int | None:
+        """Where the run's item `item` is in the loaded images; None before they are loaded,
+        or if this load lacks it."""
+        images = self._images
+        if images is None:
+            return None
+        if self._positions is None or self._positions[0] is not images:
+            items = RunItems.resolve(self._store.items(), images.train)
+            self._positions = images, items.positions()
+        return self._positions[1].get(item)
 
     def provide(self, images: ImageSet) -> None:
         """Images from elsewhere: an app driven by scripted events (the snapshot tests)."""

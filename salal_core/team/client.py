@@ -26,6 +26,7 @@ from salal_core.team.frames import FrameError, read_frame
 from salal_core.team.messages import (
     CODEC,
     Acknowledged,
+    Correct,
     Forwarded,
     Give,
     Given,
@@ -34,14 +35,17 @@ from salal_core.team.messages import (
     ImageBytes,
     Leased,
     Leave,
+    NotJournaled,
     Problem,
     Refused,
+    ReviewReady,
     Revoked,
     TakeBack,
     TakenBack,
     ToClient,
     ToService,
     WantImage,
+    WantReview,
     Welcome,
 )
 
@@ -147,15 +151,22 @@ class ServiceClient:
             return list(self._queue)
 
     def give(self, answers: Sequence[tuple[int, int]], oracle: GivenBy = "human") -> None:
-        """Answers `(item, label)`, journaled by the service when this returns."""
+        """Answers `(item, label)`, journaled by the service when this returns. A Refusal:
+        the images are somebody else's now; another SalalError: the journal could not take
+        them (a full disk), and they are still ours."""
         request_id = self._new_id()
         given = tuple(Given(item, label) for item, label in answers)
         answered = {item for item, _ in answers}
         try:
             self._request(request_id, Give(request_id, given, oracle))
-        finally:  # answered, or refused (somebody else's now): not ours to show any more
-            with self._lock:
-                self._queue = [q for q in self._queue if q.item not in answered]
+        except Refusal:  # somebody else's now: not ours to show any more
+            self._drop(answered)
+            raise
+        self._drop(answered)  # (not saved: still ours, to answer again once there is room)
+
+    def _drop(self, items: set[int]) -> None:
+        with self._lock:
+            self._queue = [q for q in self._queue if q.item not in items]
 
     def take_back(self) -> list[tuple[Query, int]]:
         """Undo our last answer; its images come back to the front of our queue."""
@@ -171,6 +182,18 @@ class ServiceClient:
         if not isinstance(reply, ImageBytes):
             raise Refusal(f"image {item}: no such image")
         return Image(item, reply.suffix, base64.b64decode(reply.data))
+
+    def review(self, only: str = "") -> ReviewReady:
+        """The run's labels in review order (`only`: one labeler's); a Refusal says why not."""
+        request_id = self._new_id()
+        reply = self._request(request_id, WantReview(request_id, only))
+        assert isinstance(reply, ReviewReady)
+        return reply
+
+    def correct(self, item: int, label: int) -> None:
+        """Correct a labeled image's label; journaled by the service when this returns."""
+        request_id = self._new_id()
+        self._request(request_id, Correct(request_id, item, label))
 
     def _new_id(self) -> str:
         return f"{self._session}-{next(self._ids)}"
@@ -199,6 +222,8 @@ class ServiceClient:
         reply = pending.reply
         if isinstance(reply, Refused):
             raise Refusal(reply.reason)
+        if isinstance(reply, NotJournaled):
+            raise SalalError(reply.reason)
         assert reply is not None
         return reply
 
@@ -248,7 +273,12 @@ class ServiceClient:
                     back = {q.item for q in queries}
                     self._queue = [*queries, *(q for q in self._queue if q.item not in back)]
                 self._finish(request_id, message)
-            case Acknowledged(request_id) | Refused(request_id, _):
+            case (
+                Acknowledged(request_id)
+                | Refused(request_id, _)
+                | NotJournaled(request_id, _)
+                | ReviewReady(request_id)
+            ):
                 self._finish(request_id, message)
             case ImageBytes(item):
                 self._finish(f"image:{item}", message)

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 
 from salal_core.events import LabelsAdded, OracleName, Query
-from salal_core.run.oracle import SKIP, UndoUnavailable
+from salal_core.run.oracle import SKIP, NotYours, UndoUnavailable
 from salal_core.team.client import Refusal, ServiceClient
 
 
@@ -57,7 +57,10 @@ class JoinedOracle:
         # wants an answer, and says so in one line if not.
         queries = [known[i] for i in taken]
         given = [(q.item, int(label)) for q, (_, label) in zip(queries, answers, strict=True)]
-        self.client.give(given, oracle)  # journaled by the service when it returns
+        try:
+            self.client.give(given, oracle)  # journaled by the service when it returns
+        except Refusal as exc:
+            raise NotYours(str(exc)) from None
         labeled = [q.index for q, (_, label) in zip(queries, given, strict=True) if label != SKIP]
         with self._lock:
             self._waiting |= set(labeled)

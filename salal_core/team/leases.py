@@ -28,6 +28,9 @@ class TeamJournal(AnswerJournal, Protocol):
     def known_client_ids(self, labeler: str, client_ids: Sequence[str]) -> set[str]:
         """Which of these answer ids of `labeler` the journal holds already."""
 
+    def highest_asked_round(self) -> int:
+        """The latest round the run has asked about."""
+
 
 class LeaseError(Exception):
     """A request that cannot be carried out (an image not open to this labeler, nothing to
@@ -235,6 +238,17 @@ class TeamQueue:
             held[:0] = [i for i in group if i not in held]
             self._cond.notify_all()
             return undone
+
+    def correct(self, labeler: str, client_id: str, item: int, position: int, label: int) -> None:
+        """A label corrected in review: journaled as a new answer of `labeler`'s (the history
+        keeps the old one; the next round trains on it). A re-send is journaled once."""
+        with self._cond:
+            self._seen(labeler)
+            round_ = self.journal.highest_asked_round()
+            answer = Answer(
+                position, item, label, round_, "human", time.time(), labeler, f"{client_id}:{item}"
+            )
+            self.journal.record_answers([answer])
 
     def release(self, labeler: str) -> list[int]:
         """The labeler left: their leased images return to the queue; returns their items."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from salal_core import config, events
-from salal_core.run import summary
+from salal_core.run import review, summary
 from salal_core.team import agreement
 from salal_core.team.frames import Codec
 
@@ -51,6 +51,23 @@ class TakeBack:
 @dataclass(frozen=True)
 class WantImage:
     item: int
+
+
+@dataclass(frozen=True)
+class WantReview:
+    """The run's labels, the most doubtful first (run/review.py); `only`: one labeler's."""
+
+    client_id: str
+    only: str = ""
+
+
+@dataclass(frozen=True)
+class Correct:
+    """A label corrected in review: journaled as a new answer of this labeler's."""
+
+    client_id: str
+    item: int
+    label: int
 
 
 @dataclass(frozen=True)
@@ -106,10 +123,26 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class NotJournaled:
+    """The journal could not take a request's writes (a full disk): nothing was written, the
+    images stay this labeler's, and the same request may be sent again once there is room."""
+
+    client_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ImageBytes:
     item: int
     suffix: str  # ".png", ".jpg": how to read `data`
     data: str  # base64
+
+
+@dataclass(frozen=True)
+class ReviewReady:
+    client_id: str
+    class_names: tuple[str, ...]
+    doubts: tuple[review.Doubt, ...]
 
 
 @dataclass(frozen=True)
@@ -124,7 +157,7 @@ class Problem:
     reason: str
 
 
-ToService = Hello | Give | TakeBack | WantImage | Leave
+ToService = Hello | Give | TakeBack | WantImage | WantReview | Correct | Leave
 ToClient = (
     Welcome
     | Leased
@@ -132,7 +165,9 @@ ToClient = (
     | Acknowledged
     | TakenBack
     | Refused
+    | NotJournaled
     | ImageBytes
+    | ReviewReady
     | Forwarded
     | Problem
 )
@@ -145,9 +180,10 @@ def _dataclasses_of(module: object) -> list[type[object]]:
 
 CODEC = Codec(
     [
-        Hello, Given, Give, TakeBack, WantImage, Leave,
-        Welcome, Leased, Revoked, Acknowledged, TakenBack, Refused, ImageBytes, Forwarded,
-        Problem,
+        Hello, Given, Give, TakeBack, WantImage, WantReview, Correct, Leave,
+        Welcome, Leased, Revoked, Acknowledged, TakenBack, Refused, NotJournaled, ImageBytes,
+        ReviewReady,
+        Forwarded, Problem, review.Doubt,
         *_dataclasses_of(events),  # the engine's events, with their summary and config
         *_dataclasses_of(summary),
         *_dataclasses_of(agreement),

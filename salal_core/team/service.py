@@ -9,7 +9,6 @@ reaches the journal; a frame too large to follow closes that connection alone.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import socket
 import threading
@@ -19,26 +18,25 @@ from pathlib import Path
 from typing import assert_never
 
 from salal_core.config import RunConfig
-from salal_core.data.load import cache_folder
-from salal_core.data.originals import OriginalSources
+from salal_core.errors import SalalError
 from salal_core.events import Event, QueryReady, StepProgress
 from salal_core.run.session import SessionImages
 from salal_core.team import endpoint
 from salal_core.team.catch_up import CatchUp
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
-from salal_core.team.images import own_bytes
 from salal_core.team.labelers import NAME
 from salal_core.team.leases import PER_LABELER, LeaseError, TeamQueue
 from salal_core.team.messages import (
     CODEC,
     Acknowledged,
+    Correct,
     Forwarded,
     Give,
     Hello,
-    ImageBytes,
     Leased,
     Leave,
+    NotJournaled,
     Problem,
     Refused,
     Revoked,
@@ -47,8 +45,10 @@ from salal_core.team.messages import (
     ToClient,
     ToService,
     WantImage,
+    WantReview,
     Welcome,
 )
+from salal_core.team.view import RunView
 
 STEP_INTERVAL = 0.2  # seconds between forwarded step updates: bars move, sockets stay quiet
 LEASE_CHECK = 1.0  # seconds between looks for lapsed leases
@@ -91,7 +91,7 @@ class RunService:
         self._last_step = 0.0
         self.catch_up = CatchUp()
         self._parked: list[tuple[Client, Give]] = []  # answers re-sent before the engine asked
-        self._originals: OriginalSources | None = None  # each image's own bytes, once loaded
+        self.view = RunView(run_dir, config, queue, images, class_names)
         self._server: socket.socket | None = None
         self.socket_path: Path | None = None
 
@@ -195,7 +195,7 @@ class RunService:
                     return
                 try:
                     message = CODEC.decode(body)
-                    if not isinstance(message, Hello | Give | TakeBack | WantImage | Leave):
+                    if not isinstance(message, ToService):
                         raise FrameError(f"{type(message).__name__} is not a request")
                 except FrameError as exc:
                     self._problem(client, str(exc))
@@ -241,12 +241,20 @@ class RunService:
                     undone = self.queue.take_back(client.labeler, client_id)
                 except LeaseError as exc:
                     client.send(Refused(client_id, str(exc)))
+                except SalalError as exc:
+                    client.send(self._not_journaled(client, client_id, exc))
                 else:
                     queries = tuple(u.query for u in undone)
                     client.send(TakenBack(client_id, queries, tuple(u.label for u in undone)))
             case WantImage(item):
                 self.queue.touch(client.labeler)
-                client.send(self._image(item))
+                client.send(self.view.image(item))
+            case WantReview(client_id, only):  # seconds of probing: not on this thread
+                threading.Thread(
+                    target=self._review, args=(client, client_id, only), daemon=True
+                ).start()
+            case Correct(client_id, item, label):
+                self._correct(client, client_id, item, label)
             case Leave():
                 return False
             case _:
@@ -259,6 +267,8 @@ class RunService:
             self.queue.give(client.labeler, give.client_id, answers, give.oracle)
         except LeaseError as exc:
             client.send(Refused(give.client_id, str(exc)))
+        except SalalError as exc:
+            client.send(self._not_journaled(client, give.client_id, exc))
         else:
             client.send(Acknowledged(give.client_id))
         self._top_up(client)
@@ -298,16 +308,26 @@ class RunService:
         self._top_up(client)
         return True
 
-    def _image(self, item: int) -> ImageBytes | Refused:
-        """The image's own bytes (its file, or its archive member) where they can be read,
-        else a PNG of the model's decoded copy."""
-        images = self.images.loaded
-        query = self.queue.query_of(item)
-        if images is None or query is None:
-            return Refused(f"image:{item}", f"image {item} is not one of this run's questions")
-        with self._lock:
-            if self._originals is None or self._originals.images is not images:
-                self._originals = OriginalSources(images, cache_folder(self.config.data))
-            originals = self._originals
-        suffix, data = own_bytes(originals, query.index)
-        return ImageBytes(item, suffix, base64.b64encode(data).decode())
+    def _review(self, client: Client, client_id: str, only: str) -> None:
+        self.queue.touch(client.labeler)
+        try:
+            client.send(self.view.review(client_id, only))
+        except SalalError as exc:
+            client.send(Refused(client_id, str(exc)))
+
+    def _correct(self, client: Client, client_id: str, item: int, label: int) -> None:
+        try:
+            position = self.view.correctable(item, label)
+        except LeaseError as exc:
+            client.send(Refused(client_id, str(exc)))
+            return
+        try:
+            self.queue.correct(client.labeler, client_id, item, position, label)
+        except SalalError as exc:
+            client.send(self._not_journaled(client, client_id, exc))
+        else:
+            client.send(Acknowledged(client_id))
+
+    def _not_journaled(self, client: Client, client_id: str, exc: SalalError) -> NotJournaled:
+        self.log(f"{client.labeler}'s answer was not saved: {exc}")
+        return NotJournaled(client_id, str(exc))

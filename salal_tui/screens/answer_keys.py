@@ -12,7 +12,7 @@ from textual.screen import Screen
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
-from salal_core.run.oracle import SKIP, Answering, UndoUnavailable
+from salal_core.run.oracle import SKIP, Answering, NotYours, UndoUnavailable
 
 from ..keys import KeyInput
 from ..status import not_saved_text
@@ -37,6 +37,10 @@ class AnswerKeys(Screen[None]):
 
     def _undone(self, undone: list[tuple[Query, int]]) -> None:
         """Draw the screen again with these answers taken back (their items queued in front)."""
+        raise NotImplementedError
+
+    def _queue_changed(self) -> None:
+        """Draw the queue as it is now (an image on screen went to another labeler)."""
         raise NotImplementedError
 
     def _message(self, text: str, style: str = "") -> None:
@@ -92,9 +96,14 @@ class AnswerKeys(Screen[None]):
         self._undone(undone)
 
     def _saved(self, write: Callable[[], object]) -> bool:
-        """Run a journal write; if the disk refuses it, say so and keep the image on screen."""
+        """Run a journal write; if the disk refuses it, say so and keep the image on screen.
+        An image that is no longer this labeler's (a lapsed lease) makes way for the queue."""
         try:
             write()
+        except NotYours as exc:
+            self._message(str(exc), "yellow")
+            self._queue_changed()
+            return False
         except SalalError as exc:
             self._not_saved(exc)
             return False

@@ -212,6 +212,9 @@ class GridScreen(AnswerKeys):
         self.cursor = min(on_page)
         self._draw_cursor()
 
+    def _queue_changed(self) -> None:
+        self._fill()
+
     def action_accept(self) -> None:
         oracle, take = self.oracle, self._acceptable()
         if oracle is None:

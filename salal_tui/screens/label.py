@@ -254,6 +254,9 @@ class LabelScreen(AutoReplay):
         self.query_one(ClassList).mark(None)
         self._show_current()
 
+    def _queue_changed(self) -> None:
+        self._show_current()
+
     def _show_current(self) -> None:
         self._show(self.oracle.current() if self.oracle else None)
         self._progress()
@@ -322,15 +325,7 @@ class LabelScreen(AutoReplay):
         """Go over the labels so far, the most doubtful first; back with q."""
         if self.oracle is None:
             return
-        review = self.desk.review(self.drawing)
-        if review is None:
-            self._message(
-                "review runs beside the run: salal-tui --review on its machine, once it is "
-                "not being served",
-                "yellow",
-            )
-            return
-        self.app.push_screen(review)
+        self.app.push_screen(self.desk.review(self.drawing))
 
     # ---------------------------------------------------------------- help and quit
     def action_help(self) -> None:

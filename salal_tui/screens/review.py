@@ -5,7 +5,6 @@ and the next round trains on it. Space moves on; q goes back (or quits `salal-tu
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
 from textual import events, work
@@ -16,18 +15,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from salal_core.data import ImageSet
-from salal_core.data.load import cache_folder
 from salal_core.errors import SalalError
-from salal_core.run.opened import OpenedRun
-from salal_core.run.oracle import Answer
-from salal_core.run.review import Doubt, doubts_apart
-from salal_core.run.store import RunStore
-from salal_core.team.labelers import login_name
+from salal_core.run.review import Doubt
 
 from ..graphics import Drawing
 from ..keys import KeyMap
-from ..originals import Originals
+from ..review_source import ReviewSet, ReviewSource
 from ..status import not_saved_text
 from ..widgets import ClassList, PhaseLine
 from ..widgets.image_pane import ImagePane, image_pane
@@ -56,25 +49,15 @@ class ReviewScreen(Screen[None]):
     ]
 
     def __init__(
-        self,
-        store: RunStore,
-        device: str,
-        standalone: bool = True,
-        drawing: Drawing = "blocks",
-        labeler: str = "",
-        only: str = "",
+        self, source: ReviewSource, standalone: bool = True, drawing: Drawing = "blocks"
     ) -> None:
         """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
-        screen over a live run (q goes back; the engine takes corrections at its next round).
-        `labeler`: whose corrections they are, in the journal (the login name by default);
-        `only`: review one labeler's own answers (salal-tui --review RUN_DIR --labeler NAME)."""
+        screen over a live run (q goes back; the engine takes corrections at its next round)."""
         super().__init__()
-        self.store, self.device, self.standalone = store, device, standalone
-        self.labeler, self.only = labeler or login_name(), only
-        self.drawing = drawing
-        self.doubts: list[Doubt] = []
-        self.images: ImageSet | None = None
-        self.originals: Originals | None = None
+        self.source, self.standalone, self.drawing = source, standalone, drawing
+        self.doubts: tuple[Doubt, ...] = ()
+        self.class_names: tuple[str, ...] = ()
+        self.loaded = False
         self.at = 0
         self.corrected = 0
         self.keymap = KeyMap(())
@@ -95,16 +78,14 @@ class ReviewScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False)
     def score(self) -> None:
-        """Seconds of probing in a process of their own, and of loading (from the decode cache
-        the review just warmed) in a thread: the keys never wait on either."""
+        """Seconds of probing (in a process of its own, or the service's) and of loading, off
+        the event loop: the keys never wait on either."""
         try:
-            doubts = doubts_apart(self.store.dir, self.device, self.only)
-            run = OpenedRun.read(self.store.dir)
-            originals = Originals(run.load_images().images, cache_folder(run.config.data))
+            review = self.source.load()
         except SalalError as exc:
             self.app.call_from_thread(self.fail, str(exc))
             return
-        self.app.call_from_thread(self.ready, doubts, originals)
+        self.app.call_from_thread(self.ready, review)
 
     def fail(self, message: str) -> None:
         if not self.standalone:  # the labeling goes on: say why, and go back to it
@@ -119,11 +100,10 @@ class ReviewScreen(Screen[None]):
         else:
             self.dismiss(None)
 
-    def ready(self, doubts: list[Doubt], originals: Originals) -> None:
-        self.doubts, self.originals = doubts, originals
-        images = self.images = originals.images
-        self.keymap = KeyMap.default(len(images.class_names))
-        self.query_one(ClassList).show_classes(images.class_names, self.keymap)
+    def ready(self, review: ReviewSet) -> None:
+        self.doubts, self.class_names, self.loaded = review.doubts, review.class_names, True
+        self.keymap = KeyMap.default(len(self.class_names))
+        self.query_one(ClassList).show_classes(list(self.class_names), self.keymap)
         self.show()
 
     @property
@@ -131,19 +111,18 @@ class ReviewScreen(Screen[None]):
         return self.doubts[self.at] if self.at < len(self.doubts) else None
 
     def show(self) -> None:
-        doubt, images = self.current, self.images
+        doubt = self.current
         suspects = sum(d.suspect for d in self.doubts)
         self.query_one(PhaseLine).show(
             f"review · {min(self.at + 1, len(self.doubts))} of {len(self.doubts)} · "
             f"{suspects} suspect · {self.corrected} corrected"
         )
-        if doubt is None or images is None:
+        if doubt is None or not self.loaded:
             self.query_one(ImagePane).show(None, "every label reviewed")
             self.query_one("#query", Static).update("nothing left to review: q quits")
             return
-        names = images.class_names
-        pixels = self.originals.pixels(doubt.position) if self.originals else None
-        self.query_one(ImagePane).show(pixels, f"#{doubt.item}")
+        names = self.class_names
+        self.query_one(ImagePane).show(self.source.pixels(doubt), f"#{doubt.item}")
         given_by = GIVEN_BY.get(doubt.oracle, doubt.oracle)
         by = f"{given_by} by {doubt.labeler}" if doubt.labeler else given_by
         disputed = ", ".join(f"{who} {names[label]}" for who, label in doubt.disputed)
@@ -161,17 +140,13 @@ class ReviewScreen(Screen[None]):
             return  # (two-key codes, past 34 classes, are the labeling screen's alone)
         event.stop()
         if label != doubt.given:
-            round_ = self.store.highest_asked_round()
-            answer = Answer(
-                doubt.position, doubt.item, label, round_, "human", time.time(), self.labeler
-            )
             try:
-                self.store.record_answers([answer])  # on disk before the next image
+                self.source.correct(doubt, label)  # on disk before the next image
             except SalalError as exc:
                 self.query_one("#message", Static).update(f"[bold red]{not_saved_text(exc)}[/]")
                 return
             self.corrected += 1
-            names = self.images.class_names if self.images else []
+            names = self.class_names
             self.query_one("#message", Static).update(
                 f"#{doubt.item}: {names[doubt.given]} → {names[label]}"
             )
