@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from salal_core.config import preset, with_overrides
-from salal_core.parallel.worker import EngineProcess
 from salal_core.run.factory import open_session
-from salal_tui.app import SalalApp
-from salal_tui.bridge import EventBridge
+from salal_tui.launch import label_alone
 from salal_tui.screens import GridScreen
 from salal_tui.screens.grid import BAR_STEPS
 from salal_tui.widgets.grid_tile import confidence
@@ -62,9 +60,8 @@ async def measure(data: Path, args: argparse.Namespace) -> dict[str, dict[str, A
     config = with_overrides(
         preset(args.preset), {"data.source": str(data), "device": "cpu", "seed": args.seed}
     )
-    bridge = EventBridge()
     session = open_session(config, Path(tempfile.mkdtemp()) / "run", oracle="human")
-    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    app = label_alone(session, "bench")  # as salal-tui builds it
     async with app.run_test(size=tuple(args.size)) as pilot:
         screen = app.label_screen
 

@@ -2,10 +2,12 @@
 
 Drives the real app headless (Textual's run_test) with key presses sent the way the terminal
 driver sends them, the engine fine-tuning the whole time, and prints percentiles as JSON.
-`--runner process` is what salal-tui does (the engine in a child process); `--runner thread`
-runs it in a thread of the app's own process, for comparison; `--runner service` serves the
-run with `salal-core serve` and joins it as `salal-tui --join` does, so that every answer is a
-round trip over the socket and every image comes through it. `--photos N` draws 600x500
+`--runner alone` is what salal-tui does: the run's private service holds the engine (in a child
+process) and the app joins it, so that every answer is a round trip over the socket and every
+image comes through it. For comparison, `--runner process` has the app hold the run and its
+engine child itself, with no socket; `--runner thread` runs the engine in a thread of the app's
+own process; `--runner service` serves the run with `salal-core serve` in a process of its own
+and joins it as `salal-tui --join` does. `--photos N` draws 600x500
 photos (the pack's images enlarged, written as a folder first) instead of the pack's 32x32
 images; `--images sixel` forces the pixel renderer, sixel encoding included, with a pane of
 10x20-pixel cells, as a headless app has.
@@ -39,10 +41,12 @@ from salal_core.events import DataLoaded, Event
 from salal_core.parallel.worker import EngineProcess
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
+from salal_core.run.summary import RunSummary
 from salal_core.team.endpoint import socket_path
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.desk import JoinedDesk
+from salal_tui.launch import label_alone
 
 PHOTO = (600, 500)
 
@@ -118,7 +122,9 @@ async def measure(args: argparse.Namespace) -> dict:
     bridge = EventBridge()
     out = Path(tempfile.mkdtemp()) / "run"
     session = open_session(config, out, oracle="human")
-    runner: EngineProcess | Engine
+    if args.runner == "alone":
+        return await drive(label_alone(session, "bench", drawing=args.images), args)
+    runner: EngineProcess | InThread
     if args.runner == "process":
         runner = EngineProcess(session, bridge)
     else:
@@ -128,9 +134,25 @@ async def measure(args: argparse.Namespace) -> dict:
                 session.images.load()
             bridge(event)
 
-        runner = Engine.for_session(session, emit)
+        runner = InThread(Engine.for_session(session, emit))
     app = SalalApp(session, bridge, auto=False, runner=runner, drawing=args.images)
     return await drive(app, args)
+
+
+class InThread:
+    """The engine in a thread of the app's process (the app's worker thread runs it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def run(self) -> RunSummary | None:
+        return self.engine.run()
+
+    def stop(self) -> None:
+        self.engine.stop()
+
+    def close(self) -> None:
+        """Nothing else is held: the engine let go of the run when `run` returned."""
 
 
 async def drive(app: SalalApp, args: argparse.Namespace) -> dict:
@@ -195,7 +217,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--runner", choices=["process", "thread", "service"], default="process")
+    parser.add_argument(
+        "--runner", choices=["alone", "process", "thread", "service"], default="alone"
+    )
     parser.add_argument("--presses", type=int, default=100)
     parser.add_argument(
         "--images", choices=["blocks", "sixel"], default="blocks", help="the renderer to force"

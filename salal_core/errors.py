@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SalalError(Exception):
     """A problem the user can fix; the CLI prints it on one line and exits with status 2."""
+
+
+class RunInUse(SalalError):
+    """Another process holds the run directory's lock (its service, or a headless run)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(f"{run_dir} is in use by another salal process; wait for it or stop it")
+        self.run_dir = run_dir
 
 
 class TrainingFailed(SalalError):

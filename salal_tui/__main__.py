@@ -7,17 +7,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from salal_core.cli.flags import overrides_from_args
-from salal_core.cli.options import (
-    add_run_options,
-    class_names_from_args,
-    config_from_args,
-    run_dir_from_args,
-)
-from salal_core.errors import SalalError
+from salal_core.cli.options import add_run_options, session_from_args
+from salal_core.errors import RunInUse, SalalError
 
 from .graphics import IMAGES_OPTIONS, Drawing, choose_drawing
+
+if TYPE_CHECKING:  # imported when a run starts, not for --help
+    from .app import SalalApp
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="label a run that salal-core serve holds, beside others (or its forwarded socket)",
     )
-    parser.add_argument(
-        "--name", help="your name in the run's journal, with --join (default: your login name)"
-    )
+    parser.add_argument("--name", help="your name in the run's journal (default: your login name)")
     parser.add_argument(
         "--review",
         type=Path,
@@ -87,16 +83,14 @@ def review(run_dir: Path, device: str, drawing: Drawing, only: str = "") -> int:
     try:
         store = RunStore(run_dir, create=False)
     except SalalError as exc:
-        print(f"salal-tui: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc)
     app = ReviewApp(store, device, drawing, only)
     try:
         app.run()
     finally:
         store.close()
     if app.error:
-        print(f"salal-tui: error: {app.error}", file=sys.stderr)
-        return 2
+        return refuse(app.error)
     print(
         f"{app.review.corrected} corrections saved in {run_dir}; the next "
         f"salal-tui --resume {run_dir} trains on them"
@@ -116,23 +110,18 @@ def join(args: argparse.Namespace, drawing: Drawing) -> int:
     alone = [f for f in ("out", "resume", "review", "labels") if getattr(args, f, None)]
     if args.auto_oracle or args.ranks != 1 or alone:
         flag = "--auto-oracle" if args.auto_oracle else f"--{(alone or ['ranks'])[0]}"
-        print(
-            f"salal-tui: error: --join labels a served run; {flag} belongs to the service "
-            "(salal-core serve)",
-            file=sys.stderr,
+        return refuse(
+            f"--join labels a served run; {flag} belongs to the service (salal-core serve)"
         )
-        return 2
     bridge = EventBridge()
     try:
         desk = JoinedDesk(args.join, checked_name(args.name or login_name()), bridge)
     except SalalError as exc:
-        print(f"salal-tui: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc)
     app = SalalApp(desk, bridge, False, desk, args.keys, drawing)
     app.run()
     if app.error:
-        print(f"salal-tui: error: {app.error}", file=sys.stderr)
-        return 2
+        return refuse(app.error)
     print(f"your labels are saved in {desk.run_dir}; carry on with: {desk.carry_on}")
     return app.return_code or 0
 
@@ -145,60 +134,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # before Textual starts: the terminal's answers come on stdin
         drawing = choose_drawing(args.images)
     except SalalError as exc:
-        print(f"salal-tui: error: {exc}", file=sys.stderr)
-        return 2
+        return refuse(exc)
     if args.review is not None:
         return review(args.review, args.device or "auto", drawing, args.labeler)
     if args.join is not None:
         return join(args, drawing)
-    if args.name is not None or args.labeler:
-        wrong = (
-            "--name goes with --join" if args.name is not None else "--labeler goes with --review"
-        )
-        print(f"salal-tui: error: {wrong} RUN_DIR", file=sys.stderr)
-        return 2
-    from salal_core.parallel.distributed import check_local_ranks
-    from salal_core.parallel.worker import EngineProcess
-    from salal_core.run.factory import open_session
-    from salal_core.runtime import resolve_device
+    if args.labeler:
+        return refuse("--labeler goes with --review RUN_DIR")
+    return label(args, drawing)
 
-    from .app import SalalApp
-    from .bridge import EventBridge
+
+def label(args: argparse.Namespace, drawing: Drawing) -> int:
+    """`salal-tui` on a run of its own. A person labels through a private service, as any
+    labeler of a served run does (others may `--join` it while it runs; it ends with this
+    app); `--auto-oracle` runs its engine beside the app and watches."""
+    from salal_core.team.endpoint import socket_path
+    from salal_core.team.labelers import checked_name, login_name
+
+    from . import launch
     from .keys import KeyMap
 
-    bridge = EventBridge()
     auto = args.auto_oracle
     try:
-        run_dir, resume = run_dir_from_args(args)
-        session = open_session(
-            None if resume else config_from_args(args, human=not auto),
-            run_dir,
-            oracle="auto" if auto else "human",
-            resume=resume,
-            overrides=overrides_from_args(args) if resume else None,
-            class_names=class_names_from_args(args),
-            labels_file=args.labels,
-        )
+        name = checked_name(args.name or login_name())
+        session = session_from_args(args, "auto" if auto else "human")
+    except RunInUse as exc:
+        if not auto and socket_path(exc.run_dir).is_socket():  # a service holds it: join it
+            return refuse(
+                f"{exc.run_dir} is being labeled; label beside them with: salal-tui --join "
+                f"{exc.run_dir}"
+            )
+        return refuse(exc)
     except SalalError as exc:
-        print(f"salal-tui: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        check_local_ranks(args.ranks, resolve_device(session.config.device))
-        if args.keys is not None:  # before the screen is taken: a bad map is one line
+        return refuse(exc)
+    if args.keys is not None:  # before the screen is taken: a bad map is one line
+        try:
             known = session.request.class_names or tuple(session.store.class_names())
             KeyMap.read(args.keys, known or None)
-    except SalalError as exc:
-        session.close()
-        print(f"salal-tui: error: {exc}", file=sys.stderr)
-        return 2
-    engine = EngineProcess(session, bridge, ranks=args.ranks)
-    app = SalalApp(session, bridge, auto, engine, args.keys, drawing)
+        except SalalError as exc:
+            session.close()
+            return refuse(exc)
+    try:
+        if auto:
+            app = launch.watch(session, args.ranks, args.keys, drawing)
+        else:
+            app = launch.label_alone(session, name, args.ranks, args.keys, drawing)
+    except SalalError as exc:  # no such device for --ranks, no socket: the run is let go
+        return refuse(exc)
     app.run()
+    return ended(app, session.run_dir)
+
+
+def ended(app: SalalApp, run_dir: Path) -> int:
     if app.error:
-        print(f"salal-tui: error: {app.error}", file=sys.stderr)
-        return 2
+        return refuse(app.error)
     print(f"labels saved in {run_dir}; carry on with: salal-tui --resume {run_dir}")
     return app.return_code or 0
+
+
+def refuse(error: SalalError | str) -> int:
+    """The one line of a refusal, and the exit status that goes with it."""
+    print(f"salal-tui: error: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

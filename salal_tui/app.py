@@ -1,8 +1,9 @@
 """The Textual app: starts the engine beside the interface; the labeling screen renders its
 events and the app shows the summary when the run finishes.
 
-`runner` is what runs the engine: an `EngineProcess` in `salal-tui` (training in its own
-process never holds this one's interpreter lock), or an `Engine` in this process.
+`runner` is what runs the engine (launch.py): the private service of a person labeling alone,
+the served run a labeler joined, or with `--auto-oracle` an `EngineProcess` beside the app.
+Training is always in a process of its own, so it never holds this one's interpreter lock.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ FULL_GC_FORCE = 100  # collect anyway after this many postponements' worth (non-
 
 
 class Runner(Protocol):
-    def run(self) -> RunSummary | None: ...
+    def run(self) -> RunSummary | None:
+        """Run (or wait on) the engine until the run ends or `stop`; blocks."""
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Ask the engine to save and stop, from any thread."""
+
+    def close(self) -> None:
+        """The app has ended: let go of whatever else the runner holds."""
 
 
 class SalalApp(App[RunSummary | None]):
@@ -80,6 +86,7 @@ class SalalApp(App[RunSummary | None]):
     def on_unmount(self) -> None:
         if self.runner is not None:  # however the app ends (a crash, a failed test), stop it
             self.runner.stop()
+            self.runner.close()
         gc.set_threshold(*self._gc_threshold)
         gc.unfreeze()
 

@@ -1,6 +1,7 @@
 """What the labeling screens read of the run they label, wherever it is: a run this app holds
-(`LocalDesk`, its session and images on this machine), or a served run this app has joined
-(`JoinedDesk`: the images, the answers and the engine's events all over the socket)."""
+(`LocalDesk`, its session and images on this machine: `--auto-oracle`), or a run's service this
+app has joined, its private one or a served one (`JoinedDesk`: the images, the answers and the
+engine's events all over the socket)."""
 
 from __future__ import annotations
 

@@ -1,14 +1,15 @@
 """A labeling session in its own process, for the kill-and-resume tests.
 
 Answers every query from the ground truth as fast as it can, printing `ACK index label` only
-after `answer` has returned (that is, once the label is acknowledged as saved). The engine runs
-in its own process, as under salal-tui, so a kill lands on the pair of them.
+once the run's private service has acknowledged it (that is, once it is saved). The service and
+its engine run as under salal-tui, so a kill lands on all of them.
 
     python tests/label_driver.py PACK CACHE RUN_DIR [--resume]
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -17,8 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import tiny_config
-from salal_core.parallel.worker import EngineProcess
+from salal_core.events import ignore
 from salal_core.run.factory import open_session
+from salal_core.team.client import Refusal, ServiceClient
+from salal_core.team.hosted import HostedRun
 
 
 def main() -> int:
@@ -32,20 +35,26 @@ def main() -> int:
         )
     )
     session = open_session(config, run_dir, oracle="human", resume=resume)
-    oracle = session.oracle
-    assert oracle is not None
-    worker = threading.Thread(target=EngineProcess(session, lambda event: None).run, daemon=True)
+    hosted = HostedRun(session, ignore, lambda line: None, lease_seconds=math.inf)
+    client = ServiceClient(run_dir, "tester")  # as salal-tui joins its private service
+    client.connect()
+    worker = threading.Thread(target=hosted.run, daemon=True)
     worker.start()
     while worker.is_alive():
-        query = oracle.current()
+        queued = client.queued()
         images = session.images.loaded
-        if query is None or images is None:
+        if not queued or images is None:
             time.sleep(0.002)
             continue
-        label = int(images.train.labels[query.index])
-        oracle.answer(query.index, label)
-        print(f"ACK {query.item} {label}", flush=True)
+        label = int(images.train.labels[queued[0].index])
+        try:
+            client.give([(queued[0].item, label)])
+        except Refusal:  # the run finished meanwhile
+            break
+        print(f"ACK {queued[0].item} {label}", flush=True)
     worker.join()
+    client.close()
+    hosted.close()
     print("DONE", flush=True)
     return 0
 

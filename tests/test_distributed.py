@@ -279,18 +279,15 @@ async def test_salal_tui_with_two_ranks_labels_and_trains(
 ) -> None:
     """`salal-tui --ranks 2`: the app's engine as two gloo ranks. The first image comes, a
     batch of answers trains a round across both ranks, the next image is scored by both."""
-    from test_tui import make_app
+    from test_tui import make_session
 
     from helpers import SIZE, journal
-    from salal_core.parallel.worker import EngineProcess
-    from salal_tui.app import SalalApp
-    from salal_tui.bridge import EventBridge
+    from salal_tui.launch import PrivateRun, label_alone
 
-    app = make_app(synthetic_pack, tmp_path / "c", tmp_path / "run", auto=False)
-    bridge = app.bridge
-    assert isinstance(bridge, EventBridge)
-    runner = EngineProcess(app.session, bridge, ranks=2)
-    app = SalalApp(app.session, bridge, False, runner=runner)
+    session = make_session(synthetic_pack, tmp_path / "c", tmp_path / "run", auto=False)
+    app = label_alone(session, "tester", ranks=2)
+    assert isinstance(app.runner, PrivateRun)
+    runner = app.runner.hosted.engine
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None, timeout=120)

@@ -24,10 +24,8 @@ from helpers import (
     write_unlabeled_folder,
 )
 from salal_core.cli.main import main
-from salal_core.parallel.worker import EngineProcess
 from salal_core.run.factory import open_session
-from salal_tui.app import SalalApp
-from salal_tui.bridge import EventBridge
+from salal_tui.launch import label_alone
 
 
 def exported(run: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, str]]:
@@ -108,15 +106,14 @@ async def test_labels_seed_a_new_run_in_the_app(tmp_path: Path) -> None:
     sheet = tmp_path / "mine.csv"
     sheet.write_text("".join(f"{p},{CLASSES[class_from_name(p.name)]}\n" for p in files))
     config = tiny_config(pool, tmp_path / "c", **{"active.query_size": 6, "active.budget": 0.5})
-    bridge = EventBridge()
     session = open_session(
         config, tmp_path / "run", oracle="human", class_names=CLASSES, labels_file=sheet
     )
-    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    app = label_alone(session, "tester")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None)
-        asked = {q.item for q in session.oracle.queued()} if session.oracle else set()
+        asked = {q.item for q in app.desk.oracle.queued()} if app.desk.oracle else set()
         await pilot.press("q", "y")
         await wait_for(pilot, lambda: app.return_code is not None)
     imported = labels_by_item(tmp_path / "run", "imported")

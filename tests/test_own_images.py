@@ -13,6 +13,7 @@ from helpers import (
     SIZE,
     class_from_name,
     journal,
+    photo_archive,
     summary_text,
     tiny_cli,
     tiny_config,
@@ -22,11 +23,10 @@ from helpers import (
 from salal_core.cli.main import main as core_main
 from salal_core.data import load_dataset
 from salal_core.data.load import read_source
-from salal_core.parallel.worker import EngineProcess
 from salal_core.run.factory import open_session
 from salal_core.run.plan import read_round
 from salal_tui.app import SalalApp
-from salal_tui.bridge import EventBridge
+from salal_tui.launch import label_alone
 from salal_tui.originals import load_original
 from salal_tui.screens import SummaryScreen
 
@@ -74,9 +74,8 @@ async def test_label_a_folder_end_to_end_with_key_presses(tmp_path: Path) -> Non
         tmp_path / "c",
         **{"active.query_size": 10, "active.lookahead": 2, "active.budget": 0.25},
     )
-    bridge = EventBridge()
     session = open_session(config, out, oracle="human", class_names=CLASSES)
-    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    app = label_alone(session, "tester")
     typed = {}
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
@@ -134,9 +133,8 @@ async def test_a_person_labels_while_the_backbone_pretrains(tmp_path: Path) -> N
             "active.budget": 0.6,
         },
     )
-    bridge = EventBridge()
     session = open_session(config, out, oracle="human", class_names=CLASSES)
-    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    app = label_alone(session, "tester")
     pretrained = out / "checkpoints" / "pretrain.pt"
     before_backbone = answered = 0
     async with app.run_test(size=SIZE) as pilot:
@@ -198,9 +196,8 @@ async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_ba
         },
     )
     config = type(config)(**{**config.__dict__, "preset": "cpu"})
-    bridge = EventBridge()
     session = open_session(config, out, oracle="human")
-    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    app = label_alone(session, "tester")
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         labeled = 0
@@ -227,21 +224,12 @@ async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_ba
 def test_an_archive_member_is_drawn_from_its_own_bytes(tmp_path: Path) -> None:
     """Not from the model's 32x32 copy: the member is read by seeking into the archive (a
     gzip'd one decompressed once into the cache folder), at the size the view asks for."""
-    import tarfile
-
     from PIL import Image
 
     from salal_core.data.originals import ArchiveMembers, plain_tar
     from salal_tui.originals import Originals
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (120, 160, 3), np.uint8)).save(folder / f"{i}.png")
-    archive = tmp_path / "photos.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="photos")
+    folder, archive = photo_archive(tmp_path)
     cache = tmp_path / "cache"
     plain = plain_tar(archive, cache)
     assert plain.parent == cache / "originals" and plain_tar(archive, cache) == plain  # once

@@ -3,18 +3,24 @@ serve`, labeling beside a scripted labeler; and the command line's one-line refu
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
+from test_tui import make_session, truth
 
 from helpers import CLASSES, SIZE, wait_for
+from salal_core.run.opened import OpenedRun
 from salal_core.run.store import RunStore
+from salal_core.team.endpoint import socket_path
 from salal_tui.__main__ import main as tui_main
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.desk import JoinedDesk
-from salal_tui.screens import GridScreen, QuitScreen
+from salal_tui.launch import label_alone
+from salal_tui.screens import GridScreen, QuitScreen, ReviewScreen
 
 
 def rows(run: Path) -> list[tuple[str, int, str, str]]:
@@ -77,6 +83,54 @@ async def test_a_joined_app_labels_undoes_and_accepts_beside_another_labeler(
     assert accepted and all(who == "ana" for _, item, who, _ in journaled if item in accepted)
 
 
+async def test_a_lone_app_labels_through_a_private_service_that_others_may_join(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    """`salal-tui` alone: the app is a client of its run's private service. Another labeler
+    joins it; ctrl+r reviews over the socket and journals the correction as the app's own
+    labeler's; quitting ends the service and lets go of the run."""
+    run = tmp_path / "run"
+    app = label_alone(make_session(synthetic_pack, tmp_path / "c", run, auto=False), "ana")
+    ben = Labeler(run, "ben", lambda item: 0, pause=0.05)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.label_screen
+            assert socket_path(run).is_socket()
+            with contextlib.redirect_stderr(io.StringIO()) as err:  # (the app holds stderr)
+                assert tui_main(["--resume", str(run), "--images", "blocks"]) == 2  # a second
+            assert f"label beside them with: salal-tui --join {run}" in err.getvalue()
+            for _ in range(4):
+                await wait_for(pilot, lambda: screen.shown is not None)
+                shown = screen.shown
+                await pilot.press(screen.query_one("ClassList").keys[truth(app, shown.index)])
+                await wait_for(pilot, lambda s=shown: screen.shown != s)
+            ben.start()
+            await wait_for(pilot, lambda: bool(ben.acknowledged))
+            await wait_for(pilot, (run / "checkpoints" / "pretrain.pt").exists, 120)
+            await pilot.press("ctrl+r")
+            review = app.screen
+            assert isinstance(review, ReviewScreen)
+            await wait_for(pilot, lambda: review.current is not None, 120)
+            doubt = review.current
+            other = (doubt.given + 1) % len(review.class_names)
+            await pilot.press(review.query_one("ClassList").keys[other])
+            assert review.corrected == 1 and review.current != doubt
+            await pilot.press("q")
+            assert app.screen is screen
+            ben.stop.set()
+            ben.join(60)
+            await pilot.press("q", "y")
+            await wait_for(pilot, lambda: app.return_code is not None)
+    finally:
+        ben.stop.set()
+    assert ben.error is None and app.return_code == 0
+    assert not socket_path(run).exists()  # the private service ended with its app
+    RunStore(run, create=False).close()  # and let go of the run
+    corrected = OpenedRun.read(run).labels[doubt.item]
+    assert (corrected.label, corrected.labeler, corrected.oracle) == (other, "ana", "human")
+    assert {who for _, _, who, _ in rows(run)} == {"ana", "ben"}
+
+
 def test_join_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert tui_main(["--join", str(tmp_path), "--images", "blocks"]) == 2
     err = capsys.readouterr().err
@@ -85,7 +139,7 @@ def test_join_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "--auto-oracle belongs to the service" in capsys.readouterr().err
     assert tui_main(["--join", str(tmp_path), "--name", "a b", "--images", "blocks"]) == 2
     assert "is not a labeler name" in capsys.readouterr().err
-    assert tui_main(["--name", "ana", "--images", "blocks"]) == 2
-    assert "--name goes with --join" in capsys.readouterr().err
+    assert tui_main(["--name", "a b", "--images", "blocks"]) == 2  # alone, as joined
+    assert "is not a labeler name" in capsys.readouterr().err
     assert tui_main(["--labeler", "ana", "--images", "blocks"]) == 2
     assert "--labeler goes with --review" in capsys.readouterr().err

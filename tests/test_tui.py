@@ -31,28 +31,34 @@ from salal_core.events import (
     RoundEnded,
     RunFinished,
 )
-from salal_core.parallel.worker import EngineProcess
 from salal_core.run.factory import open_session
+from salal_core.run.session import Session
 from salal_core.run.summary import CurvePoint
 from salal_core.team.agreement import measure
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
+from salal_tui.launch import PrivateRun, label_alone, watch
 from salal_tui.screens import GridScreen, HelpScreen, LabelScreen, QuitScreen
 
 
-def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> SalalApp:
+def make_session(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> Session:
     config = tiny_config(
         pack,
         cache,
         **{"active.query_size": 8, "active.lookahead": 2, "active.budget": 0.3, **overrides},
     )
-    bridge = EventBridge()
-    session = open_session(config, out, oracle="auto" if auto else "human")
-    return SalalApp(session, bridge, auto, runner=EngineProcess(session, bridge))  # as salal-tui
+    return open_session(config, out, oracle="auto" if auto else "human")
+
+
+def make_app(pack: Path, cache: Path, out: Path, auto: bool, **overrides) -> SalalApp:
+    session = make_session(pack, cache, out, auto, **overrides)
+    return watch(session) if auto else label_alone(session, "tester")  # as salal-tui
 
 
 def truth(app: SalalApp, index: int) -> int:
-    images = app.session.images.loaded
+    runner = app.runner
+    session = runner.session if isinstance(runner, PrivateRun) else app.session
+    images = session.images.loaded
     assert images is not None
     return int(images.train.labels[index])
 
@@ -122,9 +128,8 @@ async def test_resume_in_the_app_carries_on_where_the_person_stopped(
     first = journal(out)
     assert len(first) == 5
 
-    bridge = EventBridge()  # what `salal-tui --resume RUN_DIR` builds
     session = open_session(None, out, oracle="human", resume=True)
-    app = SalalApp(session, bridge, auto=False, runner=EngineProcess(session, bridge))
+    app = label_alone(session, "tester")  # what `salal-tui --resume RUN_DIR` builds
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None)

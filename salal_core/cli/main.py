@@ -20,15 +20,13 @@ from pathlib import Path
 import torch
 
 from salal_core import __version__
-from salal_core.cli.flags import overrides_from_args
 from salal_core.cli.options import (
     Register,
     add_data_options,
     add_model_options,
     add_run_options,
-    class_names_from_args,
-    config_from_args,
     run_dir_from_args,
+    session_from_args,
 )
 from salal_core.cli.progress import RichProgress
 from salal_core.config import load_toml
@@ -44,24 +42,14 @@ def counted(n: int, noun: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from salal_core.run.engine import Engine
-    from salal_core.run.factory import open_session
 
     run_dir, resume = run_dir_from_args(args)
     if distributed.restarted() and (run_dir / "salal.db").exists():
         # torchrun --max-restarts started the group again with the same command line: carry on
         # the run it was writing, as --resume does.
         resume = True
-    config = None if resume else config_from_args(args)
     with RichProgress(quiet=args.json) as progress:
-        session = open_session(
-            config,
-            run_dir,
-            oracle="auto",
-            resume=resume,
-            overrides=overrides_from_args(args) if resume else None,
-            class_names=class_names_from_args(args),
-            labels_file=args.labels,
-        )
+        session = session_from_args(args, "auto", resume)
         summary = Engine.for_session(session, progress).run()
     if summary.stop_reason == "collapsed":  # saved, and said: but the run did not work
         print(f"salal-core: error: {summary.stop_detail}", file=sys.stderr)

@@ -22,6 +22,9 @@ from salal_core.config import (
 from salal_core.errors import SalalError
 
 if TYPE_CHECKING:  # argparse's class is generic to type checkers only
+    from salal_core.run.session import Session
+    from salal_core.run.summary import OracleKind
+
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
     Subparsers = argparse._SubParsersAction
@@ -107,3 +110,24 @@ def run_dir_from_args(args: argparse.Namespace) -> tuple[Path, bool]:
     if args.out:
         return args.out, False
     raise SalalError("say where the run goes with --out RUN_DIR (or --resume RUN_DIR)")
+
+
+def session_from_args(
+    args: argparse.Namespace, oracle: OracleKind, resume: bool | None = None
+) -> Session:
+    """The run the command line names, opened by the one factory: a new one from the flags
+    (a person's defaults where a person answers), or `--resume` with the overrides a resume
+    may take. `resume` True carries on a run whatever the flags say (a restarted group)."""
+    from salal_core.run.factory import open_session  # the engine's imports: not for --help
+
+    run_dir, resumed = run_dir_from_args(args)
+    resume = resumed if resume is None else resume
+    return open_session(
+        None if resume else config_from_args(args, human=oracle == "human"),
+        run_dir,
+        oracle=oracle,
+        resume=resume,
+        overrides=overrides_from_args(args) if resume else None,
+        class_names=class_names_from_args(args),
+        labels_file=args.labels,
+    )

@@ -116,6 +116,9 @@ class EngineProcess:
             self.oracle.close()
         self._send(Stop())
 
+    def close(self) -> None:
+        """Nothing is left to let go of: `run` closed the session when it returned."""
+
     def _serve(self, conn: Connection, process: BaseProcess) -> RunSummary | None:
         deadline: float | None = None
         while True:

@@ -6,6 +6,8 @@
       checkpoints/*.pt     pretraining, then one per round (checkpoint.py), written atomically
       summary.json         the learning curve: labeled count -> test accuracy
       .lock                held while a process works on the run
+      salal.sock           the run's service, while one runs (team/endpoint.py)
+      engine.log, service.log   the engine's output; a private service's lines
 
 Items are the run's images, numbered once and for good (the `idx` of every other table) and
 known by their content digest, so a label stays on its image whatever happens to positions.
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from salal_core.config import RunConfig, dumps_toml, load_toml, to_dict
-from salal_core.errors import SalalError
+from salal_core.errors import RunInUse, SalalError
 from salal_core.events import EpochEnded, Event, Query, RoundEnded
 from salal_core.files import atomic_write_text
 from salal_core.run import checkpoint
@@ -92,9 +94,7 @@ class RunStore:
         except OSError as exc:
             f.close()
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise SalalError(
-                    f"{self.dir} is in use by another salal process; wait for it or stop it"
-                ) from None
+                raise RunInUse(self.dir) from None
             raise
         f.truncate(0)
         f.write(str(os.getpid()))

@@ -9,7 +9,6 @@ labeler has left.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 import time
@@ -17,29 +16,15 @@ from pathlib import Path
 from types import FrameType
 
 from salal_core.cli.commands.agreement import run_agreement, show
-from salal_core.cli.flags import overrides_from_args
-from salal_core.cli.options import (
-    Subparsers,
-    add_run_options,
-    class_names_from_args,
-    config_from_args,
-    run_dir_from_args,
-)
+from salal_core.cli.options import Subparsers, add_run_options, session_from_args
 from salal_core.cli.progress import RichProgress
 from salal_core.errors import SalalError
-from salal_core.events import fan_out
-from salal_core.team.endpoint import Admission
-from salal_core.team.leases import TeamQueue
-from salal_core.team.service import RunService
 
 LEAVE_CHECK = 0.5  # seconds between looks at whether every labeler has left a finished run
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from salal_core.parallel.distributed import check_local_ranks
-    from salal_core.parallel.worker import EngineProcess
-    from salal_core.run.factory import open_session
-    from salal_core.runtime import resolve_device
+    from salal_core.team.hosted import HostedRun
 
     if args.run_dir is not None:
         if args.out is not None or args.resume is not None:
@@ -49,54 +34,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SalalError(f"--overlap {args.overlap}: give how many labelers answer each image")
     if args.lease <= 0:
         raise SalalError(f"--lease {args.lease}: give the seconds a labeler may sit idle")
-    run_dir, resume = run_dir_from_args(args)
-    session = open_session(
-        None if resume else config_from_args(args, human=True),
-        run_dir,
-        oracle="human",
-        resume=resume,
-        overrides=overrides_from_args(args) if resume else None,
-        class_names=class_names_from_args(args),
-        labels_file=args.labels,
-    )
-    store = session.store
-    try:
-        check_local_ranks(args.ranks, resolve_device(session.config.device))
-        if args.overlap is not None:
-            store.set_overlap(args.overlap)
-        queue = TeamQueue(store, store.overlap, args.lease)
-    except BaseException:
-        session.close()
-        raise
-
-    def class_names() -> tuple[str, ...]:
-        loaded = session.images.loaded
-        if loaded is not None:
-            return tuple(loaded.class_names)
-        return session.request.class_names or tuple(store.class_names())
-
-    group = os.stat(run_dir).st_gid if args.socket_group else None
+    session = session_from_args(args, "human")
+    run_dir = session.run_dir
     with RichProgress() as progress:
-        service = RunService(
-            run_dir,
-            session.config,
-            queue,
-            session.images,
-            class_names,
-            Admission(os.getuid(), group),
+        hosted = HostedRun(
+            session,
+            progress,
             lambda line: progress.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}"),
+            overlap=args.overlap,
+            lease_seconds=args.lease,
+            socket_group=args.socket_group,
+            ranks=args.ranks,
         )
-        engine = EngineProcess(
-            session, fan_out(progress, service.on_event), ranks=args.ranks, oracle=queue
-        )
-        try:
-            path = service.start(args.socket_group)
-        except BaseException:
-            session.close()
-            raise
         progress.console.print(
-            f"serving {run_dir} on {path} (overlap {queue.overlap}); each labeler joins with: "
-            f"salal-tui --join {run_dir}"
+            f"serving {run_dir} on {hosted.socket_path} (overlap {hosted.queue.overlap}); each "
+            f"labeler joins with: salal-tui --join {run_dir}"
         )
 
         stopping = threading.Event()
@@ -104,24 +56,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         def stop(signum: int, frame: FrameType | None) -> None:
             progress.console.print("stopping: the engine saves, then the service ends")
             stopping.set()
-            engine.stop()
+            hosted.stop()
             signal.signal(signum, signal.SIG_DFL)  # a second signal ends it at once
 
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            summary = engine.run()
+            summary = hosted.run()
             if summary is not None:
                 progress.console.print(
                     f"the run has finished: {summary.labeled:,} labeled; "
                     f"{summary.stop_detail or summary.stop_reason}"
                 )
                 show(*run_agreement(run_dir), progress.console)  # who labeled what, and how alike
-            while service.connected() and not stopping.is_set():
+            while hosted.service.connected() and not stopping.is_set():
                 stopping.wait(LEAVE_CHECK)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            service.close()
+            hosted.close()
     return 0
 
 
