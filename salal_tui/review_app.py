@@ -24,7 +24,9 @@ class ReviewApp(App[None]):
         """`only`: one labeler's own answers (--labeler)."""
         super().__init__()
         prepare_to_spawn()  # its probes run in a process of their own
-        self.review = ReviewScreen(RunFiles(store, device, login_name(), only), drawing=drawing)
+        self.review = ReviewScreen(
+            RunFiles(store, device, login_name()), drawing=drawing, only=only
+        )
         self.error: str | None = None
 
     def on_mount(self) -> None:

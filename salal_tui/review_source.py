@@ -27,9 +27,12 @@ class ReviewSet:
 
 
 class ReviewSource(Protocol):
-    def load(self) -> ReviewSet:
-        """The labels to review; seconds of probing, so it runs off the event loop. A
-        SalalError says in one line why there is no review (too few labels, no model)."""
+    labeler: str  # who is reviewing: their corrections are journaled as theirs
+
+    def load(self, only: str = "") -> ReviewSet:
+        """The labels to review (`only`: that labeler's own answers); seconds of probing, so
+        it runs off the event loop. A SalalError says in one line why there is no review
+        (too few labels, no model, no answers of `only`)."""
 
     def pixels(self, doubt: Doubt) -> Pixels:
         """The doubted image, at the size the view asks for (once `load` has returned)."""
@@ -42,13 +45,12 @@ class ReviewSource(Protocol):
 class RunFiles:
     """A stopped run, read and written through its own files (this app holds its lock)."""
 
-    def __init__(self, store: RunStore, device: str, labeler: str, only: str = "") -> None:
-        """`labeler`: whose corrections they are; `only`: review one labeler's answers."""
-        self.store, self.device, self.labeler, self.only = store, device, labeler, only
+    def __init__(self, store: RunStore, device: str, labeler: str) -> None:
+        self.store, self.device, self.labeler = store, device, labeler
         self._originals: Originals | None = None
 
-    def load(self) -> ReviewSet:
-        doubts = doubts_apart(self.store.dir, self.device, self.only)
+    def load(self, only: str = "") -> ReviewSet:
+        doubts = doubts_apart(self.store.dir, self.device, only)
         run = OpenedRun.read(self.store.dir)  # from the decode cache the review just warmed
         self._originals = Originals(run.load_images().images, cache_folder(run.config.data))
         return ReviewSet(tuple(doubts), tuple(self._originals.images.class_names))
@@ -68,13 +70,12 @@ class ServedRun:
     """A run its service holds: the order, the images and the corrections go over the socket,
     and each correction is journaled as this labeler's."""
 
-    def __init__(
-        self, client: ServiceClient, item_pixels: Callable[[int], Pixels], only: str = ""
-    ) -> None:
-        self.client, self.item_pixels, self.only = client, item_pixels, only
+    def __init__(self, client: ServiceClient, item_pixels: Callable[[int], Pixels]) -> None:
+        self.client, self.item_pixels = client, item_pixels
+        self.labeler = client.name
 
-    def load(self) -> ReviewSet:
-        ready = self.client.review(self.only)
+    def load(self, only: str = "") -> ReviewSet:
+        ready = self.client.review(only)
         return ReviewSet(ready.doubts, ready.class_names)
 
     def pixels(self, doubt: Doubt) -> Pixels:

@@ -87,8 +87,9 @@ async def test_a_lone_app_labels_through_a_private_service_that_others_may_join(
     synthetic_pack: Path, tmp_path: Path
 ) -> None:
     """`salal-tui` alone: the app is a client of its run's private service. Another labeler
-    joins it; ctrl+r reviews over the socket and journals the correction as the app's own
-    labeler's; quitting ends the service and lets go of the run."""
+    joins it; ctrl+r reviews over the socket, journals the correction as the app's own
+    labeler's, and shows that labeler's own answers alone with ctrl+o; quitting ends the
+    service and lets go of the run."""
     run = tmp_path / "run"
     app = label_alone(make_session(synthetic_pack, tmp_path / "c", run, auto=False), "ana")
     ben = Labeler(run, "ben", lambda item: 0, pause=0.05)
@@ -115,6 +116,10 @@ async def test_a_lone_app_labels_through_a_private_service_that_others_may_join(
             other = (doubt.given + 1) % len(review.class_names)
             await pilot.press(review.query_one("ClassList").keys[other])
             assert review.corrected == 1 and review.current != doubt
+            await pilot.press("ctrl+o")  # ana's own answers only
+            await wait_for(pilot, lambda: review.current is not None, 120)
+            assert review.only == "ana" and {d.labeler for d in review.doubts} == {"ana"}
+            assert len(review.doubts) < len(OpenedRun.read(run).labels)  # not ben's, nor seeds
             await pilot.press("q")
             assert app.screen is screen
             ben.stop.set()

@@ -45,16 +45,24 @@ class ReviewScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "next", "next"),
+        Binding("ctrl+o", "own", "mine / everyone's"),
         Binding("q,escape", "leave", "back"),
     ]
 
     def __init__(
-        self, source: ReviewSource, standalone: bool = True, drawing: Drawing = "blocks"
+        self,
+        source: ReviewSource,
+        standalone: bool = True,
+        drawing: Drawing = "blocks",
+        only: str = "",
     ) -> None:
         """`standalone`: salal-tui --review (q quits); otherwise opened from the labeling
-        screen over a live run (q goes back; the engine takes corrections at its next round)."""
+        screen over a live run (q goes back; the engine takes corrections at its next round).
+        `only`: one labeler's own answers (--labeler); ctrl+o goes between this person's own
+        and everyone's."""
         super().__init__()
         self.source, self.standalone, self.drawing = source, standalone, drawing
+        self.only = only
         self.doubts: tuple[Doubt, ...] = ()
         self.class_names: tuple[str, ...] = ()
         self.loaded = False
@@ -81,7 +89,7 @@ class ReviewScreen(Screen[None]):
         """Seconds of probing (in a process of its own, or the service's) and of loading, off
         the event loop: the keys never wait on either."""
         try:
-            review = self.source.load()
+            review = self.source.load(self.only)
         except SalalError as exc:
             self.app.call_from_thread(self.fail, str(exc))
             return
@@ -93,6 +101,14 @@ class ReviewScreen(Screen[None]):
             self.dismiss(None)
             return
         self.post_message(self.Failed(message))  # the review app says it and exits 2
+
+    def action_own(self) -> None:
+        """This person's own answers, or everyone's again: the order is worked out afresh."""
+        self.only = "" if self.only else self.source.labeler
+        self.doubts, self.loaded, self.at = (), False, 0
+        whose = f"{self.only}'s answers" if self.only else "every label"
+        self.query_one(PhaseLine).show(f"scoring {whose} out of sample…")
+        self.score()
 
     def action_leave(self) -> None:
         if self.standalone:
