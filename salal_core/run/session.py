@@ -1,8 +1,9 @@
 """An opened run: what an entry point holds while an engine works on it.
 
-The app keeps a session for the whole time it runs: the run directory's lock, the person's
-oracle (an answer is journaled before the next image is drawn), the images it draws and the
-configuration. The engine, in this process or a child, works from the same run directory.
+Whoever holds the run keeps a session for the whole time it runs (the run's service, the
+headless CLI, an `--auto-oracle` app): the run directory's lock, the in-process oracle where
+one answers here, the images the labelers see and the configuration. The engine, in this
+process or a child, works from the same run directory.
 """
 
 from __future__ import annotations
