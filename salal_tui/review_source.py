@@ -4,14 +4,13 @@ the service works out the order and journals each correction, as it does every a
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from salal_core.data.load import cache_folder
 from salal_core.run.opened import OpenedRun
-from salal_core.run.oracle import Answer
+from salal_core.run.oracle import record_correction
 from salal_core.run.review import Doubt, doubts_apart
 from salal_core.run.store import RunStore
 from salal_core.team.client import ServiceClient
@@ -60,10 +59,7 @@ class RunFiles:
         return self._originals.pixels(doubt.position)
 
     def correct(self, doubt: Doubt, label: int) -> None:
-        round_ = self.store.highest_asked_round()
-        when = time.time()
-        answer = Answer(doubt.position, doubt.item, label, round_, "human", when, self.labeler)
-        self.store.record_answers([answer])
+        record_correction(self.store, doubt.position, doubt.item, label, self.labeler)
 
 
 class ServedRun:

@@ -44,6 +44,26 @@ class AnswerJournal(Protocol):
     ) -> None: ...
 
 
+class CorrectionJournal(AnswerJournal, Protocol):
+    def highest_asked_round(self) -> int:
+        """The latest round the run has asked about (0 before any question)."""
+
+
+def record_correction(
+    journal: CorrectionJournal,
+    position: int,
+    item: int,
+    label: int,
+    labeler: str,
+    client_id: str | None = None,
+) -> None:
+    """A label corrected in review: a new answer of `labeler`'s at the run's latest round (the
+    journal keeps the old one; the next round trains on it)."""
+    round_ = journal.highest_asked_round()
+    answer = Answer(position, item, label, round_, "human", time.time(), labeler, client_id)
+    journal.record_answers([answer])
+
+
 class Oracle(Protocol):
     name: OracleName
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from salal_core.config import RunConfig
 from salal_core.data import ImageSet
-from salal_core.run.labels import RunItems
 from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import HumanOracle
 from salal_core.run.store import RunStore
@@ -39,22 +38,16 @@ class SessionImages:
     def __init__(self, config: RunConfig, class_names: Sequence[str], store: RunStore) -> None:
         self._config, self._class_names, self._store = config, tuple(class_names), store
         self._images: ImageSet | None = None
-        self._positions: tuple[ImageSet, dict[int, int]] | None = None
+        self._positions: dict[int, int] = {}  # item -> position, for the run's own load
 
     @property
     def loaded(self) -> ImageSet | None:
         return self._images
 
     def position_of(self, item: int) -> int | None:
-        """Where the run's item `item` is in the loaded images; None before they are loaded,
-        or if this load lacks it."""
-        images = self._images
-        if images is None:
-            return None
-        if self._positions is None or self._positions[0] is not images:
-            items = RunItems.resolve(self._store.items(), images.train)
-            self._positions = images, items.positions()
-        return self._positions[1].get(item)
+        """Where the run's item `item` is in the images `load` brought; None before then, or
+        if that load lacks it."""
+        return self._positions.get(item)
 
     def provide(self, images: ImageSet) -> None:
         """Images from elsewhere: an app driven by scripted events (the snapshot tests)."""
@@ -64,7 +57,8 @@ class SessionImages:
         """The same positions the engine computes with: the run opened the same way."""
         if self._images is None:
             run = OpenedRun.of_store(self._store, self._config, self._class_names)
-            self._images = run.load_images().images
+            matched = run.load_images()
+            self._images, self._positions = matched.images, matched.positions()
         return self._images
 
 

@@ -66,10 +66,6 @@ class HostedRun:
             session.close()
             raise
 
-    @property
-    def run_dir(self) -> Path:
-        return self.session.run_dir
-
     def class_names(self) -> tuple[str, ...]:
         """The run's classes: the data's own once loaded, else --classes or the stored ones."""
         loaded = self.session.images.loaded

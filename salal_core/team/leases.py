@@ -19,17 +19,14 @@ from typing import Protocol
 
 from salal_core.errors import OracleClosed
 from salal_core.events import OracleName, Query
-from salal_core.run.oracle import SKIP, Answer, AnswerJournal
+from salal_core.run.oracle import SKIP, Answer, CorrectionJournal, record_correction
 
 PER_LABELER = 6  # images leased ahead to each labeler: the next ones are always there
 
 
-class TeamJournal(AnswerJournal, Protocol):
+class TeamJournal(CorrectionJournal, Protocol):
     def known_client_ids(self, labeler: str, client_ids: Sequence[str]) -> set[str]:
         """Which of these answer ids of `labeler` the journal holds already."""
-
-    def highest_asked_round(self) -> int:
-        """The latest round the run has asked about."""
 
 
 class LeaseError(Exception):
@@ -244,11 +241,7 @@ class TeamQueue:
         keeps the old one; the next round trains on it). A re-send is journaled once."""
         with self._cond:
             self._seen(labeler)
-            round_ = self.journal.highest_asked_round()
-            answer = Answer(
-                position, item, label, round_, "human", time.time(), labeler, f"{client_id}:{item}"
-            )
-            self.journal.record_answers([answer])
+            record_correction(self.journal, position, item, label, labeler, f"{client_id}:{item}")
 
     def release(self, labeler: str) -> list[int]:
         """The labeler left: their leased images return to the queue; returns their items."""
