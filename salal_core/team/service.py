@@ -1,16 +1,13 @@
 """One run, served to its labelers over a Unix socket.
 
 The service holds what one app process held alone: the run's lock and journal, the queue
-(leases.py) and the engine (an EngineProcess child, as the app runs it). Each connection is
-a thread that reads frames and answers them; an answer is journaled before it is
-acknowledged. A frame that cannot be read gets a `Problem` reply and a log line, and never
-reaches the journal; a frame too large to follow closes that connection alone.
+(leases.py) and the engine (an EngineProcess child, as the app runs it). Its connections
+(connections.py) hand it each labeler's requests; an answer is journaled before it is
+acknowledged, and the engine's events are forwarded to every labeler.
 """
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +18,12 @@ from salal_core.config import RunConfig
 from salal_core.errors import SalalError
 from salal_core.events import Event, QueryReady, StepProgress
 from salal_core.run.session import SessionImages
-from salal_core.team import endpoint
 from salal_core.team.catch_up import CatchUp
-from salal_core.team.endpoint import Admission, Peer
-from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
+from salal_core.team.connections import Client, Connections
+from salal_core.team.endpoint import Admission
 from salal_core.team.labelers import NAME
 from salal_core.team.leases import PER_LABELER, LeaseError, TeamQueue
 from salal_core.team.messages import (
-    CODEC,
     Acknowledged,
     Correct,
     Forwarded,
@@ -42,7 +37,6 @@ from salal_core.team.messages import (
     Revoked,
     TakeBack,
     TakenBack,
-    ToClient,
     ToService,
     WantImage,
     WantReview,
@@ -52,24 +46,6 @@ from salal_core.team.view import RunView
 
 STEP_INTERVAL = 0.2  # seconds between forwarded step updates: bars move, sockets stay quiet
 LEASE_CHECK = 1.0  # seconds between looks for lapsed leases
-
-
-class Client:
-    """One connected labeler: its socket, and a lock so that two threads never interleave."""
-
-    def __init__(self, conn: socket.socket, peer: Peer) -> None:
-        self.conn, self.peer = conn, peer
-        self.labeler = ""  # set by Hello; nothing else is answered before it
-        self._lock = threading.Lock()
-
-    def send(self, message: ToClient) -> bool:
-        try:
-            frame = CODEC.encode(message)
-            with self._lock:
-                self.conn.sendall(frame)
-            return True
-        except OSError:
-            return False
 
 
 class RunService:
@@ -84,7 +60,7 @@ class RunService:
         log: Callable[[str], None],
     ) -> None:
         self.run_dir, self.config, self.queue, self.images = run_dir, config, queue, images
-        self.class_names, self.admission, self.log = class_names, admission, log
+        self.class_names, self.log = class_names, log
         self.clients: list[Client] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -92,31 +68,21 @@ class RunService:
         self.catch_up = CatchUp()
         self._parked: list[tuple[Client, Give]] = []  # answers re-sent before the engine asked
         self.view = RunView(run_dir, config, queue, images, class_names)
-        self._server: socket.socket | None = None
-        self.socket_path: Path | None = None
+        self.connections = Connections(run_dir, admission, self._handle, self._gone, log)
 
     # ---------------------------------------------------------------- lifetime
     def start(self, group: bool = False) -> Path:
-        self._server, self.socket_path = endpoint.listen(self.run_dir, group)
-        threading.Thread(target=self._accept, name="salal-accept", daemon=True).start()
+        path = self.connections.start(group)
         threading.Thread(target=self._lease_clock, name="salal-leases", daemon=True).start()
-        return self.socket_path
+        return path
 
     def close(self) -> None:
         self._closing.set()
-        if self._server is not None:
-            with contextlib.suppress(OSError):
-                self._server.close()
-        if self.socket_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                (self.run_dir / endpoint.POINTER_NAME).unlink()
+        self.connections.close()
         with self._lock:
             clients = list(self.clients)
         for client in clients:
-            with contextlib.suppress(OSError):
-                client.conn.shutdown(socket.SHUT_RDWR)
+            client.hang_up()
 
     def connected(self) -> int:
         with self._lock:
@@ -161,60 +127,11 @@ class RunService:
                     client.send(Revoked(tuple(items)))
             self.top_up_all()  # lapsed leases, and images freed since the last look
 
-    # ---------------------------------------------------------------- connections
-    def _accept(self) -> None:
-        assert self._server is not None
-        while not self._closing.is_set():
-            try:
-                conn, _ = self._server.accept()
-            except OSError:
-                return
-            peer = endpoint.peer_of(conn)
-            if not self.admission.allows(peer):
-                self.log(f"refused a connection from uid {peer.uid} (pid {peer.pid})")
-                with contextlib.suppress(OSError):
-                    conn.sendall(CODEC.encode(Problem("this run is not shared with you")))
-                conn.close()
-                continue
-            client = Client(conn, peer)
-            threading.Thread(
-                target=self._serve, args=(client,), name="salal-client", daemon=True
-            ).start()
-
-    def _serve(self, client: Client) -> None:
-        try:
-            while True:
-                try:
-                    body = read_frame(client.conn)
-                except FrameTooLarge as exc:
-                    self._problem(client, str(exc))
-                    return  # the stream cannot be followed past it
-                except OSError:
-                    return
-                if body is None:
-                    return
-                try:
-                    message = CODEC.decode(body)
-                    if not isinstance(message, ToService):
-                        raise FrameError(f"{type(message).__name__} is not a request")
-                except FrameError as exc:
-                    self._problem(client, str(exc))
-                    continue
-                if not self._handle(client, message):
-                    return
-        finally:
-            self._gone(client)
-
-    def _problem(self, client: Client, reason: str) -> None:
-        self.log(f"a bad frame from pid {client.peer.pid}: {reason}")
-        client.send(Problem(reason))
-
+    # ---------------------------------------------------------------- requests
     def _gone(self, client: Client) -> None:
         with self._lock:
             if client in self.clients:
                 self.clients.remove(client)
-        with contextlib.suppress(OSError):
-            client.conn.close()
         if client.labeler:
             back = self.queue.release(client.labeler)
             self.log(f"{client.labeler} left; {len(back)} leased images back in the queue")
@@ -223,7 +140,7 @@ class RunService:
     def _handle(self, client: Client, message: ToService) -> bool:
         """Carry out one request; False ends the connection."""
         if not client.labeler and not isinstance(message, Hello):
-            self._problem(client, "say Hello first")
+            self.connections.problem(client, "say Hello first")
             return True
         match message:
             case Hello(name):
@@ -281,7 +198,7 @@ class RunService:
 
     def _hello(self, client: Client, name: str) -> bool:
         if client.labeler:
-            self._problem(client, "Hello was said already")
+            self.connections.problem(client, "Hello was said already")
             return True
         if not NAME.fullmatch(name):
             client.send(Problem(f"{name!r} is not a labeler name"))
