@@ -12,6 +12,8 @@ paired difference to the raw-pixel baseline with its 95% interval, AUBC over 10-
 (the mean over the doubling budgets), and the time per round. One semi-supervised method is
 measured beside them on the same labels: label propagation over a k-nearest-neighbour graph of
 the pretrained backbone's embeddings, train and test images together (Iscen et al., 2019).
+`--sampled-kmeans` runs the clustering strategies a second time with k-means on a sample of the
+pool, the path large pools take, and reports its AUBC against the exact one's, paired by seed.
 
     python benchmarks/small_folders.py --pack ../shared/datasets/cifar10-jpeg.tar.gz --out runs/sf
     python benchmarks/small_folders.py --quick    # a smoke run of a minute (the tests call it)
@@ -22,12 +24,13 @@ Prints a table on stderr and the figures as JSON on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 import tarfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,7 @@ from salal_core.learn.train import fit, prepare
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
 from salal_core.run.store import RunStore
+from salal_core.selection import clustering
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -66,6 +70,46 @@ SCRATCH_EPOCHS, SCRATCH_STEPS = 5, 100  # the cpu recipe's round, from random we
 class Folder:
     name: str
     path: Path
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One way of choosing labels: a strategy, and whether its k-means runs on a sample of the
+    pool whatever the pool's size (`--sampled-kmeans`: the large-pool path, measured against
+    the exact one on the same seeds)."""
+
+    acquisition: str
+    sampled_kmeans: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.acquisition}, sampled k-means" if self.sampled_kmeans else self.acquisition
+
+    @property
+    def slug(self) -> str:
+        return f"{self.acquisition}-sampled" if self.sampled_kmeans else self.acquisition
+
+
+CLUSTERING_STRATEGIES = ("typiclust", "cluster_margin")  # those that run k-means
+
+
+def arms(strategies: Sequence[str], sampled_kmeans: bool) -> list[Arm]:
+    out = [Arm(s) for s in strategies]
+    if sampled_kmeans:
+        out += [Arm(s, True) for s in strategies if s in CLUSTERING_STRATEGIES]
+    return out
+
+
+@contextlib.contextmanager
+def kmeans_path(arm: Arm) -> Iterator[None]:
+    """Every k-means of the arm on the sampled path (the pool still has to be more than
+    SAMPLE_PER_CLUSTER points a cluster), or as the engine decides."""
+    exact_work = clustering.EXACT_WORK
+    clustering.EXACT_WORK = 0.0 if arm.sampled_kmeans else exact_work
+    try:
+        yield
+    finally:
+        clustering.EXACT_WORK = exact_work
 
 
 # ------------------------------------------------------------------------------ the folders
@@ -292,12 +336,13 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
     n = data.num_train
     budgets = [b for b in (BUDGETS[:3] if args.quick else BUDGETS) if b < n]
     results: dict[str, Any] = {"train": n, "test": data.num_test, "rows": []}
-    for strategy in ("random", DEFAULT_STRATEGY):
+    for arm in arms(args.strategies.split(","), args.sampled_kmeans):
+        strategy = arm.name
         for seed in range(args.seeds):
             for plan in ("budgets", "fractions"):
                 if plan not in args.plans.split(",") or (plan == "fractions" and args.quick):
                     continue
-                run = runs / f"{strategy}-{plan}-seed{seed}"
+                run = runs / f"{arm.slug}-{plan}-seed{seed}"
                 if plan == "budgets":
                     overrides = {
                         "active.initial_fraction": 0.0,
@@ -311,9 +356,10 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                         "active.budget": FRACTIONS[1],
                     }
                 config = with_overrides(
-                    base, {"seed": seed, "active.acquisition": strategy, **overrides}
+                    base, {"seed": seed, "active.acquisition": arm.acquisition, **overrides}
                 )
-                curve, rounds = engine_run(config, run)
+                with kmeans_path(arm):
+                    curve, rounds = engine_run(config, run)
                 chosen = labeled_rounds(run)
                 for r, (labels, accuracy) in enumerate(curve):
                     wanted = budgets if plan == "budgets" else [round(f * n) for f in FRACTIONS]
@@ -356,6 +402,14 @@ def aubc(rows: Sequence[dict[str, Any]], key: str, budgets: Sequence[int]) -> li
         float(np.mean([r[key] for r in rows if r["seed"] == s and r["labels"] in budgets]))
         for s in seeds
     ]
+
+
+def aubc_gap(rows: Sequence[dict[str, Any]], strategy: str, against: str) -> dict[str, float]:
+    """The engine's AUBC over 10-160 labels, `strategy` minus `against`, paired by seed."""
+    mine = aubc([r for r in rows if r["strategy"] == strategy], "engine", BUDGETS)
+    theirs = aubc([r for r in rows if r["strategy"] == against], "engine", BUDGETS)
+    gap = Estimate.of([m - t for m, t in zip(mine, theirs, strict=True)])
+    return {"diff": gap.mean, "low": gap.low, "high": gap.high}
 
 
 def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -401,10 +455,14 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                 "diff_high": diff.high,
             }
         )
-    random = aubc([r for r in rows if r["strategy"] == "random"], "engine", BUDGETS)
-    default = aubc([r for r in rows if r["strategy"] == DEFAULT_STRATEGY], "engine", BUDGETS)
-    gap = Estimate.of([d - r for d, r in zip(default, random, strict=True)])
-    out["default_minus_random"] = {"diff": gap.mean, "low": gap.low, "high": gap.high}
+    strategies = {r["strategy"] for r in rows}
+    if {"random", DEFAULT_STRATEGY} <= strategies:
+        out["default_minus_random"] = aubc_gap(rows, DEFAULT_STRATEGY, "random")
+    for arm in (Arm(s, True) for s in CLUSTERING_STRATEGIES):
+        if {arm.name, arm.acquisition} <= strategies:
+            out.setdefault("sampled_minus_exact", {})[arm.acquisition] = aubc_gap(
+                rows, arm.name, arm.acquisition
+            )
     out["pretrain_seconds"] = result["pretrain_seconds"]
     return out
 
@@ -447,6 +505,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--folders", default="300,1000,5000,digits")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--width", type=int, default=16)
+    p.add_argument(
+        "--strategies",
+        default=f"random,{DEFAULT_STRATEGY}",
+        help="the strategies run, comma-separated (default: random and the person's default)",
+    )
+    p.add_argument(
+        "--sampled-kmeans",
+        action="store_true",
+        help="also run typiclust and cluster_margin with k-means on a sample of the pool",
+    )
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
     p.add_argument(
         "--finetune-from",
@@ -474,6 +542,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result = study_folder(Folder(name, path), args, console)
         summary = summarize(name, result)
         console.print(table(summary))
+        gaps = {f"{DEFAULT_STRATEGY} minus random": summary.get("default_minus_random")}
+        for acquisition, gap in summary.get("sampled_minus_exact", {}).items():
+            gaps[f"{acquisition}: sampled k-means minus exact"] = gap
+        for what, gap in gaps.items():
+            if gap is not None:
+                interval = f"[{gap['low']:+.3f}, {gap['high']:+.3f}]"
+                console.print(f"AUBC 10-160, {what}: {gap['diff']:+.3f} {interval}")
         report["folders"].append(summary)
     report["seconds"] = time.perf_counter() - started
     json.dump(report, sys.stdout)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 
 from helpers import ROOT, SHARED_PACK
@@ -67,3 +68,35 @@ def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -
         len(list(d.iterdir())) for d in sorted((tmp_path / "folders" / "300" / "train").iterdir())
     ]
     assert counts == [30] * 10
+
+
+def test_a_sampled_kmeans_arm_clusters_a_sample_and_puts_the_exact_path_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--sampled-kmeans` adds an arm for each clustering strategy asked for; inside it every
+    k-means iterates on SAMPLE_PER_CLUSTER points a cluster, even on a pool the engine would
+    cluster exactly, and outside it the engine's own rule is back."""
+    study = load_study()
+    from salal_core.selection import clustering
+
+    assert [a.name for a in study.arms(["random", "typiclust"], True)] == [
+        "random",
+        "typiclust",
+        "typiclust, sampled k-means",
+    ]
+    assert [a.name for a in study.arms(["random", "typiclust"], False)] == ["random", "typiclust"]
+    iterated_on: list[int] = []
+    lloyd = clustering._lloyd
+
+    def recording(x: torch.Tensor, *args: object, **kwargs: object) -> object:
+        iterated_on.append(x.shape[0])
+        return lloyd(x, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(clustering, "_lloyd", recording)
+    points = torch.randn(600, 8, generator=torch.Generator().manual_seed(0))
+    with study.kmeans_path(study.Arm("typiclust", sampled_kmeans=True)):
+        assert len(clustering.kmeans(points, 10, torch.Generator().manual_seed(0))) == 600
+    assert iterated_on == [clustering.SAMPLE_PER_CLUSTER * 10]
+    iterated_on.clear()
+    clustering.kmeans(points, 10, torch.Generator().manual_seed(0))
+    assert iterated_on and set(iterated_on) == {600}
