@@ -129,15 +129,19 @@ def cut_pack(pack: Path, out: Path, per_class: int, test_total: int, seed: int =
         rng = np.random.default_rng(seed)
         classes = sorted({cls for _, cls in members})
         wanted = {"train": per_class, "test": test_total // len(classes)}
-        for (split, cls), found in sorted(members.items()):
-            if split not in wanted:
-                continue
-            for i in rng.permutation(len(found))[: wanted[split]]:
-                data = tar.extractfile(found[i])
-                assert data is not None
-                target = out / split / cls / Path(found[i].name).name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data.read())
+        chosen = [
+            (split, cls, found[i])
+            for (split, cls), found in sorted(members.items())
+            if split in wanted
+            for i in rng.permutation(len(found))[: wanted[split]]
+        ]
+        # In the archive's order: a gzip stream seeks back only by decompressing from the start.
+        for split, cls, info in sorted(chosen, key=lambda c: c[2].offset):
+            data = tar.extractfile(info)
+            assert data is not None
+            target = out / split / cls / Path(info.name).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data.read())
     return out
 
 
