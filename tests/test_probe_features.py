@@ -1,0 +1,64 @@
+"""The probe-features study runs end to end on a small drawn folder and a checkpoint written
+here: every candidate feature set, the same random labels for each, and raw pixels as the
+reference its differences are paired against."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from helpers import ROOT, write_image_folder
+from salal_core.config import preset, with_overrides
+from salal_core.learn.model import Net
+from salal_core.learn.pretrain import PretrainCheckpoint
+
+WIDTH = 8
+
+
+def load_study() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "probe_features", ROOT / "benchmarks" / "probe_features.py"
+    )
+    assert spec is not None and spec.loader is not None
+    study = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = study
+    spec.loader.exec_module(study)
+    return study
+
+
+def test_every_feature_set_is_probed_on_the_same_labels_against_raw_pixels(
+    tmp_path: Path,
+) -> None:
+    folder = write_image_folder(tmp_path / "shapes", per_class_train=45, per_class_test=10)
+    torch.manual_seed(0)
+    config = with_overrides(preset("cpu"), {"model.width": WIDTH})
+    checkpoint = tmp_path / "pretrain.pt"
+    torch.save(PretrainCheckpoint.of(Net(WIDTH, 4), config, {}).to_payload(), checkpoint)
+    report = load_study().main(
+        [
+            "--folder", str(folder),
+            "--pretrained", str(checkpoint),
+            "--width", str(WIDTH),
+            "--seeds", "1",
+            "--cache", str(tmp_path / "cache"),
+        ]
+    )  # fmt: skip
+    assert report["budgets"] == [10, 20, 40, 80, 160]
+    sets = {s["features"]: s for s in report["sets"]}
+    pixels, every_stage = 3 * 32 * 32, (1 + 1 + 2 + 4 + 8) * WIDTH
+    assert sets["raw pixels"]["dims"] == pixels
+    assert sets["last stage (the engine's head)"]["dims"] == 8 * WIDTH
+    assert sets["stages 3+4 (the engine's embedding)"]["dims"] == 12 * WIDTH
+    assert sets["every stage, pooled"]["dims"] == every_stage
+    assert sets["every stage, 2x2 grid"]["dims"] == 4 * every_stage
+    assert sets["raw pixels + every stage, 2x2 grid"]["dims"] == pixels + 4 * every_stage
+    assert sets["raw pixels"]["minus_pixels"] == 0.0
+    for s in sets.values():
+        assert len(s["accuracy"]) == 5 and all(0 <= a <= 1 for a in s["accuracy"])
+        assert abs(s["aubc"] - sum(s["accuracy"]) / 5) < 1e-9
+    # Four flat colours: a probe on the pixels is right from a few labels on.
+    assert sets["raw pixels"]["accuracy"][-1] > 0.9
