@@ -3,6 +3,7 @@ waiting on the app. Fixtures live in conftest.py; test modules import only from 
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import tarfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -265,3 +267,13 @@ def downgrade_to_format_3(db_path: Path) -> None:
     )
     db.commit()
     db.close()
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """A script of benchmarks/ as a module, so that its tests call its functions."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None  # narrows the types; a path always has them
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

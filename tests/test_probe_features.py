@@ -4,30 +4,16 @@ reference its differences are paired against."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import torch
 
-from helpers import ROOT, write_image_folder
+from helpers import load_benchmark, write_image_folder
 from salal_core.config import preset, with_overrides
 from salal_core.learn.model import Net
 from salal_core.learn.pretrain import PretrainCheckpoint
 
 WIDTH = 8
-
-
-def load_study() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "probe_features", ROOT / "benchmarks" / "probe_features.py"
-    )
-    assert spec is not None and spec.loader is not None
-    study = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = study
-    spec.loader.exec_module(study)
-    return study
 
 
 def test_every_feature_set_is_probed_on_the_same_labels_against_raw_pixels(
@@ -38,7 +24,7 @@ def test_every_feature_set_is_probed_on_the_same_labels_against_raw_pixels(
     config = with_overrides(preset("cpu"), {"model.width": WIDTH})
     checkpoint = tmp_path / "pretrain.pt"
     torch.save(PretrainCheckpoint.of(Net(WIDTH, 4), config, {}).to_payload(), checkpoint)
-    report = load_study().main(
+    report = load_benchmark("probe_features").main(
         [
             "--folder", str(folder),
             "--pretrained", str(checkpoint),

@@ -4,34 +4,20 @@ and the raw-pixel baseline on the very labels each run chose."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import torch
 
-from helpers import ROOT, SHARED_PACK
-
-
-def load_study() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "small_folders", ROOT / "benchmarks" / "small_folders.py"
-    )
-    assert spec is not None and spec.loader is not None
-    study = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = study  # its dataclasses look their module up there
-    spec.loader.exec_module(study)
-    return study
+from helpers import SHARED_PACK, load_benchmark
 
 
 def test_label_propagation_follows_the_graph_where_the_nearest_label_cannot() -> None:
     """Two parallel arcs on the sphere (the embeddings are compared by angle), each labeled at
     opposite ends: past halfway, the nearest labeled point is the other arc's; diffusion along
     the k-NN graph stays on its own arc."""
-    study = load_study()
+    study = load_benchmark("small_folders")
     longitude = torch.linspace(0, math.pi, 40)
 
     def arc(latitude: float) -> torch.Tensor:
@@ -49,7 +35,7 @@ def test_label_propagation_follows_the_graph_where_the_nearest_label_cannot() ->
 
 
 def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -> None:
-    study = load_study()
+    study = load_benchmark("small_folders")
     report = study.main(["--quick", "--pack", str(SHARED_PACK), "--out", str(tmp_path)])
     (folder,) = report["folders"]
     assert folder["folder"] == "300"
@@ -76,7 +62,7 @@ def test_a_sampled_kmeans_arm_clusters_a_sample_and_puts_the_exact_path_back(
     """`--sampled-kmeans` adds an arm for each clustering strategy asked for; inside it every
     k-means iterates on SAMPLE_PER_CLUSTER points a cluster, even on a pool the engine would
     cluster exactly, and outside it the engine's own rule is back."""
-    study = load_study()
+    study = load_benchmark("small_folders")
     from salal_core.selection import clustering
 
     assert [a.name for a in study.arms(["random", "typiclust"], True)] == [
