@@ -79,9 +79,9 @@ def feature_sets(model: Net, data: DeviceData) -> dict[str, tuple[torch.Tensor, 
     )
     raw: dict[str, tuple[torch.Tensor, torch.Tensor]] = {
         "raw pixels": (train_pixels, test_pixels),
-        "last stage (the engine's head)": whole(4, False),
-        "stages 3+4 (the engine's embedding)": joined(whole(3, False), whole(4, False)),
-        "every stage, pooled": joined(*(whole(i, False) for i in range(5))),
+        "last stage (fast and paper's head)": whole(4, False),
+        "stages 3+4 (the distance embedding)": joined(whole(3, False), whole(4, False)),
+        "every stage, pooled (the cpu recipe's head)": joined(*(whole(i, False) for i in range(5))),
         "stages 2+3, 2x2 grid": joined(whole(2, True), whole(3, True)),
         "every stage, 2x2 grid": joined(*(whole(i, True) for i in range(5))),
     }

@@ -274,7 +274,7 @@ def pretrained_embeddings(config: RunConfig, data: DeviceData) -> torch.Tensor:
     parts = [
         stage_features(model, images, data, 512) for images in (data.train_images, data.test_images)
     ]
-    return torch.cat([distance_embedding(*part) for part in parts])
+    return torch.cat([distance_embedding(part.third, part.last) for part in parts])
 
 
 def propagation_accuracy(graph: Propagation, positions: torch.Tensor, data: DeviceData) -> float:
@@ -289,7 +289,7 @@ def scratch_accuracy(
     """The same network from random weights, trained on these labels alone with the cpu
     recipe's round (its minimum steps included)."""
     torch.manual_seed(seed)
-    model = Net(config.model.width, data.num_classes)
+    model = Net(config.model.width, data.num_classes, head_input=config.model.head_input)
     optim = config.active.optim
     fit(
         model,

@@ -12,6 +12,7 @@ import torch
 from helpers import run_engine, tiny_config
 from salal_core.events import Event, Notice, QueryReady, RoundEnded
 from salal_core.files import atomic_write, atomic_write_text
+from salal_core.run.checkpoint import RoundCheckpoint
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
 
@@ -22,14 +23,28 @@ def next_queries(events: list[Event], round_: int) -> list[int]:
     ]
 
 
-@pytest.mark.parametrize("acquisition", ["entropy", "random", "qbc"])
+@pytest.mark.parametrize(
+    ("acquisition", "head_input", "finetune_from"),
+    [
+        ("entropy", "last", 0),
+        ("random", "last", 0),
+        ("qbc", "last", 0),
+        ("badge", "all-stages", 1000),  # the cpu recipe's head, fit on frozen features
+    ],
+)
 def test_a_run_stopped_after_a_checkpoint_asks_what_an_unstopped_run_asks(
-    acquisition: str, synthetic_pack: Path, tmp_path: Path
+    acquisition: str, head_input: str, finetune_from: int, synthetic_pack: Path, tmp_path: Path
 ) -> None:
     config = tiny_config(
         synthetic_pack,
         tmp_path / "c",
-        **{"active.acquisition": acquisition, "active.budget": 0.4, "pretrain.epochs": 0},
+        **{
+            "active.acquisition": acquisition,
+            "active.budget": 0.4,
+            "pretrain.epochs": 0,
+            "model.head_input": head_input,
+            "active.finetune_from": finetune_from,
+        },
     )
     _, whole = run_engine(config, tmp_path / "whole")
 
@@ -55,6 +70,10 @@ def test_a_run_stopped_after_a_checkpoint_asks_what_an_unstopped_run_asks(
     final = resumed.run()
     assert next_queries(resumed_events, 2) == next_queries(whole.events, 2) != []
     assert [p.labeled for p in final.curve] == [32, 48, 64]
+    saved = torch.load(tmp_path / "stopped" / "checkpoints" / "round-0001.pt", weights_only=True)
+    assert RoundCheckpoint.from_payload(saved, "new").shape.head_input == head_input
+    del saved["shape"]["head_input"]  # as version 2 wrote it: every head read the last stage
+    assert RoundCheckpoint.from_payload({**saved, "version": 2}, "old").shape.head_input == "last"
 
 
 def test_switching_between_one_head_and_a_committee_rebuilds_the_head(

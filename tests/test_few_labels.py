@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from helpers import drawn_data, run_engine, tiny_config
-from salal_core.config import PRESETS
+from salal_core.config import HEAD_INPUTS, PRESETS, HeadInput
 from salal_core.errors import Collapsed
 from salal_core.events import EpochEnded, Notice, QueryReady, Recorder
 from salal_core.learn import train
@@ -65,12 +65,14 @@ def standardize_images(data: Any, rows: torch.Tensor) -> torch.Tensor:
     )
 
 
-def test_the_network_predicts_exactly_what_the_head_fit_found() -> None:
+@pytest.mark.parametrize("head_input", HEAD_INPUTS)
+def test_the_network_predicts_exactly_what_the_head_fit_found(head_input: HeadInput) -> None:
     """The fit runs on standardized features; folded into the linear layer, the network's
-    own forward pass gives the same probabilities, for one head and for a committee."""
+    own forward pass gives the same probabilities, for one head and for a committee, whatever
+    the head reads."""
     data = drawn_data(48)
     for members in (1, 3):
-        model = Net(width=4, classes=4, members=members)
+        model = Net(width=4, classes=4, members=members, head_input=head_input)
         features = FrozenFeatures.compute(model, data, batch_size=16)
         positions = torch.arange(0, 48, 2)
         targets = data.train_labels[positions]
@@ -82,7 +84,8 @@ def test_the_network_predicts_exactly_what_the_head_fit_found() -> None:
             network = model(x).softmax(-1).permute(1, 0, 2)  # (K, N, C)
             cached = features.scores(model, torch.arange(48))[0]
         assert torch.allclose(network, cached, atol=1e-4)
-        d = features.last.shape[1]
+        d = features.stages.head.shape[1]
+        assert d == model.backbone.head_dim(head_input)
         w = torch.cat(
             [
                 model.head.linear.weight.view(members, 4, d).permute(0, 2, 1)
@@ -98,7 +101,7 @@ def test_the_network_predicts_exactly_what_the_head_fit_found() -> None:
             ],
             1,
         )
-        again = probe_probs(w, standardize(features.last, features.mean, features.std))
+        again = probe_probs(w, standardize(features.stages.head, features.mean, features.std))
         assert torch.allclose(again, cached, atol=1e-4)
 
 

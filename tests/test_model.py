@@ -20,7 +20,28 @@ def test_rotation_and_class_heads() -> None:
     assert net(x).shape == (5, 1, 4)
     net.replace_head(10, members=3)
     assert net(x).shape == (5, 3, 10)
-    assert Net(width=64).backbone.feature_dim == 512
+    assert Net(width=64).backbone.head_dim("last") == 512
+
+
+def test_an_all_stages_head_reads_every_stage_pooled_and_keeps_the_distances() -> None:
+    """The stem's and the four stages' pooled features side by side (w + w + 2w + 4w + 8w);
+    the distance embedding and the last stage are those of a "last" head on the same weights."""
+    torch.manual_seed(0)
+    wide = Net(width=8, classes=10, head_input="all-stages").eval()
+    plain = Net(width=8, classes=10).eval()
+    plain.backbone.load_state_dict(wide.backbone.state_dict())
+    x = torch.rand(5, 3, 32, 32)
+    with torch.no_grad():
+        logits, head, embedding = wide.score(x)
+        assert torch.allclose(wide(x), logits, atol=1e-6)
+        _, last, plain_embedding = plain.score(x)
+        stem = wide.backbone.stem(x).mean((2, 3))
+    assert logits.shape == (5, 1, 10) and head.shape == (5, 128)
+    assert torch.allclose(head[:, :8], stem, atol=1e-6)
+    assert torch.allclose(head[:, -64:], last, atol=1e-6)
+    assert torch.allclose(embedding, plain_embedding, atol=1e-6)
+    wide.replace_head(3, members=2)
+    assert wide.head.linear.in_features == 128
 
 
 def test_checkpoint_round_trip_with_weights_only(tmp_path: Path) -> None:

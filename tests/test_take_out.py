@@ -13,9 +13,11 @@ import pytest
 import torch
 
 from helpers import ROUNDS, run_cli, tiny_cli, write_image_folder
+from salal_core.cli.commands.model_file import ModelFile
 from salal_core.cli.main import main
+from salal_core.learn.model import Net
 
-EXTRA = (*ROUNDS, "--budget", "0.3")
+EXTRA = (*ROUNDS, "--budget", "0.3", "--head-input", "all-stages")
 
 
 @pytest.fixture
@@ -98,6 +100,7 @@ def test_a_model_goes_out_and_predicts_on_new_images(
     assert main(["export-model", str(run), "-o", str(model)]) == 0
     payload = torch.load(model, weights_only=True)
     assert payload["classes"] == ["blue", "green", "red", "yellow"] and payload["image_size"] == 32
+    assert payload["head_input"] == "all-stages"
     new = write_image_folder(tmp_path / "new", per_class_train=3, per_class_test=0, seed=7)
     capsys.readouterr()
     assert main(["predict", "--model", str(model), str(new), "--top", "3", "--device", "cpu"]) == 0
@@ -121,9 +124,34 @@ def test_a_model_goes_out_and_predicts_on_new_images(
     assert len(list(csv.DictReader(io.StringIO(capsys.readouterr().out)))) == 80 - 24
     not_a_model = tmp_path / "round.pt"
     torch.save({"kind": "round"}, not_a_model)
-    for path in (not_a_model, run / "config.toml", tmp_path / "missing.pt"):
+    damaged = tmp_path / "damaged.pt"
+    torch.save({**payload, "head_input": "every other stage"}, damaged)
+    for path in (not_a_model, damaged, run / "config.toml", tmp_path / "missing.pt"):
         line = one_error(main(["predict", "--model", str(path), str(new)]), capsys)
         assert "salal model" in line or "does not exist" in line
+
+
+def test_a_version_1_model_file_reads_as_a_head_on_the_last_stage(tmp_path: Path) -> None:
+    """Model files written before the head's input was saved: every head then read the last
+    stage, so that is what they load as."""
+    net = Net(width=4, classes=3)
+    old = tmp_path / "old.pt"
+    payload = {
+        "kind": "salal-model",
+        "version": 1,
+        "model": net.state_dict(),
+        "width": 4,
+        "members": 1,
+        "classes": ["a", "b", "c"],
+        "image_size": 32,
+        "mean": torch.zeros(3),
+        "std": torch.ones(3),
+    }
+    torch.save(payload, old)
+    model = ModelFile.read(old)
+    assert model.head_input == "last"
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(model.network(torch.device("cpu"))(x), net.eval()(x))
 
 
 def test_a_foreign_pickle_is_one_line_without_torchs_warnings(tmp_path: Path) -> None:

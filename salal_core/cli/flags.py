@@ -127,6 +127,14 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--seed", "model", ("seed",), "fixed", type=int),
     Flag("--device", "model", ("device",), "may change", "auto, cuda or cpu (default auto)"),
     Flag("--width", "model", ("model.width",), "fixed", "network width; 64 is ResNet18", int),
+    Flag(
+        "--head-input",
+        "model",
+        ("model.head_input",),
+        "fixed",
+        "what the class head reads: last (the last stage pooled) or all-stages (every stage "
+        "pooled; the cpu recipe's)",
+    ),
     Flag("--pretrain-epochs", "model", ("pretrain.epochs",), "fixed", type=int, metavar="N"),
     Flag(
         "--pretrain-steps",

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from salal_core.data import DeviceData
 from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.inference import fixed_batches
-from salal_core.learn.model import Net, distance_embedding
+from salal_core.learn.model import Net, StageFeatures, distance_embedding
 from salal_core.learn.probe import fit_probe, probe_probs, standardize
 from salal_core.learn.train import prepare
 from salal_core.parallel.distributed import all_sum
@@ -28,10 +28,9 @@ from salal_core.runtime import autocast, mark_step
 class FrozenFeatures:
     """The backbone's pooled features of this rank's training images, in shard order."""
 
-    third: torch.Tensor  # (N_local, 4w): the third stage, the most general rotation features
-    last: torch.Tensor  # (N_local, 8w): the head's input
-    test_last: torch.Tensor  # (N_test_local, 8w): the test split's, for measuring each round
-    mean: torch.Tensor  # (8w,) over every rank's images: the head standardizes with these
+    stages: StageFeatures  # (N_local, ...): the head's input, and the distances' stages
+    test_head: torch.Tensor  # (N_test_local, D): the test split's, for measuring each round
+    mean: torch.Tensor  # (D,) over every rank's images: the head standardizes with these
     std: torch.Tensor
 
     @classmethod
@@ -41,70 +40,77 @@ class FrozenFeatures:
         the network will score and predict with."""
         rows = torch.arange(data.train_images.shape[0], device=data.device)
         recalibrate(model, data, rows, rotate=False)
-        third, last = stage_features(model, data.train_images, data, batch_size)
-        test_last = stage_features(model, data.test_images, data, batch_size)[1]
+        stages = stage_features(model, data.train_images, data, batch_size)
+        test_head = stage_features(model, data.test_images, data, batch_size).head
+        head = stages.head
         moments = all_sum(
             torch.cat(
                 [
-                    last.sum(0),
-                    last.double().square().sum(0).float(),
-                    torch.tensor([float(len(last))], device=last.device),
+                    head.sum(0),
+                    head.double().square().sum(0).float(),
+                    torch.tensor([float(len(head))], device=head.device),
                 ]
             )
         )
-        d = last.shape[1]
+        d = head.shape[1]
         n = moments[-1].clamp_min(2.0)
         mean = moments[:d] / n
         std = ((moments[d : 2 * d] / n - mean.square()).clamp_min(0) * n / (n - 1)).sqrt()
-        return cls(third, last, test_last, mean, std.clamp_min(1e-6))
+        return cls(stages, test_head, mean, std.clamp_min(1e-6))
 
     def rows_of(self, positions: torch.Tensor, data: DeviceData) -> torch.Tensor:
         """The head's standardized input for global `positions`, on every rank (each rank
         contributes the rows it holds; one sum puts them together)."""
         mine = data.shard.mine(positions)
-        out = torch.zeros(len(positions), self.last.shape[1], device=self.last.device)
-        out[mine] = self.last[positions[mine] // data.shard.size]
+        head = self.stages.head
+        out = torch.zeros(len(positions), head.shape[1], device=head.device)
+        out[mine] = head[positions[mine] // data.shard.size]
         return standardize(all_sum(out), self.mean, self.std)
 
     def scores(
         self, model: Net, local_rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What `Net.score` gives, from the cached features: probabilities (K, P, C), the
-        head's input (P, 8w) and the distance embedding (P, 12w)."""
-        last, third = self.last[local_rows], self.third[local_rows]
+        head's input (P, D) and the distance embedding (P, 12w)."""
+        head = self.stages.head[local_rows]
         with torch.inference_mode():
-            probs = model.head(last).float().softmax(-1).permute(1, 0, 2)
-        return probs, last, distance_embedding(third, last)
+            probs = model.head(head).float().softmax(-1).permute(1, 0, 2)
+        embedding = distance_embedding(self.stages.third[local_rows], self.stages.last[local_rows])
+        return probs, head, embedding
 
     @torch.inference_mode()
     def evaluate(
-        self, model: Net, last: torch.Tensor, targets: torch.Tensor
+        self, model: Net, head: torch.Tensor, targets: torch.Tensor
     ) -> tuple[float, float]:
-        """(loss, accuracy) of the head on cached features, summed over every rank as
-        `inference.evaluate` does for images."""
-        probs = model.head(last).float().softmax(-1).mean(1)  # committee mean, (N, C)
+        """(loss, accuracy) of the head on cached features `head` (N, D), summed over every
+        rank as `inference.evaluate` does for images."""
+        probs = model.head(head).float().softmax(-1).mean(1)  # committee mean, (N, C)
         nll = F.nll_loss(probs.clamp_min(1e-12).log(), targets, reduction="sum")
         right = (probs.argmax(1) == targets).sum()
-        count = torch.tensor(float(len(targets)), device=last.device)
+        count = torch.tensor(float(len(targets)), device=head.device)
         loss, correct, total = all_sum(torch.stack([nll, right.float(), count])).tolist()
         return (loss / total, correct / total) if total else (float("nan"), float("nan"))
 
 
 def stage_features(
     model: Net, images: torch.Tensor, data: DeviceData, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(third, last) pooled stage features of uint8 images, float32, in eval mode."""
+) -> StageFeatures:
+    """The pooled features of uint8 images that `model`'s head and distances read, float32,
+    in eval mode."""
     model.eval()
-    thirds, lasts = [], []
+    thirds, lasts, heads = [], [], []
     with torch.inference_mode():
         for chunk, real in fixed_batches(images, batch_size):
             mark_step()
             with autocast(data.device):
-                third, last = model.backbone.forward_stages(prepare(chunk, data))
-            thirds.append(third[:real].to(torch.float32, copy=True))
-            lasts.append(last[:real].to(torch.float32, copy=True))
+                out = model.backbone.forward_stages(prepare(chunk, data), model.head_input)
+            thirds.append(out.third[:real].to(torch.float32, copy=True))
+            lasts.append(out.last[:real].to(torch.float32, copy=True))
+            if model.head_input != "last":
+                heads.append(out.head[:real].to(torch.float32, copy=True))
     # Out of inference mode: the cached tensors are read by code that records gradients.
-    return torch.cat(thirds).clone(), torch.cat(lasts).clone()
+    third, last = torch.cat(thirds).clone(), torch.cat(lasts).clone()
+    return StageFeatures(third, last, torch.cat(heads).clone() if heads else last)
 
 
 @torch.no_grad()

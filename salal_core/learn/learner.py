@@ -151,7 +151,7 @@ class TorchLearner:
         data, batch, frozen = self.data, self.config.eval_batch_size, self.frozen
         if held_out is None:
             if frozen is not None:  # the backbone has not moved: its features are at hand
-                return frozen.evaluate(self.model, frozen.test_last, data.test_labels)
+                return frozen.evaluate(self.model, frozen.test_head, data.test_labels)
             return evaluate(self.model, data.test_images, data.test_labels, data, batch)
         if len(held_out) == 0:
             return float("nan"), float("nan")
@@ -160,7 +160,7 @@ class TorchLearner:
         targets = torch.from_numpy(labels[held_out]).to(data.device)[mine]
         rows = idx[mine] // data.shard.size
         if frozen is not None:
-            return frozen.evaluate(self.model, frozen.last[rows], targets)
+            return frozen.evaluate(self.model, frozen.stages.head[rows], targets)
         return evaluate(self.model, data.train_images[rows], targets, data, batch)
 
     def pool_pass(self, indices: np.ndarray, parts: Collection[PoolPart] = ALL_PARTS) -> PoolPass:

@@ -1,11 +1,16 @@
 """CIFAR ResNet18: 3x3 stem with stride 1 and no max-pool (32x32 inputs keep their detail),
-8*width-d features (512 at the standard width 64), and a swappable linear head."""
+8*width-d features (512 at the standard width 64), and a swappable linear head that sees the
+last stage's pooled features or, on request, every stage's."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from salal_core.config import HeadInput
 
 
 class BasicBlock(nn.Module):
@@ -32,14 +37,23 @@ def _pooled(x: torch.Tensor) -> torch.Tensor:
     return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
 
+@dataclass(frozen=True)
+class StageFeatures:
+    """One pass's pooled features: what distances and the head read."""
+
+    third: torch.Tensor  # (B, 4w): the third stage, the most general rotation features
+    last: torch.Tensor  # (B, 8w)
+    head: torch.Tensor  # (B, D): the head's input; `last` itself for a "last" head
+
+
 class Backbone(nn.Module):
-    """(B, 3, H, W) -> (B, 8 * width) pooled features, and on request the third stage's pooled
-    features (B, 4 * width) too: rotation features are at their most general there (Gidaris et
-    al., 2018), which is what distances between images want."""
+    """(B, 3, H, W) -> pooled features for a head (`HeadInput`), and on request the third and
+    last stages' pooled features too: rotation features are at their most general in the third
+    (Gidaris et al., 2018), which is what distances between images want."""
 
     def __init__(self, width: int = 64) -> None:
         super().__init__()
-        self.feature_dim = 8 * width
+        self.width = width
         self.stem = nn.Sequential(
             nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
         )
@@ -50,14 +64,25 @@ class Backbone(nn.Module):
             cin = cout
         self.stages = nn.Sequential(*stages)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _pooled(self.stages(self.stem(x)))
+    def head_dim(self, head_input: HeadInput) -> int:
+        return 8 * self.width if head_input == "last" else 16 * self.width
 
-    def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(third stage pooled (B, 4w), last stage pooled (B, 8w)) from one pass."""
-        third = self.stages[:6](self.stem(x))  # two blocks per stage
-        last = self.stages[6:](third)
-        return _pooled(third), _pooled(last)
+    def forward(self, x: torch.Tensor, head_input: HeadInput = "last") -> torch.Tensor:
+        """(B, 3, H, W) -> (B, head_dim) the head's input."""
+        if head_input == "last":
+            return _pooled(self.stages(self.stem(x)))
+        return self.forward_stages(x, head_input).head
+
+    def forward_stages(self, x: torch.Tensor, head_input: HeadInput = "last") -> StageFeatures:
+        """Every pooled feature a head or a distance needs, from one pass."""
+        x = self.stem(x)
+        pooled = [_pooled(x)] if head_input == "all-stages" else []
+        for start in range(0, len(self.stages), 2):  # two blocks a stage
+            x = self.stages[start : start + 2](x)
+            if head_input == "all-stages" or start >= 4:
+                pooled.append(_pooled(x))
+        third, last = pooled[-2], pooled[-1]
+        return StageFeatures(third, last, last if head_input == "last" else torch.cat(pooled, 1))
 
 
 def distance_embedding(third: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -81,10 +106,13 @@ class Heads(nn.Module):
 class Net(nn.Module):
     """Backbone plus heads; `logits` has shape (B, K, C)."""
 
-    def __init__(self, width: int = 64, classes: int = 4, members: int = 1) -> None:
+    def __init__(
+        self, width: int = 64, classes: int = 4, members: int = 1, head_input: HeadInput = "last"
+    ) -> None:
         super().__init__()
+        self.head_input = head_input
         self.backbone = Backbone(width)
-        self.head = Heads(self.backbone.feature_dim, classes, members)
+        self.head = Heads(self.backbone.head_dim(head_input), classes, members)
 
     def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
         """The backbone from a whole network's state dict (a rotation model's, or another
@@ -94,19 +122,20 @@ class Net(nn.Module):
         )
 
     def replace_head(self, classes: int, members: int = 1) -> None:
-        """Swap the head (4-way rotation -> linear 512->C classes), keeping the features."""
+        """Swap the head (4-way rotation -> linear to C classes), keeping the features."""
         ref = self.head.linear.weight
-        self.head = Heads(self.backbone.feature_dim, classes, members).to(ref.device)
+        dim = self.backbone.head_dim(self.head_input)
+        self.head = Heads(dim, classes, members).to(ref.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) -> logits (B, K, C)."""
-        logits: torch.Tensor = self.head(self.backbone(x))
+        logits: torch.Tensor = self.head(self.backbone(x, self.head_input))
         return logits
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What selection needs from one pass: logits (B, K, C), the head's input features
-        (B, 8w, for gradient embeddings), and an embedding for distances (B, 12w): the third
+        (B, D, for gradient embeddings), and an embedding for distances (B, 12w): the third
         and last stages' pooled features, each scaled to unit length."""
-        third, last = self.backbone.forward_stages(x)
-        embedding = distance_embedding(third, last)
-        return self.head(last), last, embedding
+        stages = self.backbone.forward_stages(x, self.head_input)
+        embedding = distance_embedding(stages.third, stages.last)
+        return self.head(stages.head), stages.head, embedding

@@ -23,8 +23,14 @@ from salal_core.runtime import compile_model, memory_format
 EVAL_LIMIT_WITHOUT_TEST = 2000
 
 
-def build_model(config: RunConfig, classes: int, device: torch.device, members: int = 1) -> Net:
-    model = Net(config.model.width, classes, members).to(device)
+def build_model(
+    config: RunConfig, classes: int, device: torch.device, members: int = 1, rotation: bool = False
+) -> Net:
+    """The network on `device`, its head reading what the recipe says; the rotation task's
+    head always reads the last stage, so a pretrained backbone is the same whatever head the
+    run puts on it."""
+    head_input = "last" if rotation else config.model.head_input
+    model = Net(config.model.width, classes, members, head_input).to(device)
     if config.parallel.sync_bn:
         model = sync_batchnorm(model)
     model = model.to(memory_format=memory_format(device))
@@ -48,7 +54,7 @@ def pretrain(
                 "far above Adam's usual 1e-3 and may diverge (see README, Recipes)"
             )
         )
-    model = build_model(config, 4, data.device)
+    model = build_model(config, 4, data.device, rotation=True)
     # Without a test split, measure rotation accuracy on a slice of the (unlabeled) pool.
     # (Each rank holds its share of either; evaluation adds the shares up.)
     held_out = (

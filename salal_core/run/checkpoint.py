@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from salal_core.config import HeadInput
 from salal_core.data.identity import items_digest
 from salal_core.errors import SalalError
 from salal_core.files import atomic_write_bytes
@@ -28,8 +29,10 @@ from salal_core.learn.model import Net
 from salal_core.run.stability import StopSet
 from salal_core.run.summary import CurvePoint
 
-CHECKPOINT_VERSION = 2  # 2: the stop set; a version-1 checkpoint resumes and draws one anew
-READABLE_VERSIONS = (1, 2)
+# 2: the stop set; a version-1 checkpoint resumes and draws one anew.
+# 3: the head's input in the shape; earlier checkpoints' heads all read the last stage.
+CHECKPOINT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 ROUND_PREFIX = "round-"
 
 
@@ -38,6 +41,7 @@ class ModelShape:
     width: int
     classes: int
     members: int  # linear heads: 1, or a committee for query by committee
+    head_input: HeadInput
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ class RoundCheckpoint:
             round=int(payload["round"]),
             model=payload["model"],
             optimizer=payload["optimizer"],
-            shape=ModelShape(**payload["shape"]),
+            shape=ModelShape(**{"head_input": "last", **payload["shape"]}),
             generator=payload["generator"],
             curve=tuple(CurvePoint(**p) for p in payload["curve"]),
             items=int(payload["items"]),
@@ -112,13 +116,15 @@ HeadChange = Literal["same", "rebuild head"]
 
 def compare_shape(saved: ModelShape, wanted: ModelShape, source: str) -> HeadChange:
     """Whether the checkpoint's model loads as it is, or its backbone under a new head (the
-    committee size changed with --acquisition); another width or class count cannot load."""
+    committee size changed with --acquisition, or the head reads other stages); another width
+    or class count cannot load."""
     if (saved.width, saved.classes) != (wanted.width, wanted.classes):
         raise SalalError(
             f"{source} holds a model of width {saved.width} with {saved.classes} classes, but "
             f"this run needs width {wanted.width} with {wanted.classes}; start a new run"
         )
-    return "same" if saved.members == wanted.members else "rebuild head"
+    same_head = (saved.members, saved.head_input) == (wanted.members, wanted.head_input)
+    return "same" if same_head else "rebuild head"
 
 
 @dataclass(frozen=True)
@@ -135,11 +141,11 @@ class Resumed:
 def restore_model(
     model: Net, generator: torch.Generator, checkpoint: RoundCheckpoint, wanted: ModelShape
 ) -> Resumed:
-    """Load the checkpoint into `model` and `generator`. With another committee size
-    (--acquisition switched between one head and a committee), only the backbone loads: the new
-    head is trained from scratch on every label, so that round is run again and its curve point
-    dropped. A generator saved on another kind of device (--device changed) cannot load: the
-    random stream restarts, and the log says so."""
+    """Load the checkpoint into `model` and `generator`. With another head (--acquisition
+    switched between one head and a committee, or a head that reads other stages), only the
+    backbone loads: the new head is trained from scratch on every label, so that round is run
+    again and its curve point dropped. A generator saved on another kind of device (--device
+    changed) cannot load: the random stream restarts, and the log says so."""
     notices = []
     try:
         generator.set_state(checkpoint.generator)
@@ -155,10 +161,11 @@ def restore_model(
             checkpoint.stop_set,
         )
     model.load_backbone(checkpoint.model)
+    saved = checkpoint.shape
     notices.append(
-        f"this strategy needs {wanted.members} head(s) and {checkpoint.name} has "
-        f"{checkpoint.shape.members}: the head is rebuilt on the checkpoint's backbone and "
-        "trained on every label"
+        f"this run needs {wanted.members} head(s) reading {wanted.head_input} and "
+        f"{checkpoint.name} has {saved.members} reading {saved.head_input}: the head is "
+        "rebuilt on the checkpoint's backbone and trained on every label"
     )
     return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices), None)
 

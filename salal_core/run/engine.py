@@ -145,7 +145,9 @@ class Engine:
         members = (
             config.active.committee if get_acquisition(config.active.acquisition).committee else 1
         )
-        shape = ModelShape(config.model.width, len(images.class_names), members)
+        shape = ModelShape(
+            config.model.width, len(images.class_names), members, config.model.head_input
+        )
         checkpoint = self._round_checkpoint()
         plan = RunPlan(
             config,

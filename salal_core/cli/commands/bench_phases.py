@@ -58,7 +58,7 @@ def train_throughput(
     """Network inputs per second of the engine's own training step, rotation or classes (in
     rotation, each of an image's four turns is an input, as in the FLOP count per image)."""
     cfg = config.pretrain.optim if rotation else config.active.optim
-    model = build_model(config, 4 if rotation else data.num_classes, data.device)
+    model = build_model(config, 4 if rotation else data.num_classes, data.device, rotation=rotation)
     batch = min(cfg.batch_size, data.num_train)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_schedule(optimizer, cfg, (WARMUP_STEPS + steps) * 2)

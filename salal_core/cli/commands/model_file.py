@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from salal_core.cli.options import Subparsers
+from salal_core.config import HEAD_INPUTS, HeadInput
 from salal_core.data.device_data import channel_stats
 from salal_core.errors import SalalError
 from salal_core.files import atomic_write_bytes
@@ -22,7 +23,8 @@ from salal_core.run.checkpoint import read_payload_file
 from salal_core.run.opened import OpenedRun
 
 MODEL_KIND = "salal-model"
-MODEL_VERSION = 1
+MODEL_VERSION = 2  # 2: the head's input; version-1 heads all read the last stage
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class ModelFile:
     model: dict[str, torch.Tensor]
     width: int
     members: int
+    head_input: HeadInput
     classes: tuple[str, ...]
     image_size: int
     mean: torch.Tensor  # (3,)
@@ -42,6 +45,7 @@ class ModelFile:
             "model": self.model,
             "width": self.width,
             "members": self.members,
+            "head_input": self.head_input,
             "classes": list(self.classes),
             "image_size": self.image_size,
             "mean": self.mean,
@@ -49,7 +53,7 @@ class ModelFile:
         }
 
     def network(self, device: torch.device) -> Net:
-        net = Net(self.width, len(self.classes), self.members)
+        net = Net(self.width, len(self.classes), self.members, self.head_input)
         net.load_state_dict(self.model)
         return net.to(device).eval()
 
@@ -70,12 +74,16 @@ class ModelFile:
                 f"{path} is not a salal model; make one with salal-core export-model RUN_DIR "
                 "-o model.pt (a checkpoint from a run directory is not one)"
             )
-        if payload.get("version") != MODEL_VERSION:
+        if payload.get("version") not in READABLE_VERSIONS:
             raise SalalError(f"{path} is a model of another salal version; export it again")
+        head_input = payload.get("head_input", "last")
+        if head_input not in HEAD_INPUTS:
+            raise SalalError(f"{path} is a damaged salal model; export it again")
         return cls(
             payload["model"],
             int(payload["width"]),
             int(payload["members"]),
+            head_input,
             tuple(payload["classes"]),
             int(payload["image_size"]),
             payload["mean"],
@@ -93,6 +101,7 @@ def export_model(run_dir: Path, out: Path) -> ModelFile:
         checkpoint.model,
         checkpoint.shape.width,
         checkpoint.shape.members,
+        checkpoint.shape.head_input,
         tuple(images.class_names),
         config.data.image_size,
         mean,
