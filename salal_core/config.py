@@ -185,7 +185,7 @@ PRESETS: dict[str, RunConfig] = {
     "cpu": RunConfig(
         preset="cpu",
         eval_batch_size=512,
-        model=ModelConfig(width=16),
+        model=ModelConfig(width=16, head_input="all-stages"),
         pretrain=PretrainConfig(
             epochs=8,
             limit=5000,
@@ -193,6 +193,9 @@ PRESETS: dict[str, RunConfig] = {
         ),
         active=ActiveConfig(
             epochs_per_round=5,
+            # On a 5,000-image folder the head on frozen features is ahead of fine-tuning up to
+            # 40 labels and behind from 50 (BENCHMARKS.md, "The head and the switch").
+            finetune_from=50,
             optim=OptimConfig(
                 lr=0.05, warmup=0.1, label_smoothing=0.1, batch_size=64, min_steps=100
             ),
