@@ -140,6 +140,7 @@ def test_compare_prints_a_table_and_writes_csv(
         (["--train-limit", "-5"], "--train-limit and --test-limit must be 0 (everything)"),
         (["--pretrain-epochs", "-1"], "--pretrain-epochs must be 0 (no pretraining) or more"),
         (["--compile", "fast"], "unknown --compile mode 'fast'; choose one of: off,"),
+        (["--head-input", "first"], "unknown --head-input 'first'; choose one of: last, all-"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--resume", "/nonexistent/run"], "not a salal run directory"),
     ],
