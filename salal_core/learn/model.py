@@ -65,21 +65,22 @@ class Backbone(nn.Module):
         self.stages = nn.Sequential(*stages)
 
     def head_dim(self, head_input: HeadInput) -> int:
+        """8w for the last stage; w + w + 2w + 4w + 8w for the stem and every stage."""
         return 8 * self.width if head_input == "last" else 16 * self.width
 
     def forward(self, x: torch.Tensor, head_input: HeadInput = "last") -> torch.Tensor:
         """(B, 3, H, W) -> (B, head_dim) the head's input."""
-        if head_input == "last":
-            return _pooled(self.stages(self.stem(x)))
         return self.forward_stages(x, head_input).head
 
     def forward_stages(self, x: torch.Tensor, head_input: HeadInput = "last") -> StageFeatures:
-        """Every pooled feature a head or a distance needs, from one pass."""
+        """Every pooled feature a head or a distance needs, from one pass. The stem and the
+        first two stages are pooled only for an all-stages head: at full resolution they are
+        the costly maps to pool, and no one else reads them."""
         x = self.stem(x)
         pooled = [_pooled(x)] if head_input == "all-stages" else []
         for start in range(0, len(self.stages), 2):  # two blocks a stage
             x = self.stages[start : start + 2](x)
-            if head_input == "all-stages" or start >= 4:
+            if head_input == "all-stages" or start >= 4:  # stages 3 and 4 are always pooled
                 pooled.append(_pooled(x))
         third, last = pooled[-2], pooled[-1]
         return StageFeatures(third, last, last if head_input == "last" else torch.cat(pooled, 1))
