@@ -1,0 +1,201 @@
+"""Where a fine-tuning round's time goes: training, BatchNorm, evaluation, pool pass, selection.
+
+One rotation-pretrained backbone (a `pretrain.pt`, as `small_folders.py` leaves under its
+folder's `pretrain/checkpoints`) and one set of random labels; then, interleaved in one process
+so that the machine's speed is the same for each, the cpu recipe's round as the engine runs it
+at or past `finetune_from` labels (`fit`: its 100 steps, the statistics recomputed and the test
+split measured after each epoch), then the pool pass and badge's selection of the next query.
+Each round starts from the pretrained weights, with the last-stage head and with the
+every-stage head, in 5 epochs (`salal-core run`) and in 2 (`salal-tui`): the steps are the
+same, the evaluations are not.
+
+    python benchmarks/small_folders.py --folders 5000 --out runs/sf      # leaves the backbone
+    python benchmarks/round_parts.py --folder runs/sf/folders/5000 \\
+        --pretrained runs/sf/5000/pretrain/checkpoints/pretrain.pt
+
+Prints a table on stderr and the figures as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from salal_core.config import (
+    HEAD_INPUTS,
+    HUMAN_ACTIVE,
+    HUMAN_EPOCHS_PER_ROUND,
+    HeadInput,
+    RunConfig,
+    preset,
+    with_overrides,
+)
+from salal_core.data import DeviceData, load_dataset
+from salal_core.events import EpochEnded, Event, PhaseStarted
+from salal_core.learn.batchnorm import recalibrate
+from salal_core.learn.inference import evaluate, pool_pass
+from salal_core.learn.model import Net
+from salal_core.learn.pretrain import PretrainCheckpoint
+from salal_core.learn.train import fit
+from salal_core.selection import acquire
+from salal_core.selection.pool import Pool
+
+
+@dataclass(frozen=True)
+class RoundParts:
+    """Seconds of one round, by part; `fit` is training + evaluation + the rest of `fit`."""
+
+    head_input: HeadInput
+    epochs: int
+    steps: int  # optimizer steps in the round, all epochs
+    evaluations: int  # times the test split was measured
+    training: float  # the optimizer steps
+    evaluation: float  # the test split, after each epoch
+    batchnorm_and_rest: float  # statistics recomputed after each epoch, events, schedule
+    pool_pass: float
+    selection: float
+
+    @property
+    def total(self) -> float:
+        parts = (self.training, self.evaluation, self.batchnorm_and_rest, self.pool_pass)
+        return sum(parts) + self.selection
+
+
+def one_round(
+    config: RunConfig,
+    data: DeviceData,
+    checkpoint: Path,
+    labeled: torch.Tensor,
+    head_input: HeadInput,
+    epochs: int,
+    query: int,
+) -> RoundParts:
+    torch.manual_seed(0)
+    model = Net(config.model.width, data.num_classes, head_input=head_input)
+    PretrainCheckpoint.read(checkpoint).load_into(model, config, str(checkpoint))
+    recalibrate(model, data, torch.arange(data.num_train), rotate=False)
+    evaluations: list[float] = []
+    epoch_seconds: list[float] = []
+    steps: list[int] = []
+
+    def measured() -> tuple[float, float]:
+        started = time.perf_counter()
+        out = evaluate(model, data.test_images, data.test_labels, data, config.eval_batch_size)
+        evaluations.append(time.perf_counter() - started)
+        return out
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, EpochEnded):
+            epoch_seconds.append(event.seconds)
+        elif isinstance(event, PhaseStarted):
+            steps.append(event.epochs * event.steps_per_epoch)
+
+    started = time.perf_counter()
+    fit(
+        model,
+        data,
+        labeled,
+        data.train_labels,
+        config.active.optim,
+        epochs,
+        phase="finetune",
+        round_=1,
+        evaluate_fn=measured,
+        emit=on_event,
+        generator=torch.Generator().manual_seed(1),
+    )
+    fit_seconds = time.perf_counter() - started
+    unlabeled = torch.ones(data.num_train, dtype=torch.bool)
+    unlabeled[labeled] = False
+    started = time.perf_counter()
+    probs, features, embeddings = pool_pass(
+        model, data.train_images[unlabeled], data, config.eval_batch_size
+    )
+    pass_seconds = time.perf_counter() - started
+    strategy = acquire.get(str(HUMAN_ACTIVE["acquisition"]))
+    pool = Pool(probs, features, embeddings, embeddings[:0], torch.randperm(int(unlabeled.sum())))
+    started = time.perf_counter()
+    strategy.select(pool, query, torch.Generator().manual_seed(2))
+    select_seconds = time.perf_counter() - started
+    training, evaluation = sum(epoch_seconds), sum(evaluations)
+    return RoundParts(
+        head_input,
+        epochs,
+        sum(steps),
+        len(evaluations),
+        training,
+        evaluation,
+        fit_seconds - training - evaluation,
+        pass_seconds,
+        select_seconds,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--folder", type=Path, required=True, help="an image folder with train/test")
+    p.add_argument("--pretrained", type=Path, required=True, help="a rotation pretrain.pt")
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--labels", type=int, default=80, help="random labels the round trains on")
+    p.add_argument("--query", type=int, default=10, help="the next query's size")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--cache", type=Path, default=Path("runs/cache"))
+    args = p.parse_args(argv)
+    console = Console(stderr=True)
+    config = with_overrides(
+        preset("cpu"),
+        {
+            "device": "cpu",
+            "data.source": str(args.folder.resolve()),
+            "data.cache_dir": str(args.cache.resolve()),
+            "model.width": args.width,
+        },
+    )
+    data = DeviceData(load_dataset(config.data, 0), torch.device("cpu"))
+    labeled = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))
+    labeled = labeled[: args.labels]
+    shapes = [
+        (head, epochs)
+        for epochs in (config.active.epochs_per_round, HUMAN_EPOCHS_PER_ROUND["cpu"])
+        for head in HEAD_INPUTS
+    ]
+    rounds: list[RoundParts] = []
+    for repeat in range(args.repeats):
+        for head, epochs in shapes:
+            rounds.append(
+                one_round(config, data, args.pretrained, labeled, head, epochs, args.query)
+            )
+            took = rounds[-1].total
+            console.print(f"[dim]repeat {repeat}: {head}, {epochs} epochs: {took:.1f} s")
+    parts = ("training", "evaluation", "batchnorm_and_rest", "pool_pass", "selection")
+    table = Table(title=f"{args.folder.name}: one round on {args.labels} labels, median seconds")
+    for column in ("head", "epochs", *(p.replace("_", " ") for p in parts), "round"):
+        table.add_column(column, justify="right")
+    report: dict[str, Any] = {"labels": args.labels, "rounds": [asdict(r) for r in rounds]}
+    for head, epochs in shapes:
+        mine = [r for r in rounds if (r.head_input, r.epochs) == (head, epochs)]
+        medians = {part: float(np.median([getattr(r, part) for r in mine])) for part in parts}
+        total = float(np.median([r.total for r in mine]))
+        report.setdefault("medians", []).append(
+            {"head_input": head, "epochs": epochs, **medians, "total": total}
+        )
+        table.add_row(head, str(epochs), *(f"{medians[p]:.1f}" for p in parts), f"{total:.1f}")
+    console.print(table)
+    json.dump(report, sys.stdout)
+    print()
+    return report
+
+
+if __name__ == "__main__":
+    main()

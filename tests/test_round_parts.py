@@ -1,0 +1,46 @@
+"""The round-parts benchmark times the engine's own round for each head input and both epoch
+counts, on one backbone: the same optimizer steps, the test split measured once an epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from helpers import load_benchmark, write_image_folder
+from salal_core.config import HUMAN_EPOCHS_PER_ROUND, preset, with_overrides
+from salal_core.learn.model import Net
+from salal_core.learn.pretrain import PretrainCheckpoint
+
+WIDTH = 4
+
+
+def test_each_head_and_epoch_count_gets_one_timed_round_of_the_same_steps(
+    tmp_path: Path,
+) -> None:
+    folder = write_image_folder(tmp_path / "shapes", per_class_train=10, per_class_test=4)
+    torch.manual_seed(0)
+    config = with_overrides(preset("cpu"), {"model.width": WIDTH})
+    checkpoint = tmp_path / "pretrain.pt"
+    torch.save(PretrainCheckpoint.of(Net(WIDTH, 4), config, {}).to_payload(), checkpoint)
+    report = load_benchmark("round_parts").main(
+        [
+            "--folder", str(folder),
+            "--pretrained", str(checkpoint),
+            "--width", str(WIDTH),
+            "--labels", "12",
+            "--query", "3",
+            "--repeats", "1",
+            "--cache", str(tmp_path / "cache"),
+        ]
+    )  # fmt: skip
+    cpu_epochs, person_epochs = preset("cpu").active.epochs_per_round, HUMAN_EPOCHS_PER_ROUND["cpu"]
+    rounds = {(r["head_input"], r["epochs"]): r for r in report["rounds"]}
+    assert set(rounds) == {
+        (head, epochs) for head in ("last", "all-stages") for epochs in (cpu_epochs, person_epochs)
+    }
+    for (_, epochs), r in rounds.items():
+        assert r["steps"] == preset("cpu").active.optim.min_steps  # 12 labels: the minimum
+        assert r["evaluations"] == epochs
+        assert all(r[part] >= 0 for part in ("training", "evaluation", "pool_pass", "selection"))
+    assert len(report["medians"]) == 4
