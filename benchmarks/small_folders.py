@@ -10,9 +10,9 @@ baselines: logistic regression on the raw pixels (in torch, L2 by cross-validati
 engine's head) and the same network trained from scratch. Reported: means over seeds, the
 paired difference to the raw-pixel baseline with its 95% interval, AUBC over 10-160 labels
 (the mean over the doubling budgets), and the time per round (mean and slowest) with
-salal-tui's epochs per round. One semi-supervised method is
-measured beside them on the same labels: label propagation over a k-nearest-neighbour graph of
-the pretrained backbone's embeddings, train and test images together (Iscen et al., 2019).
+salal-tui's epochs per round. One semi-supervised method is measured beside them on the same
+labels: label propagation over a k-nearest-neighbour graph of the pretrained backbone's
+embeddings, train and test images together (Iscen et al., 2019).
 `--sampled-kmeans` runs the clustering strategies a second time with k-means on a sample of the
 pool, the path large pools take, and reports its AUBC against the exact one's, paired by seed.
 
