@@ -189,12 +189,22 @@ def test_a_300_image_folder_pretrains_sanely_and_learns_from_24_labels(
 
 
 def test_the_learner_fits_the_head_below_finetune_from_and_fine_tunes_from_it(
-    synthetic_pack: Path, cache_dir: Path, tmp_path: Path
+    synthetic_pack: Path, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """32 labels then 48 then 64, switching at 48: round 0 fits the head on frozen features
-    (one step, no optimizer state), rounds 1 and 2 fine-tune the network."""
+    (one step, no optimizer state), rounds 1 and 2 fine-tune the network. The test split is
+    measured once an epoch and the round's accuracy is its last epoch's, not measured again."""
     from salal_core.events import PhaseChanged, PhaseStarted
+    from salal_core.learn import learner
 
+    passes: list[int] = []
+    real_evaluate = learner.evaluate
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[float, float]:
+        passes.append(len(args[1]))
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(learner, "evaluate", counted)
     config = tiny_config(
         synthetic_pack,
         cache_dir,
@@ -207,3 +217,6 @@ def test_the_learner_fits_the_head_below_finetune_from_and_fine_tunes_from_it(
     assert all("frozen" not in t for t in training[1:])
     rounds = [e for e in rec.of(PhaseStarted) if e.phase == "finetune"]
     assert [(e.round, e.epochs) for e in rounds] == [(0, 1), (1, 2), (2, 2)]
+    assert len(passes) == 4  # the two fine-tuning rounds' epochs; round 0 reuses its features
+    last_epochs = [e for e in rec.of(EpochEnded) if e.phase == "finetune" and e.epoch == e.epochs]
+    assert [p.test_accuracy for p in summary.curve] == [e.test_accuracy for e in last_epochs]

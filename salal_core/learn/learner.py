@@ -43,9 +43,10 @@ class Learner(Protocol):
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
-    ) -> None:
+    ) -> float:
         """Fine-tune on positions `indices`, whose classes are `labels[indices]`, measuring
-        each epoch as `accuracy(held_out, labels)` does."""
+        each epoch as `accuracy(held_out, labels)` does; returns the last measurement, which
+        is the trained model's (measuring it again would cost a pass for the same figure)."""
 
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
         """Accuracy on the test split (`held_out` None), or on those labeled positions."""
@@ -87,11 +88,16 @@ class TorchLearner:
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
-    ) -> None:
+    ) -> float:
         if len(indices) < self.config.active.finetune_from:
-            self._fit_head(indices, labels, round_, held_out)
-            return
+            return self._fit_head(indices, labels, round_, held_out)
         device = self.data.device
+        measured: list[tuple[float, float]] = []
+
+        def measure() -> tuple[float, float]:
+            measured.append(self._loss_and_accuracy(held_out, labels))
+            return measured[-1]
+
         self.frozen = None
         self.emit(PhaseChanged("training", f"round {round_}: {len(indices)} labels"))
         fit(
@@ -103,16 +109,17 @@ class TorchLearner:
             self.config.active.epochs_per_round,
             phase="finetune",
             round_=round_,
-            evaluate_fn=lambda: self._loss_and_accuracy(held_out, labels),
+            evaluate_fn=measure,
             emit=self.emit,
             generator=self.generator,
             optimizer=self.optimizer,
             on_collapse=self.on_collapse,
         )
+        return measured[-1][1]  # after the last epoch's statistics: the model as it stays
 
     def _fit_head(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
-    ) -> None:
+    ) -> float:
         """The head alone, to convergence, on frozen features: one "epoch" to the sinks."""
         started = time.perf_counter()
         what = f"round {round_}: {len(indices)} labels, the head on frozen features"
@@ -141,6 +148,7 @@ class TorchLearner:
                 seconds,
             )
         )
+        return test_accuracy
 
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
         return self._loss_and_accuracy(held_out, labels)[1]

@@ -106,9 +106,9 @@ class LeadingLearner:
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
-    ) -> None:
+    ) -> float:
         tell(Fit(indices, labels, round_, held_out))
-        self._step(lambda: self.inner.fit(indices, labels, round_, held_out))
+        return self._step(lambda: self.inner.fit(indices, labels, round_, held_out))
 
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
         tell(Measure(held_out, labels))

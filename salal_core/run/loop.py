@@ -245,8 +245,9 @@ class ActiveLoop:
         train = np.flatnonzero(self.state.labeled_mask & ~self.holdout)
         held_out = self._held_out()
         if len(train):
-            self.learner.fit(train, labels, self.round, held_out)
-        accuracy = self.learner.accuracy(held_out, labels)
+            accuracy = self.learner.fit(train, labels, self.round, held_out)
+        else:
+            accuracy = self.learner.accuracy(held_out, labels)
         kappa = self.predict_stop_set()
         labeled = self.state.num_labeled
         point = CurvePoint(
