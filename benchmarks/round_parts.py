@@ -7,7 +7,8 @@ at or past `finetune_from` labels (`fit`: its 100 steps, the statistics recomput
 split measured after each epoch), then the pool pass and badge's selection of the next query.
 Each round starts from the pretrained weights, with the last-stage head and with the
 every-stage head, in 5 epochs (`salal-core run`) and in 2 (`salal-tui`): the steps are the
-same, the evaluations are not.
+same, the evaluations are not. `--eval-batches 512,64` also times each inference batch size
+(the test split, the pool pass) side by side.
 
     python benchmarks/small_folders.py --folders 5000 --out runs/sf      # leaves the backbone
     python benchmarks/round_parts.py --folder runs/sf/folders/5000 \\
@@ -25,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -58,6 +59,7 @@ class RoundParts:
 
     head_input: HeadInput
     epochs: int
+    eval_batch_size: int  # the test split's and the pool pass's batches
     steps: int  # optimizer steps in the round, all epochs
     evaluations: int  # times the test split was measured
     training: float  # the optimizer steps
@@ -81,6 +83,7 @@ def one_round(
     epochs: int,
     query: int,
 ) -> RoundParts:
+    """One timed round; the inference batch is `config.eval_batch_size`."""
     torch.manual_seed(0)
     model = Net(config.model.width, data.num_classes, head_input=head_input)
     PretrainCheckpoint.read(checkpoint).load_into(model, config, str(checkpoint))
@@ -132,6 +135,7 @@ def one_round(
     return RoundParts(
         head_input,
         epochs,
+        config.eval_batch_size,
         sum(steps),
         len(evaluations),
         training,
@@ -150,6 +154,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--labels", type=int, default=80, help="random labels the round trains on")
     p.add_argument("--query", type=int, default=10, help="the next query's size")
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--heads", default=",".join(HEAD_INPUTS), help="head inputs, comma-separated")
+    p.add_argument("--epochs", help="epochs per round, comma-separated (default: run's, tui's)")
+    p.add_argument(
+        "--eval-batches",
+        default=str(preset("cpu").eval_batch_size),
+        help="inference batch sizes, comma-separated (default: the cpu recipe's)",
+    )
     p.add_argument("--cache", type=Path, default=Path("runs/cache"))
     args = p.parse_args(argv)
     console = Console(stderr=True)
@@ -165,32 +176,50 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     data = DeviceData(load_dataset(config.data, 0), torch.device("cpu"))
     labeled = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))
     labeled = labeled[: args.labels]
+    epoch_counts: tuple[int, ...] = (
+        config.active.epochs_per_round,
+        HUMAN_EPOCHS_PER_ROUND["cpu"],
+    )
+    if args.epochs:
+        epoch_counts = tuple(int(e) for e in args.epochs.split(","))
+    if unknown := set(args.heads.split(",")) - set(HEAD_INPUTS):
+        p.error(f"--heads: {', '.join(sorted(unknown))} is not one of {', '.join(HEAD_INPUTS)}")
+    heads = [cast(HeadInput, h) for h in args.heads.split(",")]
     shapes = [
-        (head, epochs)
-        for epochs in (config.active.epochs_per_round, HUMAN_EPOCHS_PER_ROUND["cpu"])
-        for head in HEAD_INPUTS
+        (head, epochs, int(batch))
+        for batch in args.eval_batches.split(",")
+        for epochs in epoch_counts
+        for head in heads
     ]
     rounds: list[RoundParts] = []
     for repeat in range(args.repeats):
-        for head, epochs in shapes:
+        for head, epochs, batch in shapes:
+            sized = with_overrides(config, {"eval_batch_size": batch})
             rounds.append(
-                one_round(config, data, args.pretrained, labeled, head, epochs, args.query)
+                one_round(sized, data, args.pretrained, labeled, head, epochs, args.query)
             )
             took = rounds[-1].total
-            console.print(f"[dim]repeat {repeat}: {head}, {epochs} epochs: {took:.1f} s")
+            console.print(
+                f"[dim]repeat {repeat}: {head}, {epochs} epochs, batch {batch}: {took:.1f} s"
+            )
     parts = ("training", "evaluation", "batchnorm_and_rest", "pool_pass", "selection")
     table = Table(title=f"{args.folder.name}: one round on {args.labels} labels, median seconds")
-    for column in ("head", "epochs", *(p.replace("_", " ") for p in parts), "round"):
+    columns = ("head", "epochs", "eval batch", *(p.replace("_", " ") for p in parts), "round")
+    for column in columns:
         table.add_column(column, justify="right")
     report: dict[str, Any] = {"labels": args.labels, "rounds": [asdict(r) for r in rounds]}
-    for head, epochs in shapes:
-        mine = [r for r in rounds if (r.head_input, r.epochs) == (head, epochs)]
+    for shape in shapes:
+        mine = [r for r in rounds if (r.head_input, r.epochs, r.eval_batch_size) == shape]
         medians = {part: float(np.median([getattr(r, part) for r in mine])) for part in parts}
         total = float(np.median([r.total for r in mine]))
+        head, epochs, batch = shape
         report.setdefault("medians", []).append(
-            {"head_input": head, "epochs": epochs, **medians, "total": total}
+            {"head_input": head, "epochs": epochs, "eval_batch_size": batch}
+            | medians
+            | {"total": total}
         )
-        table.add_row(head, str(epochs), *(f"{medians[p]:.1f}" for p in parts), f"{total:.1f}")
+        cells = (f"{medians[p]:.1f}" for p in parts)
+        table.add_row(head, str(epochs), str(batch), *cells, f"{total:.1f}")
     console.print(table)
     json.dump(report, sys.stdout)
     print()
