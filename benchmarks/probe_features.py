@@ -30,13 +30,11 @@ from rich.console import Console
 from rich.table import Table
 from torch.nn import functional as F
 
+from cpu_backbone import folder_config, pretrained_net
 from salal_core.cli.commands.compare_stats import Estimate
-from salal_core.config import preset, with_overrides
 from salal_core.data import DeviceData, load_dataset
-from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.inference import fixed_batches
 from salal_core.learn.model import Net
-from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.learn.probe import fit_probe, probe_probs, standardize
 from salal_core.learn.train import prepare
 
@@ -117,20 +115,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     console = Console(stderr=True)
     started = time.perf_counter()
-    config = with_overrides(
-        preset("cpu"),
-        {
-            "device": "cpu",
-            "data.source": str(args.folder.resolve()),
-            "data.cache_dir": str(args.cache.resolve()),
-            "model.width": args.width,
-            "model.pretrained": str(args.pretrained.resolve()),
-        },
-    )
+    config = folder_config(args.folder, args.cache, args.width)
     data = DeviceData(load_dataset(config.data, 0), torch.device("cpu"))
-    model = Net(args.width, data.num_classes)
-    PretrainCheckpoint.read(args.pretrained).load_into(model, config, str(args.pretrained))
-    recalibrate(model, data, torch.arange(data.num_train), rotate=False)
+    model = pretrained_net(config, data, args.pretrained)
     sets = feature_sets(model, data)
     y, test_y = data.train_labels, data.test_labels
     budgets = [b for b in BUDGETS if b < data.num_train]

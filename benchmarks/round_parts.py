@@ -33,6 +33,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from cpu_backbone import folder_config, pretrained_net
 from salal_core.config import (
     HEAD_INPUTS,
     HUMAN_ACTIVE,
@@ -44,10 +45,7 @@ from salal_core.config import (
 )
 from salal_core.data import DeviceData, load_dataset
 from salal_core.events import EpochEnded, Event, PhaseStarted
-from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.inference import evaluate, pool_pass
-from salal_core.learn.model import Net
-from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.learn.train import fit
 from salal_core.selection import acquire
 from salal_core.selection.pool import Pool
@@ -84,10 +82,8 @@ def one_round(
     query: int,
 ) -> RoundParts:
     """One timed round; the inference batch is `config.eval_batch_size`."""
-    torch.manual_seed(0)
-    model = Net(config.model.width, data.num_classes, head_input=head_input)
-    PretrainCheckpoint.read(checkpoint).load_into(model, config, str(checkpoint))
-    recalibrate(model, data, torch.arange(data.num_train), rotate=False)
+    torch.manual_seed(0)  # the head's initial weights
+    model = pretrained_net(config, data, checkpoint, head_input)
     evaluations: list[float] = []
     epoch_seconds: list[float] = []
     steps: list[int] = []
@@ -164,15 +160,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--cache", type=Path, default=Path("runs/cache"))
     args = p.parse_args(argv)
     console = Console(stderr=True)
-    config = with_overrides(
-        preset("cpu"),
-        {
-            "device": "cpu",
-            "data.source": str(args.folder.resolve()),
-            "data.cache_dir": str(args.cache.resolve()),
-            "model.width": args.width,
-        },
-    )
+    config = folder_config(args.folder, args.cache, args.width)
     data = DeviceData(load_dataset(config.data, 0), torch.device("cpu"))
     labeled = torch.randperm(data.num_train, generator=torch.Generator().manual_seed(0))
     labeled = labeled[: args.labels]

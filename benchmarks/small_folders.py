@@ -42,6 +42,7 @@ from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from cpu_backbone import folder_config, pretrained_net
 from salal_core.cli.commands.compare_stats import Estimate
 from salal_core.cli.commands.pretrain import pretrain_into
 from salal_core.config import (
@@ -53,11 +54,9 @@ from salal_core.config import (
 )
 from salal_core.data import DeviceData, load_dataset
 from salal_core.events import Event, LabelsAdded, QueryReady
-from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.frozen import stage_features
 from salal_core.learn.inference import evaluate
 from salal_core.learn.model import Net, distance_embedding
-from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.learn.probe import fit_probe, probe_probs, standardize
 from salal_core.learn.train import fit, prepare
 from salal_core.run.engine import Engine
@@ -275,10 +274,7 @@ class Propagation:
 def pretrained_embeddings(config: RunConfig, data: DeviceData) -> torch.Tensor:
     """The pretrained backbone's distance embeddings (those selection uses), train rows then
     test rows, with BatchNorm statistics recomputed over the upright pool as the engine does."""
-    model = Net(config.model.width, data.num_classes)
-    source = Path(config.model.pretrained)
-    PretrainCheckpoint.read(source).load_into(model, config, str(source))
-    recalibrate(model, data, torch.arange(data.num_train), rotate=False)
+    model = pretrained_net(config, data, Path(config.model.pretrained))
     parts = [
         stage_features(model, images, data, 512) for images in (data.train_images, data.test_images)
     ]
@@ -322,13 +318,11 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
     """Every run and baseline of one folder."""
     work = args.out / folder.name
     runs = args.runs / folder.name if args.runs else work
-    base = with_overrides(
-        preset(CPU_PRESET),
+    base = folder_config(
+        folder.path,
+        args.out / "cache",
+        args.width,
         {
-            "device": "cpu",
-            "data.source": str(folder.path.resolve()),
-            "data.cache_dir": str((args.out / "cache").resolve()),
-            "model.width": args.width,
             "active.finetune_from": args.finetune_from,
             # The round a person waits for: salal-tui's epochs per round (the same steps as
             # `salal-core run`'s, measured fewer times), so the round time is the one they see.

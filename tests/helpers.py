@@ -270,7 +270,11 @@ def downgrade_to_format_3(db_path: Path) -> None:
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """A script of benchmarks/ as a module, so that its tests call its functions."""
+    """A script of benchmarks/ as a module, so that its tests call its functions; its own
+    imports of benchmarks/ modules resolve as they do when the script runs."""
+    scripts = str(ROOT / "benchmarks")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None  # narrows the types; a path always has them
     module = importlib.util.module_from_spec(spec)
