@@ -185,7 +185,7 @@ PRESETS: dict[str, RunConfig] = {
     "cpu": RunConfig(
         preset="cpu",
         # Inference at 64 images a batch, whose activations stay in the cores' caches: the pool
-        # pass and the test split take half the time they take at 512 (BENCHMARKS.md).
+        # pass and the test split take 1.6-1.9 times less time than at 512 (BENCHMARKS.md).
         eval_batch_size=64,
         model=ModelConfig(width=16, head_input="all-stages"),
         pretrain=PretrainConfig(
