@@ -276,7 +276,8 @@ def pretrained_embeddings(config: RunConfig, data: DeviceData) -> torch.Tensor:
     test rows, with BatchNorm statistics recomputed over the upright pool as the engine does."""
     model = pretrained_net(config, data, Path(config.model.pretrained))
     parts = [
-        stage_features(model, images, data, 512) for images in (data.train_images, data.test_images)
+        stage_features(model, images, data, config.eval_batch_size)
+        for images in (data.train_images, data.test_images)
     ]
     return torch.cat([distance_embedding(part.third, part.last) for part in parts])
 

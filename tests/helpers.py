@@ -19,11 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from salal_core.config import PRESETS, RunConfig, with_overrides
+from salal_core.config import PRESETS, RunConfig, preset, with_overrides
 from salal_core.data.device_data import DeviceData
 from salal_core.data.identity import pixel_digests
 from salal_core.data.sources import ImageSet, Split
 from salal_core.events import Recorder
+from salal_core.learn.model import Net
+from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
 from salal_core.run.store import RunStore
@@ -65,6 +67,15 @@ def write_image_folder(
 
 
 FORMATS = ["png", "jpg", "webp", "bmp", "gif"]
+
+
+def random_backbone(path: Path, width: int) -> Path:
+    """A pretrain.pt of a seeded, untrained network at `width` under the cpu recipe: the
+    backbone the study scripts load, where a test has no time to pretrain one."""
+    torch.manual_seed(0)
+    config = with_overrides(preset("cpu"), {"model.width": width})
+    torch.save(PretrainCheckpoint.of(Net(width, 4), config, {}).to_payload(), path)
+    return path
 
 
 def write_unlabeled_folder(root: Path, per_class: int = 50, seed: int = 1) -> Path:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 
-from helpers import load_benchmark, write_image_folder
+from helpers import load_benchmark, random_backbone, write_image_folder
 from salal_core.config import preset, with_overrides
 from salal_core.data import DeviceData, load_dataset
 from salal_core.learn.frozen import stage_features
 from salal_core.learn.model import Net
-from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.learn.probe import standardize
 
 WIDTH = 8
@@ -23,10 +22,7 @@ def test_every_feature_set_is_probed_on_the_same_labels_against_raw_pixels(
     tmp_path: Path,
 ) -> None:
     folder = write_image_folder(tmp_path / "shapes", per_class_train=45, per_class_test=10)
-    torch.manual_seed(0)
-    config = with_overrides(preset("cpu"), {"model.width": WIDTH})
-    checkpoint = tmp_path / "pretrain.pt"
-    torch.save(PretrainCheckpoint.of(Net(WIDTH, 4), config, {}).to_payload(), checkpoint)
+    checkpoint = random_backbone(tmp_path / "pretrain.pt", WIDTH)
     report = load_benchmark("probe_features").main(
         [
             "--folder", str(folder),

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from helpers import load_benchmark, write_image_folder
-from salal_core.config import HUMAN_EPOCHS_PER_ROUND, preset, with_overrides
-from salal_core.learn.model import Net
-from salal_core.learn.pretrain import PretrainCheckpoint
+from helpers import load_benchmark, random_backbone, write_image_folder
+from salal_core.config import HUMAN_EPOCHS_PER_ROUND, preset
 
 WIDTH = 4
 
@@ -20,10 +16,7 @@ def test_each_epoch_count_and_inference_batch_gets_one_timed_round_of_the_same_s
     tmp_path: Path,
 ) -> None:
     folder = write_image_folder(tmp_path / "shapes", per_class_train=10, per_class_test=4)
-    torch.manual_seed(0)
-    config = with_overrides(preset("cpu"), {"model.width": WIDTH})
-    checkpoint = tmp_path / "pretrain.pt"
-    torch.save(PretrainCheckpoint.of(Net(WIDTH, 4), config, {}).to_payload(), checkpoint)
+    checkpoint = random_backbone(tmp_path / "pretrain.pt", WIDTH)
     report = load_benchmark("round_parts").main(
         [
             "--folder", str(folder),
