@@ -218,5 +218,6 @@ def test_the_learner_fits_the_head_below_finetune_from_and_fine_tunes_from_it(
     rounds = [e for e in rec.of(PhaseStarted) if e.phase == "finetune"]
     assert [(e.round, e.epochs) for e in rounds] == [(0, 1), (1, 2), (2, 2)]
     assert len(passes) == 4  # the two fine-tuning rounds' epochs; round 0 reuses its features
+    assert len(set(passes)) == 1  # each a pass over the whole test split, nothing else
     last_epochs = [e for e in rec.of(EpochEnded) if e.phase == "finetune" and e.epoch == e.epochs]
     assert [p.test_accuracy for p in summary.curve] == [e.test_accuracy for e in last_epochs]
