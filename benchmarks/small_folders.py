@@ -53,7 +53,7 @@ from salal_core.config import (
     with_overrides,
 )
 from salal_core.data import DeviceData, load_dataset
-from salal_core.events import Event, LabelsAdded, QueryReady
+from salal_core.events import EpochEnded, Event, LabelsAdded, QueryReady
 from salal_core.learn.frozen import stage_features
 from salal_core.learn.inference import evaluate
 from salal_core.learn.model import Net, distance_embedding
@@ -195,14 +195,33 @@ class Timeline:
                 began = None
         return out
 
+    def fine_tuned_rounds(self) -> set[int]:
+        """The rounds that fine-tuned the network: the head on frozen features reports its fit
+        as one epoch, a fine-tuning round its `epochs_per_round` (more than one in the study)."""
+        return {
+            e.round
+            for _, e in self.events
+            if isinstance(e, EpochEnded) and e.phase == "finetune" and e.epochs > 1
+        }
 
-def engine_run(config: RunConfig, out: Path) -> tuple[list[tuple[int, float]], list[float]]:
-    """One run of the engine; returns (labels, test accuracy) per round and round times."""
+
+@dataclass(frozen=True)
+class EngineRun:
+    curve: list[tuple[int, float]]  # (labels, test accuracy) per round
+    round_seconds: list[float]
+    fine_tuned: set[int]  # the rounds that fine-tuned the network
+
+
+def engine_run(config: RunConfig, out: Path) -> EngineRun:
+    """One run of the engine, with what the study reads of it."""
+    if config.active.epochs_per_round < 2:
+        raise SystemExit("the study tells fine-tuning rounds by their epochs: use 2 or more")
     timeline = Timeline()
     summary = Engine.for_session(open_session(config, out), timeline).run()
     if summary.stop_reason not in ("budget", "pool empty"):
         raise SystemExit(f"{out}: the run ended with {summary.stop_reason}: {summary.stop_detail}")
-    return [(p.labeled, p.test_accuracy) for p in summary.curve], timeline.round_seconds()
+    curve = [(p.labeled, p.test_accuracy) for p in summary.curve]
+    return EngineRun(curve, timeline.round_seconds(), timeline.fine_tuned_rounds())
 
 
 def labeled_rounds(run: Path) -> dict[str, int]:
@@ -325,6 +344,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
         args.width,
         {
             "active.finetune_from": args.finetune_from,
+            "active.cross_validate_from": args.cross_validate_from,
             # The round a person waits for: salal-tui's epochs per round (the same steps as
             # `salal-core run`'s, measured fewer times), so the round time is the one they see.
             "active.epochs_per_round": HUMAN_EPOCHS_PER_ROUND[CPU_PRESET],
@@ -369,9 +389,10 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                     base, {"seed": seed, "active.acquisition": arm.acquisition, **overrides}
                 )
                 with kmeans_path(arm):
-                    curve, rounds = engine_run(config, run)
+                    done = engine_run(config, run)
+                rounds = done.round_seconds
                 chosen = labeled_rounds(run)
-                for r, (labels, accuracy) in enumerate(curve):
+                for r, (labels, accuracy) in enumerate(done.curve):
                     wanted = budgets if plan == "budgets" else [round(f * n) for f in FRACTIONS]
                     if labels not in wanted:
                         continue
@@ -390,6 +411,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                         "scratch": scratch_accuracy(base, data, picked, seed)
                         if strategy == DEFAULT_STRATEGY and not args.no_scratch
                         else math.nan,
+                        "fine_tuned": r in done.fine_tuned,
                         "round_seconds": float(np.mean(rounds)) if rounds else math.nan,
                         "slowest_round_seconds": max(rounds, default=math.nan),
                     }
@@ -444,6 +466,7 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                     "diff": diff.mean,
                     "diff_low": diff.low,
                     "diff_high": diff.high,
+                    "fine_tuned": float(np.mean([r["fine_tuned"] for r in cell])),
                     "round_seconds": float(np.nanmean([r["round_seconds"] for r in cell])),
                     "slowest_round_seconds": float(
                         np.nanmax([r["slowest_round_seconds"] for r in cell])
@@ -484,7 +507,7 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
 def table(summary: dict[str, Any]) -> Table:
     out = Table(title=f"{summary['folder']}: engine accuracy; minus raw-pixel LR [95% CI]")
     columns = ("strategy", "labels", "engine", "raw pixels", "propagation", "scratch", "diff")
-    for column in (*columns, "round s (mean, slowest)"):
+    for column in (*columns, "fine-tuned", "round s (mean, slowest)"):
         out.add_column(column, justify="right")
     for c in summary["cells"]:
         scratch = "—" if c["scratch"] is None else f"{c['scratch']:.3f}"
@@ -496,6 +519,7 @@ def table(summary: dict[str, Any]) -> Table:
             f"{c['propagation']:.3f}",
             scratch,
             f"{c['diff']:+.3f} [{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]",
+            f"{c['fine_tuned']:.0%}",
             f"{c['round_seconds']:.1f}, {c['slowest_round_seconds']:.1f}",
         )
     for a in summary["aubc"]:
@@ -507,6 +531,7 @@ def table(summary: dict[str, Any]) -> Table:
             f"{a['propagation']:.3f}",
             "",
             f"{a['diff']:+.3f} [{a['diff_low']:+.3f}, {a['diff_high']:+.3f}]",
+            "",
             "",
         )
     return out
@@ -535,6 +560,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         type=int,
         default=preset("cpu").active.finetune_from,
         help="the engine's switch from the frozen-feature head to fine-tuning (labels)",
+    )
+    p.add_argument(
+        "--cross-validate-from",
+        type=int,
+        default=preset("cpu").active.cross_validate_from,
+        help="below --finetune-from, cross-validate the switch from this many labels (0: never)",
     )
     p.add_argument("--plans", default="budgets,fractions", help="budgets, fractions or both")
     p.add_argument("--runs", type=Path, help="where the runs go (default: under --out)")

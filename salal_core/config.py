@@ -106,6 +106,9 @@ class ActiveConfig:
     # Below this many training labels a round fits the head alone, to convergence, on frozen
     # features; from it on, the whole network is fine-tuned (README, Recipes).
     finetune_from: int = 0
+    # From this many labels up to `finetune_from`, a round fine-tunes where k-fold
+    # cross-validation on its labels says fine-tuning is not worse than the head (0: never).
+    cross_validate_from: int = 0
     stop_when_stable: bool = False  # stop once predictions stop changing (Cohen's kappa)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
@@ -282,6 +285,8 @@ def validate(config: RunConfig) -> None:
         raise SalalError("--pretrain-steps and --round-steps must be 0 (no minimum) or more")
     if a.finetune_from < 0:
         raise SalalError("--finetune-from must be 0 (always fine-tune) or a number of labels")
+    if a.cross_validate_from < 0:
+        raise SalalError("--cross-validate-from must be 0 (never) or a number of labels")
     if config.pretrain.limit < 0:
         raise SalalError("the pretraining limit must be 0 (every image) or more")
     if config.pretrain.epochs < 0:

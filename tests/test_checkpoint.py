@@ -24,16 +24,22 @@ def next_queries(events: list[Event], round_: int) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("acquisition", "head_input", "finetune_from"),
+    ("acquisition", "head_input", "finetune_from", "cross_validate_from"),
     [
-        ("entropy", "last", 0),
-        ("random", "last", 0),
-        ("qbc", "last", 0),
-        ("badge", "all-stages", 1000),  # the cpu recipe's head, fit on frozen features
+        ("entropy", "last", 0, 0),
+        ("random", "last", 0, 0),
+        ("qbc", "last", 0, 0),
+        ("badge", "all-stages", 1000, 0),  # the cpu recipe's head, fit on frozen features
+        ("badge", "all-stages", 1000, 2),  # each round cross-validates the switch
     ],
 )
 def test_a_run_stopped_after_a_checkpoint_asks_what_an_unstopped_run_asks(
-    acquisition: str, head_input: str, finetune_from: int, synthetic_pack: Path, tmp_path: Path
+    acquisition: str,
+    head_input: str,
+    finetune_from: int,
+    cross_validate_from: int,
+    synthetic_pack: Path,
+    tmp_path: Path,
 ) -> None:
     config = tiny_config(
         synthetic_pack,
@@ -44,6 +50,7 @@ def test_a_run_stopped_after_a_checkpoint_asks_what_an_unstopped_run_asks(
             "pretrain.epochs": 0,
             "model.head_input": head_input,
             "active.finetune_from": finetune_from,
+            "active.cross_validate_from": cross_validate_from,
         },
     )
     _, whole = run_engine(config, tmp_path / "whole")

@@ -262,6 +262,16 @@ FLAGS: tuple[Flag, ...] = (
         "N",
     ),
     Flag(
+        "--cross-validate-from",
+        "active",
+        ("active.cross_validate_from",),
+        "may change",
+        "below --finetune-from, from this many labels on, fine-tune where 3-fold "
+        "cross-validation on the labels says it is not worse than the head (0: never)",
+        int,
+        "N",
+    ),
+    Flag(
         "--label-noise",
         "active",
         ("active.label_noise",),

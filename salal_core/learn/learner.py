@@ -17,10 +17,11 @@ import torch
 
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData
-from salal_core.events import Emit, EpochEnded, PhaseChanged, PhaseStarted
+from salal_core.events import Emit, EpochEnded, Notice, PhaseChanged, PhaseStarted
 from salal_core.learn.frozen import FrozenFeatures, fit_head
 from salal_core.learn.inference import evaluate, pool_pass
 from salal_core.learn.model import Net
+from salal_core.learn.switch import cross_validate
 from salal_core.learn.train import fit, make_optimizer
 from salal_core.learn.watch import CollapseRule
 from salal_core.parallel.distributed import gather_rows
@@ -60,10 +61,11 @@ class Learner(Protocol):
 
 class TorchLearner:
     """A `Net` over device-resident data. Below `active.finetune_from` training labels a round
-    fits the head alone on the frozen backbone's features (`frozen.py`); from it on, the whole
-    network is fine-tuned from that head (linear probe, then fine-tuning: Kumar et al., 2022),
-    continuously across rounds: the optimizer (and its momentum) carries over, the rate warms
-    up and decays again each round."""
+    fits the head alone on the frozen backbone's features (`frozen.py`), unless, from
+    `active.cross_validate_from` labels on, cross-validation says fine-tuning is not worse
+    (`switch.py`). A fine-tuning round trains the whole network from the head fit on the same
+    labels (linear probe, then fine-tuning: Kumar et al., 2022), continuously across rounds: the
+    optimizer (and its momentum) carries over, the rate warms up and decays again each round."""
 
     def __init__(
         self,
@@ -89,9 +91,17 @@ class TorchLearner:
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
     ) -> float:
-        if len(indices) < self.config.active.finetune_from:
-            return self._fit_head(indices, labels, round_, held_out)
-        device = self.data.device
+        active, device = self.config.active, self.data.device
+        positions = torch.from_numpy(indices).to(device)
+        targets = torch.from_numpy(labels).to(device)
+        if len(indices) < active.finetune_from:
+            if not self._fine_tunes(indices, labels, round_):
+                return self._fit_head(indices, labels, round_, held_out)
+            # Each fold fine-tuned from the head fit on its labels: the round does as they did.
+            assert self.frozen is not None  # the cross-validation's features
+            fit_head(
+                self.model, self.frozen, self.data, positions, targets[positions], self.generator
+            )
         measured: list[tuple[float, float]] = []
 
         def measure() -> tuple[float, float]:
@@ -103,10 +113,10 @@ class TorchLearner:
         fit(
             self.model,
             self.data,
-            torch.from_numpy(indices).to(device),
-            torch.from_numpy(labels).to(device),
-            self.config.active.optim,
-            self.config.active.epochs_per_round,
+            positions,
+            targets,
+            active.optim,
+            active.epochs_per_round,
             phase="finetune",
             round_=round_,
             evaluate_fn=measure,
@@ -116,6 +126,31 @@ class TorchLearner:
             on_collapse=self.on_collapse,
         )
         return measured[-1][1]  # after the last epoch's statistics: the model as it stays
+
+    def _fine_tunes(self, indices: np.ndarray, labels: np.ndarray, round_: int) -> bool:
+        """Below `finetune_from`: whether cross-validation on these labels (from
+        `cross_validate_from` of them on) says fine-tuning is not worse than the head."""
+        check_from = self.config.active.cross_validate_from
+        if check_from == 0 or len(indices) < max(check_from, 2):
+            return False
+        self.emit(PhaseChanged("training", f"round {round_}: cross-validating fine-tuning"))
+        if self.frozen is None:
+            self.frozen = FrozenFeatures.compute(self.model, self.data, self.config.eval_batch_size)
+        verdict = cross_validate(
+            self.model,
+            self.frozen,
+            self.optimizer,
+            self.data,
+            self.config,
+            indices,
+            labels,
+            round_,
+            self.generator,
+            lambda model, frozen, held: self._measure(model, frozen, held, labels),
+            self.emit,
+        )
+        self.emit(Notice(verdict.describe(round_), "info"))
+        return verdict.fine_tune
 
     def _fit_head(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
@@ -156,20 +191,30 @@ class TorchLearner:
     def _loss_and_accuracy(
         self, held_out: np.ndarray | None, labels: np.ndarray
     ) -> tuple[float, float]:
-        data, batch, frozen = self.data, self.config.eval_batch_size, self.frozen
         if held_out is None:
+            data, frozen = self.data, self.frozen
             if frozen is not None:  # the backbone has not moved: its features are at hand
                 return frozen.evaluate(self.model, frozen.test_head, data.test_labels)
-            return evaluate(self.model, data.test_images, data.test_labels, data, batch)
+            return evaluate(
+                self.model, data.test_images, data.test_labels, data, self.config.eval_batch_size
+            )
+        return self._measure(self.model, self.frozen, held_out, labels)
+
+    def _measure(
+        self, model: Net, frozen: FrozenFeatures | None, held_out: np.ndarray, labels: np.ndarray
+    ) -> tuple[float, float]:
+        """(loss, accuracy) of `model` on labeled pool positions, from `frozen` (its backbone's
+        cached features) when given, else from the images."""
         if len(held_out) == 0:
             return float("nan"), float("nan")
+        data = self.data
         idx = torch.from_numpy(held_out).to(data.device)
         mine = data.shard.mine(idx)  # each rank measures the held-out images it holds
         targets = torch.from_numpy(labels[held_out]).to(data.device)[mine]
         rows = idx[mine] // data.shard.size
         if frozen is not None:
-            return frozen.evaluate(self.model, frozen.stages.head[rows], targets)
-        return evaluate(self.model, data.train_images[rows], targets, data, batch)
+            return frozen.evaluate(model, frozen.stages.head[rows], targets)
+        return evaluate(model, data.train_images[rows], targets, data, self.config.eval_batch_size)
 
     def pool_pass(self, indices: np.ndarray, parts: Collection[PoolPart] = ALL_PARTS) -> PoolPass:
         """Each rank scores the items it holds; rank 0 gathers them back into the order of
