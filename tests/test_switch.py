@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import run_engine, tiny_config
-from salal_core.events import EpochEnded, Notice, PhaseChanged, PhaseStarted
+from helpers import drawn_data, run_engine, tiny_config
+from salal_core.events import EpochEnded, Notice, PhaseChanged, PhaseStarted, Recorder
 from salal_core.learn import learner, switch
-from salal_core.learn.switch import SwitchVerdict, folds_of
+from salal_core.learn.learner import TorchLearner
+from salal_core.learn.model import Net
+from salal_core.learn.switch import SwitchVerdict, folds_of, settled
 
 
 def test_folds_spread_every_class_over_the_folds_in_position_order() -> None:
@@ -28,12 +30,23 @@ def test_folds_spread_every_class_over_the_folds_in_position_order() -> None:
 
 
 def test_fine_tuning_is_kept_where_it_is_not_worse_than_the_head() -> None:
-    assert SwitchVerdict(3, 20, 7, 7).fine_tune
-    assert SwitchVerdict(3, 20, 7, 8).fine_tune
-    assert not SwitchVerdict(3, 20, 8, 7).fine_tune
-    said = SwitchVerdict(3, 20, 8, 7).describe(2)
-    assert said.startswith("round 2: 3-fold") and "fine-tuned 7 right, head 8" in said
+    assert SwitchVerdict(3, 20, 7, 7, 3).fine_tune
+    assert SwitchVerdict(3, 20, 7, 8, 3).fine_tune
+    assert not SwitchVerdict(3, 20, 8, 7, 3).fine_tune
+    said = SwitchVerdict(3, 20, 8, 7, 3).describe(2)
+    assert said.startswith("round 2: 3-fold") and "head 8 right, fine-tuned 7:" in said
     assert said.endswith("the head on frozen features")
+    early = SwitchVerdict(3, 20, 8, 9, 2).describe(0)
+    assert "head 8 right, fine-tuned 9 in 2 folds, enough: fine-tuning" in early
+    assert "no fine-tuned copy needed: fine-tuning" in SwitchVerdict(3, 10, 0, 0, 0).describe(0)
+
+
+def test_the_folds_stop_only_where_the_rest_cannot_change_the_verdict() -> None:
+    """Every way the unseen labels could come out gives the verdict `settled` foresaw; where it
+    is not settled, some way gives each verdict."""
+    for head, tuned, unseen in itertools.product(range(8), range(8), range(8)):
+        outcomes = {tuned + more >= head for more in range(unseen + 1)}
+        assert settled(head, tuned, unseen) == (len(outcomes) == 1)
 
 
 def backbone_vector(model: Any) -> torch.Tensor:
@@ -59,9 +72,16 @@ def test_a_round_follows_what_cross_validation_says(
         backbones.append(backbone_vector(model))
         verdict = switch.cross_validate(model, *args)
         assert backbone_vector(model).equal(backbones[-1])  # the folds train copies
+        indices, labels = args[4], args[5]
+        sizes = np.bincount(folds_of(labels[indices], verdict.folds))
+        unseen = int(sizes[verdict.finetuned_folds :].sum())
+        if verdict.finetuned_folds < verdict.folds:  # stopped early: only once it was decided
+            assert settled(verdict.head_right, verdict.finetuned_right, unseen)
         if forced is not None:
             head = verdict.labels if not forced else 0
-            verdict = SwitchVerdict(verdict.folds, verdict.labels, head, verdict.labels - head)
+            verdict = SwitchVerdict(
+                verdict.folds, verdict.labels, head, verdict.labels - head, verdict.finetuned_folds
+            )
         verdicts.append(verdict)
         return verdict
 
@@ -92,8 +112,32 @@ def test_a_round_follows_what_cross_validation_says(
     expected = [(r, e) for r, v in enumerate(verdicts) for e in ((1, 2) if v.fine_tune else (1,))]
     assert epochs == expected  # one point a round's epoch: nothing from the folds
     fold_phases = [e for e in rec.of(PhaseStarted) if e.epochs == 2]
-    assert len(fold_phases) == 3 * 3 + sum(v.fine_tune for v in verdicts)  # the bars move
+    fine_tuned_folds = sum(v.finetuned_folds for v in verdicts)
+    assert len(fold_phases) == fine_tuned_folds + sum(v.fine_tune for v in verdicts)  # the bars
     moved = [not a.equal(b) for a, b in itertools.pairwise(backbones)]
     assert moved == [v.fine_tune for v in verdicts[:-1]]
     if forced is not None:
         assert all(v.fine_tune is forced for v in verdicts)
+
+
+def test_with_one_label_a_class_the_check_fine_tunes_no_copy() -> None:
+    """A held-out label whose class has no other label is right for neither learner: the heads
+    get none right, fine-tuning cannot be worse, and the check decides without training a copy."""
+    data = drawn_data(48)
+    labels = data.train_labels.numpy()
+    indices = np.array([int(np.flatnonzero(labels == c)[0]) for c in range(4)])
+    config = tiny_config(
+        Path("unused"),
+        Path("unused"),
+        **{"active.finetune_from": 1000, "active.cross_validate_from": 2},
+    )
+    model = Net(width=4, classes=4, members=1, head_input="all-stages")
+    rec = Recorder()
+    TorchLearner(config, model, data, torch.Generator().manual_seed(0), rec).fit(
+        indices, labels, 0, None
+    )
+    assert [n.message for n in rec.of(Notice)] == [
+        "round 0: 3-fold cross-validation on 4 labels: head 0 right, no fine-tuned copy needed: "
+        "fine-tuning the network"
+    ]
+    assert len(rec.of(PhaseStarted)) == 1  # the round's own training, and no fold's

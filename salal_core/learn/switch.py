@@ -7,6 +7,10 @@ other folds' labels, then fine-tunes a copy of the network from that head exactl
 would (the same steps, the same carried-over optimizer state); both predict the held-out fold.
 The round fine-tunes only if fine-tuning gets at least as many of them right: linear probe, then
 fine-tuning (Kumar et al., 2022), kept only where it is not worse than the probe it started from.
+
+The heads are cheap, so all of them come first; the fine-tuned copies, which cost a round's
+training each, stop as soon as the rest could not change the verdict (with one label a class,
+none is needed). The same verdict, sooner.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from salal_core.learn.frozen import FrozenFeatures, fit_head
 from salal_core.learn.model import Net
 from salal_core.learn.train import fit, make_optimizer
 
-FOLDS = 3  # each fold costs one round's fine-tuning: three keep the check near 3 rounds' time
+FOLDS = 3  # each fine-tuned fold costs one round's training: the check costs at most three
 
 # Loss and accuracy of a network on labeled pool positions (the learner's own measure).
 Measure = Callable[[Net, FrozenFeatures | None, np.ndarray], tuple[float, float]]
@@ -33,12 +37,14 @@ Measure = Callable[[Net, FrozenFeatures | None, np.ndarray], tuple[float, float]
 
 @dataclass(frozen=True)
 class SwitchVerdict:
-    """How many held-out labels each learner got right over the folds."""
+    """How many held-out labels each learner got right: the heads over every fold, the
+    fine-tuned copies over the first `finetuned_folds` (the rest could not change the verdict)."""
 
     folds: int
     labels: int
     head_right: int
     finetuned_right: int
+    finetuned_folds: int
 
     @property
     def fine_tune(self) -> bool:
@@ -47,10 +53,22 @@ class SwitchVerdict:
 
     def describe(self, round_: int) -> str:
         kept = "fine-tuning the network" if self.fine_tune else "the head on frozen features"
+        if self.finetuned_folds == self.folds:
+            tuned = f"fine-tuned {self.finetuned_right}"
+        elif self.finetuned_folds == 0:
+            tuned = "no fine-tuned copy needed"
+        else:
+            tuned = f"fine-tuned {self.finetuned_right} in {self.finetuned_folds} folds, enough"
         return (
             f"round {round_}: {self.folds}-fold cross-validation on {self.labels} labels: "
-            f"fine-tuned {self.finetuned_right} right, head {self.head_right}: {kept}"
+            f"head {self.head_right} right, {tuned}: {kept}"
         )
+
+
+def settled(head_right: int, finetuned_right: int, unseen: int) -> bool:
+    """Whether the verdict is known with `unseen` held-out labels still to fine-tune for:
+    fine-tuning already matches the heads' total, or could not reach it with all of them."""
+    return finetuned_right >= head_right or finetuned_right + unseen < head_right
 
 
 def folds_of(classes: np.ndarray, folds: int) -> np.ndarray:
@@ -75,26 +93,36 @@ def cross_validate(
     measure: Measure,
     emit: Emit,
 ) -> SwitchVerdict:
-    """Fold by fold, the head and the head-then-fine-tuned network on a copy of `model` (which
-    is left as it was), each judged on the labels it did not see. `frozen` holds `model`'s
-    features. Progress goes to `emit`; the folds' epochs do not (they are not the round's)."""
+    """On copies of `model` (which is left as it was), the head on every fold, then the
+    head-then-fine-tuned network fold by fold until the verdict is settled, each judged on the
+    labels it did not see. `frozen` holds `model`'s features. Progress goes to `emit`; the
+    folds' epochs do not (they are not the round's)."""
     active = config.active
     folds = min(FOLDS, len(indices))
     fold = folds_of(labels[indices], folds)
     device = data.device
     all_targets = torch.from_numpy(labels).to(device)
-    head_right = finetuned_right = 0
+    # One draw from the run's generator seeds the folds' own, so the round's training after the
+    # check sees the same stream however many folds it needed (and so does a resumed run).
+    seed = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
+    fold_generator = torch.Generator(device=generator.device).manual_seed(int(seed))
 
     def progress(event: Event) -> None:
         if isinstance(event, PhaseStarted | StepProgress):
             emit(event)
 
+    trials, head_right = [], 0
     for k in range(folds):
         train, held = indices[fold != k], indices[fold == k]
         trial = copy.deepcopy(model)
         positions = torch.from_numpy(train).to(device)
-        fit_head(trial, frozen, data, positions, all_targets[positions], generator)
+        fit_head(trial, frozen, data, positions, all_targets[positions], fold_generator)
         head_right += round(measure(trial, frozen, held)[1] * len(held))
+        trials.append((trial, positions, held))
+    finetuned_right, finetuned_folds, unseen = 0, 0, len(indices)
+    for trial, positions, held in trials:
+        if settled(head_right, finetuned_right, unseen):
+            break
         trial_optimizer = make_optimizer(trial, active.optim)
         trial_optimizer.load_state_dict(optimizer.state_dict())
         fit(
@@ -108,9 +136,11 @@ def cross_validate(
             round_=round_,
             evaluate_fn=lambda: (float("nan"), float("nan")),
             emit=progress,
-            generator=generator,
+            generator=fold_generator,
             optimizer=trial_optimizer,
             on_collapse="warn",
         )
         finetuned_right += round(measure(trial, None, held)[1] * len(held))
-    return SwitchVerdict(folds, len(indices), head_right, finetuned_right)
+        finetuned_folds += 1
+        unseen -= len(held)
+    return SwitchVerdict(folds, len(indices), head_right, finetuned_right, finetuned_folds)
