@@ -345,6 +345,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
         {
             "active.finetune_from": args.finetune_from,
             "active.cross_validate_from": args.cross_validate_from,
+            "active.cross_validate_below": args.cross_validate_below,
             # The round a person waits for: salal-tui's epochs per round (the same steps as
             # `salal-core run`'s, measured fewer times), so the round time is the one they see.
             "active.epochs_per_round": HUMAN_EPOCHS_PER_ROUND[CPU_PRESET],
@@ -566,6 +567,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         type=int,
         default=preset("cpu").active.cross_validate_from,
         help="below --finetune-from, cross-validate the switch from this many labels (0: never)",
+    )
+    p.add_argument(
+        "--cross-validate-below",
+        type=int,
+        default=preset("cpu").active.cross_validate_below,
+        help="cross-validate the switch only on folders under this many images (0: any size)",
     )
     p.add_argument("--plans", default="budgets,fractions", help="budgets, fractions or both")
     p.add_argument("--runs", type=Path, help="where the runs go (default: under --out)")

@@ -141,3 +141,33 @@ def test_with_one_label_a_class_the_check_fine_tunes_no_copy() -> None:
         "fine-tuning the network"
     ]
     assert len(rec.of(PhaseStarted)) == 1  # the round's own training, and no fold's
+
+
+@pytest.mark.parametrize("below", [48, 49, 0])
+def test_the_check_runs_only_on_folders_under_cross_validate_below(below: int) -> None:
+    """On a 48-image folder the switch is cross-validated where `cross_validate_below` is above
+    48 or 0 (any size); at 48 the round fits the head on frozen features without asking, and
+    the backbone stays as pretrained."""
+    data = drawn_data(48)
+    labels = data.train_labels.numpy()
+    indices = np.array([int(np.flatnonzero(labels == c)[0]) for c in range(4)])
+    config = tiny_config(
+        Path("unused"),
+        Path("unused"),
+        **{
+            "active.finetune_from": 1000,
+            "active.cross_validate_from": 2,
+            "active.cross_validate_below": below,
+        },
+    )
+    model = Net(width=4, classes=4, members=1, head_input="all-stages")
+    before = backbone_vector(model)
+    rec = Recorder()
+    TorchLearner(config, model, data, torch.Generator().manual_seed(0), rec).fit(
+        indices, labels, 0, None
+    )
+    checked = below != 48
+    assert any("cross-validation" in n.message for n in rec.of(Notice)) is checked
+    training = [e.detail for e in rec.of(PhaseChanged) if e.phase == "training"]
+    assert training[-1].endswith("the head on frozen features") is not checked
+    assert backbone_vector(model).equal(before) is not checked

@@ -272,6 +272,16 @@ FLAGS: tuple[Flag, ...] = (
         "N",
     ),
     Flag(
+        "--cross-validate-below",
+        "active",
+        ("active.cross_validate_below",),
+        "may change",
+        "cross-validate that switch only on folders of fewer than this many training images "
+        "(0: any size)",
+        int,
+        "IMAGES",
+    ),
+    Flag(
         "--label-noise",
         "active",
         ("active.label_noise",),

@@ -62,10 +62,11 @@ class Learner(Protocol):
 class TorchLearner:
     """A `Net` over device-resident data. Below `active.finetune_from` training labels a round
     fits the head alone on the frozen backbone's features (`frozen.py`), unless, from
-    `active.cross_validate_from` labels on, cross-validation says fine-tuning is not worse
-    (`switch.py`). A fine-tuning round trains the whole network from the head fit on the same
-    labels (linear probe, then fine-tuning: Kumar et al., 2022), continuously across rounds: the
-    optimizer (and its momentum) carries over, the rate warms up and decays again each round."""
+    `active.cross_validate_from` labels on, on folders under `active.cross_validate_below`
+    images, cross-validation says fine-tuning is not worse (`switch.py`). A fine-tuning round
+    trains the whole network from the head fit on the same labels (linear probe, then
+    fine-tuning: Kumar et al., 2022), continuously across rounds: the optimizer (and its
+    momentum) carries over, the rate warms up and decays again each round."""
 
     def __init__(
         self,
@@ -129,9 +130,13 @@ class TorchLearner:
 
     def _fine_tunes(self, indices: np.ndarray, labels: np.ndarray, round_: int) -> bool:
         """Below `finetune_from`: whether cross-validation on these labels (from
-        `cross_validate_from` of them on) says fine-tuning is not worse than the head."""
-        check_from = self.config.active.cross_validate_from
+        `cross_validate_from` of them on, on folders under `cross_validate_below` images) says
+        fine-tuning is not worse than the head."""
+        active = self.config.active
+        check_from, below = active.cross_validate_from, active.cross_validate_below
         if check_from == 0 or len(indices) < max(check_from, 2):
+            return False
+        if below and self.data.num_train >= below:
             return False
         self.emit(PhaseChanged("training", f"round {round_}: cross-validating fine-tuning"))
         if self.frozen is None:
