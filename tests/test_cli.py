@@ -139,6 +139,7 @@ def test_compare_prints_a_table_and_writes_csv(
         (["--seed", "-1"], "--seed must be 0 or more"),
         (["--train-limit", "-5"], "--train-limit and --test-limit must be 0 (everything)"),
         (["--pretrain-epochs", "-1"], "--pretrain-epochs must be 0 (no pretraining) or more"),
+        (["--cross-validate-below", "-1"], "--cross-validate-below must be 0 (any folder)"),
         (["--compile", "fast"], "unknown --compile mode 'fast'; choose one of: off,"),
         (["--head-input", "first"], "unknown --head-input 'first'; choose one of: last, all-"),
         (["--device", "cuda"], "CUDA is not available"),
