@@ -120,22 +120,31 @@ def test_a_round_follows_what_cross_validation_says(
         assert all(v.fine_tune is forced for v in verdicts)
 
 
-def test_with_one_label_a_class_the_check_fine_tunes_no_copy() -> None:
-    """A held-out label whose class has no other label is right for neither learner: the heads
-    get none right, fine-tuning cannot be worse, and the check decides without training a copy."""
+def one_label_a_class_round(overrides: dict[str, Any]) -> tuple[Recorder, bool]:
+    """Round 0 on a 48-image folder with one label in each of its 4 classes, below
+    `finetune_from` and checked from 2 labels (plus `overrides`): what the learner said, and
+    whether the backbone moved."""
     data = drawn_data(48)
     labels = data.train_labels.numpy()
     indices = np.array([int(np.flatnonzero(labels == c)[0]) for c in range(4)])
     config = tiny_config(
         Path("unused"),
         Path("unused"),
-        **{"active.finetune_from": 1000, "active.cross_validate_from": 2},
+        **{"active.finetune_from": 1000, "active.cross_validate_from": 2, **overrides},
     )
     model = Net(width=4, classes=4, members=1, head_input="all-stages")
+    before = backbone_vector(model)
     rec = Recorder()
     TorchLearner(config, model, data, torch.Generator().manual_seed(0), rec).fit(
         indices, labels, 0, None
     )
+    return rec, not backbone_vector(model).equal(before)
+
+
+def test_with_one_label_a_class_the_check_fine_tunes_no_copy() -> None:
+    """A held-out label whose class has no other label is right for neither learner: the heads
+    get none right, fine-tuning cannot be worse, and the check decides without training a copy."""
+    rec, _ = one_label_a_class_round({})
     assert [n.message for n in rec.of(Notice)] == [
         "round 0: 3-fold cross-validation on 4 labels: head 0 right, no fine-tuned copy needed: "
         "fine-tuning the network"
@@ -148,26 +157,9 @@ def test_the_check_runs_only_on_folders_under_cross_validate_below(below: int) -
     """On a 48-image folder the switch is cross-validated where `cross_validate_below` is above
     48 or 0 (any size); at 48 the round fits the head on frozen features without asking, and
     the backbone stays as pretrained."""
-    data = drawn_data(48)
-    labels = data.train_labels.numpy()
-    indices = np.array([int(np.flatnonzero(labels == c)[0]) for c in range(4)])
-    config = tiny_config(
-        Path("unused"),
-        Path("unused"),
-        **{
-            "active.finetune_from": 1000,
-            "active.cross_validate_from": 2,
-            "active.cross_validate_below": below,
-        },
-    )
-    model = Net(width=4, classes=4, members=1, head_input="all-stages")
-    before = backbone_vector(model)
-    rec = Recorder()
-    TorchLearner(config, model, data, torch.Generator().manual_seed(0), rec).fit(
-        indices, labels, 0, None
-    )
+    rec, moved = one_label_a_class_round({"active.cross_validate_below": below})
     checked = below != 48
     assert any("cross-validation" in n.message for n in rec.of(Notice)) is checked
     training = [e.detail for e in rec.of(PhaseChanged) if e.phase == "training"]
     assert training[-1].endswith("the head on frozen features") is not checked
-    assert backbone_vector(model).equal(before) is not checked
+    assert moved is checked
