@@ -214,6 +214,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 # ---------------------------------------------------------------------------- the app
 
 SIZE = (120, 40)
+# A wait that spans pretraining or a training round: generous, because a loaded two-core
+# machine runs them at half speed, and a wait that ends early fails a test that works.
+TRAINING_WAIT = 300.0
 
 
 async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 90) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import ROOT, tiny_cli, wait_for
+from helpers import ROOT, TRAINING_WAIT, tiny_cli, wait_for
 from salal_core.errors import SalalError
 from salal_core.parallel.distributed import check_local_ranks
 
@@ -290,13 +290,13 @@ async def test_salal_tui_with_two_ranks_labels_and_trains(
     runner = app.runner.hosted.engine
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
-        await wait_for(pilot, lambda: screen.shown is not None, timeout=120)
+        await wait_for(pilot, lambda: screen.shown is not None, TRAINING_WAIT)
         assert len(runner.followers) == 1 and runner.followers[0].is_alive()
         for _ in range(8):
-            await wait_for(pilot, lambda: screen.shown is not None, timeout=120)
+            await wait_for(pilot, lambda: screen.shown is not None, TRAINING_WAIT)
             await pilot.press("1")
         # Round 0 trained and measured on both ranks, then both scored the pool for round 1.
-        await wait_for(pilot, lambda: asked_rounds(tmp_path / "run") > 0, timeout=120)
+        await wait_for(pilot, lambda: asked_rounds(tmp_path / "run") > 0, TRAINING_WAIT)
         await pilot.press("q", "y")
         await wait_for(pilot, lambda: app.return_code is not None, timeout=60)
     assert len(journal(tmp_path / "run")) >= 8

@@ -11,6 +11,7 @@ import numpy as np
 from helpers import (
     CLASSES,
     SIZE,
+    TRAINING_WAIT,
     class_from_name,
     journal,
     photo_archive,
@@ -141,7 +142,7 @@ async def test_a_person_labels_while_the_backbone_pretrains(tmp_path: Path) -> N
         screen = app.label_screen
         done = lambda: isinstance(app.screen, SummaryScreen)  # noqa: E731
         while True:  # round 0: the seeded images, until the first trained round asks
-            await wait_for(pilot, lambda: screen.shown is not None or done(), 120)
+            await wait_for(pilot, lambda: screen.shown is not None or done(), TRAINING_WAIT)
             if done() or screen.shown is None or screen.shown.round >= 1:
                 break
             if not pretrained.exists():
@@ -162,7 +163,9 @@ async def test_a_person_labels_while_the_backbone_pretrains(tmp_path: Path) -> N
 async def wait_summary_or_next(pilot, app: SalalApp) -> str:
     """Wait until the engine has trained on the first answers: the next batch is asked."""
     screen = app.label_screen
-    await wait_for(pilot, lambda: screen.shown is not None and screen.shown.round >= 1, 120)
+    await wait_for(
+        pilot, lambda: screen.shown is not None and screen.shown.round >= 1, TRAINING_WAIT
+    )
     return str(screen.query_one("#query").render())
 
 
@@ -203,7 +206,7 @@ async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_ba
         labeled = 0
         round_0 = out / "checkpoints" / "round-0000.pt"
         while True:
-            await wait_for(pilot, lambda: screen.shown is not None, 120)
+            await wait_for(pilot, lambda: screen.shown is not None, TRAINING_WAIT)
             assert screen.shown is not None
             if screen.shown.round >= 1:
                 break
@@ -211,7 +214,7 @@ async def test_a_person_on_a_300_image_folder_gets_a_first_round_and_the_next_ba
                 # Pilot types far faster than pretraining runs, and seeded images keep coming
                 # until it is done: past the first batch, a person's pace, so that the budget
                 # is not spent on seeded images before round 0 has trained.
-                await wait_for(pilot, round_0.exists, 120)
+                await wait_for(pilot, round_0.exists, TRAINING_WAIT)
             await pilot.press("1")
             labeled += 1
         await pilot.press("q", "y")

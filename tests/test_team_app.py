@@ -11,7 +11,7 @@ import pytest
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
 from test_tui import make_session, truth
 
-from helpers import CLASSES, SIZE, wait_for
+from helpers import CLASSES, SIZE, TRAINING_WAIT, wait_for
 from salal_core.run.opened import OpenedRun
 from salal_core.run.store import RunStore
 from salal_core.team.endpoint import socket_path
@@ -107,17 +107,17 @@ async def test_a_lone_app_labels_through_a_private_service_that_others_may_join(
                 await wait_for(pilot, lambda s=shown: screen.shown != s)
             ben.start()
             await wait_for(pilot, lambda: bool(ben.acknowledged))
-            await wait_for(pilot, (run / "checkpoints" / "pretrain.pt").exists, 120)
+            await wait_for(pilot, (run / "checkpoints" / "pretrain.pt").exists, TRAINING_WAIT)
             await pilot.press("ctrl+r")
             review = app.screen
             assert isinstance(review, ReviewScreen)
-            await wait_for(pilot, lambda: review.current is not None, 120)
+            await wait_for(pilot, lambda: review.current is not None, TRAINING_WAIT)
             doubt = review.current
             other = (doubt.given + 1) % len(review.class_names)
             await pilot.press(review.query_one("ClassList").keys[other])
             assert review.corrected == 1 and review.current != doubt
             await pilot.press("ctrl+o")  # ana's own answers only
-            await wait_for(pilot, lambda: review.current is not None, 120)
+            await wait_for(pilot, lambda: review.current is not None, TRAINING_WAIT)
             assert review.only == "ana" and {d.labeler for d in review.doubts} == {"ana"}
             assert len(review.doubts) < len(OpenedRun.read(run).labels)  # not ben's, nor seeds
             await pilot.press("q")
