@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from cpu_backbone import folder_config, pretrained_net
 from salal_core.cli.commands.compare_stats import Estimate
+from salal_core.config import preset
 from salal_core.data import DeviceData, load_dataset
 from salal_core.learn.inference import fixed_batches
 from salal_core.learn.model import Net
@@ -109,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--folder", type=Path, required=True, help="an image folder with train/test")
     p.add_argument("--pretrained", type=Path, required=True, help="a rotation pretrain.pt")
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--width", type=int, default=preset("cpu").model.width, help="the backbone's")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--cache", type=Path, default=Path("runs/cache"))
     args = p.parse_args(argv)

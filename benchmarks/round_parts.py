@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--folder", type=Path, required=True, help="an image folder with train/test")
     p.add_argument("--pretrained", type=Path, required=True, help="a rotation pretrain.pt")
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--width", type=int, default=preset("cpu").model.width)
     p.add_argument("--labels", type=int, default=80, help="random labels the round trains on")
     p.add_argument("--query", type=int, default=10, help="the next query's size")
     p.add_argument("--repeats", type=int, default=2)

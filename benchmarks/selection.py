@@ -1,9 +1,10 @@
 """Selection time on a large pool, pool pass excluded, and what the sampled k-means costs.
 
-Every strategy selects a batch of 2,500 from 40,000 pool embeddings (192-d, unit parts, as the
-cpu recipe's width-16 network gives) with 10,000 labeled beside them, as `Pool` hands them to
-`select`. Then k-means on 10,000 points and 500 clusters, exact (greedy k-means++, 4 restarts)
-against the sampled path the large case takes, in the same run: seconds and inertia, as ratios.
+Every strategy selects a batch of 2,500 from 40,000 pool embeddings (192-d, unit parts, as a
+width-16 network gives; the cpu recipe's width 8 gives 96) with 10,000 labeled beside them, as
+`Pool` hands them to `select`. Then k-means on 10,000 points and 500 clusters, exact (greedy
+k-means++, 4 restarts) against the sampled path the large case takes, in the same run: seconds
+and inertia, as ratios.
 Last, the two steps every greedy pick repeats, each against its naive form on the same pool:
 every point's distance to one point (a row times the transposed pool, against the pool times
 a vector) and one weighted draw (a running sum, against torch.multinomial).

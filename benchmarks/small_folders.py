@@ -544,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, default=Path("runs/small-folders"))
     p.add_argument("--folders", default="300,1000,5000,digits")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--width", type=int, default=preset("cpu").model.width)
     p.add_argument(
         "--strategies",
         default=f"random,{DEFAULT_STRATEGY}",

@@ -24,7 +24,7 @@ def test_without_cuda_the_default_recipe_is_the_cpu_one(monkeypatch: pytest.Monk
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert default_preset(None) == "fast" and default_preset("cpu") == "cpu"
     config = config_from_args(argparse.Namespace(preset=None, device="cpu"))
-    assert (config.preset, config.model.width, config.pretrain.limit) == ("cpu", 16, 5000)
+    assert (config.preset, config.model.width, config.pretrain.limit) == ("cpu", 8, 5000)
 
 
 def test_an_hour_long_phase_is_announced_with_its_remedy() -> None:
@@ -45,6 +45,6 @@ def test_a_cpu_run_says_its_recipe_and_warns_before_a_long_phase(
     args += ["--width", "4", "--pretrain-steps", "0", "--round-steps", "0"]  # seconds, not minutes
     assert main(args) == 0  # no --preset: the machine picks
     err = capsys.readouterr().err
-    assert "the cpu recipe (no GPU here)" in err
+    assert "the cpu recipe (no GPU here): a width-4 network" in err  # the run's own width
     assert "rotation pretraining will take about" in err and "--preset cpu shortens it" in err
     assert json.loads((out / "summary.json").read_text())["preset"] == "cpu"

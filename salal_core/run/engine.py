@@ -53,10 +53,14 @@ from salal_core.runtime import compile_notice, cuda_oom_hint, set_up
 from salal_core.selection.acquire import get as get_acquisition
 from salal_core.team.agreement import measure, people_answers
 
-CPU_RECIPE = (
-    "the cpu recipe (no GPU here): a width-16 network, rotation pretraining on a 5,000-image "
-    "sample, every image in the pool; with a GPU, --preset fast"
-)
+
+def cpu_recipe_notice(config: RunConfig) -> str:
+    """What a run on the cpu recipe says it is doing, from its own config."""
+    return (
+        f"the cpu recipe (no GPU here): a width-{config.model.width} network, rotation "
+        f"pretraining on a {config.pretrain.limit:,}-image sample, every image in the pool; "
+        "with a GPU, --preset fast"
+    )
 
 
 class Engine:
@@ -129,7 +133,7 @@ class Engine:
                 "label it yourself with salal-tui"
             )
         if config.preset == "cpu":  # said once the data loaded: bad input stays one line
-            self.emit(Notice(CPU_RECIPE, level="info"))
+            self.emit(Notice(cpu_recipe_notice(config), level="info"))
         store.save_items(items.changes)  # idempotent: a run killed here resumes the same
         store.save_classes(images.class_names)
         if self.request.labels_file is not None and not store.journal_rows():
