@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--train", type=int, default=5000, help="training slice (class-balanced)")
     p.add_argument("--test", type=int, default=2000)
     p.add_argument("--width", type=int, default=preset("cpu").model.width)
-    p.add_argument("--pretrain-epochs", type=int, default=8)
+    p.add_argument("--pretrain-epochs", type=int, default=preset("cpu").pretrain.epochs)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--budgets", default="10,20,40,80,160")
     p.add_argument("--strategies", default=DEFAULT_STRATEGIES)

@@ -190,8 +190,8 @@ PRESETS: dict[str, RunConfig] = {
     # fixed CPU time a narrow network trained long buys better features than a wider one
     # trained briefly: width 8 for 26 epochs reached rotation accuracy 0.73 against 0.63 for
     # width 16 for 8, and a probe on its features 3.1 points more AUBC at 10-160 labels, in
-    # less time (BENCHMARKS.md, "What buys features in a fixed CPU time"). 24 epochs keep
-    # pretraining inside 10 minutes on two cores.
+    # less time (BENCHMARKS.md, "What buys features in a fixed CPU time"). 24 epochs took
+    # 574 s on two cores, inside 10 minutes.
     "cpu": RunConfig(
         preset="cpu",
         # Inference at 64 images a batch, whose activations stay in the cores' caches: the pool

@@ -56,10 +56,11 @@ from salal_core.team.agreement import measure, people_answers
 
 def cpu_recipe_notice(config: RunConfig) -> str:
     """What a run on the cpu recipe says it is doing, from its own config."""
+    limit = config.pretrain.limit
+    sample = f"a {limit:,}-image sample" if limit > 0 else "every image"
     return (
         f"the cpu recipe (no GPU here): a width-{config.model.width} network, rotation "
-        f"pretraining on a {config.pretrain.limit:,}-image sample, every image in the pool; "
-        "with a GPU, --preset fast"
+        f"pretraining on {sample}, every image in the pool; with a GPU, --preset fast"
     )
 
 
