@@ -24,7 +24,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,11 @@ from rich.console import Console
 from rich.table import Table
 
 from cpu_backbone import folder_config, pretrained_net
-from probe_features import BUDGETS, probe_accuracy, random_picks
+from probe_features import BUDGETS, probe_accuracy, random_picks, standardized
 from salal_core.cli.commands.compare_stats import Estimate
 from salal_core.cli.commands.pretrain import pretrain_into
 from salal_core.data import DeviceData, load_dataset
 from salal_core.learn.frozen import stage_features
-from salal_core.learn.probe import standardize
 from salal_core.learn.train import prepare
 
 
@@ -58,12 +57,6 @@ class Candidate:
     @property
     def name(self) -> str:
         return f"width {self.width}, {self.epochs} epoch{'s' if self.epochs != 1 else ''}"
-
-
-def standardized(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both scaled by the train rows' moments, as the engine scales the head's input."""
-    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
-    return standardize(train, mean, std), standardize(test, mean, std)
 
 
 def backbone(candidate: Candidate, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
@@ -94,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     console = Console(stderr=True)
     started = time.perf_counter()
-    base = folder_config(args.folder, args.cache, 16)
+    base = folder_config(args.folder, args.cache, args.candidates[0].width)
     data = DeviceData(load_dataset(base.data, 0), torch.device("cpu"))
     y, test_y, classes = data.train_labels, data.test_labels, data.num_classes
     budgets = [b for b in BUDGETS if b < data.num_train]
@@ -159,8 +152,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         row["accuracy"] = np.mean(row["runs"], 0).tolist()
         row["aubc"] = float(np.mean(row["runs"]))
         versus_pixels, versus_first = gap(row["runs"], pixels), gap(row["runs"], rows[0]["runs"])
-        row["minus_pixels"] = versus_pixels.__dict__
-        row["minus_first"] = versus_first.__dict__
+        row["minus_pixels"], row["minus_first"] = asdict(versus_pixels), asdict(versus_first)
         table.add_row(
             row["candidate"],
             f"{row['pretrain_seconds']:.0f} s",

@@ -87,11 +87,13 @@ def feature_sets(model: Net, data: DeviceData) -> dict[str, tuple[torch.Tensor, 
     raw["raw pixels + every stage, 2x2 grid"] = joined(
         raw["raw pixels"], raw["every stage, 2x2 grid"]
     )
-    out = {}
-    for name, (train, test) in raw.items():
-        mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
-        out[name] = (standardize(train, mean, std), standardize(test, mean, std))
-    return out
+    return {name: standardized(train, test) for name, (train, test) in raw.items()}
+
+
+def standardized(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both scaled by the train rows' moments, as the engine scales the head's input."""
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    return standardize(train, mean, std), standardize(test, mean, std)
 
 
 def random_picks(pool: int, n: int, seed: int) -> torch.Tensor:
