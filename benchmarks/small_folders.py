@@ -9,10 +9,11 @@ and a second run from 20% to 50% of the folder. On the very labels each run chos
 baselines: logistic regression on the raw pixels (in torch, L2 by cross-validation, as the
 engine's head) and the same network trained from scratch. Reported: means over seeds, the
 paired difference to the raw-pixel baseline with its 95% interval, AUBC over 10-160 labels
-(the mean over the doubling budgets), and the time per round (mean and slowest) with
-salal-tui's epochs per round. One semi-supervised method is measured beside them on the same
-labels: label propagation over a k-nearest-neighbour graph of the pretrained backbone's
-embeddings, train and test images together (Iscen et al., 2019).
+(the mean over the doubling budgets), the time per round (mean and slowest) with
+salal-tui's epochs per round, and each strategy (`--strategies`) against random labels,
+paired by seed, at each budget and as AUBC. One semi-supervised method is measured beside
+them on the same labels: label propagation over a k-nearest-neighbour graph of the pretrained
+backbone's embeddings, train and test images together (Iscen et al., 2019).
 `--sampled-kmeans` runs the clustering strategies a second time with k-means on a sample of the
 pool, the path large pools take, and reports its AUBC against the exact one's, paired by seed.
 
@@ -438,12 +439,28 @@ def aubc(rows: Sequence[dict[str, Any]], key: str, budgets: Sequence[int]) -> li
     ]
 
 
-def aubc_gap(rows: Sequence[dict[str, Any]], strategy: str, against: str) -> dict[str, float]:
-    """The engine's AUBC over 10-160 labels, `strategy` minus `against`, paired by seed."""
-    mine = aubc([r for r in rows if r["strategy"] == strategy], "engine", BUDGETS)
-    theirs = aubc([r for r in rows if r["strategy"] == against], "engine", BUDGETS)
-    gap = Estimate.of([m - t for m, t in zip(mine, theirs, strict=True)])
-    return {"diff": gap.mean, "low": gap.low, "high": gap.high}
+def against(rows: Sequence[dict[str, Any]], strategy: str, other: str) -> dict[str, Any]:
+    """The engine's accuracy with `strategy`'s labels minus with `other`'s, paired by seed: at
+    each budget, and as AUBC over 10-160 labels."""
+    mine = [r for r in rows if r["strategy"] == strategy]
+    theirs = [r for r in rows if r["strategy"] == other]
+
+    def gap(values: Sequence[float]) -> dict[str, float]:
+        estimate = Estimate.of(values)
+        return {"diff": estimate.mean, "low": estimate.low, "high": estimate.high}
+
+    def at(labels: int, of: Sequence[dict[str, Any]]) -> list[float]:
+        return [r["engine"] for r in sorted(of, key=lambda r: r["seed"]) if r["labels"] == labels]
+
+    labels = sorted({r["labels"] for r in mine} & {r["labels"] for r in theirs})
+    mine_aubc, theirs_aubc = aubc(mine, "engine", BUDGETS), aubc(theirs, "engine", BUDGETS)
+    return {
+        "aubc": gap([m - t for m, t in zip(mine_aubc, theirs_aubc, strict=True)]),
+        "budgets": [
+            {"labels": n, **gap([m - t for m, t in zip(at(n, mine), at(n, theirs), strict=True)])}
+            for n in labels
+        ],
+    }
 
 
 def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -493,14 +510,14 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                 "diff_high": diff.high,
             }
         )
-    strategies = {r["strategy"] for r in rows}
-    if {"random", DEFAULT_STRATEGY} <= strategies:
-        out["default_minus_random"] = aubc_gap(rows, DEFAULT_STRATEGY, "random")
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    if "random" in strategies:
+        out["minus_random"] = {s: against(rows, s, "random") for s in strategies if s != "random"}
     for arm in (Arm(s, True) for s in CLUSTERING_STRATEGIES):
-        if {arm.name, arm.acquisition} <= strategies:
-            out.setdefault("sampled_minus_exact", {})[arm.acquisition] = aubc_gap(
+        if {arm.name, arm.acquisition} <= set(strategies):
+            out.setdefault("sampled_minus_exact", {})[arm.acquisition] = against(
                 rows, arm.name, arm.acquisition
-            )
+            )["aubc"]
     out["pretrain_seconds"] = result["pretrain_seconds"]
     return out
 
@@ -534,6 +551,21 @@ def table(summary: dict[str, Any]) -> Table:
             f"{a['diff']:+.3f} [{a['diff_low']:+.3f}, {a['diff_high']:+.3f}]",
             "",
             "",
+        )
+    return out
+
+
+def random_table(summary: dict[str, Any]) -> Table:
+    """Each strategy against random labels, paired by seed, at each budget and as AUBC."""
+    out = Table(title=f"{summary['folder']}: engine accuracy, minus random labels [95% CI]")
+    versus = summary["minus_random"]
+    labels = [b["labels"] for b in next(iter(versus.values()))["budgets"]]
+    for column in ("strategy", *map(str, labels), "AUBC 10-160"):
+        out.add_column(column, justify="right")
+    for strategy, gap in versus.items():
+        cells = [*gap["budgets"], gap["aubc"]]
+        out.add_row(
+            strategy, *(f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" for c in cells)
         )
     return out
 
@@ -594,13 +626,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result = study_folder(Folder(name, path), args, console)
         summary = summarize(name, result)
         console.print(table(summary))
-        gaps = {f"{DEFAULT_STRATEGY} minus random": summary.get("default_minus_random")}
+        if summary.get("minus_random"):
+            console.print(random_table(summary))
         for acquisition, gap in summary.get("sampled_minus_exact", {}).items():
-            gaps[f"{acquisition}: sampled k-means minus exact"] = gap
-        for what, gap in gaps.items():
-            if gap is not None:
-                interval = f"[{gap['low']:+.3f}, {gap['high']:+.3f}]"
-                console.print(f"AUBC 10-160, {what}: {gap['diff']:+.3f} {interval}")
+            interval = f"[{gap['low']:+.3f}, {gap['high']:+.3f}]"
+            console.print(
+                f"AUBC 10-160, {acquisition}: sampled k-means minus exact: "
+                f"{gap['diff']:+.3f} {interval}"
+            )
         report["folders"].append(summary)
     report["seconds"] = time.perf_counter() - started
     json.dump(report, sys.stdout)

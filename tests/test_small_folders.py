@@ -49,6 +49,19 @@ def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -
         )
         assert 0 < cell["round_seconds"] <= cell["slowest_round_seconds"]
     assert {a["strategy"] for a in folder["aubc"]} == {"random", "badge"}
+    # Against random, paired by seed: the mean of the paired differences is the difference of
+    # the means, at each budget the runs reached.
+    (strategy, versus), *others = folder["minus_random"].items()
+    assert strategy == "badge" and not others
+    assert [b["labels"] for b in versus["budgets"]] == [10, 20, 40]
+    for gap in versus["budgets"]:
+        apart = (
+            cells[("badge", gap["labels"])]["engine"] - cells[("random", gap["labels"])]["engine"]
+        )
+        assert math.isclose(gap["diff"], apart, abs_tol=1e-9)
+        assert gap["low"] <= gap["diff"] <= gap["high"]
+    aubc = {a["strategy"]: a["engine"] for a in folder["aubc"]}
+    assert math.isclose(versus["aubc"]["diff"], aubc["badge"] - aubc["random"], abs_tol=1e-9)
     # The folder was cut class-balanced: 30 a class for training, 40 a class for testing.
     counts = [
         len(list(d.iterdir())) for d in sorted((tmp_path / "folders" / "300" / "train").iterdir())
