@@ -143,7 +143,7 @@ def main() -> None:
     if args.data:
         data = Path(args.data).resolve()
     else:
-        from small_folders import write_digits  # this folder's study writes the same folder
+        from folder_cuts import write_digits  # the small-folders study writes the same folder
 
         data = write_digits(Path(tempfile.mkdtemp()) / "digits")
     runs = asyncio.run(measure(data, args))

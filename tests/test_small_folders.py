@@ -17,7 +17,7 @@ def test_label_propagation_follows_the_graph_where_the_nearest_label_cannot() ->
     """Two parallel arcs on the sphere (the embeddings are compared by angle), each labeled at
     opposite ends: past halfway, the nearest labeled point is the other arc's; diffusion along
     the k-NN graph stays on its own arc."""
-    study = load_benchmark("small_folders")
+    baselines = load_benchmark("folder_baselines")
     longitude = torch.linspace(0, math.pi, 40)
 
     def arc(latitude: float) -> torch.Tensor:
@@ -27,7 +27,7 @@ def test_label_propagation_follows_the_graph_where_the_nearest_label_cannot() ->
     points = torch.cat([arc(0.0), arc(0.6)])
     truth = torch.cat([torch.zeros(40), torch.ones(40)]).long()
     labeled = torch.tensor([0, 79])  # arc 0 at longitude 0, arc 1 at longitude pi
-    graph = study.Propagation(points, k=4, gamma=1.0)
+    graph = baselines.Propagation(points, k=4, gamma=1.0)
     predicted = graph.scores(labeled, truth[labeled], 2).argmax(1)
     assert (predicted == truth).float().mean() > 0.95
     nearest = torch.cdist(points, points[labeled]).argmin(1)
@@ -39,8 +39,9 @@ def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -
     report = study.main(["--quick", "--pack", str(SHARED_PACK), "--out", str(tmp_path)])
     (folder,) = report["folders"]
     assert folder["folder"] == "300"
+    default = study.DEFAULT_STRATEGY  # the person's strategy, run beside random
     cells = {(c["strategy"], c["labels"]): c for c in folder["cells"]}
-    assert set(cells) == {(s, n) for s in ("random", "badge") for n in (10, 20, 40)}
+    assert set(cells) == {(s, n) for s in ("random", default) for n in (10, 20)}
     for cell in cells.values():
         assert 0 < cell["engine"] <= 1 and 0 < cell["raw_pixels"] <= 1
         assert 0 < cell["propagation"] <= 1
@@ -48,20 +49,20 @@ def test_the_quick_study_reports_the_engine_against_raw_pixels(tmp_path: Path) -
             cell["diff"], cell["engine"] - cell["raw_pixels"], abs_tol=1e-9
         )
         assert 0 < cell["round_seconds"] <= cell["slowest_round_seconds"]
-    assert {a["strategy"] for a in folder["aubc"]} == {"random", "badge"}
+    assert {a["strategy"] for a in folder["aubc"]} == {"random", default}
     # Against random, paired by seed: the mean of the paired differences is the difference of
     # the means, at each budget the runs reached.
     (strategy, versus), *others = folder["minus_random"].items()
-    assert strategy == "badge" and not others
-    assert [b["labels"] for b in versus["budgets"]] == [10, 20, 40]
+    assert strategy == default and not others
+    assert [b["labels"] for b in versus["budgets"]] == [10, 20]
     for gap in versus["budgets"]:
         apart = (
-            cells[("badge", gap["labels"])]["engine"] - cells[("random", gap["labels"])]["engine"]
+            cells[(default, gap["labels"])]["engine"] - cells[("random", gap["labels"])]["engine"]
         )
         assert math.isclose(gap["diff"], apart, abs_tol=1e-9)
         assert gap["low"] <= gap["diff"] <= gap["high"]
     aubc = {a["strategy"]: a["engine"] for a in folder["aubc"]}
-    assert math.isclose(versus["aubc"]["diff"], aubc["badge"] - aubc["random"], abs_tol=1e-9)
+    assert math.isclose(versus["aubc"]["diff"], aubc[default] - aubc["random"], abs_tol=1e-9)
     # The folder was cut class-balanced: 30 a class for training, 40 a class for testing.
     counts = [
         len(list(d.iterdir())) for d in sorted((tmp_path / "folders" / "300" / "train").iterdir())
@@ -75,15 +76,15 @@ def test_a_sampled_kmeans_arm_clusters_a_sample_and_puts_the_exact_path_back(
     """`--sampled-kmeans` adds an arm for each clustering strategy asked for; inside it every
     k-means iterates on SAMPLE_PER_CLUSTER points a cluster, even on a pool the engine would
     cluster exactly, and outside it the engine's own rule is back."""
-    study = load_benchmark("small_folders")
+    runs = load_benchmark("folder_runs")
     from salal_core.selection import clustering
 
-    assert [a.name for a in study.arms(["random", "typiclust"], True)] == [
+    assert [a.name for a in runs.arms(["random", "typiclust"], True)] == [
         "random",
         "typiclust",
         "typiclust, sampled k-means",
     ]
-    assert [a.name for a in study.arms(["random", "typiclust"], False)] == ["random", "typiclust"]
+    assert [a.name for a in runs.arms(["random", "typiclust"], False)] == ["random", "typiclust"]
     iterated_on: list[int] = []
     lloyd = clustering._lloyd
 
@@ -93,7 +94,7 @@ def test_a_sampled_kmeans_arm_clusters_a_sample_and_puts_the_exact_path_back(
 
     monkeypatch.setattr(clustering, "_lloyd", recording)
     points = torch.randn(600, 8, generator=torch.Generator().manual_seed(0))
-    with study.kmeans_path(study.Arm("typiclust", sampled_kmeans=True)):
+    with runs.kmeans_path(runs.Arm("typiclust", sampled_kmeans=True)):
         assert len(clustering.kmeans(points, 10, torch.Generator().manual_seed(0))) == 600
     assert iterated_on == [clustering.SAMPLE_PER_CLUSTER * 10]
     iterated_on.clear()
