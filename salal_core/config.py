@@ -1,15 +1,11 @@
 """Typed, frozen configuration: a dataclass per concern, from a preset, overridden by flags.
 
-Past 300 lines on purpose: the types, the presets, the checks and the TOML form each name
-every setting, and keeping them together means a new setting is added in one file."""
+A new setting is a field here and, where it can be wrong, a check in config_checks.py; the
+TOML form (config_io.py) follows the fields by itself."""
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from salal_core.errors import SalalError
@@ -267,118 +263,3 @@ def _replace_path(obj: Any, path: list[str], value: Any) -> Any:
         raise SalalError(f"unknown setting {head!r}")
     new = value if not rest else _replace_path(getattr(obj, head), rest, value)
     return replace(obj, **{head: new})
-
-
-def validate(config: RunConfig) -> None:
-    """Refuse settings that cannot make a run, with a line that says what to change."""
-    from salal_core.data.sources import MIN_SIDE
-    from salal_core.selection.acquire import ACQUISITIONS
-
-    a = config.active
-    if a.acquisition not in ACQUISITIONS:
-        raise SalalError(
-            f"unknown acquisition {a.acquisition!r}; choose one of: {', '.join(ACQUISITIONS)}"
-        )
-    if not 0 <= a.initial_fraction <= 1:
-        raise SalalError("--initial-fraction must be in [0, 1], e.g. 0.2")
-    if not 0 < a.budget <= 1:
-        raise SalalError("--budget must be in (0, 1], e.g. 0.5")
-    # Equal only when both are 1: every label from the start, nothing to ask (a reference).
-    if a.budget < a.initial_fraction or (a.budget == a.initial_fraction < 1):
-        raise SalalError(
-            f"--budget ({a.budget}) must be above --initial-fraction ({a.initial_fraction})"
-        )
-    if a.query_size <= 0:
-        raise SalalError("--query-size must be above 0 (a count like 32, or a fraction like 0.05)")
-    if not 0 <= a.label_noise < 1:
-        raise SalalError("--label-noise must be in [0, 1), e.g. 0.05")
-    if a.stop_when_flat < 0:
-        raise SalalError("--stop-when-flat must be 0 (never) or a number of rounds")
-    if a.epochs_per_round < 1:
-        raise SalalError("--epochs-per-round must be at least 1")
-    if min(a.optim.min_steps, config.pretrain.optim.min_steps) < 0:
-        raise SalalError("--pretrain-steps and --round-steps must be 0 (no minimum) or more")
-    if a.finetune_from < 0:
-        raise SalalError("--finetune-from must be 0 (always fine-tune) or a number of labels")
-    if a.cross_validate_from < 0:
-        raise SalalError("--cross-validate-from must be 0 (never) or a number of labels")
-    if a.cross_validate_below < 0:
-        raise SalalError("--cross-validate-below must be 0 (any folder) or a number of images")
-    if config.pretrain.limit < 0:
-        raise SalalError("the pretraining limit must be 0 (every image) or more")
-    if config.pretrain.epochs < 0:
-        raise SalalError("--pretrain-epochs must be 0 (no pretraining) or more")
-    for lr in (config.pretrain.optim.lr, a.optim.lr):
-        if not (math.isfinite(lr) and lr > 0):
-            raise SalalError(f"--lr must be a positive number, not {lr}")
-    if min(config.data.train_limit, config.data.test_limit) < 0:
-        raise SalalError("--train-limit and --test-limit must be 0 (everything) or more")
-    if config.seed < 0:
-        raise SalalError("--seed must be 0 or more")
-    if config.eval_batch_size < 1 or min(a.optim.batch_size, config.pretrain.optim.batch_size) < 1:
-        raise SalalError("--batch-size and --eval-batch-size must be at least 1")
-    if config.model.width < 1:
-        raise SalalError("--width must be at least 1")
-    if config.model.head_input not in HEAD_INPUTS:
-        raise SalalError(
-            f"unknown --head-input {config.model.head_input!r}; choose one of: "
-            f"{', '.join(HEAD_INPUTS)}"
-        )
-    if config.data.image_size < MIN_SIDE:  # also below the crop's 4-pixel reflection padding
-        raise SalalError(f"--image-size must be at least {MIN_SIDE} (CIFAR-10's is 32)")
-    if config.speed.compile not in COMPILE_MODES:
-        raise SalalError(
-            f"unknown --compile mode {config.speed.compile!r}; choose one of: "
-            f"{', '.join(COMPILE_MODES)}"
-        )
-
-
-def to_dict(config: RunConfig) -> dict[str, Any]:
-    return dataclasses.asdict(config)
-
-
-def from_dict(data: dict[str, Any], cls: type = RunConfig) -> Any:
-    """Rebuild a nested config dataclass from `to_dict` output, ignoring unknown keys."""
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-        if is_dataclass(default):
-            value = from_dict(value, type(default))
-        kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def dumps_toml(data: dict[str, Any]) -> str:
-    """Write a nested dict of scalars as TOML (the standard library reads TOML but cannot write it,
-    and the engine must run with nothing beyond torch, numpy and rich)."""
-    lines: list[str] = []
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, int | float):
-            return repr(v)
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    def table(prefix: str, d: dict[str, Any]) -> None:
-        plain = {k: v for k, v in d.items() if not isinstance(v, dict) and v is not None}
-        if prefix and plain:
-            lines.append(f"\n[{prefix}]")
-        lines.extend(f"{k} = {scalar(v)}" for k, v in plain.items())
-        for k, v in d.items():
-            if isinstance(v, dict):
-                table(f"{prefix}.{k}" if prefix else k, v)
-
-    table("", data)
-    return "\n".join(lines).lstrip() + "\n"
-
-
-def load_toml(path: Path) -> RunConfig:
-    try:
-        config: RunConfig = from_dict(tomllib.loads(path.read_text()))
-        return config
-    except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
-        raise SalalError(f"cannot read {path}: {exc}; is this a salal run directory?") from None

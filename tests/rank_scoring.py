@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from salal_core.config import load_toml
+from salal_core.config_io import load_toml
 from salal_core.data import DeviceData
 from salal_core.data.load import load_for_run
 from salal_core.events import ignore

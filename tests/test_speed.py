@@ -19,7 +19,8 @@ from helpers import ROUNDS, drawn_data, tiny_cli
 from salal_core import runtime
 from salal_core.cli.commands.bench import ABLATIONS, parse_ablations
 from salal_core.cli.main import main
-from salal_core.config import PRESETS, OptimConfig, SpeedConfig, load_toml, with_overrides
+from salal_core.config import PRESETS, OptimConfig, SpeedConfig, with_overrides
+from salal_core.config_io import load_toml
 from salal_core.data.device_data import DeviceData
 from salal_core.errors import SalalError
 from salal_core.learn.inference import evaluate, predict

@@ -29,7 +29,7 @@ from salal_core.cli.options import (
     session_from_args,
 )
 from salal_core.cli.progress import RichProgress
-from salal_core.config import load_toml
+from salal_core.config_io import load_toml
 from salal_core.errors import SalalError
 from salal_core.parallel import distributed, group
 from salal_core.runtime import resolve_device

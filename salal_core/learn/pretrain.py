@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from salal_core.config import RunConfig, to_dict
+from salal_core.config import RunConfig
+from salal_core.config_io import to_dict
 from salal_core.data import DeviceData
 from salal_core.errors import SalalError
 from salal_core.events import Emit, Notice, PhaseChanged

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from salal_core.cli.resume import check_resume
-from salal_core.config import RunConfig, validate, with_overrides
+from salal_core.config import RunConfig, with_overrides
+from salal_core.config_checks import validate
 from salal_core.errors import SalalError
 from salal_core.run.oracle import HumanOracle
 from salal_core.run.session import RunRequest, Session

@@ -32,7 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from salal_core.config import RunConfig, dumps_toml, load_toml, to_dict
+from salal_core.config import RunConfig
+from salal_core.config_io import dumps_toml, load_toml, to_dict
 from salal_core.errors import RunInUse, SalalError
 from salal_core.events import EpochEnded, Event, Query, RoundEnded
 from salal_core.files import atomic_write_text

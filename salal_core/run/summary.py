@@ -7,7 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from salal_core.config import RunConfig, from_dict, to_dict
+from salal_core.config import RunConfig
+from salal_core.config_io import from_dict, to_dict
 from salal_core.team import agreement
 from salal_core.team.agreement import Agreement
 

@@ -39,7 +39,8 @@ from salal_core.cli.options import (
     parse_name_list,
 )
 from salal_core.cli.progress import RichProgress
-from salal_core.config import RunConfig, validate, with_overrides
+from salal_core.config import RunConfig, with_overrides
+from salal_core.config_checks import validate
 from salal_core.data import DeviceData, ImageSet, load_dataset
 from salal_core.data.load import cache_folder
 from salal_core.run.engine import Engine

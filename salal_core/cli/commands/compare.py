@@ -36,7 +36,8 @@ from salal_core.cli.options import (
     parse_name_list,
 )
 from salal_core.cli.progress import RichProgress
-from salal_core.config import RunConfig, validate, with_overrides
+from salal_core.config import RunConfig, with_overrides
+from salal_core.config_checks import validate
 from salal_core.errors import SalalError
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session

@@ -12,7 +12,8 @@ import torch
 
 from salal_core.cli.options import config_from_args
 from salal_core.cli.progress import RichProgress
-from salal_core.config import RunConfig, validate
+from salal_core.config import RunConfig
+from salal_core.config_checks import validate
 from salal_core.data import DeviceData, load_dataset
 from salal_core.events import EpochEnded, Notice, Recorder, fan_out
 from salal_core.learn.pretrain import PretrainCheckpoint, pretrain
