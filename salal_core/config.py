@@ -235,9 +235,10 @@ PRESETS: dict[str, RunConfig] = {
     ),
 }
 
-# A person answers a few dozen images between short fine-tuning rounds, chosen by the strategy
-# the low-budget study measured best (BENCHMARKS.md): never behind random, ahead at the start.
-HUMAN_ACTIVE = {"query_size": 24, "lookahead": 2, "acquisition": "badge"}
+# A person answers a few dozen images between short fine-tuning rounds, chosen by the one
+# strategy the small-folders study found never worse than random labels on any folder, from
+# 300 photos to 5,000 and the digits (BENCHMARKS.md, "Badge and typiclust against random").
+HUMAN_ACTIVE = {"query_size": 24, "lookahead": 2, "acquisition": "typiclust"}
 HUMAN_EPOCHS_PER_ROUND = {"paper": 5, "fast": 3, "cpu": 2, "tiny": 1}
 
 
