@@ -54,8 +54,11 @@ def against(rows: Sequence[dict[str, Any]], strategy: str, other: str) -> dict[s
 
 def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
     rows = result["rows"]
-    out: dict[str, Any] = {"folder": name, "cells": []}
+    out: dict[str, Any] = {"folder": name, "cells": [], "aubc": []}
     labels = sorted({r["labels"] for r in rows})
+    # The doubling budgets the runs reached: none when only the fractions were run, and then
+    # there is no AUBC to report, nor a comparison built on it.
+    budgets = [b for b in BUDGETS if b in labels]
     for strategy in dict.fromkeys(r["strategy"] for r in rows):
         mine = [r for r in rows if r["strategy"] == strategy]
         for count in labels:
@@ -80,12 +83,13 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                     ),
                 }
             )
-        budgets = [b for b in BUDGETS if b in labels]
+        if not budgets:
+            continue
         engine, raw = aubc(mine, "engine", budgets), aubc(mine, "raw_pixels", budgets)
         propagation = aubc(mine, "propagation", budgets)
         diff = Estimate.of([e - r for e, r in zip(engine, raw, strict=True)])
         over_engine = Estimate.of([p - e for p, e in zip(propagation, engine, strict=True)])
-        out.setdefault("aubc", []).append(
+        out["aubc"].append(
             {
                 "strategy": strategy,
                 "engine": float(np.mean(engine)),
@@ -99,7 +103,8 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                 "diff_high": diff.high,
             }
         )
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    # Against random labels and sampled k-means against exact are AUBC comparisons.
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows)) if budgets else []
     if "random" in strategies:
         out["minus_random"] = {s: against(rows, s, "random") for s in strategies if s != "random"}
     for arm in (Arm(s, True) for s in CLUSTERING_STRATEGIES):

@@ -100,3 +100,39 @@ def test_a_sampled_kmeans_arm_clusters_a_sample_and_puts_the_exact_path_back(
     iterated_on.clear()
     clustering.kmeans(points, 10, torch.Generator().manual_seed(0))
     assert iterated_on and set(iterated_on) == {600}
+
+
+def test_a_study_of_the_fractions_alone_reports_its_cells_and_no_aubc() -> None:
+    """`--plans fractions` reads the curve at 20% and 50% only: the cells are reported, paired
+    by seed against raw pixels, and the AUBC and the comparisons built on it are left out
+    rather than computed over no budgets."""
+    report = load_benchmark("folder_report")
+    rows = [
+        {
+            "strategy": strategy,
+            "seed": seed,
+            "labels": labels,
+            "engine": 0.3 + 0.01 * seed + 0.001 * labels / 100,
+            "raw_pixels": 0.2 + 0.02 * seed,
+            "propagation": 0.25,
+            "scratch": math.nan,
+            "fine_tuned": True,
+            "round_seconds": 4.0,
+            "slowest_round_seconds": 6.0,
+        }
+        for strategy in ("random", "typiclust")
+        for seed in range(3)
+        for labels in (200, 500)
+    ]
+    summary = report.summarize("1000", {"rows": rows, "pretrain_seconds": 1.0})
+    assert [(c["strategy"], c["labels"]) for c in summary["cells"]] == [
+        ("random", 200),
+        ("random", 500),
+        ("typiclust", 200),
+        ("typiclust", 500),
+    ]
+    cell = summary["cells"][0]
+    assert math.isclose(cell["diff"], 0.3 + 0.002 - 0.2 - 0.01, abs_tol=1e-9)  # seeds' mean gap
+    assert cell["diff_low"] < cell["diff"] < cell["diff_high"]
+    assert summary["aubc"] == [] and "minus_random" not in summary
+    report.table(summary)  # renders without an AUBC row
