@@ -55,8 +55,9 @@ def test_run_writes_a_run_directory_with_a_point_per_round(
     store = RunStore(out, create=False, lock=False)
     epochs = store.metrics("finetune")
     store.close()
-    assert [(m["round"], m["epoch"]) for m in epochs] == [(0, 1), (1, 1), (2, 1)]
-    assert all(0 <= m["test_accuracy"] <= 1 and m["images_per_second"] > 0 for m in epochs)
+    assert [(m.round, m.epoch) for m in epochs] == [(0, 1), (1, 1), (2, 1)]
+    assert all(m.test_accuracy is not None and 0 <= m.test_accuracy <= 1 for m in epochs)
+    assert all(m.images_per_second is not None and m.images_per_second > 0 for m in epochs)
 
     # Resume with a larger budget carries on from the last round instead of starting over.
     assert main(["run", "--resume", str(out), "--budget", "0.5"]) == 0

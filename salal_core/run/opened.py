@@ -20,9 +20,10 @@ from salal_core.errors import SalalError
 from salal_core.events import Emit, ignore
 from salal_core.run import checkpoint
 from salal_core.run.checkpoint import RoundCheckpoint
+from salal_core.run.formats import FORMAT_VERSION
 from salal_core.run.labels import RunItems
 from salal_core.run.records import LabelRecord, StoredItem
-from salal_core.run.store import FORMAT_VERSION, RunStore
+from salal_core.run.store import RunStore
 
 
 @dataclass(frozen=True)

@@ -85,3 +85,19 @@ class QueuedItem:
     predicted: int
     probabilities: tuple[float, ...]
     round: int
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One epoch's figures as the run recorded them (the metrics table); None where the
+    phase has no such figure."""
+
+    time: float
+    phase: str
+    round: int
+    epoch: int
+    loss: float | None
+    train_accuracy: float | None
+    test_loss: float | None
+    test_accuracy: float | None
+    images_per_second: float | None

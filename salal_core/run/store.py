@@ -14,40 +14,38 @@ known by their content digest, so a label stays on its image whatever happens to
 The label journal is append-only: an answer is a row, an undo is a revert row. The labeled set
 is whatever replaying it gives, so nothing acknowledged is ever lost or counted twice.
 
-It runs past 300 lines because the run directory is one format: every read and write of it
-lives here (the row types and schema in records.py), so no other module knows its tables.
+Every read and write of the database lives here (the row types and schema in records.py), so
+no other module knows its tables; which formats open, and the lock, are formats.py and lock.py.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
-import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from salal_core.config import RunConfig
 from salal_core.config_io import dumps_toml, load_toml, to_dict
-from salal_core.errors import RunInUse, SalalError
+from salal_core.errors import SalalError
 from salal_core.events import EpochEnded, Event, Query, RoundEnded
 from salal_core.files import atomic_write_text
-from salal_core.run import checkpoint
+from salal_core.run import checkpoint, formats
+from salal_core.run import lock as run_lock
 from salal_core.run.oracle import SKIP, Answer
-from salal_core.run.records import SCHEMA, JournalRow, LabelRecord, QueuedItem, StoredItem
+from salal_core.run.records import (
+    SCHEMA,
+    JournalRow,
+    LabelRecord,
+    MetricRow,
+    QueuedItem,
+    StoredItem,
+)
 from salal_core.team import consensus
-from salal_core.team.labelers import owner_name
-
-# 3: items have content digests; journal and queue name items, not positions.
-# 4: every journal record names its labeler, and a client's answer id is never counted twice.
-FORMAT_VERSION = 4
-MIGRATES = (3,)  # opened for work, these go up to FORMAT_VERSION in place (see _migrate)
-EXPORTABLE_FORMATS = (2, 3, 4)  # export reads these as they are
 
 
 def _disk_full(exc: OSError | sqlite3.Error | RuntimeError) -> SalalError:
@@ -72,7 +70,7 @@ class RunStore:
                 raise SalalError(f"cannot create run directory {self.dir} ({exc})") from None
         elif not existing:
             raise SalalError(f"{self.dir} is not a salal run directory (no salal.db)")
-        self._lock_file = self._take_lock() if lock else None
+        self._lock_file = run_lock.take(self.dir) if lock else None
         self.checkpoints = self.dir / "checkpoints"
         if not read_only:
             self.checkpoints.mkdir(exist_ok=True)
@@ -82,63 +80,22 @@ class RunStore:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-        self.format = self._check_version(create, read_only)
-        if self.format == FORMAT_VERSION:
+        try:
+            self.format = formats.settle(
+                self._db,
+                self.dir,
+                create=create,
+                read_only=read_only,
+                holds_lock=self._lock_file is not None,
+                transaction=self._transaction,
+            )
+        except SalalError:
+            self.close()
+            raise
+        if self.format == formats.FORMAT_VERSION:
             self._db.executescript(SCHEMA)
         if create and existing:
             self._take_over_if_empty()
-
-    def _take_lock(self) -> IO[str]:
-        f = (self.dir / ".lock").open("a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            f.close()
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunInUse(self.dir) from None
-            raise
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        return f
-
-    def _check_version(self, create: bool, read_only: bool) -> int:
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-        if row is None and create:
-            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
-            return FORMAT_VERSION
-        found = int(row[0]) if row is not None and str(row[0]).isdigit() else None
-        if found == FORMAT_VERSION or (read_only and found in EXPORTABLE_FORMATS):
-            return found
-        if found in MIGRATES:  # only the process holding the run may rewrite it
-            return self._migrate() if self._lock_file is not None else found
-        self.close()
-        if found in EXPORTABLE_FORMATS:
-            raise SalalError(
-                f"{self.dir} was written by an older salal (format {found}), whose labels are "
-                f"kept by position, not by image; export them with salal-core export "
-                f"{self.dir}, and start a new run"
-            )
-        raise SalalError(
-            f"{self.dir} was written by an incompatible salal (format {found or 'unknown'}, this "
-            f"one reads {FORMAT_VERSION}); use a matching salal or start a new run"
-        )
-
-    def _migrate(self) -> int:
-        """Format 3 to 4 in one transaction: the journal gains its labeler and client id
-        columns. A person's answers in a format-3 run were its owner's, so they name them."""
-        owner = owner_name(self.dir / "salal.db")
-        with self._transaction() as db:
-            db.execute("ALTER TABLE journal ADD COLUMN labeler TEXT NOT NULL DEFAULT ''")
-            db.execute("ALTER TABLE journal ADD COLUMN client_id TEXT")
-            db.execute(
-                "UPDATE journal SET labeler=? WHERE oracle IN ('human', 'accepted') "
-                "OR (kind='revert' AND oracle IS NULL)",
-                (owner,),
-            )
-            db.execute("UPDATE meta SET value=? WHERE key='format'", (str(FORMAT_VERSION),))
-        return FORMAT_VERSION
 
     def _take_over_if_empty(self) -> None:
         """A new run may reuse a directory whose run saved nothing worth keeping (it failed on
@@ -279,7 +236,7 @@ class RunStore:
         return {str(r[0]) for r in rows}
 
     def journal_rows(self) -> list[JournalRow]:
-        labeler = "labeler" if self.format == FORMAT_VERSION else "''"
+        labeler = "labeler" if self.format == formats.FORMAT_VERSION else "''"
         return [
             JournalRow(*r)
             for r in self._rows(
@@ -357,9 +314,12 @@ class RunStore:
                 [(event.round, event.labeled, event.test_accuracy, time.time())],
             )
 
-    def metrics(self, phase: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM metrics" + (" WHERE phase=?" if phase else "") + " ORDER BY rowid"
-        with self._mutex:
-            cur = self._db.execute(sql, (phase,) if phase else ())
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    def metrics(self, phase: str | None = None) -> list[MetricRow]:
+        """Every epoch recorded, in order; with `phase`, that phase's only."""
+        sql = (
+            "SELECT time, phase, round, epoch, loss, train_accuracy, test_loss, test_accuracy, "
+            "images_per_second FROM metrics"
+            + (" WHERE phase=?" if phase else "")
+            + " ORDER BY rowid"
+        )
+        return [MetricRow(*row) for row in self._rows(sql, (phase,) if phase else ())]
