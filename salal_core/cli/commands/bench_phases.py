@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from salal_core.cli.commands.bench_figures import Scoring, Throughput, TutorialThroughput
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData
 from salal_core.learn.inference import pool_pass
@@ -52,9 +53,7 @@ def count_host_syncs(device: torch.device, fn: Callable[[], Any]) -> int | None:
     return sum("synchronizing CUDA operation" in str(w.message) for w in caught)
 
 
-def train_throughput(
-    config: RunConfig, data: DeviceData, rotation: bool, steps: int
-) -> dict[str, float | None]:
+def train_throughput(config: RunConfig, data: DeviceData, rotation: bool, steps: int) -> Throughput:
     """Network inputs per second of the engine's own training step, rotation or classes (in
     rotation, each of an image's four turns is an input, as in the FLOP count per image)."""
     cfg = config.pretrain.optim if rotation else config.active.optim
@@ -85,15 +84,15 @@ def train_throughput(
     run(WARMUP_STEPS)
     sync(data.device)
     warmup = time.perf_counter() - start  # autotuning, and compiling when asked
-    return {
-        "images_per_second": run(steps),
-        "batch_size": batch,
-        "warmup_seconds": warmup,
-        "host_syncs_per_epoch": count_host_syncs(data.device, lambda: run(WARMUP_STEPS)),
-    }
+    return Throughput(
+        images_per_second=run(steps),
+        batch_size=batch,
+        warmup_seconds=warmup,
+        host_syncs_per_epoch=count_host_syncs(data.device, lambda: run(WARMUP_STEPS)),
+    )
 
 
-def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float | str | None]:
+def scoring_seconds(config: RunConfig, data: DeviceData) -> Scoring:
     """Score a pool of (up to) 40,000 images and pick the query, as a round does: one pass
     over the pool (and, for strategies that cluster or measure distances, over the labeled rest
     of the data), then the strategy's selection."""
@@ -122,16 +121,16 @@ def scoring_seconds(config: RunConfig, data: DeviceData) -> dict[str, float | st
 
     warmup = sum(score())  # autotuning, allocator, compiling when asked
     best = min((score() for _ in range(3)), key=sum)
-    return {
-        "seconds": sum(best),
-        "pool_pass_seconds": best[0],
-        "select_seconds": best[1],
-        "pool": size,
-        "labeled": int(labeled.shape[0]) if strategy.sees_labeled else 0,
-        "acquisition": strategy.name,
-        "warmup_seconds": warmup,
-        "host_syncs": count_host_syncs(data.device, score),
-    }
+    return Scoring(
+        seconds=sum(best),
+        pool_pass_seconds=best[0],
+        select_seconds=best[1],
+        pool=size,
+        labeled=int(labeled.shape[0]) if strategy.sees_labeled else 0,
+        acquisition=strategy.name,
+        warmup_seconds=warmup,
+        host_syncs=count_host_syncs(data.device, score),
+    )
 
 
 class TutorialCifar(Dataset[tuple[torch.Tensor, int]]):
@@ -154,7 +153,7 @@ class TutorialCifar(Dataset[tuple[torch.Tensor, int]]):
 
 def naive_throughput(
     config: RunConfig, data: DeviceData, images: np.ndarray, labels: np.ndarray, steps: int
-) -> dict[str, float]:
+) -> TutorialThroughput:
     """The same network trained as the tutorial does: DataLoader workers decoding and
     augmenting PIL images, fp32, a host sync per step for the running loss."""
     import torchvision.transforms as T
@@ -197,4 +196,4 @@ def naive_throughput(
             if step == WARMUP_STEPS + steps:
                 break
     sync(device)
-    return {"images_per_second": seen / (time.perf_counter() - start), "workers": workers}
+    return TutorialThroughput(seen / (time.perf_counter() - start), workers)
