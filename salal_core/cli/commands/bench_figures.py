@@ -59,13 +59,6 @@ class EngineFigures:
     finetune: Throughput
     score_pool: Scoring
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pretrain": asdict(self.pretrain),
-            "finetune": asdict(self.finetune),
-            "score_pool": asdict(self.score_pool),
-        }
-
 
 @dataclass(frozen=True)
 class Variant:
@@ -127,7 +120,7 @@ class BenchReport:
             "speed": asdict(self.speed),
             "decode": asdict(self.decode),
             "train_images": self.train_images,
-            **self.engine.to_json(),
+            **asdict(self.engine),
             "naive_finetune": asdict(self.naive_finetune),
             "finetune_speedup_over_naive": self.finetune_speedup_over_naive,
         }
@@ -135,7 +128,7 @@ class BenchReport:
             out["ablation"] = {
                 name: {"skipped": variant.reason}
                 if isinstance(variant, Skipped)
-                else {"speed": asdict(variant.speed), **variant.figures.to_json()}
+                else {"speed": asdict(variant.speed), **asdict(variant.figures)}
                 for name, variant in self.ablation.items()
             }
         if self.end_to_end is not None:
