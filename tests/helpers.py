@@ -4,6 +4,7 @@ waiting on the app. Fixtures live in conftest.py; test modules import only from 
 from __future__ import annotations
 
 import importlib.util
+import os
 import pickle
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ from PIL import Image
 from salal_core.config import PRESETS, RunConfig, preset, with_overrides
 from salal_core.data.device_data import DeviceData
 from salal_core.data.identity import pixel_digests
+from salal_core.data.skipped import SkippedFile
 from salal_core.data.sources import ImageSet, Split
 from salal_core.events import Recorder
 from salal_core.learn.model import Net
@@ -76,6 +78,24 @@ def random_backbone(path: Path, width: int) -> Path:
     config = with_overrides(preset("cpu"), {"model.width": width})
     torch.save(PretrainCheckpoint.of(Net(width, 4), config, {}).to_payload(), path)
     return path
+
+
+def add_entries_that_are_no_files(root: Path) -> list[SkippedFile]:
+    """Entries a tester found under --data that cannot be read as files of their own, beside
+    the images: a symlink loop, a dangling link named README, a FIFO, and names that are not
+    UTF-8 (on a .txt and on a .png). Returns them as skipped."""
+    (root / "loop").symlink_to("loop")
+    (root / "README").symlink_to("nowhere")
+    os.mkfifo(root / "pipe.png")
+    for name in (b"notes-\xff.txt", b"train/red/\xe9t\xe9.png"):
+        Image.new("RGB", (32, 32)).save(os.path.join(os.fsencode(root), name), "PNG")
+    return [
+        SkippedFile("README", "dangling link"),
+        SkippedFile("loop", "symlink loop"),
+        SkippedFile("notes-\\xff.txt", "name not UTF-8"),
+        SkippedFile("pipe.png", "not a regular file"),
+        SkippedFile("train/red/\\xe9t\\xe9.png", "name not UTF-8"),
+    ]
 
 
 def write_unlabeled_folder(root: Path, per_class: int = 50, seed: int = 1) -> Path:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from helpers import ROUNDS, run_cli, tiny_cli, write_image_folder
+from helpers import ROUNDS, add_entries_that_are_no_files, run_cli, tiny_cli, write_image_folder
 from salal_core.cli.main import main
 from salal_core.run.store import RunStore
+from salal_core.run.summary import RunSummary
 
 
 def test_pretrain_tiny_on_the_shared_pack_slice(
@@ -196,6 +198,19 @@ def test_a_source_without_a_test_split_says_its_accuracy_is_held_out(
     extra = (*ROUNDS, "--budget", "0.3")
     assert main(tiny_cli("run", folder, tmp_path / "run", tmp_path / "c", *extra)) == 0
     assert " in 2 rounds: held-out accuracy " in capsys.readouterr().out
+
+
+def test_a_run_names_the_files_of_its_source_it_skipped(tmp_path: Path, capsys) -> None:
+    folder = write_image_folder(tmp_path / "f", per_class_train=20, per_class_test=0)
+    expected = add_entries_that_are_no_files(folder)
+    out, extra = tmp_path / "run", (*ROUNDS, "--budget", "0.3")
+    assert main(tiny_cli("run", folder, out, tmp_path / "c", *extra, "--json")) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["skipped_files"] == [asdict(s) for s in expected]
+    saved = RunSummary.from_json(json.loads((out / "summary.json").read_text()))
+    assert saved.skipped_files == tuple(expected)
+    assert main(["run", "--resume", str(out), "--budget", "0.4"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("; 5 files skipped (named in summary.json)")
 
 
 def test_a_diverging_run_stops_in_one_line_and_resumes_at_a_lower_rate(

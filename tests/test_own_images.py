@@ -24,6 +24,7 @@ from helpers import (
 from salal_core.cli.main import main as core_main
 from salal_core.data import load_dataset
 from salal_core.data.load import read_source
+from salal_core.data.skipped import SkippedFile, skip_counts
 from salal_core.run.factory import open_session
 from salal_core.run.plan import read_round
 from salal_tui.app import SalalApp
@@ -37,7 +38,8 @@ def test_an_unlabeled_folder_is_read_recursively_skipping_what_it_must(tmp_path:
     images = read_source(pool, 32)
     assert len(images.train) == 20 and len(images.test) == 0
     assert images.class_names == [] and (images.train.labels == -1).all()
-    assert images.skipped == {"unreadable": 1, "duplicate": 1, "too small": 1}
+    assert skip_counts(images.skipped) == {"unreadable": 1, "duplicate": 1, "too small": 1}
+    assert SkippedFile("tiny-red.png", "too small") in images.skipped
     assert {Path(i).suffix for i in images.train.ids} == {".png", ".jpg", ".webp", ".bmp", ".gif"}
     assert any("/deep/" in i for i in images.train.ids)  # nested folders are searched
     assert images.train.images.shape == (20, 32, 32, 3)

@@ -15,10 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import CLASSES, tar_folder, write_cifar_batches, write_image_folder
+from helpers import (
+    CLASSES,
+    add_entries_that_are_no_files,
+    tar_folder,
+    write_cifar_batches,
+    write_image_folder,
+)
 from salal_core.config import DataConfig
 from salal_core.data import load_dataset
 from salal_core.data.load import balanced_subset, download_cifar10, read_source
+from salal_core.data.skipped import SkippedFile, skip_counts
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Notice, Recorder
 
@@ -83,8 +90,43 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path: Path) -> None:
     rec = Recorder()
     data = load_dataset(DataConfig(str(root), str(tmp_path / "cache")), emit=rec)
     assert len(data.train) == 12
-    assert data.skipped == {"unreadable": 1, "too small": 1}
-    assert any("1 unreadable" in n.message for n in rec.of(Notice))
+    assert data.skipped == [
+        SkippedFile("train/red/broken.png", "unreadable"),
+        SkippedFile("train/red/tiny.png", "too small"),
+    ]
+    assert [n.message for n in rec.of(Notice)] == [
+        "skipped files in f: 1 unreadable, 1 too small "
+        "(train/red/broken.png: unreadable, train/red/tiny.png: too small)"
+    ]
+
+
+def test_entries_that_are_no_files_are_skipped_and_named_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A tester's folder: each of these used to stop the load with a traceback, because every
+    file under --data was stat'ed and its name encoded, even ones salal ignores."""
+    root = write_image_folder(tmp_path / "f", per_class_train=3, per_class_test=1)
+    expected = add_entries_that_are_no_files(root)
+    config = DataConfig(str(root), str(tmp_path / "cache"))
+    rec = Recorder()
+    for _ in range(2):  # decoded, then from the cache: the same files named
+        data = load_dataset(config, emit=rec)
+        assert len(data.train) == 12 and len(data.test) == 4
+        assert data.skipped == expected
+    assert [e.from_cache for e in rec.of(DataLoaded)] == [False, True]
+    assert rec.of(DataLoaded)[0].skipped == 5
+    assert skip_counts(data.skipped) == {
+        "dangling link": 1,
+        "symlink loop": 1,
+        "name not UTF-8": 2,
+        "not a regular file": 1,
+    }
+    message = rec.of(Notice)[0].message
+    assert message.startswith("skipped files in f: 1 dangling link, 1 symlink loop, ")
+    assert message.endswith(
+        "(README: dangling link, loop: symlink loop, notes-\\xff.txt: name not UTF-8, "
+        "pipe.png: not a regular file, train/red/\\xe9t\\xe9.png: name not UTF-8)"
+    )
 
 
 def test_decode_cache_is_keyed_by_content(tmp_path: Path, image_folder: Path) -> None:

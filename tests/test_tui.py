@@ -584,3 +584,28 @@ async def test_the_summary_draws_the_curve_beside_the_cifar10_anchor() -> None:
         drawn = str(app.screen.query_one(CurveChart).render())
     assert "this run (entropy)" in drawn and "entropy, H200 anchor" in drawn
     assert "labels" in drawn and "25000" in drawn
+
+
+async def test_the_summary_names_the_files_of_the_source_it_skipped() -> None:
+    from textual.app import App
+
+    from salal_core.config import preset
+    from salal_core.data.skipped import SkippedFile
+    from salal_tui.screens import SummaryScreen
+
+    skipped = (SkippedFile("shots/a[1].png", "unreadable"), SkippedFile("README", "dangling link"))
+    curve = (CurvePoint(0, 3, 0.75, 0.5, 1.0),)
+    summary = finished_summary(curve, preset("tiny"), skipped_files=skipped)
+
+    class Summary(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(SummaryScreen(summary))
+
+    app = Summary()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: bool(app.screen.query("#summary-text")))
+        text = " ".join(str(app.screen.query_one("#summary-text").render()).split())
+    assert (
+        "skipped files in the source: 1 unreadable, 1 dangling link (shots/a[1].png: unreadable, "
+        "README: dangling link); all named in summary.json"
+    ) in text

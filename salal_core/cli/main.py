@@ -62,12 +62,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         acc = summary.final_accuracy
         measured = "test" if summary.accuracy_source == "test" else "held-out"
         share = summary.labeled / max(summary.train_size, 1)
+        skipped = len(summary.skipped_files)
+        named = f"; {counted(skipped, 'file')} skipped (named in summary.json)" if skipped else ""
         print(
             f"{summary.labeled:,} labeled ({share:.0%}) in "
             f"{counted(len(summary.curve), 'round')}: {measured} accuracy "
             f"{'-' if acc is None else f'{acc:.4f}'} ({summary.seconds:.0f} s) -> "
             f"{run_dir}/summary.json"
             + ("" if summary.stop_reason == "budget" else f"; stopped: {summary.stop_detail}")
+            + named
         )
     return 0
 

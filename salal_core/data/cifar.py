@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from salal_core.data.identity import pixel_digests
-from salal_core.data.sources import ImageSet, Member, Split
+from salal_core.data.sources import ImageSet, Split
+from salal_core.data.walk import Member
 from salal_core.errors import SalalError
 
 

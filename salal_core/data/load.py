@@ -17,7 +17,9 @@ import numpy as np
 from salal_core.config import DataConfig, RunConfig
 from salal_core.data.cifar import is_cifar_pickles, read_cifar_pickles
 from salal_core.data.identity import item_priority
-from salal_core.data.sources import ImageSet, Split, read_image_tree, walk_members
+from salal_core.data.skipped import skipped_file, skipped_sentence
+from salal_core.data.sources import ImageSet, Split, read_image_tree
+from salal_core.data.walk import scan_folder, walk_members
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Emit, Notice, ignore
 from salal_core.files import atomic_write
@@ -25,7 +27,9 @@ from salal_core.files import atomic_write
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_FILENAME = "cifar-10-python.tar.gz"
-CACHE_FORMAT = 2  # bump when the decoded layout changes, so old caches are not reused (2: digests)
+# Bump when the decoded layout changes, so old caches are not reused (2: digests; 3: skipped
+# files by name).
+CACHE_FORMAT = 3
 
 
 def default_cache_dir() -> Path:
@@ -62,19 +66,19 @@ def download_cifar10(cache_dir: Path, url: str = CIFAR10_URL, md5: str = CIFAR10
 
 
 def fingerprint(path: Path) -> str:
-    """A key that changes whenever the source's content does."""
+    """A key that changes whenever the source's content does: an archive's bytes, or every
+    name, size and modification time under a folder (and what it skips, and why)."""
     h = hashlib.sha256()
     if path.is_file():
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
     else:
-        for dirpath, dirnames, filenames in os.walk(path):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                st = p.stat()
-                h.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        scan = scan_folder(path)
+        for file in scan.files:
+            h.update(f"{file.name}\0{file.size}\0{file.mtime_ns}\n".encode())
+        for skipped in scan.skipped:
+            h.update(f"{skipped.path}\0{skipped.reason}\n".encode())
     return h.hexdigest()[:24]
 
 
@@ -92,7 +96,8 @@ def _save_cache(path: Path, data: ImageSet) -> None:
             test_digests=np.asarray(data.test.digests, dtype=str),
             class_names=np.asarray(data.class_names, dtype=str),
             source=np.asarray(data.source),
-            skipped=np.asarray([f"{k}={v}" for k, v in data.skipped.items()], dtype=str),
+            skipped_paths=np.asarray([s.path for s in data.skipped], dtype=str),
+            skipped_reasons=np.asarray([s.reason for s in data.skipped], dtype=str),
         )
 
     atomic_write(path, write)
@@ -101,7 +106,12 @@ def _save_cache(path: Path, data: ImageSet) -> None:
 def _load_cache(path: Path) -> ImageSet | None:
     try:
         with np.load(path, allow_pickle=False) as z:
-            skipped = {k: int(v) for k, v in (s.split("=") for s in z["skipped"].tolist())}
+            skipped = [
+                skipped_file(path, reason)
+                for path, reason in zip(
+                    z["skipped_paths"].tolist(), z["skipped_reasons"].tolist(), strict=True
+                )
+            ]
             return ImageSet(
                 Split(
                     z["train_images"],
@@ -175,12 +185,15 @@ def read_source(
         raise SalalError(
             f"{path} is truncated or not a tar archive; pass a .tar/.tar.gz or a folder"
         )
-    members = list(walk_members(path))  # one pass: re-reading a .tar.gz costs seconds
-    if is_cifar_pickles([n for n, _ in members]):
+    found = walk_members(path)  # one pass: re-reading a .tar.gz costs seconds
+    if is_cifar_pickles([n for n, _ in found.members]):
         if size != 32:
             raise SalalError("CIFAR-10 pickles are 32x32; drop --image-size")
-        return read_cifar_pickles(path, members)
-    return read_image_tree(path, members, size, progress)
+        data = read_cifar_pickles(path, found.members)
+    else:
+        data = read_image_tree(path, found.members, size, progress)
+    data.skipped[:0] = found.skipped  # what could not be read as a file, before what was
+    return data
 
 
 def cache_folder(config: DataConfig) -> Path:
@@ -229,8 +242,7 @@ def load_dataset(
         except OSError as exc:
             emit(Notice(f"could not write the decode cache {cache_file} ({exc}); continuing"))
     if data.skipped:
-        counts = ", ".join(f"{v} {k}" for k, v in data.skipped.items())
-        emit(Notice(f"skipped files in {path.name}: {counts}"))
+        emit(Notice(skipped_sentence(data.skipped, path.name)))
     if config.train_limit and train_items is not None:
         data.train = data.train.take(
             grown_slice(data.train.digests, train_items, config, seed, emit)
@@ -247,7 +259,7 @@ def load_dataset(
             class_names=tuple(data.class_names),
             seconds=time.perf_counter() - start,
             from_cache=from_cache,
-            skipped=sum(data.skipped.values()),
+            skipped=len(data.skipped),
         )
     )
     return data

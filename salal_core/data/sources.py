@@ -6,12 +6,8 @@ never extracted, and members that would escape the archive are refused all the s
 
 from __future__ import annotations
 
-import functools
 import io
-import os
-import tarfile
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +15,8 @@ import numpy as np
 from PIL import Image
 
 from salal_core.data.identity import content_digest, unique_digests
+from salal_core.data.skipped import SkippedFile, SkipReason
+from salal_core.data.walk import Member, walk_members
 from salal_core.errors import SalalError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
@@ -51,7 +49,7 @@ class ImageSet:
     test: Split
     class_names: list[str]
     source: str
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    skipped: list[SkippedFile] = field(default_factory=list)  # files of the source not read
 
     @property
     def has_labels(self) -> bool:
@@ -71,51 +69,6 @@ class ImageSet:
 
 def empty_split(image_size: int) -> Split:
     return Split(np.zeros((0, image_size, image_size, 3), np.uint8), np.zeros(0, np.int64), [], [])
-
-
-# --------------------------------------------------------------------------- members
-# A source is walked as (relative posix path, reader of its bytes) pairs, whether it is a
-# folder on disk or a tar archive, so one classifier and one decoder serve both.
-
-Member = tuple[str, Callable[[], bytes]]
-
-
-def _walk_folder(root: Path) -> Iterator[Member]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            yield path.relative_to(root).as_posix(), path.read_bytes
-
-
-def _check_member_name(name: str, archive: Path) -> None:
-    p = PurePosixPath(name)
-    if p.is_absolute() or ".." in p.parts:
-        raise SalalError(
-            f"{archive} has a member {name!r} that would land outside its folder; "
-            "refusing to read it (re-create the archive with relative paths)"
-        )
-
-
-def _walk_tar(path: Path) -> Iterator[Member]:
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for info in tar:
-                _check_member_name(info.name, path)
-                if not info.isfile():
-                    continue
-                member = tar.extractfile(info)
-                if member is None:  # a link or device, despite isfile(): nothing to read
-                    continue
-                yield info.name, functools.partial(bytes, member.read())
-    except (tarfile.ReadError, EOFError, OSError, ValueError, zlib.error) as exc:
-        raise SalalError(
-            f"{path} is truncated or not a tar archive ({exc}); download or copy it again"
-        ) from None
-
-
-def walk_members(path: Path) -> Iterator[Member]:
-    return _walk_folder(path) if path.is_dir() else _walk_tar(path)
 
 
 # --------------------------------------------------------------------------- image folders
@@ -164,7 +117,7 @@ def read_image_tree(
     rel = [PurePosixPath(*PurePosixPath(n).parts[depth:]) for n, _ in members]
     labeled = any(len(p.parts) >= 3 and p.parts[0] == "train" for p in rel)
 
-    skipped: dict[str, int] = {}
+    skipped: list[SkippedFile] = []
     if labeled:
         split_classes = {
             s: sorted({p.parts[1] for p in rel if len(p.parts) >= 3 and p.parts[0] == s})
@@ -197,41 +150,46 @@ def read_image_tree(
     return ImageSet(pool, empty_split(size), [], str(path), skipped)
 
 
-def read_images(path: Path, size: int) -> tuple[Split, dict[str, int]]:
+def read_images(path: Path, size: int) -> tuple[Split, list[SkippedFile]]:
     """Every image file under `path` (a folder or an archive), decoded, copies included: what a
-    trained model is asked about. Unreadable and too-small files are skipped and counted."""
+    trained model is asked about. What cannot be read or decoded is skipped and named."""
+    found = walk_members(path)
     members = [
         (n, r, -1)
-        for n, r in walk_members(path)
+        for n, r in found.members
         if PurePosixPath(n).suffix.lower() in IMAGE_SUFFIXES
         and not PurePosixPath(n).name.startswith(".")
     ]
-    skipped: dict[str, int] = {}
+    skipped = list(found.skipped)
     return _decode_members(members, size, skipped, None, dedupe=False), skipped
 
 
 def _decode_members(
     items: list[tuple[str, Callable[[], bytes], int]],
     size: int,
-    skipped: dict[str, int],
+    skipped: list[SkippedFile],
     progress: Callable[[int, int], None] | None,
     dedupe: bool,
 ) -> Split:
-    """Decode, skipping and counting unreadable, too small and (for pools) duplicate files."""
+    """Decode, skipping and naming unreadable, too small and (for pools) duplicate files."""
     images, labels, ids, digests, seen = [], [], [], [], set()
     for i, (name, read, label) in enumerate(items):
-        data = read()
+        try:
+            data = read()
+        except OSError:  # gone or locked since the folder was listed
+            skipped.append(SkippedFile(name, "unreadable"))
+            continue
         digest = content_digest(data)
         if dedupe:
             if digest in seen:
-                skipped["duplicate"] = skipped.get("duplicate", 0) + 1
+                skipped.append(SkippedFile(name, "duplicate"))
                 continue
             seen.add(digest)
         try:
             images.append(decode_image(data, size))
         except Exception as exc:  # Pillow raises many types for bad files; all mean "skip it"
-            reason = "too small" if "smaller than" in str(exc) else "unreadable"
-            skipped[reason] = skipped.get(reason, 0) + 1
+            reason: SkipReason = "too small" if "smaller than" in str(exc) else "unreadable"
+            skipped.append(SkippedFile(name, reason))
             continue
         labels.append(label)
         ids.append(name)

@@ -299,6 +299,7 @@ class Engine:
             accepted_labels=len(accepted),
             accepted_agreement=accepted_agreement,
             agreement=measure(people_answers(self.store.votes()), max(len(classes), 1)),
+            skipped_files=tuple(images.skipped) if images is not None else (),
         )
         if loop is not None or reason == "collapsed":
             self.store.write_summary(summary.to_json())

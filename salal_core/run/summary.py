@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from salal_core.config import RunConfig
 from salal_core.config_io import from_dict, to_dict
+from salal_core.data.skipped import SkippedFile, skipped_file
 from salal_core.team import agreement
 from salal_core.team.agreement import Agreement
 
@@ -55,6 +56,8 @@ class RunSummary:
     accepted_agreement: float | None = None  # share of them equal to a known ground truth
     # How far the people who labeled agree (team/agreement.py): counts, kappas, disputes.
     agreement: Agreement = field(default_factory=agreement.nobody)
+    # The source's files that were not read, each with why (unreadable, a dangling link, ...).
+    skipped_files: tuple[SkippedFile, ...] = ()
 
     @property
     def final_accuracy(self) -> float | None:
@@ -87,6 +90,9 @@ class RunSummary:
         fields["config"] = from_dict(data["config"])
         if "agreement" in data:  # (summaries written before it was measured have none)
             fields["agreement"] = agreement.from_json(data["agreement"])
+        fields["skipped_files"] = tuple(
+            skipped_file(s["path"], s["reason"]) for s in data.get("skipped_files", ())
+        )
         return cls(**fields)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+from rich.markup import escape
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from salal_core.data.skipped import skipped_sentence
 from salal_core.run.reference import reference_for
 from salal_core.run.summary import CurvePoint, RunSummary
 from salal_core.team.agreement import Agreement
@@ -86,6 +88,9 @@ class SummaryScreen(Screen[None]):
             )
             lines.append(f"{s.accepted_labels:,} of the model's guesses accepted{agree}")
         lines.append(f"why it ended: {s.stop_detail}")
+        if s.skipped_files:
+            named = skipped_sentence(s.skipped_files, "the source")
+            lines.append(f"{escape(named)}; all named in summary.json")
         lines.append(f"run directory [b]{s.run_dir}[/b]")
         with Vertical(id="summary-box"):
             yield Static("\n".join(lines), id="summary-text")

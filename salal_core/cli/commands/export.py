@@ -18,7 +18,7 @@ from PIL import Image
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
 from salal_core.data.identity import content_digest
-from salal_core.data.sources import walk_members
+from salal_core.data.walk import walk_members
 from salal_core.errors import SalalError
 from salal_core.run.opened import OpenedRun
 from salal_core.run.records import StoredItem
@@ -136,7 +136,7 @@ def _labeled_members(
     wanted = {s.digest: s.item for s in stored if s.item in labeled}
     found: dict[int, tuple[str, bytes]] = {}
     copies: dict[str, int] = {}
-    for name, read in walk_members(archive):
+    for name, read in walk_members(archive).members:
         data = read()
         digest = content_digest(data)
         n = copies.get(digest, 0)

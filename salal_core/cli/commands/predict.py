@@ -21,6 +21,7 @@ from salal_core.cli.commands.model_file import ModelFile
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
 from salal_core.data import DeviceData, ImageSet
+from salal_core.data.skipped import skipped_sentence
 from salal_core.data.sources import empty_split, read_images
 from salal_core.errors import SalalError
 from salal_core.learn.inference import predict
@@ -79,8 +80,7 @@ def predict_folder(
     if len(split) == 0:
         raise SalalError(f"no readable images in {folder}")
     if skipped:
-        counts = ", ".join(f"{v} {k}" for k, v in skipped.items())
-        print(f"skipped in {folder.name}: {counts}", file=sys.stderr)
+        print(skipped_sentence(skipped, folder.name), file=sys.stderr)
     device = resolve_device(device_name)
     names = list(model_file.classes)
     images = ImageSet(split, empty_split(model_file.image_size), names, str(folder))
