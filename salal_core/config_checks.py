@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from salal_core.config import COMPILE_MODES, HEAD_INPUTS, RunConfig
-from salal_core.data.sources import MIN_SIDE
+from salal_core.data.decode import MIN_SIDE
 from salal_core.errors import SalalError
 from salal_core.selection.acquire import ACQUISITIONS
 

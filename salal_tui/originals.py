@@ -3,29 +3,28 @@ read (the file of a folder source, the member of an archive), else the model's d
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from salal_core.data.decode import Undecodable, open_rgb
 from salal_core.data.originals import OriginalSources
 
 from .render import Pixels
 
 
 def load_original(source: Path | bytes, max_width: int, max_height: int) -> np.ndarray | None:
-    """An image file (or its bytes) as RGB, decoded no larger than max_width x max_height pixels
-    (JPEG's draft mode decodes a photo at 1/8 scale in a few milliseconds); None if it cannot be
-    read any more, so the caller falls back to the decoded copy."""
+    """An image file (or its bytes) decoded as the model's copy is (upright, 8-bit RGB), no
+    larger than max_width x max_height pixels (JPEG's draft mode decodes a photo at 1/8 scale in
+    a few milliseconds); None if it cannot be read any more, so the caller falls back to the
+    decoded copy."""
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-            img.draft("RGB", (max_width, max_height))
-            img = img.convert("RGB")
-            img.thumbnail((max_width, max_height), Image.Resampling.LANCZOS)
-            return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        img = open_rgb(source, draft=(max_width, max_height))
+    except Undecodable:
         return None
+    img.thumbnail((max_width, max_height), Image.Resampling.LANCZOS)
+    return np.asarray(img, dtype=np.uint8)
 
 
 class Originals(OriginalSources):

@@ -16,7 +16,8 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from salal_core.data.sources import IMAGE_SUFFIXES, ImageSet
+from salal_core.data.decode import IMAGE_SUFFIXES
+from salal_core.data.sources import ImageSet
 from salal_core.errors import SalalError
 
 # The first bytes of each compressed format tarfile reads, and its module's opener.

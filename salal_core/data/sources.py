@@ -6,22 +6,19 @@ never extracted, and members that would escape the archive are refused all the s
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
 
+from salal_core.data.decode import IMAGE_SUFFIXES, Undecodable, decode_image
 from salal_core.data.identity import content_digest, unique_digests
-from salal_core.data.skipped import SkippedFile, SkipReason
+from salal_core.data.skipped import SkippedFile
 from salal_core.data.walk import Member, walk_members
 from salal_core.errors import SalalError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 SPLITS = ("train", "test")
-MIN_SIDE = 8  # smaller images carry too little to label or learn from
 
 
 @dataclass
@@ -72,20 +69,6 @@ def empty_split(image_size: int) -> Split:
 
 
 # --------------------------------------------------------------------------- image folders
-
-
-def decode_image(data: bytes, size: int) -> np.ndarray:
-    """Any Pillow-readable image (first frame) as (size, size, 3) uint8; raises on bad data.
-
-    Pillow's decompression-bomb limit stays in force: such a file raises and is skipped.
-    """
-    with Image.open(io.BytesIO(data)) as img:
-        if min(img.size) < MIN_SIDE:
-            raise ValueError(f"smaller than {MIN_SIDE}x{MIN_SIDE}")
-        img = img.convert("RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-        return np.asarray(img, dtype=np.uint8)
 
 
 def _strip_common_root(paths: list[str]) -> int:
@@ -187,9 +170,8 @@ def _decode_members(
             seen.add(digest)
         try:
             images.append(decode_image(data, size))
-        except Exception as exc:  # Pillow raises many types for bad files; all mean "skip it"
-            reason: SkipReason = "too small" if "smaller than" in str(exc) else "unreadable"
-            skipped.append(SkippedFile(name, reason))
+        except Undecodable as exc:
+            skipped.append(SkippedFile(name, exc.reason))
             continue
         labels.append(label)
         ids.append(name)

@@ -7,17 +7,15 @@ before any is written, and all are written in one transaction, journaled as `imp
 from __future__ import annotations
 
 import csv
-import io
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
 
+from salal_core.data.decode import IMAGE_SUFFIXES, Undecodable, open_rgb
 from salal_core.data.identity import content_digest
-from salal_core.data.sources import IMAGE_SUFFIXES
 from salal_core.errors import SalalError
 from salal_core.run.oracle import Answer
 from salal_core.run.records import StoredItem
@@ -73,9 +71,8 @@ def _pixel_digest(data: bytes) -> str:
     """The digest of the decoded RGB pixels, as `pixel_digests` gives a CIFAR row ("" when
     the bytes are not an image Pillow reads)."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            pixels = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except Exception:  # Pillow raises many types for data that is not an image
+        pixels = np.asarray(open_rgb(data), dtype=np.uint8)
+    except Undecodable:
         return ""
     return content_digest(np.ascontiguousarray(pixels).data)
 
