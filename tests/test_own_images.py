@@ -64,7 +64,10 @@ def test_a_folder_without_classes_needs_them_named(tmp_path: Path, capsys) -> No
         assert "skipped files in photos: 1 too small, 1 unreadable, 1 duplicate" in err
         return err.strip().splitlines()[-1]
 
-    assert "name the classes with --classes" in run("run")
+    assert (
+        "photos has no class folders (train/<class>/, or <class>/ with every image one folder "
+        "deep); name the classes with --classes"
+    ) in run("run")
     last = run("run2", "--classes", ",".join(CLASSES))
     assert "auto-oracle needs ground-truth labels" in last and "salal-tui" in last
 

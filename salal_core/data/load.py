@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tarfile
 import time
 import urllib.error
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from salal_core.config import DataConfig, RunConfig
+from salal_core.data.cache import cache_key, load_cache, save_cache
 from salal_core.data.cifar import is_cifar_pickles, read_cifar_pickles
 from salal_core.data.identity import item_priority
-from salal_core.data.skipped import skipped_file, skipped_sentence
-from salal_core.data.sources import ImageSet, Split, read_image_tree
-from salal_core.data.walk import scan_folder, walk_members
+from salal_core.data.skipped import skipped_sentence
+from salal_core.data.sources import ImageSet, read_image_tree
+from salal_core.data.walk import walk_members
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Emit, Notice, ignore
-from salal_core.files import atomic_write
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_FILENAME = "cifar-10-python.tar.gz"
-# Bump when the decoded layout changes, so old caches are not reused (2: digests; 3: skipped
-# files by name; 4: EXIF orientation, 16-bit scaled, transparency on white, .tif).
-CACHE_FORMAT = 4
 
 
 def default_cache_dir() -> Path:
@@ -63,74 +59,6 @@ def download_cifar10(cache_dir: Path, url: str = CIFAR10_URL, md5: str = CIFAR10
             f"the CIFAR-10 download failed its checksum ({exc}); try again or pass --data PATH"
         ) from None
     return target
-
-
-def fingerprint(path: Path) -> str:
-    """A key that changes whenever the source's content does: an archive's bytes, or every
-    name, size and modification time under a folder (and what it skips, and why)."""
-    h = hashlib.sha256()
-    if path.is_file():
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    else:
-        scan = scan_folder(path)
-        for file in scan.files:
-            h.update(f"{file.name}\0{file.size}\0{file.mtime_ns}\n".encode())
-        for skipped in scan.skipped:
-            h.update(f"{skipped.path}\0{skipped.reason}\n".encode())
-    return h.hexdigest()[:24]
-
-
-def _save_cache(path: Path, data: ImageSet) -> None:
-    def write(f: BinaryIO) -> None:
-        np.savez(
-            f,
-            train_images=data.train.images,
-            train_labels=data.train.labels,
-            train_ids=np.asarray(data.train.ids, dtype=str),
-            train_digests=np.asarray(data.train.digests, dtype=str),
-            test_images=data.test.images,
-            test_labels=data.test.labels,
-            test_ids=np.asarray(data.test.ids, dtype=str),
-            test_digests=np.asarray(data.test.digests, dtype=str),
-            class_names=np.asarray(data.class_names, dtype=str),
-            source=np.asarray(data.source),
-            skipped_paths=np.asarray([s.path for s in data.skipped], dtype=str),
-            skipped_reasons=np.asarray([s.reason for s in data.skipped], dtype=str),
-        )
-
-    atomic_write(path, write)
-
-
-def _load_cache(path: Path) -> ImageSet | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            skipped = [
-                skipped_file(path, reason)
-                for path, reason in zip(
-                    z["skipped_paths"].tolist(), z["skipped_reasons"].tolist(), strict=True
-                )
-            ]
-            return ImageSet(
-                Split(
-                    z["train_images"],
-                    z["train_labels"],
-                    z["train_ids"].tolist(),
-                    z["train_digests"].tolist(),
-                ),
-                Split(
-                    z["test_images"],
-                    z["test_labels"],
-                    z["test_ids"].tolist(),
-                    z["test_digests"].tolist(),
-                ),
-                z["class_names"].tolist(),
-                str(z["source"]),
-                skipped,
-            )
-    except (OSError, ValueError, KeyError):
-        return None  # a torn or old cache file: decode again
 
 
 def grown_slice(
@@ -228,9 +156,9 @@ def load_dataset(
     path = Path(config.source).expanduser() if config.source else download_cifar10(cache_dir)
     if not path.exists():
         raise SalalError(f"{path} does not exist; pass --data PATH to CIFAR-10 or an image folder")
-    key = f"{fingerprint(path)}-{config.image_size}-v{CACHE_FORMAT}"
+    key = cache_key(path, config.image_size)
     cache_file = cache_dir / f"decoded-{key}.npz"
-    data = _load_cache(cache_file)
+    data = load_cache(cache_file)
     from_cache = data is not None
     if data is None:
         data = read_source(path, config.image_size, progress)
@@ -238,7 +166,7 @@ def load_dataset(
             raise SalalError(f"no readable training images in {path}")
         try:
             if write_cache:
-                _save_cache(cache_file, data)
+                save_cache(cache_file, data)
         except OSError as exc:
             emit(Notice(f"could not write the decode cache {cache_file} ({exc}); continuing"))
     if data.skipped:
@@ -273,11 +201,23 @@ def load_for_run(
     write_cache: bool = True,
 ) -> ImageSet:
     """A run's images: the source through the cache, with `--classes` named for a folder that
-    has no class folders of its own (and refused for one that has)."""
+    has no class folders of its own (and refused for one that has split folders), and at least
+    two classes to tell apart."""
     images = load_dataset(
         config.data, config.seed, emit, train_items=train_items, write_cache=write_cache
     )
+    source = Path(images.source).name
     if class_names:
+        if images.layout == "class folders" and images.class_names != list(class_names):
+            emit(
+                Notice(
+                    f"the folders of {source} ({', '.join(images.class_names)}) are not the "
+                    f"classes named ({', '.join(class_names)}): no image is labeled by its folder",
+                    level="info",
+                )
+            )
+            images.train = replace(images.train, labels=np.full(len(images.train), -1, np.int64))
+            images.class_names = []
         if images.class_names and images.class_names != list(class_names):
             raise SalalError(
                 f"this source names its own classes ({', '.join(images.class_names)}); "
@@ -286,7 +226,12 @@ def load_for_run(
         images.class_names = list(class_names)
     if not images.class_names:
         raise SalalError(
-            "this image folder has no class folders; name the classes with "
-            "--classes cat,dog,... or --classes-file FILE"
+            f"{source} has no class folders (train/<class>/, or <class>/ with every image one "
+            "folder deep); name the classes with --classes cat,dog,... or --classes-file FILE"
+        )
+    if len(images.class_names) < 2:
+        raise SalalError(
+            f"{source} has one class ({images.class_names[0]}); a classifier needs at least two "
+            "classes: add a folder of images for another class"
         )
     return images

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import numpy as np
 
@@ -40,6 +41,12 @@ class Split:
         )
 
 
+# Where a source's classes come from: its splits (CIFAR's batches, `train/<class>/`), class
+# folders with no train/ level (`<class>/<image>`), or nowhere (a pool, labeled by people).
+Layout = Literal["splits", "class folders", "pool"]
+LAYOUTS: tuple[Layout, ...] = ("splits", "class folders", "pool")
+
+
 @dataclass
 class ImageSet:
     train: Split
@@ -47,6 +54,7 @@ class ImageSet:
     class_names: list[str]
     source: str
     skipped: list[SkippedFile] = field(default_factory=list)  # files of the source not read
+    layout: Layout = "splits"
 
     @property
     def has_labels(self) -> bool:
@@ -82,10 +90,20 @@ def _strip_common_root(paths: list[str]) -> int:
     return depth
 
 
+def _class_folders(rel: list[PurePosixPath]) -> list[str]:
+    """The classes of a tree shaped `<class>/<image>` with no train/ level: every image one
+    folder deep, in two folders or more, none named train or test; [] for any other shape."""
+    folders = {p.parts[0] for p in rel}
+    if len(folders) < 2 or folders & set(SPLITS) or any(len(p.parts) != 2 for p in rel):
+        return []
+    return sorted(folders)
+
+
 def read_image_tree(
     path: Path, members: list[Member], size: int, progress: Callable[[int, int], None] | None = None
 ) -> ImageSet:
-    """`train/<class>/*` and `test/<class>/*`, or any tree of images without class folders."""
+    """`train/<class>/*` and `test/<class>/*`; `<class>/*`, read as the training split; or any
+    tree of images without class folders."""
     members = [
         (n, r)
         for n, r in members
@@ -129,8 +147,21 @@ def read_image_tree(
             )
         return ImageSet(out["train"], out["test"], class_names, str(path), skipped)
 
+    class_names = _class_folders(rel)
+    if class_names:
+        index = {c: i for i, c in enumerate(class_names)}
+        train = _decode_members(
+            [(n, r, index[p.parts[0]]) for (n, r), p in zip(members, rel, strict=True)],
+            size,
+            skipped,
+            progress,
+            dedupe=False,
+        )
+        empty = empty_split(size)
+        return ImageSet(train, empty, class_names, str(path), skipped, "class folders")
+
     pool = _decode_members([(n, r, -1) for n, r in members], size, skipped, progress, dedupe=True)
-    return ImageSet(pool, empty_split(size), [], str(path), skipped)
+    return ImageSet(pool, empty_split(size), [], str(path), skipped, "pool")
 
 
 def read_images(path: Path, size: int) -> tuple[Split, list[SkippedFile]]:

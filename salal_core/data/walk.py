@@ -1,10 +1,10 @@
 """What a source holds, as (relative posix path, reader of its bytes) pairs, whether it is a
 folder on disk or a tar archive, so one classifier and one decoder serve both.
 
-A folder is walked in name order, files before sub-folders (links to folders are not
-followed). Whatever cannot be read as a file of its own is skipped and named instead of
-stopping the load: a name that is not UTF-8, a link loop, a dangling link, a FIFO or device, a
-folder that cannot be listed.
+A folder is walked in name order, files before sub-folders, following linked folders (a link
+back to a folder above it is a loop, walked once). Whatever cannot be read as a file of its
+own is skipped and named instead of stopping the load: a name that is not UTF-8, a link loop,
+a dangling link, a FIFO or device, a folder that cannot be listed.
 """
 
 from __future__ import annotations
@@ -63,9 +63,11 @@ def scan_folder(root: Path) -> FolderScan:
     and every entry that is skipped, with why. Nothing in the folder makes it raise."""
     files: list[FolderFile] = []
     skipped: list[SkippedFile] = []
-    pending = [(root, PurePosixPath())]  # (folder, its path relative to root)
+    root_stat = root.stat()
+    # (folder, its path relative to root, the (device, inode) of it and every folder above it)
+    pending = [(root, PurePosixPath(), frozenset({(root_stat.st_dev, root_stat.st_ino)}))]
     while pending:
-        folder, rel = pending.pop()
+        folder, rel, above = pending.pop()
         try:
             names = sorted(os.listdir(folder))
         except OSError:
@@ -83,8 +85,11 @@ def scan_folder(root: Path) -> FolderScan:
                 skipped.append(SkippedFile(child.as_posix(), _unreachable(path, exc)))
                 continue
             if stat.S_ISDIR(st.st_mode):
-                if not path.is_symlink():
-                    folders.append((path, child))
+                identity = (st.st_dev, st.st_ino)
+                if identity in above:
+                    skipped.append(SkippedFile(child.as_posix(), "symlink loop"))
+                else:
+                    folders.append((path, child, above | {identity}))
             elif stat.S_ISREG(st.st_mode):
                 files.append(FolderFile(child.as_posix(), path, st.st_size, st.st_mtime_ns))
             else:
