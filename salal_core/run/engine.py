@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,7 +30,7 @@ from salal_core.learn.learner import TorchLearner
 from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.parallel import distributed, group
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
-from salal_core.run.first_labels import ask_while_pretraining, label_initial_fraction
+from salal_core.run.first_labels import FirstQuestions, label_initial_fraction
 from salal_core.run.imports import match_labels, read_labels
 from salal_core.run.journal import RunJournal
 from salal_core.run.labels import (
@@ -147,6 +146,10 @@ class Engine:
         for change in items.notices(set(records)):
             self.emit(change)
         state = restore(records, items)
+        if state.num_labeled == 0:  # new, or stopped before its initial labels were written
+            label_initial_fraction(config, store, self.emit, images, items, state)
+        first = FirstQuestions(config, store, self.oracle, images, items, state)
+        first.ask_saved(self.emit)  # a resumed queue is shown before any model is built
         members = (
             config.active.committee if get_acquisition(config.active.acquisition).committee else 1
         )
@@ -167,7 +170,7 @@ class Engine:
         )
         with group.running(plan):  # the other ranks build the same run, and end it with us
             return self._train(
-                started, device, plan, checkpoint, images, items, state, bool(records)
+                started, device, plan, checkpoint, images, items, state, first, bool(records)
             )
 
     def _train(
@@ -179,14 +182,14 @@ class Engine:
         images: ImageSet,
         items: RunItems,
         state: LabelState,
+        first: FirstQuestions,
         had_labels: bool,
     ) -> RunSummary:
         """Pretrain or restore, then the loop; every other rank does its share alongside."""
         config, store, shape = self.config, self.store, plan.shape
         # This rank's shard of the images on the device (all of them in a world of one).
         data = DeviceData(images, device, shard=distributed.shard())
-        ask_first = partial(ask_while_pretraining, config, store, self.oracle, images, items, state)
-        begun = start_model(plan, data, checkpoint, self.emit, ask_first)
+        begun = start_model(plan, data, checkpoint, self.emit, first.while_pretraining)
         if begun.pretrained is not None:
             rotation_model, results = begun.pretrained
             store.save_checkpoint(
@@ -195,9 +198,6 @@ class Engine:
         model, generator, resumed = begun.model, begun.generator, begun.resumed
         for said in resumed.notices:
             self.emit(Notice(said, level="info"))
-        if state.num_labeled == 0:  # new, or killed before its initial labels were written
-            label_initial_fraction(config, store, self.emit, images, items, state)
-
         oracle = self.oracle or AutoOracle(images.train.labels, store)
         learner = group.lead(
             TorchLearner(

@@ -1,54 +1,87 @@
-"""A new run's first labels: the ground truth's initial fraction, or, for a person starting
-from nothing, seeded samples asked before and all through pretraining, so nobody waits for it."""
+"""A run's first labels: the ground truth's initial fraction, and what a person labels before
+any model exists: the queue a resumed run saved, shown at once, or else seeded samples, asked
+before and all through pretraining, so that nobody waits for a model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from salal_core.config import RunConfig
 from salal_core.data import ImageSet
-from salal_core.events import Emit, Event, LabelsAdded, Notice, QueryReady
-from salal_core.run.labels import LabelState, RunItems, initial_answers, sample_queries
+from salal_core.events import Emit, Event, LabelsAdded, Notice, Query, QueryReady
+from salal_core.run.labels import (
+    LabelState,
+    RunItems,
+    initial_answers,
+    sample_queries,
+    still_open,
+)
 from salal_core.run.oracle import Oracle
 from salal_core.run.store import RunStore
 
-LOW_WATER = 8  # seeded images left unanswered below which pretraining asks the next sample
+LOW_WATER = 8  # images left unanswered below which pretraining asks the next seeded sample
 
 
-def ask_while_pretraining(
-    config: RunConfig,
-    store: RunStore,
-    oracle: Oracle | None,
-    images: ImageSet,
-    items: RunItems,
-    state: LabelState,
-    emit: Emit,
-) -> Emit:
-    """A person starting from zero labels never waits for pretraining: a seeded sample is
-    asked before it begins, and another whenever fewer than LOW_WATER are left unanswered,
-    until the backbone exists; the loop takes every answer as its first labels. Returns the
-    sink pretraining reports to (its progress events are when the next sample is asked)."""
-    truth_starts = config.active.initial_fraction > 0 and images.has_labels
-    if oracle is None or state.num_labeled or truth_starts or store.open_queries():
-        return emit  # the ground truth answers at once; labels or questions exist already
-    person = oracle
-    asked: set[int] = set()
+class FirstQuestions:
+    """What a person (never the ground truth, which answers at once) is asked before the
+    run's model exists. The loop takes every question asked here as its own open ones."""
 
-    def ask() -> None:
-        room = config.target_count(state.size) - len(asked)  # never past the label budget
-        queries = sample_queries(config, items, state, len(images.class_names), asked)[:room]
-        if not queries:
-            return  # every image the budget allows has been asked
-        asked.update(q.index for q in queries)
-        store.save_queries(queries)  # journaled before anyone can answer them
-        person.ask(queries)
-        emit(QueryReady(0, tuple(queries)))
+    def __init__(
+        self,
+        config: RunConfig,
+        store: RunStore,
+        oracle: Oracle | None,
+        images: ImageSet,
+        items: RunItems,
+        state: LabelState,
+    ) -> None:
+        self.config, self.store, self.person = config, store, oracle
+        self.images, self.items, self.state = images, items, state
+        self.asked: set[int] = set()  # positions asked here, saved queue and samples
 
-    def during_pretraining(event: Event) -> None:
-        emit(event)
-        if person.unanswered() < LOW_WATER:
-            ask()
+    def ask_saved(self, emit: Emit) -> None:
+        """The queue a resumed run saved, handed to the person now: before any model is
+        loaded or pretrained, which takes far longer than reading the journal."""
+        if self.person is None:
+            return
+        open_, done = still_open(self.store.open_queries(), self.items, self.state)
+        self.store.mark_consumed(done)
+        if open_:
+            self._hand_over(open_, emit)
 
-    ask()
-    return during_pretraining
+    def while_pretraining(self, emit: Emit) -> Emit:
+        """Before pretraining begins (start_model's hook): if nothing is queued, seeded
+        samples as many batches ahead as the loop asks (keys typed ahead find an image),
+        and another whenever fewer than LOW_WATER are left unanswered, until the backbone
+        exists. Returns the sink pretraining reports to."""
+        person = self.person
+        if person is None:
+            return emit
+
+        def during_pretraining(event: Event) -> None:
+            emit(event)
+            if person.unanswered() < LOW_WATER:
+                self._ask_sample(emit)
+
+        if not self.asked:
+            for _ in range(max(1, self.config.active.lookahead)):
+                self._ask_sample(emit)
+        return during_pretraining
+
+    def _ask_sample(self, emit: Emit) -> None:
+        room = self.config.target_count(self.state.size) - self.state.num_labeled
+        room -= len(self.asked)  # never past the label budget
+        classes = len(self.images.class_names)
+        queries = sample_queries(self.config, self.items, self.state, classes, self.asked)
+        if room > 0 and queries:
+            self.store.save_queries(queries[:room])  # journaled before anyone can answer them
+            self._hand_over(queries[:room], emit)
+
+    def _hand_over(self, queries: Sequence[Query], emit: Emit) -> None:
+        assert self.person is not None  # only a person is asked ahead of the model
+        self.asked.update(q.index for q in queries)
+        self.person.ask(queries)  # first: whoever hears QueryReady finds them in the oracle
+        emit(QueryReady(queries[0].round, tuple(queries)))
 
 
 def label_initial_fraction(
@@ -59,7 +92,8 @@ def label_initial_fraction(
     items: RunItems,
     state: LabelState,
 ) -> None:
-    """The preset's initial fraction, labeled from the ground truth where there is one."""
+    """The preset's initial fraction, labeled from the ground truth where there is one. It
+    needs no model, so it comes before pretraining, and a person's first questions after it."""
     answers = initial_answers(config, images.train.labels, items)
     if not answers:
         return  # cold start: the loop asks for the first labels
