@@ -197,7 +197,11 @@ def test_a_source_without_a_test_split_says_its_accuracy_is_held_out(
     folder = write_image_folder(tmp_path / "f", per_class_train=20, per_class_test=0)
     extra = (*ROUNDS, "--budget", "0.3")
     assert main(tiny_cli("run", folder, tmp_path / "run", tmp_path / "c", *extra)) == 0
-    assert " in 2 rounds: held-out accuracy " in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert " in 2 rounds: held-out accuracy " in printed.out
+    rounds = [line for line in printed.err.splitlines() if " labeled -> " in line]
+    assert len(rounds) == 2 and all(" labeled -> held-out accuracy " in r for r in rounds)
+    assert "test acc" not in printed.err
 
 
 def test_a_run_names_the_files_of_its_source_it_skipped(tmp_path: Path, capsys) -> None:

@@ -54,6 +54,7 @@ class RichProgress:
         self.task: TaskID | None = None
         self.epochs = 0
         self.steps = 0
+        self.measured_on = "test"  # "held-out" once the data says there is no test split
 
     def __enter__(self) -> RichProgress:
         """The bars start with the first phase, so a run that fails before one prints only
@@ -74,6 +75,7 @@ class RichProgress:
             return
         elif isinstance(event, DataLoaded):
             origin = "cache" if event.from_cache else "decoded"
+            self.measured_on = "test" if event.test_size else "held-out"
             self.progress.console.print(
                 f"data: {event.train_size:,} train / {event.test_size:,} test images, "
                 f"{len(event.class_names)} classes ({origin} in {event.seconds:.1f} s)"
@@ -92,7 +94,7 @@ class RichProgress:
         elif isinstance(event, StepProgress) and self.task is not None:
             self.progress.update(self.task, completed=(event.epoch - 1) * self.steps + event.step)
         elif isinstance(event, EpochEnded) and self.task is not None:
-            what = "rot acc" if event.phase == "pretrain" else "test acc"
+            what = "rot acc" if event.phase == "pretrain" else f"{self.measured_on} acc"
             self.progress.update(
                 self.task,
                 completed=event.epoch * self.steps,
@@ -108,6 +110,6 @@ class RichProgress:
             gained = "" if math.isnan(event.gained) else f" ({event.gained:+.3f})"
             kappa = "" if math.isnan(event.kappa) else f", kappa {event.kappa:.3f}"
             self.progress.console.print(
-                f"round {event.round}: {event.labeled:,} labeled -> test accuracy "
+                f"round {event.round}: {event.labeled:,} labeled -> {self.measured_on} accuracy "
                 f"{_fmt(event.test_accuracy)}{gained}{kappa}"
             )
