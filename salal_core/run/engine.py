@@ -127,10 +127,11 @@ class Engine:
         run = OpenedRun.of_store(store, config, self.request.class_names)
         matched = run.load_images(self.emit)
         images, items = matched.images, matched.items
-        if self.oracle is None and not images.has_labels:
+        if self.oracle is None and not images.has_labels:  # `run`, `compare`, --auto-oracle
+            source, classes = config.data.source, ",".join(images.class_names)
             raise SalalError(
-                "--auto-oracle needs ground-truth labels, and this source has none; "
-                "label it yourself with salal-tui"
+                f"{source} has no ground-truth labels to answer from; label it yourself: "
+                f"salal-tui --data {source} --classes {classes}"
             )
         if config.preset == "cpu":  # said once the data loaded: bad input stays one line
             self.emit(Notice(cpu_recipe_notice(config), level="info"))
