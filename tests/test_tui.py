@@ -169,9 +169,9 @@ async def test_small_terminal_shows_a_message(synthetic_pack: Path, tmp_path: Pa
 # ---------------------------------------------------------------------------- snapshots
 
 
-def scripted_app(tmp_path: Path, pack: Path) -> SalalApp:
+def scripted_app(tmp_path: Path, pack: Path, acquisition: str = "margin") -> SalalApp:
     """An app whose events come from the test, so that every frame is the same each run."""
-    config = with_overrides(tiny_config(pack, tmp_path / "c"), {"active.acquisition": "margin"})
+    config = with_overrides(tiny_config(pack, tmp_path / "c"), {"active.acquisition": acquisition})
     session = open_session(config, tmp_path / "run", oracle="human")
     yy, xx = np.mgrid[0:32, 0:32]
     images = np.zeros((4, 32, 32, 3), np.uint8)
@@ -266,6 +266,24 @@ async def test_a_cold_start_says_there_is_no_model_yet(
     assert "labeled 0 / 150" in text  # the tiny preset's budget: half of 300
     assert "cold start: picked from the pretrained features" in text
     assert "model guesses" not in text and "margin score" not in text
+    assert "0.84" not in text  # typiclust's typicality is its own bookkeeping
+
+
+async def test_a_batch_selectors_score_is_never_shown_to_a_person(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    """Typicality is 1 / a distance, 1e12 for an image with a duplicate: no number at all."""
+    app = scripted_app(tmp_path, synthetic_pack, "typiclust")
+    async with app.run_test(size=SIZE) as pilot:
+        app.bridge(DataLoaded("drawn", 300, 0, NAMES, 0.1, True))
+        query = (Query(1, 1, 999999995904.0, 1, guesses(0.13, 0.45, 0.12), 2),)
+        assert app.session.oracle is not None
+        app.session.oracle.ask(query)
+        app.bridge(QueryReady(2, query))
+        await pilot.pause(0.2)
+        text = "\n".join(screen_text(app))
+    assert "image #1" in text and "picked by typiclust" in text and "model guesses" in text
+    assert "99999" not in text and "typiclust score" not in text
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

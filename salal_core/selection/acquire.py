@@ -24,6 +24,10 @@ class Acquisition:
     sees_labeled: bool  # needs the labeled images' embeddings (clusters and distances do)
     description: str
     parts: tuple[PoolPart, ...] = ()  # what it reads of the pool pass beyond probabilities
+    # Whether a query's score says something to a person (an uncertainty of that image). A
+    # batch selector's is its own bookkeeping (typicality reaches 1e12 on duplicates), and a
+    # random draw's says nothing: the app shows those without a number.
+    readable_score: bool = True
 
 
 def by_score(score: Score) -> Select:
@@ -109,6 +113,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             sees_labeled=True,
             description="the most typical image of each large cluster without a label (cold start)",
             parts=("embeddings",),
+            readable_score=False,
         ),
         Acquisition(
             "coreset",
@@ -117,6 +122,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             sees_labeled=True,
             description="k-center greedy: the images farthest from everything labeled",
             parts=("embeddings",),
+            readable_score=False,
         ),
         Acquisition(
             "badge",
@@ -125,6 +131,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             sees_labeled=False,
             description="k-means++ over last-layer gradient embeddings",
             parts=("features",),
+            readable_score=False,
         ),
         Acquisition(
             "cluster_margin",
@@ -133,6 +140,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             sees_labeled=False,
             description="the smallest margins, then one image per cluster among them",
             parts=("embeddings",),
+            readable_score=False,
         ),
         Acquisition(
             "random",
@@ -140,6 +148,7 @@ ACQUISITIONS: dict[str, Acquisition] = {
             committee=False,
             sees_labeled=False,
             description="uniformly at random (the baseline)",
+            readable_score=False,
         ),
     )
 }

@@ -1,5 +1,5 @@
-"""What the model thinks of the item on screen: its index, top-3 guesses and score; or, for a
-cold start, that there is no model yet."""
+"""What the model thinks of the item on screen: its index, top-3 guesses and score (where the
+score means something to a person); or, for a cold start, that there is no model yet."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from salal_core.events import Query
-from salal_core.selection.acquire import COLD_START
+from salal_core.selection import acquire
 
 GAP = "   "  # between two guesses on a line
 
@@ -25,6 +25,15 @@ def guess_lines(guesses: list[str], width: int) -> list[list[str]]:
         lines[-1].append(guess)
         used += extra
     return lines
+
+
+def score_text(acquisition: str, score: float) -> str:
+    """The score beside an image where it is an uncertainty a person can read; for a batch
+    selector or a random draw, only which strategy picked it."""
+    strategy = acquire.ACQUISITIONS.get(acquisition)
+    if strategy is None or not strategy.readable_score:
+        return f"picked by {acquisition}"
+    return f"{acquisition} score {score:.3f}"
 
 
 class QueryInfo(Static):
@@ -47,11 +56,10 @@ class QueryInfo(Static):
                 how = "a seeded random sample, before any model exists"
             else:
                 how = "picked from the pretrained features, before any model exists"
-                text.append(f"   {COLD_START} {query.score:.3f}", style="dim")
             text.append("\n")
             text.append(f"cold start: {how}", style="italic")
         else:
-            text.append(f"   {acquisition} score {query.score:.3f}\n", style="dim")
+            text.append(f"   {score_text(acquisition, query.score)}\n", style="dim")
             text.append("model guesses\n")
             order = sorted(range(len(query.probabilities)), key=lambda c: -query.probabilities[c])
             guesses = [
