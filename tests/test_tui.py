@@ -304,6 +304,24 @@ def test_snapshot_help_screen(snap_compare, tmp_path: Path, synthetic_pack: Path
     )
 
 
+async def test_the_help_box_keeps_its_border_and_its_way_back_at_80x24(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    """At the smallest size the app draws, the keys scroll inside the box; the box's bottom
+    border and the line that says how to leave stay on screen."""
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        box = app.screen.query_one("#help-box").region
+        rows = screen_text(app)
+    assert box.bottom <= 24 and box.right <= 80
+    assert "press ? or escape to go back" in "\n".join(rows[-4:])
+    assert re.fullmatch(r"\S▄{30,}\S", rows[-1].strip())  # the box's bottom border
+
+
 def test_snapshot_grid_screen(snap_compare, tmp_path: Path, synthetic_pack: Path) -> None:
     """The queue as tiles at 100x30: three columns, two rows, the cursor on the first."""
     assert snap_compare(

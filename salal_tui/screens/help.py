@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -38,7 +38,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, what in HELP:
             table.add_row(key, what)
+        # The title and the way back stay in the box; the keys between them scroll where
+        # the terminal is too short for them all (80x24 wraps several lines).
         with Vertical(id="help-box"):
-            yield Static("[b]salal keys[/b]\n")
-            yield Static(table)
-            yield Static("\n[dim]press ? or escape to go back[/dim]")
+            yield Static("[b]salal keys[/b]\n", id="help-title")
+            with VerticalScroll(id="help-keys"):
+                yield Static(table)
+            yield Static("\n[dim]press ? or escape to go back[/dim]", id="help-back")
