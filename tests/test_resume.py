@@ -233,6 +233,12 @@ def test_priority_and_held_out_share_come_from_identity_not_position() -> None:
         ("UPDATE journal SET idx=-7 WHERE seq=3", "journal record 3 names item -7"),
         ("UPDATE journal SET oracle='robot' WHERE seq=2", "record 2 comes from an unknown oracle"),
         ("UPDATE journal SET round=40 WHERE seq=4", "record 4 is dated round 40, after the last"),
+        # SQLite keeps any type in any column: these were trained on, or a traceback, before.
+        ("UPDATE journal SET label=1.5 WHERE seq=5", "journal record 5 gives class 1.5"),
+        ("UPDATE journal SET label='x' WHERE seq=5", "journal record 5 gives class 'x'"),
+        ("UPDATE journal SET round=-3 WHERE seq=4", "record 4 is dated round -3, before the"),
+        ("UPDATE journal SET round=0.5 WHERE seq=4", "record 4 is dated round 0.5, which is not"),
+        ("UPDATE journal SET time='x' WHERE seq=3", "record 3 was given at 'x', which is not a"),
     ],
 )
 def test_a_bad_journal_record_is_refused_before_anything_trains(

@@ -140,10 +140,10 @@ class Engine:
         if self.request.labels_file is not None and not store.journal_rows():
             given = read_labels(self.request.labels_file)
             store.record_answers(match_labels(given, store.items(), images.class_names))
-        records = store.labels()
         check_journal(
             store.journal_rows(), items.known, len(images.class_names), store.highest_asked_round()
         )
+        records = store.labels()  # replayed once every record is known to be sound
         for change in items.notices(set(records)):
             self.emit(change)
         state = restore(records, items)

@@ -8,9 +8,11 @@ whatever was added, removed or renamed in between.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 
@@ -150,22 +152,41 @@ def check_journal(
     rows: Sequence[JournalRow], items: frozenset[int], classes: int, highest_round: int
 ) -> None:
     """Refuse a journal that names what the run does not have, before anything trains on it:
-    a record edited by hand, a bug, or a bad import."""
+    a record edited by hand, a bug, or a bad import. The database keeps whatever type it was
+    given (1.5 or "x" in an INTEGER column), so the types are checked as well as the values."""
     for row in rows:
         problem = None
-        if row.item not in items:
-            problem = f"names item {row.item}, which this run does not have"
-        elif row.kind == "label" and not (row.label is not None and 0 <= row.label < classes):
-            problem = f"gives class {row.label}, but the run has classes 0..{classes - 1}"
+        if not _whole(row.item) or row.item not in items:
+            problem = f"names item {row.item!r}, which this run does not have"
+        elif row.kind == "label" and not (_whole(row.label) and 0 <= row.label < classes):
+            problem = f"gives class {row.label!r}, but the run has classes 0..{classes - 1}"
         elif row.kind != "revert" and row.oracle not in ORACLE_NAMES:
             problem = f"comes from an unknown oracle {row.oracle!r}"
-        elif row.kind != "revert" and (row.round is None or row.round > highest_round):
-            problem = f"is dated round {row.round}, after the last round asked ({highest_round})"
+        elif row.kind != "revert" and (dated := _misdated(row.round, highest_round)):
+            problem = dated
+        elif not isinstance(row.time, int | float) or not math.isfinite(row.time):
+            problem = f"was given at {row.time!r}, which is not a time"
         if problem:
             raise SalalError(
                 f"journal record {row.seq} {problem}; the run directory was changed outside "
                 "salal: export the labels with salal-core export and start a new run"
             )
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    """Whether a value read from the journal is an integer (not a float or text put there)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _misdated(round_: object, highest_round: int) -> str:
+    """What is wrong with a record's round ("" when nothing is)."""
+    if not _whole(round_):
+        return f"is dated round {round_!r}, which is not a round"
+    if round_ > highest_round:
+        return f"is dated round {round_}, after the last round asked ({highest_round})"
+    if round_ < 0:
+        return f"is dated round {round_}, before the first (0)"
+    return ""
 
 
 def restore(records: dict[int, LabelRecord], items: RunItems) -> LabelState:
