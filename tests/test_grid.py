@@ -7,7 +7,7 @@ from pathlib import Path
 
 from test_tui import make_app, scripted_app, settle, truth
 
-from helpers import SIZE, journal, labels_by_item, wait_for
+from helpers import SIZE, TRAINING_WAIT, journal, labels_by_item, random_backbone, wait_for
 from salal_core.events import Query
 from salal_tui.screens import GridScreen, LabelScreen
 from salal_tui.screens.grid import grid_shape, next_cursor
@@ -65,7 +65,10 @@ def test_a_tile_line_says_guess_answer_or_no_model_yet() -> None:
 async def test_a_person_labels_a_round_in_the_grid(synthetic_pack: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     # A budget the accepted guesses cannot spend: the run must not end under the keys below.
-    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False, **{"active.budget": 0.6})
+    # A backbone given, not pretrained: two seeded batches come first, and none after them.
+    backbone = str(random_backbone(tmp_path / "pretrain.pt", 4))
+    overrides = {"active.budget": 0.6, "model.pretrained": backbone}
+    app = make_app(synthetic_pack, tmp_path / "c", out, auto=False, **overrides)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None)
@@ -87,19 +90,19 @@ async def test_a_person_labels_a_round_in_the_grid(synthetic_pack: Path, tmp_pat
             await pilot.press(keys[truth(app, tile.index)])
         assert journal(out) == {q.index: truth(app, q.index) for q in (first, second, third)}
 
-        # A round labeled in the grid: every tile typed until the engine has trained on them.
-        while screen.round < 1:
-            await wait_for(pilot, lambda: grid._target() is not None or screen.round >= 1)
-            target = grid._target()
-            if target is not None:
-                await pilot.press(keys[truth(app, target.index)])
-        typed = journal(out)
-        assert len(typed) >= 8 and screen.engine_labeled >= len(typed)
-
         def guessed() -> bool:
             return any(not q.cold_start for q in grid.page if q.index not in grid.answers)
 
-        await wait_for(pilot, guessed)
+        # The seeded images, asked before any model existed, have no guess: every tile typed
+        # until the engine has trained on them and its own choices, with guesses, come up.
+        while not guessed():
+            await wait_for(pilot, lambda: grid._target() is not None or guessed(), TRAINING_WAIT)
+            target = grid._target()
+            if target is not None and not guessed():
+                await pilot.press(keys[truth(app, target.index)])
+        typed = journal(out)
+        assert len(typed) == 16 and screen.round >= 1  # both seeded batches, and no more
+        assert screen.engine_labeled >= 32 + 8  # the initial fraction, and the first batch
         await pilot.press(*["minus"] * 8)  # the bar down to 0%: every guess on the page
         take = grid._acceptable()
         assert take and "0%" in str(grid.query_one("#grid-status").render())

@@ -11,7 +11,7 @@ import pytest
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
 from test_tui import make_session, truth
 
-from helpers import CLASSES, SIZE, TRAINING_WAIT, wait_for
+from helpers import CLASSES, SIZE, TRAINING_WAIT, random_backbone, wait_for
 from salal_core.run.opened import OpenedRun
 from salal_core.run.store import RunStore
 from salal_core.team.endpoint import socket_path
@@ -33,7 +33,10 @@ def rows(run: Path) -> list[tuple[str, int, str, str]]:
 async def test_a_joined_app_labels_undoes_and_accepts_beside_another_labeler(
     tmp_path: Path,
 ) -> None:
-    run, args = new_run(tmp_path)
+    # A backbone given, not pretrained: two seeded batches without guesses come first, and
+    # none after them; the budget leaves the model's own choices, with guesses, to accept.
+    backbone = random_backbone(tmp_path / "pretrain.pt", 4)
+    run, args = new_run(tmp_path, "--pretrained", str(backbone), "--budget", "0.9")
     proc = start_service(run, *args, log=tmp_path / "serve.log")
     truth = Truth(run, sorted(CLASSES))
     ben = Labeler(run, "ben", truth, pause=0.2)
@@ -59,6 +62,17 @@ async def test_a_joined_app_labels_undoes_and_accepts_beside_another_labeler(
             grid = app.screen
             assert isinstance(grid, GridScreen)
             await wait_for(pilot, lambda: bool(grid.page))
+
+            def guessed() -> bool:
+                return any(not q.cold_start for q in grid.page if q.index not in grid.answers)
+
+            while not guessed():  # the seeded images have no guess: typed, as a person would
+                await wait_for(
+                    pilot, lambda: grid._target() is not None or guessed(), TRAINING_WAIT
+                )
+                target = grid._target()
+                if target is not None and not guessed():
+                    await pilot.press(str(truth(target.item) + 1))
             for _ in range(8):
                 await pilot.press("minus")  # a bar of 0%: every guess the model has
             await pilot.press("enter")
