@@ -246,7 +246,7 @@ async def wait_for(pilot: Any, predicate: Callable[[], bool], timeout: float = 9
         await pilot.pause(0.05)
 
 
-async def summary_text(pilot: Any, app: Any) -> str:
+async def summary_text(pilot: Any, app: Any, timeout: float = 90) -> str:
     """Wait for the summary screen to be pushed *and* composed, then return its text.
 
     The screen becomes `app.screen` a beat before its children mount, so waiting for the
@@ -256,6 +256,7 @@ async def summary_text(pilot: Any, app: Any) -> str:
     await wait_for(
         pilot,
         lambda: isinstance(app.screen, SummaryScreen) and bool(app.screen.query("#summary-text")),
+        timeout,
     )
     return str(app.screen.query_one("#summary-text").render())
 

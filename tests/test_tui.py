@@ -12,6 +12,7 @@ import pytest
 
 from helpers import (
     SIZE,
+    TRAINING_WAIT,
     finished_summary,
     journal,
     split_of,
@@ -106,7 +107,9 @@ async def test_labels_reach_the_engine_and_a_round_trains(
         for _ in range(16):  # two query batches of eight
             await wait_for(pilot, lambda: screen.shown is not None)
             await pilot.press(screen.query_one("ClassList").keys[truth(app, screen.shown.index)])
-        text = await summary_text(pilot, app)
+        # Both batches were seeded and typed while the backbone pretrained: the rest of the
+        # pretraining and three rounds lie between the last key and the summary.
+        text = await summary_text(pilot, app, TRAINING_WAIT)
         assert "agree with the ground truth on 100.0%" in text
         await pilot.press("q")
     assert len(journal(out)) == 16
