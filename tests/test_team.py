@@ -65,6 +65,13 @@ def test_two_labelers_at_once_never_share_an_image_and_bad_frames_hurt_nobody(
             reply = read_frame(raw)
             assert reply is not None and "at most" in CODEC.decode(reply).reason
             assert read_frame(raw) is None  # that connection alone is closed
+        eve = ServiceClient(run, "eve")  # well-typed answers, of a class the run lacks
+        eve.connect()
+        item = eve.wait_for_queries(TIMEOUT)[0].item
+        for label in (999, -5):
+            with pytest.raises(Refusal, match=f"class {label} is not one of this run's 4"):
+                eve.give([(item, label)])
+        eve.close()
         truth = Truth(run, sorted(CLASSES))
         labelers = [Labeler(run, name, truth) for name in ("ana", "ben")]
         for labeler in labelers:

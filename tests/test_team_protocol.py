@@ -13,7 +13,7 @@ import pytest
 from salal_core.config import RunConfig
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Notice, Query, RoundEnded, RunFinished
-from salal_core.run.oracle import SKIP, NotYours
+from salal_core.run.oracle import SKIP, Answer, NotYours
 from salal_core.run.review import Doubt
 from salal_core.run.store import RunStore
 from salal_core.run.summary import CurvePoint, RunSummary
@@ -131,6 +131,7 @@ class Clock:
 
 def team(tmp_path: Path, overlap: int = 1, lease: float = 60.0) -> tuple[TeamQueue, RunStore]:
     store = RunStore(tmp_path / "run", create=True)
+    store.save_classes(["a", "b", "c", "d"])  # as the engine does once the data has loaded
     clock = Clock()
     queue = TeamQueue(store, overlap, lease, clock)
     queue.ask([query(i) for i in range(8)])
@@ -153,6 +154,20 @@ def test_leases_are_apart_and_come_back_when_a_labeler_leaves(tmp_path: Path) ->
     with pytest.raises(LeaseError, match="not waiting for your answer"):
         queue.give("ben", "b-1", [(103, 0)])  # cy holds it now
     assert queue.collect([0]) == {0: 1}
+    store.close()
+
+
+def test_a_class_outside_the_run_is_refused_and_never_journaled(tmp_path: Path) -> None:
+    queue, store = team(tmp_path)
+    queue.lease("ana", 2)
+    for label in (999, -5, 4):
+        with pytest.raises(LeaseError, match=f"class {label} is not one of this run's 4"):
+            queue.give("ana", f"a-{label}", [(100, label)])
+    with pytest.raises(SalalError, match=r"class 999 is not one of .* not saved"):
+        store.record_answers([Answer(0, 100, 999, 1, "human", 0.0, "ana")])  # the journal too
+    assert store.journal_rows() == []
+    queue.give("ana", "a-1", [(100, 3), (101, SKIP)])  # the last class, and a skip, are fine
+    assert queue.collect([0, 1]) == {0: 3}
     store.close()
 
 

@@ -49,6 +49,16 @@ class CorrectionJournal(AnswerJournal, Protocol):
         """The latest round the run has asked about (0 before any question)."""
 
 
+def class_problem(label: int, classes: int) -> str | None:
+    """Why `label` cannot be a class of a run with `classes` classes; None where it can. A skip
+    is no class: whoever takes skips lets SKIP through first."""
+    if 0 <= label < classes:
+        return None
+    if classes == 0:
+        return f"class {label} cannot be taken yet: the run has not loaded its classes"
+    return f"class {label} is not one of this run's {classes} (0..{classes - 1})"
+
+
 def record_correction(
     journal: CorrectionJournal,
     position: int,

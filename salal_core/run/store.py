@@ -36,7 +36,7 @@ from salal_core.events import EpochEnded, Event, Query, RoundEnded
 from salal_core.files import atomic_write_text
 from salal_core.run import checkpoint, formats
 from salal_core.run import lock as run_lock
-from salal_core.run.oracle import SKIP, Answer
+from salal_core.run.oracle import SKIP, Answer, class_problem
 from salal_core.run.records import (
     SCHEMA,
     JournalRow,
@@ -191,7 +191,9 @@ class RunStore:
     # ---------------------------------------------------------------- label journal
     def record_answers(self, answers: Sequence[Answer]) -> None:
         """Journal answers in one transaction. An answer whose (labeler, client id) is
-        already there is a client's re-send after a dropped connection: it is not added."""
+        already there is a client's re-send after a dropped connection: it is not added. A
+        class the run lacks is refused, nothing written: resume would refuse the journal."""
+        self._check_classes(answers)
         self._write(
             "INSERT INTO journal (kind, idx, label, round, oracle, time, labeler, client_id) "
             "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (labeler, client_id) "
@@ -210,6 +212,16 @@ class RunStore:
                 for a in answers
             ],
         )
+
+    def _check_classes(self, answers: Sequence[Answer]) -> None:
+        """Every label names one of the run's stored classes (none are stored before the data
+        first loads, and then there is nothing to check against)."""
+        labels = sorted({a.label for a in answers if a.label != SKIP})
+        classes = int(self._rows("SELECT COUNT(*) FROM classes")[0][0]) if labels else 0
+        problems = [class_problem(label, classes) for label in labels] if classes else []
+        problem = next((p for p in problems if p is not None), None)
+        if problem is not None:
+            raise SalalError(f"{problem}; the answer was not saved")
 
     def record_reverts(
         self, items: Sequence[int], labeler: str = "", client_id: str | None = None

@@ -12,6 +12,7 @@ from pathlib import Path
 from salal_core.config import RunConfig
 from salal_core.data.load import cache_folder
 from salal_core.data.originals import OriginalSources
+from salal_core.run.oracle import class_problem
 from salal_core.run.review import doubts_apart
 from salal_core.run.session import SessionImages
 from salal_core.team.images import own_bytes
@@ -66,6 +67,7 @@ class RunView:
         classes = len(self.class_names())
         if position is None:
             raise LeaseError(f"image {item} is not one of this run's images")
-        if not 0 <= label < classes:
-            raise LeaseError(f"class {label} is not one of this run's {classes}")
+        problem = class_problem(label, classes)
+        if problem is not None:
+            raise LeaseError(problem)
         return position
