@@ -61,6 +61,11 @@ def test_two_labelers_at_once_never_share_an_image_and_bad_frames_hurt_nobody(
             raw.sendall(struct.pack(">I", 9) + b"\x00garbage!")
             reply = read_frame(raw)
             assert reply is not None and isinstance(CODEC.decode(reply), Problem)
+            long_number = b'{"v": 1, "type": "Hello", "name": ' + b"9" * 5000 + b"}"
+            for body in (b"[" * 100_000, long_number):
+                raw.sendall(struct.pack(">I", len(body)) + body)
+                reply = read_frame(raw)  # too deep, too long a number: a frame error all the same
+                assert reply is not None and "not JSON" in CODEC.decode(reply).reason
             raw.sendall(struct.pack(">I", MAX_FRAME + 1))
             reply = read_frame(raw)
             assert reply is not None and "at most" in CODEC.decode(reply).reason

@@ -101,7 +101,16 @@ def test_every_kind_of_message_survives_the_wire() -> None:
         ),
         (b'{"v": 1, "type": "Given", "item": true, "label": 1}', "True is not a"),
         (b'{"v": 1, "type": "Forwarded", "event": {"type": "Hello", "name": "a"}}', "unknown"),
+        (b"[" * 100_000, "nested too deep"),
+        (b'{"v": 1, "type": "WantImage", "item": ' + b"9" * 4_301 + b"}", "4300 digits"),
+        (
+            b'{"v": 1, "type": "Forwarded", "event": {"type": "RoundEnded", "round": 1, '
+            b'"labeled": 2, "target": 3, "test_accuracy": 1' + b"0" * 400 + b', "pool_size": 4, '
+            b'"gained": 0.1, "kappa": 0.2}}',
+            "test_accuracy: 1000000000",  # past any float: said, cut short
+        ),
     ],
+    ids=lambda value: repr(value)[:40],
 )
 def test_a_malformed_frame_is_a_frame_error_never_an_object(body: bytes, complaint: str) -> None:
     with pytest.raises(FrameError, match=complaint.replace("(", r"\(")):

@@ -9,6 +9,7 @@ malformed raises FrameError, which the service answers with an error frame and a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -22,6 +23,7 @@ from typing import Any
 PROTOCOL = 1
 MAX_FRAME = 16 * 1024 * 1024  # bytes: an original image travels in one frame, as base64
 _LENGTH = struct.Struct(">I")
+BRIEF = 80  # characters of a bad value quoted in an error
 
 
 class FrameError(ValueError):
@@ -66,16 +68,23 @@ class Codec:
 
     # ---------------------------------------------------------------- decoding
     def decode(self, body: bytes) -> Any:
+        """The message a frame's body holds; FrameError for anything else, whatever the bytes
+        (JSON nested past the interpreter's depth, integers too long to convert included)."""
         try:
             data = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FrameError(f"not JSON ({exc})") from None
+        except RecursionError:
+            raise FrameError("not JSON this side reads (nested too deep)") from None
+        except ValueError as exc:  # not UTF-8, not JSON, an integer of over 4,300 digits
+            raise FrameError(f"not JSON ({_cut(str(exc))})") from None
         if not isinstance(data, dict):
             raise FrameError("a frame must be a JSON object")
         version = data.pop("v", None)
         if version != PROTOCOL:
-            raise FrameError(f"protocol version {version!r}; this side speaks {PROTOCOL}")
-        return self._value(data, object, "frame")
+            raise FrameError(f"protocol version {_brief(version)}; this side speaks {PROTOCOL}")
+        try:
+            return self._value(data, object, "frame")
+        except RecursionError:
+            raise FrameError("a frame nested too deep") from None
 
     def _hints_of(self, cls: type[Any]) -> dict[str, Any]:
         if cls not in self._hints:
@@ -88,13 +97,13 @@ class Codec:
         name = data.get("type")
         cls = self.types.get(name) if isinstance(name, str) else None
         if cls is None or not issubclass(cls, base):
-            raise FrameError(f"{where}: unknown message type {name!r}")
+            raise FrameError(f"{where}: unknown message type {_brief(name)}")
         hints = self._hints_of(cls)
         fields = [f for f in dataclasses.fields(cls) if f.init]
         given = set(data) - {"type"}
         names = {f.name for f in fields}
         if given - names:
-            raise FrameError(f"{where}: {name} has no field {sorted(given - names)[0]!r}")
+            raise FrameError(f"{where}: {name} has no field {_brief(sorted(given - names)[0])}")
         values = {}
         for f in fields:
             if f.name in data:
@@ -113,7 +122,7 @@ class Codec:
                     return self._value(data, arm, where)
                 except FrameError:
                     continue
-            raise FrameError(f"{where}: {data!r} is none of {hint}")
+            raise FrameError(f"{where}: {_brief(data)} is none of {hint}")
         if hint is type(None):
             if data is None:
                 return None
@@ -141,7 +150,8 @@ class Codec:
                 return data
         elif hint is float:
             if isinstance(data, int | float) and not isinstance(data, bool):
-                return float(data)
+                with contextlib.suppress(OverflowError):  # an integer past any float
+                    return float(data)
             if data in ("nan", "inf", "-inf"):
                 return float(data)
         elif hint is str:
@@ -149,7 +159,20 @@ class Codec:
                 return data
         elif hint is Any:
             return data
-        raise FrameError(f"{where}: {data!r} is not a {hint}")
+        raise FrameError(f"{where}: {_brief(data)} is not a {hint}")
+
+
+def _brief(value: object) -> str:
+    """A value as a log line quotes it: its repr, cut short (a frame may hold 16 MiB)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deep, an integer too long to print
+        return f"a {type(value).__name__}"
+    return _cut(text)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= BRIEF else f"{text[: BRIEF - 1]}…"
 
 
 def read_frame(stream: socket.socket) -> bytes | None:
