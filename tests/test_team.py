@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -175,6 +176,50 @@ def test_the_service_killed_while_two_type_comes_back_with_every_answer(tmp_path
         )
     labels = [item for kind, item, _ in rows if kind == "label"]
     assert len(labels) == len(set(labels))  # nobody's answer is in twice
+
+
+def test_with_overlap_two_an_answer_sent_while_the_service_was_down_is_kept(
+    tmp_path: Path,
+) -> None:
+    """Ana answers an image; the service is SIGKILLed; ben answers the same image while it is
+    down. `serve RUN_DIR` rebuilds the queue from the journal, and ben's answer, sent again as
+    he reconnects, is journaled beside hers."""
+    run, args = new_run(tmp_path, "--overlap", "2")
+    log = tmp_path / "serve.log"
+    proc = start_service(run, *args, log=log)
+    ana, ben = ServiceClient(run, "ana"), ServiceClient(run, "ben")
+    given: list[BaseException | None] = []
+    try:
+        ana.connect()
+        ben.connect()
+        item = ana.wait_for_queries(TIMEOUT)[0].item
+        deadline = time.monotonic() + TIMEOUT
+        while item not in {q.item for q in ben.queued()} and time.monotonic() < deadline:
+            time.sleep(0.05)  # overlap 2: the same image is leased to both
+        ana.give([(item, 0)])
+        kill_service(proc)
+
+        def answer() -> None:
+            try:
+                ben.give([(item, 1)])  # pending until a service acknowledges it
+                given.append(None)
+            except BaseException as exc:
+                given.append(exc)
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        time.sleep(0.5)
+        proc = start_service(run, str(run), log=log)
+        thread.join(TIMEOUT)
+        assert given == [None], given
+    finally:
+        ana.close()
+        ben.close()
+        kill_service(proc)
+    assert [(who, kind) for kind, x, who in journal(run) if x == item] == [
+        ("ana", "label"),
+        ("ben", "label"),
+    ]
 
 
 def service_of(

@@ -217,6 +217,38 @@ def test_with_overlap_two_labelers_answer_each_image_and_the_first_trains(
     store.close()
 
 
+def test_a_restarted_queue_keeps_every_answer_its_overlap_wants(tmp_path: Path) -> None:
+    """Ana answers image 100 and skips 101; the service dies. Ben's answer to 100, sent while
+    it was down, comes again to the queue rebuilt from the journal, and is kept: the image
+    leaves the queue once it has both answers, and 101 waits for one more."""
+    queue, store = team(tmp_path, overlap=2)
+    store.set_overlap(2)  # kept in the run, as serve --overlap does
+    store.save_queries([query(i) for i in range(8)])  # as the engine journals its questions
+    queue.lease("ana", 2)
+    queue.lease("ben", 2)
+    queue.give("ana", "a-1", [(100, 1)])
+    queue.give("ana", "a-2", [(101, SKIP)])
+    assert queue.collect([0]) == {0: 1}
+    store.mark_consumed([100])  # trained on: the engine will not ask it again
+    again = TeamQueue(store, 2, 60.0, Clock())  # the restarted service's
+    again.rebuild(lambda item: item - 100)
+    assert {100, 101} & set(items(again.lease("ana", 8))) == set()  # she answered both
+    again.give("ana", "a-1", [(100, 1)])  # her acknowledged answer, sent again: journaled once
+    again.give("ben", "b-1", [(100, 2)])  # his, sent while the service was down: kept
+    assert [(r.item, r.labeler, r.label) for r in store.journal_rows()] == [
+        (100, "ana", 1),
+        (101, "ana", SKIP),
+        (100, "ben", 2),
+    ]
+    assert store.labels()[100].label == 1  # a tie: the earliest answer
+    cy = items(again.lease("cy", 8))
+    assert 100 not in cy and 101 in cy  # 100 has its two answers; 101 wants one more
+    again.ask([query(i) for i in range(1, 8)])  # the engine asks its open questions again
+    again.give("cy", "c-1", [(101, 3)])
+    assert again.collect([1]) == {1: 3}
+    store.close()
+
+
 def test_undo_takes_back_ones_own_answer_only(tmp_path: Path) -> None:
     queue, store = team(tmp_path)
     queue.lease("ana", 2)

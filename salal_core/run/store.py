@@ -290,9 +290,15 @@ class RunStore:
 
     def open_queries(self) -> list[QueuedItem]:
         """Items asked about but not consumed, in the order they were asked."""
+        return self._queued("WHERE consumed=0")
+
+    def asked_queries(self) -> list[QueuedItem]:
+        """Every item asked about, answered since or not, in the order they were asked."""
+        return self._queued("")
+
+    def _queued(self, where: str) -> list[QueuedItem]:
         rows = self._rows(
-            "SELECT idx, score, predicted, probabilities, round FROM queue "
-            "WHERE consumed=0 ORDER BY asked"
+            f"SELECT idx, score, predicted, probabilities, round FROM queue {where} ORDER BY asked"
         )
         return [QueuedItem(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
 

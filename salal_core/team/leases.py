@@ -26,11 +26,12 @@ from salal_core.run.oracle import (
     class_problem,
     record_correction,
 )
+from salal_core.team.rebuild import AskedJournal, unfinished
 
 PER_LABELER = 6  # images leased ahead to each labeler: the next ones are always there
 
 
-class TeamJournal(CorrectionJournal, Protocol):
+class TeamJournal(CorrectionJournal, AskedJournal, Protocol):
     def class_names(self) -> list[str]:
         """The run's classes, once its data has loaded: an answer outside them is refused."""
 
@@ -86,6 +87,23 @@ class TeamQueue:
                 self._responses.pop(q.index, None)
                 self._queries[q.index], self._by_item[q.item] = q, q.index
                 self._order.append(q.index)
+            self._cond.notify_all()
+
+    def rebuild(self, position_of: Callable[[int], int | None]) -> None:
+        """A restarted service: the images that still want answers, with the answers the
+        journal holds for them (rebuild.py), once `position_of` knows the loaded images."""
+        with self._cond:
+            for image in unfinished(self.journal, self.overlap, position_of):
+                i = image.query.index
+                if i in self._queries:
+                    continue
+                self._queries[i], self._by_item[image.query.item] = image.query, i
+                self._order.append(i)
+                self._responses[i] = dict(image.answers)
+                if image.taken:
+                    self._collected.add(i)
+                else:
+                    self._resolve(i)  # every labeler it wants passed on it: a skip
             self._cond.notify_all()
 
     def collect(self, indices: Sequence[int]) -> dict[int, int]:
@@ -283,8 +301,8 @@ class TeamQueue:
 
     @property
     def asked_any(self) -> bool:
-        """Whether the engine has asked anything yet (a resumed run re-asks its open
-        questions once it has loaded)."""
+        """Whether the queue holds any question yet: the engine asked, or a restarted
+        service rebuilt its queue from the journal once the images loaded."""
         with self._cond:
             return bool(self._queries)
 

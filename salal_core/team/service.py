@@ -16,7 +16,7 @@ from typing import assert_never
 
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
-from salal_core.events import Event, QueryReady, StepProgress
+from salal_core.events import DataLoaded, Event, QueryReady, StepProgress
 from salal_core.run.session import SessionImages
 from salal_core.team.catch_up import CatchUp
 from salal_core.team.connections import Client, Connections
@@ -97,6 +97,10 @@ class RunService:
                 return
             self._last_step = now
         self.catch_up.record(event)
+        if isinstance(event, DataLoaded):  # positions are known: the queue as the journal has it
+            self.queue.rebuild(self.images.position_of)
+            self._replay_parked()
+            self.top_up_all()
         if isinstance(event, QueryReady):  # each labeler hears of their own leases alone
             self._replay_parked()
             self.top_up_all()
@@ -148,7 +152,8 @@ class RunService:
             case Give():
                 if not self.queue.asked_any:
                     # A restarted service, its engine still loading: these are answers a
-                    # client sends again after a drop; they are taken once it asks again.
+                    # client sends again after a drop; they are taken once the queue is
+                    # rebuilt from the journal, or the engine asks again.
                     with self._lock:
                         self._parked.append((client, message))
                     return True

@@ -1,0 +1,85 @@
+"""A restarted service's queue, rebuilt from the run's journal.
+
+A service holds its leases and the answers each image has in memory. When it restarts, the
+run's questions are in the queue table and every answer is in the journal, so the queue is
+rebuilt from them once the run's images have loaded (their positions are known then):
+
+- an image asked and not answered is open again, with the skips it had (the engine asks it
+  again too; the queue takes it once);
+- with `--overlap K`, an image that fewer than K labelers have answered still wants the others,
+  although the engine has taken its first answer.
+
+So an answer a labeler sent while the service was down is taken when it is sent again, and no
+image is left short of its overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from salal_core.events import Query
+from salal_core.run.oracle import SKIP
+from salal_core.run.records import JournalRow, LabelRecord, QueuedItem
+
+
+class AskedJournal(Protocol):
+    """What the rebuild reads: the run store's questions and answers."""
+
+    def asked_queries(self) -> list[QueuedItem]: ...
+
+    def open_queries(self) -> list[QueuedItem]: ...
+
+    def journal_rows(self) -> list[JournalRow]: ...
+
+    def labels(self) -> dict[int, LabelRecord]: ...
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """An image that still wants answers, with the ones it has: (labeler, label or SKIP)."""
+
+    query: Query
+    answers: tuple[tuple[str, int], ...]
+    taken: bool  # the engine has its answer; the rest are wanted for the overlap
+
+
+def unfinished(
+    journal: AskedJournal, overlap: int, position_of: Callable[[int], int | None]
+) -> list[Unfinished]:
+    """The images of this load that still want answers, in the order they were asked."""
+    asked = journal.asked_queries()
+    still_open = {q.item for q in journal.open_queries()}
+    labeled = journal.labels()
+    given = _answers(journal.journal_rows(), {q.item: q.round for q in asked})
+    found = []
+    for q in asked:
+        position = position_of(q.item)
+        if position is None:
+            continue  # gone from the source since
+        answers = given.get(q.item, {})
+        query = Query(position, q.item, q.score, q.predicted, q.probabilities, q.round)
+        if q.item not in labeled:
+            if q.item in still_open:
+                found.append(Unfinished(query, tuple(answers.items()), taken=False))
+        elif len(answers) < overlap and any(label != SKIP for label in answers.values()):
+            found.append(Unfinished(query, tuple(answers.items()), taken=True))
+    return found
+
+
+def _answers(rows: Iterable[JournalRow], rounds: dict[int, int]) -> dict[int, dict[str, int]]:
+    """Each asked item's standing answers by the people who gave them, as the live queue
+    counts them: labels, skips of the question as asked now, less what was taken back."""
+    given: dict[int, dict[str, int]] = {}
+    for row in rows:
+        if not row.labeler or row.item not in rounds:
+            continue  # the ground truth, a file, the preset: nobody to ask again
+        answers = given.setdefault(row.item, {})
+        if row.kind == "label" and row.label is not None:
+            answers[row.labeler] = row.label
+        elif row.kind == "skip" and row.round == rounds[row.item]:
+            answers.setdefault(row.labeler, SKIP)
+        elif row.kind == "revert":
+            answers.pop(row.labeler, None)
+    return given
