@@ -17,6 +17,15 @@ class RunInUse(SalalError):
         self.run_dir = run_dir
 
 
+class RunNotShared(SalalError):
+    """The run is another user's and not shared with this one: whose it is, and what to ask
+    (a service of theirs with --socket-group lets their group join it)."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"this run belongs to {owner}; ask them for --socket-group")
+        self.owner = owner
+
+
 class TrainingFailed(SalalError):
     """Training cannot go on. Judged on figures summed over every rank, so under torchrun each
     rank raises it at the same step and the group stays in step."""

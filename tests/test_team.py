@@ -29,6 +29,7 @@ from salal_core.run.summary import RunSummary
 from salal_core.team.client import Refusal, ServiceClient
 from salal_core.team.endpoint import Admission
 from salal_core.team.frames import MAX_FRAME, read_frame
+from salal_core.team.labelers import user_name
 from salal_core.team.leases import TeamQueue
 from salal_core.team.messages import CODEC, Problem
 from salal_core.team.service import RunService
@@ -250,7 +251,8 @@ def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
     lines: list[str] = []
     service = service_of(store, owner=os.getuid() + 1, log=lines.append)  # someone else's run
     try:
-        with pytest.raises(SalalError, match="this run is not shared with you"):
+        owner = user_name(os.getuid() + 1)
+        with pytest.raises(SalalError, match=f"this run belongs to {owner}; ask them for --soc"):
             ServiceClient(store.dir, "ana").connect()
         assert lines == [f"refused a connection from uid {os.getuid()} (pid {os.getpid()})"]
     finally:

@@ -11,11 +11,16 @@ from pathlib import Path
 from typing import IO
 
 from salal_core.errors import RunInUse
+from salal_core.run import access
 
 
 def take(run_dir: Path) -> IO[str]:
-    """The run's lock, held until the returned file is closed; RunInUse if another holds it."""
-    f = (run_dir / ".lock").open("a+")
+    """The run's lock, held until the returned file is closed; RunInUse if another holds it,
+    RunNotShared if the run is another user's."""
+    try:
+        f = (run_dir / ".lock").open("a+")
+    except PermissionError:
+        raise access.not_shared(run_dir) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

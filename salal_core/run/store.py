@@ -16,6 +16,7 @@ is whatever replaying it gives, so nothing acknowledged is ever lost or counted 
 
 Every read and write of the database lives here (the row types and schema in records.py), so
 no other module knows its tables; which formats open, and the lock, are formats.py and lock.py.
+The directory and its files are its owner's alone (access.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from salal_core.config_io import dumps_toml, load_toml, to_dict
 from salal_core.errors import SalalError
 from salal_core.events import EpochEnded, Event, Query, RoundEnded
 from salal_core.files import atomic_write_text
-from salal_core.run import checkpoint, formats
+from salal_core.run import access, checkpoint, formats
 from salal_core.run import lock as run_lock
 from salal_core.run.oracle import SKIP, Answer, class_problem
 from salal_core.run.records import (
@@ -60,17 +61,27 @@ class RunStore:
         self, run_dir: Path, *, create: bool, lock: bool = True, read_only: bool = False
     ) -> None:
         """Open (or with `create`, make) a run directory. `read_only` (export) also accepts
-        the older formats it can still read; everything else needs FORMAT_VERSION."""
+        the older formats it can still read; everything else needs FORMAT_VERSION. Taking
+        the lock makes the run private to its owner (access.py)."""
         self.dir = Path(run_dir)
-        existing = (self.dir / "salal.db").exists()
+        try:
+            existing = (self.dir / "salal.db").exists()
+        except PermissionError:  # another user's run, closed to this one
+            raise access.not_shared(self.dir) from None
         if create:
             try:
-                self.dir.mkdir(parents=True, exist_ok=True)
+                self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:
                 raise SalalError(f"cannot create run directory {self.dir} ({exc})") from None
         elif not existing:
             raise SalalError(f"{self.dir} is not a salal run directory (no salal.db)")
         self._lock_file = run_lock.take(self.dir) if lock else None
+        if self._lock_file is not None:
+            try:
+                access.restrict(self.dir)
+            except SalalError:
+                self._lock_file.close()
+                raise
         self.checkpoints = self.dir / "checkpoints"
         if not read_only:
             self.checkpoints.mkdir(exist_ok=True)

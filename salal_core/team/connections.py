@@ -14,9 +14,11 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from salal_core.errors import RunNotShared
 from salal_core.team import endpoint
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
+from salal_core.team.labelers import user_name
 from salal_core.team.messages import CODEC, Problem, ToClient, ToService
 
 
@@ -63,6 +65,7 @@ class Connections:
         self._closing = threading.Event()
         self._server: socket.socket | None = None
         self.socket_path: Path | None = None
+        self._not_shared = str(RunNotShared(user_name(admission.owner_uid)))
 
     def start(self, group: bool = False) -> Path:
         self._server, self.socket_path = endpoint.listen(self.run_dir, group)
@@ -96,7 +99,7 @@ class Connections:
             if not self.admission.allows(peer):
                 self.log(f"refused a connection from uid {peer.uid} (pid {peer.pid})")
                 with contextlib.suppress(OSError):
-                    conn.sendall(CODEC.encode(Problem("this run is not shared with you")))
+                    conn.sendall(CODEC.encode(Problem(self._not_shared)))
                 conn.close()
                 continue
             client = Client(conn, peer)

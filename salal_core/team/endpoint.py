@@ -1,8 +1,9 @@
 """Where a run's service listens, and who may connect.
 
-The socket is `RUN_DIR/salal.sock`, made under umask 077. Where that path is too long for
-AF_UNIX (about 107 bytes) or the filesystem cannot hold a socket (NFS), it is made in the
-user's runtime directory instead, and `RUN_DIR/salal.sock.path` names it. Every peer is
+The socket is `RUN_DIR/salal.sock`, made under umask 077; with --socket-group it is given to
+the run directory's group, and the directory is opened to that group. Where that path is too
+long for AF_UNIX (about 107 bytes) or the filesystem cannot hold a socket (NFS), it is made in
+the user's runtime directory instead, and `RUN_DIR/salal.sock.path` names it. Every peer is
 checked with SO_PEERCRED: the run's owner, or with --socket-group, a member of the run
 directory's group.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salal_core.errors import SalalError
+from salal_core.run import access
 
 SOCKET_NAME = "salal.sock"
 POINTER_NAME = "salal.sock.path"
@@ -95,9 +97,32 @@ def listen(run_dir: Path, group: bool = False) -> tuple[socket.socket, Path]:
             raise SalalError(f"cannot make a socket at {path}; check its directory")
         pointer.write_text(f"{path}\n")
     if group:
-        os.chmod(path, 0o770)
+        _open_to_group(run_dir, path)
     server.listen(16)
     return server, path
+
+
+def _open_to_group(run_dir: Path, path: Path) -> None:
+    """Let the run directory's group reach the socket: the directory may be entered and read
+    by it (access.py), and the socket is the group's (set here: a new file takes the owner's
+    primary group unless its folder is set-group-id)."""
+    access.restrict(run_dir, group=True)
+    gid = run_dir.stat().st_gid
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        raise SalalError(
+            f"cannot give {path} to the run directory's group {_group_name(gid)}; chgrp "
+            f"{run_dir} to a group you belong to"
+        ) from None
+    os.chmod(path, 0o770)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def _bind(path: Path) -> socket.socket | None:
@@ -139,13 +164,19 @@ def remove_stale(path: Path) -> None:
 
 def connect(target: Path) -> socket.socket:
     """A connection to a run's service: `target` is the run directory, or the socket itself
-    (one forwarded with ssh -L); a one-line error saying how to start one if none answers."""
-    path = target if target.is_socket() else socket_path(target)
+    (one forwarded with ssh -L); a one-line error saying how to start one if none answers, or
+    whose the run is if it is not shared with this user."""
+    try:
+        path = target if target.is_socket() else socket_path(target)
+    except PermissionError:  # a run directory closed to this user
+        raise access.not_shared(target) from None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(str(path))
     except OSError as exc:
         conn.close()
+        if exc.errno in (errno.EACCES, errno.EPERM):  # someone's socket, not shared with us
+            raise access.not_shared(path) from None
         raise SalalError(
             f"no salal service answers on {path} ({exc.strerror or exc}); start one with "
             f"salal-core serve {target}"

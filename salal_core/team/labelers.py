@@ -24,7 +24,11 @@ def login_name() -> str:
 def owner_name(path: Path) -> str:
     """The login name of a file's owner: who labeled a run written before labelers were
     recorded (its person was whoever owned the run)."""
-    uid = path.stat().st_uid
+    return user_name(path.stat().st_uid)
+
+
+def user_name(uid: int) -> str:
+    """A user's login name, or uidN where the system has no name for them."""
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:

@@ -1,0 +1,192 @@
+"""Who may use a run: its owner; with `serve --socket-group`, the run directory's group; and
+nobody else, who is told in one line whose the run is.
+
+A client runs as a real other user here: a forked child of the test that takes the user's
+ids (made with groupadd and useradd where they are missing), so these tests need root and are
+skipped elsewhere, saying why. What the child runs is imported before it forks: the other
+user may not read this interpreter's files."""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# What the child runs is read beforehand: the commands import these as they go.
+import salal_core.cli.commands.serve
+import salal_core.run.factory
+import salal_core.team.hosted  # noqa: F401
+import salal_tui.app
+import salal_tui.desk  # noqa: F401
+from salal_core.cli.main import main as core_main
+from salal_core.config import RunConfig
+from salal_core.run.session import SessionImages
+from salal_core.run.store import RunStore
+from salal_core.team.client import ServiceClient
+from salal_core.team.endpoint import Admission
+from salal_core.team.leases import TeamQueue
+from salal_core.team.service import RunService
+from salal_tui.__main__ import main as tui_main
+
+TEAM, MATE, STRANGER = "salal-team", "salal-mate", "salal-stranger"
+NOT_SHARED = "this run belongs to {}; ask them for --socket-group\n"
+
+
+@dataclass(frozen=True)
+class Users:
+    team: int  # the group's id
+    mate: pwd.struct_passwd  # a member of the group (not as their primary group)
+    stranger: pwd.struct_passwd  # not in it
+
+
+def _make(command: list[str], exists: Callable[[], object]) -> None:
+    """Run groupadd/useradd unless the group or user is there already (another test run, at
+    the same moment too: exit status 9 says it is taken)."""
+    try:
+        exists()
+        return
+    except KeyError:
+        pass
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 9):
+        pytest.skip(f"{' '.join(command)} failed: {done.stderr.strip()}")
+
+
+@pytest.fixture(scope="module")
+def users() -> Users:
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to make a second user and run a client as them")
+    if not (shutil.which("groupadd") and shutil.which("useradd")):
+        pytest.skip("needs groupadd and useradd, to make a second user")
+    _make(["groupadd", "--system", TEAM], lambda: grp.getgrnam(TEAM))
+    _make(
+        ["useradd", "--system", "--no-create-home", "--groups", TEAM, MATE],
+        lambda: pwd.getpwnam(MATE),
+    )
+    _make(["useradd", "--system", "--no-create-home", STRANGER], lambda: pwd.getpwnam(STRANGER))
+    return Users(grp.getgrnam(TEAM).gr_gid, pwd.getpwnam(MATE), pwd.getpwnam(STRANGER))
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A folder every user may enter (pytest's own temporary folders are private)."""
+    folder = Path(tempfile.mkdtemp(prefix="salal-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def as_user(user: pwd.struct_passwd, act: Callable[[], int]) -> tuple[int, str]:
+    """`act()` in a forked child running as `user`, with their groups: its exit status and
+    everything it printed."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 99
+        try:
+            os.close(read)
+            sys.stdout = sys.stderr = os.fdopen(write, "w", buffering=1)
+            os.setgroups(os.getgrouplist(user.pw_name, user.pw_gid))
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            code = act()
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as out:
+        printed = out.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), printed
+
+
+def join(run: Path) -> int:
+    """Join as a labeler and print the run's classes."""
+    client = ServiceClient(run, "mate")
+    print(" ".join(client.connect().class_names))
+    client.close()
+    return 0
+
+
+def serve(run: Path, store: RunStore, group: int | None) -> RunService:
+    """The run's service without an engine, admitting its owner and `group`."""
+    config = RunConfig()
+    service = RunService(
+        run,
+        config,
+        TeamQueue(store),
+        SessionImages(config, (), store),
+        lambda: ("cat", "dog"),
+        Admission(os.getuid(), group),
+        lambda line: None,
+    )
+    service.start(group is not None)
+    return service
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_a_run_directory_and_its_files_are_private_to_its_owner(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    store.save_config(RunConfig())
+    run = store.dir
+    try:
+        assert mode(run) == 0o700 and mode(run / "checkpoints") == 0o700
+        for name in (".lock", "salal.db", "config.toml"):
+            assert mode(run / name) == 0o600, name
+    finally:
+        store.close()
+
+
+def test_a_stranger_is_told_whose_run_it_is_in_one_line(users: Users, shared: Path) -> None:
+    store = RunStore(shared / "run", create=True)
+    run = store.dir
+    service = serve(run, store, None)
+    try:
+        says = NOT_SHARED.format(pwd.getpwuid(os.getuid()).pw_name)
+        joined = as_user(
+            users.stranger, lambda: tui_main(["--join", str(run), "--images", "blocks"])
+        )
+        assert joined == (2, f"salal-tui: error: {says}")
+        served = as_user(users.stranger, lambda: core_main(["serve", str(run)]))
+        assert served == (2, f"salal-core: error: {says}")  # the hint it followed before
+    finally:
+        service.close()
+        store.close()
+
+
+def test_socket_group_lets_in_the_run_directorys_group_and_nobody_else(
+    users: Users, shared: Path
+) -> None:
+    store = RunStore(shared / "run", create=True)
+    run = store.dir
+    os.chown(run, -1, users.team)  # the run directory's group (not set-group-id)
+    service = serve(run, store, users.team)
+    try:
+        assert as_user(users.mate, lambda: join(run)) == (0, "cat dog\n")
+        socket_file = run / "salal.sock"
+        assert socket_file.stat().st_gid == users.team and mode(socket_file) == 0o770
+        assert mode(run) == 0o750 and mode(run / "salal.db") == 0o640
+        says = NOT_SHARED.format(pwd.getpwuid(os.getuid()).pw_name)
+        joined = as_user(
+            users.stranger, lambda: tui_main(["--join", str(run), "--images", "blocks"])
+        )
+        assert joined == (2, f"salal-tui: error: {says}")
+    finally:
+        service.close()
+        store.close()
