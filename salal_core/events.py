@@ -127,6 +127,15 @@ class RoundEnded(Event):
 
 
 @dataclass(frozen=True)
+class LabeledCount(Event):
+    """The run's labeled count now, as its service tells every labeler: what the engine has
+    taken, and the answers it has not taken yet, everybody's; and the last round finished."""
+
+    labeled: int
+    round: int
+
+
+@dataclass(frozen=True)
 class Notice(Event):
     """Something the user should read (a warning about the recipe, a skipped file, ...)."""
 

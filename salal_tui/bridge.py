@@ -14,6 +14,7 @@ from salal_core.events import (
     DataLoaded,
     EpochEnded,
     Event,
+    LabeledCount,
     LabelsAdded,
     Notice,
     PhaseChanged,
@@ -61,6 +62,9 @@ class LabelsAddedMessage(EngineMessage[LabelsAdded]): ...
 class RoundEndedMessage(EngineMessage[RoundEnded]): ...
 
 
+class LabeledCountMessage(EngineMessage[LabeledCount]): ...
+
+
 class NoticeMessage(EngineMessage[Notice]): ...
 
 
@@ -76,6 +80,7 @@ MESSAGES: dict[type[Event], type[EngineMessage[Any]]] = {
     QueryReady: QueryReadyMessage,
     LabelsAdded: LabelsAddedMessage,
     RoundEnded: RoundEndedMessage,
+    LabeledCount: LabeledCountMessage,
     Notice: NoticeMessage,
     RunFinished: RunFinishedMessage,
 }

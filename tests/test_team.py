@@ -22,7 +22,16 @@ from helpers import CLASSES, photo_archive
 from salal_core.config import RunConfig, with_overrides
 from salal_core.data.load import read_source
 from salal_core.errors import SalalError
-from salal_core.events import Query
+from salal_core.events import (
+    DataLoaded,
+    Event,
+    LabeledCount,
+    LabelsAdded,
+    Query,
+    QueryReady,
+    RoundEnded,
+)
+from salal_core.run.oracle import Answer
 from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary
@@ -294,5 +303,65 @@ def test_a_joined_labeler_gets_an_archive_members_own_bytes(tmp_path: Path) -> N
             time.sleep(0.1)
     finally:
         client.close()
+        service.close()
+        store.close()
+
+
+class Loaded:
+    """The images of a restarted service's load, as far as positions go: items 0..9."""
+
+    loaded = None
+
+    def position_of(self, item: int) -> int | None:
+        return item if item < 10 else None
+
+
+def test_every_labeler_sees_the_runs_count_and_a_newcomer_sees_it_at_once(
+    tmp_path: Path,
+) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    store.save_classes(["cat", "dog"])
+    store.record_answers([Answer(i, i, 0, 0, "initial", 0.0) for i in range(3)])
+    store.on_event(RoundEnded(2, 3, 10, 0.5, 7, 0.1, 0.2))  # a run two rounds in
+    queue = TeamQueue(store)
+    service = service_of(store, queue=queue, images=Loaded())  # type: ignore[arg-type]
+    service.on_event(DataLoaded("drawn", 10, 0, ("cat", "dog"), 0.1, True))  # restarted
+    asked = tuple(Query(i, i, 0.5, 0, (0.5, 0.5), 3) for i in range(3, 10))
+    queue.ask(asked)
+    service.on_event(QueryReady(3, asked))
+    heard: dict[str, list[LabeledCount]] = {"ana": [], "ben": []}
+
+    def counts(name: str) -> Callable[[Event], None]:
+        return lambda e: heard[name].append(e) if isinstance(e, LabeledCount) else None
+
+    ana, ben = (ServiceClient(store.dir, name, counts(name)) for name in ("ana", "ben"))
+
+    def hears(name: str, count: LabeledCount) -> None:
+        deadline = time.monotonic() + 10
+        while heard[name][-1:] != [count]:
+            assert time.monotonic() < deadline, (name, heard[name])
+            time.sleep(0.02)
+
+    try:
+        ana.connect()
+        hears("ana", LabeledCount(3, 2))  # at once: the journal's count, not 0 in round 0
+        ben.connect()
+        ana.give([(ana.wait_for_queries(10)[0].item, 1)])
+        hears("ben", LabeledCount(4, 2))  # ana's answer, in ben's count too
+        ana.take_back()
+        hears("ben", LabeledCount(3, 2))
+        item = ana.wait_for_queries(10)[0].item
+        ana.give([(item, 1)])
+        hears("ben", LabeledCount(4, 2))
+        assert queue.collect([item]) == {item: 1}
+        told = len(heard["ben"])
+        service.on_event(LabelsAdded(3, (item,), (1,), "human", 4, 10))  # the engine took it
+        deadline = time.monotonic() + 10
+        while len(heard["ben"]) == told and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert heard["ben"][told:] == [LabeledCount(4, 2)]  # said again, and counted once
+    finally:
+        ana.close()
+        ben.close()
         service.close()
         store.close()

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
-from test_tui import make_session, truth
+from test_tui import NAMES, make_session, screen_text, scripted_app, truth
 
 from helpers import CLASSES, SIZE, TRAINING_WAIT, random_backbone, wait_for
+from salal_core.events import DataLoaded, LabeledCount, LabelsAdded
 from salal_core.run.opened import OpenedRun
 from salal_core.run.store import RunStore
 from salal_core.team.endpoint import socket_path
@@ -162,3 +163,18 @@ def test_join_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "is not a labeler name" in capsys.readouterr().err
     assert tui_main(["--labeler", "ana", "--images", "blocks"]) == 2
     assert "--labeler goes with --review" in capsys.readouterr().err
+
+
+async def test_the_progress_line_shows_the_runs_count_as_its_service_tells_it(
+    tmp_path: Path, synthetic_pack: Path
+) -> None:
+    """Each app showed the engine's count and its own answers: 103, 107 and 88 at one moment,
+    and 0 in round 0 after a restart. The service's count is everybody's, and says the round."""
+    app = scripted_app(tmp_path, synthetic_pack)
+    async with app.run_test(size=SIZE) as pilot:
+        app.bridge(DataLoaded("drawn", 300, 0, NAMES, 0.1, True))
+        app.bridge(LabelsAdded(1, (0,), (0,), "human", 80, 150))  # the engine's own count
+        app.bridge(LabeledCount(103, 2))  # the run's: with everybody's answers not yet taken
+        await pilot.pause(0.3)
+        text = "\n".join(screen_text(app))
+    assert "labeled 103 / 150   round 2" in text

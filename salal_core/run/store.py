@@ -317,6 +317,10 @@ class RunStore:
         """The latest round the run has asked about (0 before any question: the initial set)."""
         return int(self._rows("SELECT COALESCE(MAX(round), 0) FROM queue")[0][0])
 
+    def last_round(self) -> int:
+        """The last round the run finished (0 before the first)."""
+        return int(self._rows("SELECT COALESCE(MAX(round), 0) FROM curve")[0][0])
+
     # ---------------------------------------------------------------- metrics
     def on_event(self, event: Event) -> None:
         """An emit sink: epochs and rounds go to the database as they happen."""

@@ -9,6 +9,7 @@ from salal_core.events import (
     DataLoaded,
     EpochEnded,
     Event,
+    LabeledCount,
     LabelsAdded,
     PhaseChanged,
     PhaseStarted,
@@ -19,9 +20,12 @@ from salal_core.events import (
 
 class CatchUp:
     """What a labeler joining mid-run needs to see where it stands: the data, the phase, the
-    counts, this phase's epochs for the charts, and the end if the run is over."""
+    counts (the run's own last), this phase's epochs for the charts, and the end if the run
+    is over."""
 
-    LATEST = (DataLoaded, PhaseChanged, PhaseStarted, LabelsAdded, RoundEnded, RunFinished)
+    LATEST = (
+        DataLoaded, PhaseChanged, PhaseStarted, LabelsAdded, RoundEnded, LabeledCount, RunFinished
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self._latest: dict[type[Event], Event] = {}

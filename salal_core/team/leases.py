@@ -26,6 +26,7 @@ from salal_core.run.oracle import (
     class_problem,
     record_correction,
 )
+from salal_core.team.answers import ImageAnswers
 from salal_core.team.rebuild import AskedJournal, unfinished
 
 PER_LABELER = 6  # images leased ahead to each labeler: the next ones are always there
@@ -68,12 +69,10 @@ class TeamQueue:
         self._order: list[int] = []  # asked positions, in asking order, until fully answered
         self._queries: dict[int, Query] = {}
         self._by_item: dict[int, int] = {}
-        self._responses: dict[int, dict[str, int]] = {}  # position -> labeler -> label or SKIP
         self._leases: dict[str, list[int]] = {}  # labeler -> leased positions, in order
         self._last_seen: dict[str, float] = {}
         self._away: set[str] = set()  # leases lapsed: none again until they act
-        self._resolved: dict[int, int] = {}  # the engine's answer, waiting to be collected
-        self._collected: set[int] = set()
+        self._answers = ImageAnswers(self.overlap)  # each image's answers, the engine's one
         self._history: dict[str, list[tuple[int, ...]]] = {}  # each labeler's undoable answers
         self._closed = False
 
@@ -81,10 +80,9 @@ class TeamQueue:
     def ask(self, queries: Sequence[Query]) -> None:
         with self._cond:
             for q in queries:
-                if q.index in self._queries and q.index not in self._collected:
+                if q.index in self._queries and q.index not in self._answers.collected:
                     continue
-                self._collected.discard(q.index)  # skipped earlier, asked again: a new question
-                self._responses.pop(q.index, None)
+                self._answers.ask(q.index)  # skipped earlier, asked again: a new question
                 self._queries[q.index], self._by_item[q.item] = q, q.index
                 self._order.append(q.index)
             self._cond.notify_all()
@@ -99,39 +97,30 @@ class TeamQueue:
                     continue
                 self._queries[i], self._by_item[image.query.item] = image.query, i
                 self._order.append(i)
-                self._responses[i] = dict(image.answers)
-                if image.taken:
-                    self._collected.add(i)
-                else:
-                    self._resolve(i)  # every labeler it wants passed on it: a skip
+                self._answers.restore(i, image.answers, image.taken)
             self._cond.notify_all()
 
     def collect(self, indices: Sequence[int]) -> dict[int, int]:
         wanted = [int(i) for i in indices]
         with self._cond:
-            while not all(i in self._resolved for i in wanted):
+            while not all(self._answers.ready(i) for i in wanted):
                 if self._closed:
                     raise OracleClosed()
                 self._cond.wait(timeout=0.5)
             result = {}
             for i in wanted:
-                label = self._resolved.pop(i)
-                self._collected.add(i)
+                label = self._answers.collect(i)
                 if label != SKIP:
                     result[i] = label
             for labeler, groups in self._history.items():  # trained on: no longer undoable
-                kept = (tuple(i for i in g if i not in self._collected) for g in groups)
+                kept = (tuple(i for i in g if i not in self._answers.collected) for g in groups)
                 self._history[labeler] = [g for g in kept if g]
             self._prune()
             return result
 
     def _prune(self) -> None:
         """Images the engine has and that want no more answers leave the asking order."""
-        self._order = [
-            i
-            for i in self._order
-            if i not in self._collected or len(self._responses.get(i, {})) < self.overlap
-        ]
+        self._order = [i for i in self._order if self._answers.wants_more(i)]
 
     def close(self) -> None:
         with self._cond:
@@ -141,9 +130,18 @@ class TeamQueue:
     def unanswered(self) -> int:
         """Asked images the engine has no answer for yet."""
         with self._cond:
-            return sum(
-                1 for i in self._order if i not in self._resolved and i not in self._collected
-            )
+            answers = self._answers
+            return sum(1 for i in self._order if not (answers.ready(i) or i in answers.collected))
+
+    def waiting_labels(self) -> int:
+        """Images somebody labeled that the engine has not reported taking yet."""
+        with self._cond:
+            return self._answers.waiting_labels()
+
+    def reported(self) -> None:
+        """The engine reported the labels it took (LabelsAdded): they are its count now."""
+        with self._cond:
+            self._answers.reported()
 
     # ---------------------------------------------------------------- labeler side
     def lease(self, labeler: str, count: int = PER_LABELER) -> list[Query]:
@@ -165,7 +163,7 @@ class TeamQueue:
     def _open_to(self, i: int, labeler: str) -> bool:
         """Whether `labeler` may be asked image `i` now: they have not answered it, and fewer
         than `overlap` answers and other labelers' leases are on it."""
-        responses = self._responses.get(i, {})
+        responses = self._answers.of(i)
         if labeler in responses or len(responses) >= self.overlap:
             return False
         others = sum(i in held for who, held in self._leases.items() if who != labeler)
@@ -214,10 +212,9 @@ class TeamQueue:
                 ]
             )
             for i, (_, label) in zip(positions, answers, strict=True):
-                self._responses.setdefault(i, {})[labeler] = label
+                self._answers.add(i, labeler, label)
                 self._drop_lease(labeler, i)
-                self._resolve(i)
-            undoable = tuple(i for i in positions if i not in self._collected)
+            undoable = tuple(i for i in positions if i not in self._answers.collected)
             if undoable:
                 self._history.setdefault(labeler, []).append(undoable)
             else:  # answers after the engine trained on the image: nothing before is undoable
@@ -233,18 +230,6 @@ class TeamQueue:
             problem = None if label == SKIP else class_problem(label, classes)
             if problem is not None:
                 raise LeaseError(problem)
-
-    def _resolve(self, i: int) -> None:
-        """The engine's answer for image `i`: its first label, or a skip once `overlap`
-        labelers have all passed on it; none yet otherwise."""
-        self._resolved.pop(i, None)
-        if i in self._collected:
-            return
-        labels = [label for label in self._responses.get(i, {}).values() if label != SKIP]
-        if labels:
-            self._resolved[i] = labels[0]
-        elif len(self._responses.get(i, {})) >= self.overlap:
-            self._resolved[i] = SKIP
 
     def _drop_lease(self, labeler: str, i: int) -> None:
         held = self._leases.get(labeler, [])
@@ -262,12 +247,11 @@ class TeamQueue:
             if not groups:
                 raise LeaseError("nothing to undo: the engine has already trained on your answers")
             group = groups[-1]
-            undone = [Undone(self._queries[i], self._responses[i][labeler]) for i in group]
+            undone = [Undone(self._queries[i], self._answers.of(i)[labeler]) for i in group]
             self.journal.record_reverts([u.query.item for u in undone], labeler, client_id)
             groups.pop()
             for i in group:
-                del self._responses[i][labeler]
-                self._resolve(i)
+                self._answers.take_back(i, labeler)
             held = self._leases.setdefault(labeler, [])
             held[:0] = [i for i in group if i not in held]
             self._cond.notify_all()

@@ -10,7 +10,7 @@ rebuilt from them once the run's images have loaded (their positions are known t
   although the engine has taken its first answer.
 
 So an answer a labeler sent while the service was down is taken when it is sent again, and no
-image is left short of its overlap.
+image is left short of its overlap. The run's labeled count starts from the journal too.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from salal_core.events import Query
+from salal_core.events import LabeledCount, Query
 from salal_core.run.oracle import SKIP
 from salal_core.run.records import JournalRow, LabelRecord, QueuedItem
 
@@ -34,6 +34,8 @@ class AskedJournal(Protocol):
     def journal_rows(self) -> list[JournalRow]: ...
 
     def labels(self) -> dict[int, LabelRecord]: ...
+
+    def last_round(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ def unfinished(
         elif len(answers) < overlap and any(label != SKIP for label in answers.values()):
             found.append(Unfinished(query, tuple(answers.items()), taken=True))
     return found
+
+
+def labeled_count(journal: AskedJournal, position_of: Callable[[int], int | None]) -> LabeledCount:
+    """The run's count as the journal has it: the labeled images of this load (as the engine
+    counts them on resuming), and the last round finished."""
+    labeled = sum(1 for item in journal.labels() if position_of(item) is not None)
+    return LabeledCount(labeled, journal.last_round())
 
 
 def _answers(rows: Iterable[JournalRow], rounds: dict[int, int]) -> dict[int, dict[str, int]]:

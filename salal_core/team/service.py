@@ -42,6 +42,8 @@ from salal_core.team.messages import (
     WantReview,
     Welcome,
 )
+from salal_core.team.rebuild import labeled_count
+from salal_core.team.tally import Tally
 from salal_core.team.view import RunView
 
 STEP_INTERVAL = 0.2  # seconds between forwarded step updates: bars move, sockets stay quiet
@@ -66,6 +68,7 @@ class RunService:
         self._closing = threading.Event()
         self._last_step = 0.0
         self.catch_up = CatchUp()
+        self.tally = Tally(queue)
         self._parked: list[tuple[Client, Give]] = []  # answers re-sent before the engine asked
         self.view = RunView(run_dir, config, queue, images, class_names)
         self.connections = Connections(run_dir, admission, self._handle, self._gone, log)
@@ -97,7 +100,8 @@ class RunService:
                 return
             self._last_step = now
         self.catch_up.record(event)
-        if isinstance(event, DataLoaded):  # positions are known: the queue as the journal has it
+        if isinstance(event, DataLoaded):  # positions are known: the run as the journal has it
+            self.tally.start_from(labeled_count(self.queue.journal, self.images.position_of))
             self.queue.rebuild(self.images.position_of)
             self._replay_parked()
             self.top_up_all()
@@ -105,8 +109,19 @@ class RunService:
             self._replay_parked()
             self.top_up_all()
             return
+        self._forward(event)
+        if self.tally.hear(event) or isinstance(event, DataLoaded):
+            self._count_changed()
+
+    def _forward(self, event: Event) -> None:
         for client in self._snapshot():
             client.send(Forwarded(event))
+
+    def _count_changed(self) -> None:
+        """Every labeler hears the run's labeled count (tally.py), and so will a new one."""
+        count = self.tally.now()
+        self.catch_up.record(count)
+        self._forward(count)
 
     def top_up_all(self) -> None:
         for client in self._snapshot():
@@ -168,6 +183,7 @@ class RunService:
                 else:
                     queries = tuple(u.query for u in undone)
                     client.send(TakenBack(client_id, queries, tuple(u.label for u in undone)))
+                    self._count_changed()
             case WantImage(item):
                 self.queue.touch(client.labeler)
                 client.send(self.view.image(item))
@@ -193,6 +209,7 @@ class RunService:
             client.send(self._not_journaled(client, give.client_id, exc))
         else:
             client.send(Acknowledged(give.client_id))
+            self._count_changed()
         self._top_up(client)
 
     def _replay_parked(self) -> None:

@@ -32,6 +32,7 @@ from salal_core.run.oracle import SKIP
 from ..bridge import (
     DataLoadedMessage,
     EpochEndedMessage,
+    LabeledCountMessage,
     LabelsAddedMessage,
     NoticeMessage,
     PhaseChangedMessage,
@@ -96,6 +97,7 @@ class LabelScreen(AutoReplay):
         self.typing = KeyInput(KeyMap(()))  # class keys as typed, two-key codes included
         self.shown: Query | None = None
         self.engine_labeled = 0
+        self.run_labeled: int | None = None  # the run's count, from its service, once told
         self.target = 0
         self.round = 0
         self.origin = ""
@@ -216,6 +218,12 @@ class LabelScreen(AutoReplay):
         self.kappa = event.kappa
         self._progress()
 
+    @on(LabeledCountMessage)
+    def on_labeled_count(self, message: LabeledCountMessage) -> None:
+        """The run's count, everybody's answers in it: what every labeler's app shows."""
+        self.run_labeled, self.round = message.event.labeled, message.event.round
+        self._progress()
+
     @on(NoticeMessage)
     def on_notice(self, message: NoticeMessage) -> None:
         event = message.event
@@ -274,8 +282,9 @@ class LabelScreen(AutoReplay):
     def _progress(self) -> None:
         pending = self.oracle.pending_answers() if self.oracle else 0
         queued = len(self.oracle.queued()) if self.oracle else len(self.replay)
+        labeled = self.run_labeled
         self.query_one(RunProgress).show(
-            self.engine_labeled + pending,
+            self.engine_labeled + pending if labeled is None else labeled,
             self.target,
             self.round,
             queued,
