@@ -148,10 +148,11 @@ def label(args: argparse.Namespace, drawing: Drawing) -> int:
     """`salal-tui` on a run of its own. A person labels through a private service, as any
     labeler of a served run does (others may `--join` it while it runs; it ends with this
     app); `--auto-oracle` runs its engine beside the app and watches."""
-    from salal_core.team.endpoint import socket_path
+    from salal_core.team.endpoint import joinable
     from salal_core.team.labelers import checked_name, login_name
 
     from . import launch
+    from .desk import as_labeler
     from .keys import KeyMap
 
     auto = args.auto_oracle
@@ -159,12 +160,7 @@ def label(args: argparse.Namespace, drawing: Drawing) -> int:
         name = checked_name(args.name or login_name())
         session = session_from_args(args, "auto" if auto else "human")
     except RunInUse as exc:
-        if not auto and socket_path(exc.run_dir).is_socket():  # a service holds it: join it
-            return refuse(
-                f"{exc.run_dir} is being labeled; label beside them with: salal-tui --join "
-                f"{exc.run_dir}"
-            )
-        return refuse(exc)
+        return refuse(exc if auto else joinable(exc))  # a service holds it: join it
     except SalalError as exc:
         return refuse(exc)
     if args.keys is not None:  # before the screen is taken: a bad map is one line
@@ -182,13 +178,14 @@ def label(args: argparse.Namespace, drawing: Drawing) -> int:
     except SalalError as exc:  # no such device for --ranks, no socket: the run is let go
         return refuse(exc)
     app.run()
-    return ended(app, session.run_dir)
+    carry_on = f"salal-tui --resume {session.run_dir}"
+    return ended(app, session.run_dir, carry_on if auto else as_labeler(carry_on, name))
 
 
-def ended(app: SalalApp, run_dir: Path) -> int:
+def ended(app: SalalApp, run_dir: Path, carry_on: str) -> int:
     if app.error:
         return refuse(app.error)
-    print(f"labels saved in {run_dir}; carry on with: salal-tui --resume {run_dir}")
+    print(f"labels saved in {run_dir}; carry on with: {carry_on}")
     return app.return_code or 0
 
 

@@ -33,6 +33,12 @@ from .screens.review import ReviewScreen
 IMAGES_KEPT = 64  # a joined labeler's fetched images, kept for redraws and the grid
 
 
+def as_labeler(command: str, name: str) -> str:
+    """`command` as `name` carries on with it: with their --name unless it is their login name,
+    or the journal would name them otherwise."""
+    return command if name == login_name() else f"{command} --name {name}"
+
+
 class Desk(Protocol):
     run_dir: Path
     config: RunConfig
@@ -108,7 +114,7 @@ class JoinedDesk:
         welcome = self.client.connect()
         self.run_dir, self.config = Path(welcome.run_dir), welcome.config
         self.given_classes = welcome.class_names
-        self.carry_on = carry_on or f"salal-tui --join {target}"
+        self.carry_on = carry_on or as_labeler(f"salal-tui --join {target}", name)
 
     def _hear(self, event: Event) -> None:
         """The engine's events: this side first, then the screens."""

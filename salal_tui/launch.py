@@ -18,7 +18,7 @@ from salal_core.team.hosted import PRIVATE_LOG, HostedRun, log_to_file
 
 from .app import SalalApp
 from .bridge import EventBridge
-from .desk import JoinedDesk
+from .desk import JoinedDesk, as_labeler
 from .graphics import Drawing
 
 CLOSE_WAIT = STOP_GRACE + 5.0  # seconds a closing app waits for its engine to let go
@@ -69,7 +69,8 @@ def label_alone(
     hosted = HostedRun(session, ignore, log, lease_seconds=math.inf, ranks=ranks)
     bridge = EventBridge()
     try:
-        desk = JoinedDesk(session.run_dir, name, bridge, f"salal-tui --resume {session.run_dir}")
+        carry_on = as_labeler(f"salal-tui --resume {session.run_dir}", name)
+        desk = JoinedDesk(session.run_dir, name, bridge, carry_on)
     except BaseException:
         hosted.close()
         raise

@@ -1,5 +1,6 @@
 """Scripted labelers for the team tests and the overlap benchmark: `salal-core serve` in a
-process of its own, and labelers that answer through the service as a person's app does."""
+process of its own, and labelers that answer through the service as a person's app does; and
+a service without an engine, for the tests of its parts."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import ROUNDS, tiny_cli, write_image_folder
+from salal_core.config import RunConfig
 from salal_core.events import Event, RunFinished
+from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
 from salal_core.team.client import Refusal, ServiceClient
-from salal_core.team.endpoint import socket_path
+from salal_core.team.endpoint import Admission, socket_path
+from salal_core.team.leases import TeamQueue
+from salal_core.team.service import RunService
 
 
 def new_run(tmp_path: Path, *extra: str) -> tuple[Path, list[str]]:
@@ -108,3 +113,28 @@ class Labeler(threading.Thread):
             self.error = exc
         finally:
             self.client.close()
+
+
+def service_of(
+    store: RunStore,
+    owner: int | None = None,
+    group: int | None = None,
+    log: Callable[[str], None] = lambda line: None,
+    queue: TeamQueue | None = None,
+    images: SessionImages | None = None,
+    config: RunConfig | None = None,
+) -> RunService:
+    """A RunService on `store` without an engine, listening; `owner` the uid it admits, and
+    `group` the group beside it (--socket-group)."""
+    config = config or RunConfig()
+    service = RunService(
+        store.dir,
+        config,
+        queue or TeamQueue(store),
+        images or SessionImages(config, (), store),
+        lambda: ("cat", "dog"),
+        Admission(owner_uid=os.getuid() if owner is None else owner, group_gid=group),
+        log,
+    )
+    service.start(group is not None)
+    return service

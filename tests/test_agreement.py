@@ -3,6 +3,8 @@ agreement figures against hand computations."""
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,17 @@ def test_agreement_command_and_export_name_each_labeler(
         ("1", "ben", "False"),
         ("2", "ben", "False"),
     ]
+
+
+def test_agreement_json_into_a_pipe_its_reader_closed_ends_quietly(tmp_path: Path) -> None:
+    """`salal-core agreement RUN_DIR --json | head`: the reader has all it wanted."""
+    RunStore(tmp_path / "run", create=True).close()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "salal_core.cli", "agreement", str(tmp_path / "run"), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before the command writes a byte
+    err = proc.stderr.read().decode()
+    assert proc.wait(120) == 0 and err == ""

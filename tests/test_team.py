@@ -1,10 +1,11 @@
 """A team on one run, through a real `salal-core serve`: two labelers at once, a labeler
-killed, the service killed, bad frames, and a peer the run is not shared with."""
+killed, the service killed (with overlap too), bad frames, and Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -12,36 +13,17 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from team_driver import Labeler, Truth, kill_service, new_run, start_service
 
-from helpers import CLASSES, photo_archive
-from salal_core.config import RunConfig, with_overrides
-from salal_core.data.load import read_source
-from salal_core.errors import SalalError
-from salal_core.events import (
-    DataLoaded,
-    Event,
-    LabeledCount,
-    LabelsAdded,
-    Query,
-    QueryReady,
-    RoundEnded,
-)
-from salal_core.run.oracle import Answer
-from salal_core.run.session import SessionImages
+from helpers import CLASSES
 from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary
 from salal_core.team.client import Refusal, ServiceClient
-from salal_core.team.endpoint import Admission
 from salal_core.team.frames import MAX_FRAME, read_frame
-from salal_core.team.labelers import user_name
-from salal_core.team.leases import TeamQueue
 from salal_core.team.messages import CODEC, Problem
-from salal_core.team.service import RunService
 
 TIMEOUT = 180.0
 
@@ -232,136 +214,19 @@ def test_with_overlap_two_an_answer_sent_while_the_service_was_down_is_kept(
     ]
 
 
-def service_of(
-    store: RunStore,
-    owner: int | None = None,
-    log: Callable[[str], None] = lambda line: None,
-    queue: TeamQueue | None = None,
-    images: SessionImages | None = None,
-    config: RunConfig | None = None,
-) -> RunService:
-    """A RunService on `store` without an engine, listening; `owner` the uid it admits."""
-    config = config or RunConfig()
-    service = RunService(
-        store.dir,
-        config,
-        queue or TeamQueue(store),
-        images or SessionImages(config, (), store),
-        lambda: ("cat", "dog"),
-        Admission(owner_uid=os.getuid() if owner is None else owner, group_gid=None),
-        log,
-    )
-    service.start()
-    return service
-
-
-def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "run", create=True)
-    lines: list[str] = []
-    service = service_of(store, owner=os.getuid() + 1, log=lines.append)  # someone else's run
+def test_ctrl_c_stops_serve_and_says_how_to_carry_on(tmp_path: Path) -> None:
+    """Ctrl-C reaches the terminal's whole process group, the engine starting up included:
+    the service stops it, and says so, and how to carry on."""
+    run, args = new_run(tmp_path)
+    log = tmp_path / "serve.log"
+    proc = start_service(run, *args, log=log)
     try:
-        owner = user_name(os.getuid() + 1)
-        with pytest.raises(SalalError, match=f"this run belongs to {owner}; ask them for --soc"):
-            ServiceClient(store.dir, "ana").connect()
-        assert lines == [f"refused a connection from uid {os.getuid()} (pid {os.getpid()})"]
+        os.killpg(proc.pid, signal.SIGINT)  # as the terminal does
+        assert proc.wait(TIMEOUT) == 0
     finally:
-        service.close()
-        store.close()
-
-
-def test_an_image_the_service_does_not_have_is_refused_not_waited_for(tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "run", create=True)
-    service = service_of(store)
-    client = ServiceClient(store.dir, "ana")
-    try:
-        assert client.connect().class_names == ("cat", "dog")
-        with pytest.raises(Refusal, match="not one of this run's images"):
-            client.image(999)
-    finally:
-        client.close()
-        service.close()
-        store.close()
-
-
-def test_a_joined_labeler_gets_an_archive_members_own_bytes(tmp_path: Path) -> None:
-    folder, archive = photo_archive(tmp_path)
-    config = with_overrides(RunConfig(), {"data.cache_dir": str(tmp_path / "cache")})
-    store = RunStore(tmp_path / "run", create=True)
-    images = SessionImages(config, (), store)
-    images.provide(read_source(archive, 32))
-    queue = TeamQueue(store)
-    index = images.load().train.ids.index("photos/1.png")
-    queue.ask([Query(index, 7, 0.5, 0, (0.5, 0.5), 1)])
-    service = service_of(store, queue=queue, images=images, config=config)
-    client = ServiceClient(store.dir, "ana")
-    try:
-        client.connect()
-        own = (folder / "1.png").read_bytes()  # 160x120: not the model's 32x32 copy
-        deadline = time.monotonic() + 30
-        while client.image(7).data != own:  # the copy, until a thread has indexed the archive
-            assert time.monotonic() < deadline, "the member's own bytes were never served"
-            time.sleep(0.1)
-    finally:
-        client.close()
-        service.close()
-        store.close()
-
-
-class Loaded:
-    """The images of a restarted service's load, as far as positions go: items 0..9."""
-
-    loaded = None
-
-    def position_of(self, item: int) -> int | None:
-        return item if item < 10 else None
-
-
-def test_every_labeler_sees_the_runs_count_and_a_newcomer_sees_it_at_once(
-    tmp_path: Path,
-) -> None:
-    store = RunStore(tmp_path / "run", create=True)
-    store.save_classes(["cat", "dog"])
-    store.record_answers([Answer(i, i, 0, 0, "initial", 0.0) for i in range(3)])
-    store.on_event(RoundEnded(2, 3, 10, 0.5, 7, 0.1, 0.2))  # a run two rounds in
-    queue = TeamQueue(store)
-    service = service_of(store, queue=queue, images=Loaded())  # type: ignore[arg-type]
-    service.on_event(DataLoaded("drawn", 10, 0, ("cat", "dog"), 0.1, True))  # restarted
-    asked = tuple(Query(i, i, 0.5, 0, (0.5, 0.5), 3) for i in range(3, 10))
-    queue.ask(asked)
-    service.on_event(QueryReady(3, asked))
-    heard: dict[str, list[LabeledCount]] = {"ana": [], "ben": []}
-
-    def counts(name: str) -> Callable[[Event], None]:
-        return lambda e: heard[name].append(e) if isinstance(e, LabeledCount) else None
-
-    ana, ben = (ServiceClient(store.dir, name, counts(name)) for name in ("ana", "ben"))
-
-    def hears(name: str, count: LabeledCount) -> None:
-        deadline = time.monotonic() + 10
-        while heard[name][-1:] != [count]:
-            assert time.monotonic() < deadline, (name, heard[name])
-            time.sleep(0.02)
-
-    try:
-        ana.connect()
-        hears("ana", LabeledCount(3, 2))  # at once: the journal's count, not 0 in round 0
-        ben.connect()
-        ana.give([(ana.wait_for_queries(10)[0].item, 1)])
-        hears("ben", LabeledCount(4, 2))  # ana's answer, in ben's count too
-        ana.take_back()
-        hears("ben", LabeledCount(3, 2))
-        item = ana.wait_for_queries(10)[0].item
-        ana.give([(item, 1)])
-        hears("ben", LabeledCount(4, 2))
-        assert queue.collect([item]) == {item: 1}
-        told = len(heard["ben"])
-        service.on_event(LabelsAdded(3, (item,), (1,), "human", 4, 10))  # the engine took it
-        deadline = time.monotonic() + 10
-        while len(heard["ben"]) == told and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert heard["ben"][told:] == [LabeledCount(4, 2)]  # said again, and counted once
-    finally:
-        ana.close()
-        ben.close()
-        service.close()
-        store.close()
+        if proc.poll() is None:
+            kill_service(proc)
+    said = " ".join(log.read_text().split())  # as wrapped at 80 columns
+    assert "stopping: the engine saves, then the service ends" in said
+    assert "stopped; every answer given is saved; carry on with: salal-core serve" in said
+    assert "Traceback" not in said and "unexpectedly" not in said

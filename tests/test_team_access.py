@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from team_driver import service_of
 
 # What the child runs is read beforehand: the commands import these as they go.
 import salal_core.cli.commands.serve
@@ -31,12 +32,8 @@ import salal_tui.app
 import salal_tui.desk  # noqa: F401
 from salal_core.cli.main import main as core_main
 from salal_core.config import RunConfig
-from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
 from salal_core.team.client import ServiceClient
-from salal_core.team.endpoint import Admission
-from salal_core.team.leases import TeamQueue
-from salal_core.team.service import RunService
 from salal_tui.__main__ import main as tui_main
 
 TEAM, MATE, STRANGER = "salal-team", "salal-mate", "salal-stranger"
@@ -121,22 +118,6 @@ def join(run: Path) -> int:
     return 0
 
 
-def serve(run: Path, store: RunStore, group: int | None) -> RunService:
-    """The run's service without an engine, admitting its owner and `group`."""
-    config = RunConfig()
-    service = RunService(
-        run,
-        config,
-        TeamQueue(store),
-        SessionImages(config, (), store),
-        lambda: ("cat", "dog"),
-        Admission(os.getuid(), group),
-        lambda line: None,
-    )
-    service.start(group is not None)
-    return service
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
@@ -156,7 +137,7 @@ def test_a_run_directory_and_its_files_are_private_to_its_owner(tmp_path: Path) 
 def test_a_stranger_is_told_whose_run_it_is_in_one_line(users: Users, shared: Path) -> None:
     store = RunStore(shared / "run", create=True)
     run = store.dir
-    service = serve(run, store, None)
+    service = service_of(store)
     try:
         says = NOT_SHARED.format(pwd.getpwuid(os.getuid()).pw_name)
         joined = as_user(
@@ -176,7 +157,7 @@ def test_socket_group_lets_in_the_run_directorys_group_and_nobody_else(
     store = RunStore(shared / "run", create=True)
     run = store.dir
     os.chown(run, -1, users.team)  # the run directory's group (not set-group-id)
-    service = serve(run, store, users.team)
+    service = service_of(store, group=users.team)
     try:
         assert as_user(users.mate, lambda: join(run)) == (0, "cat dog\n")
         socket_file = run / "salal.sock"

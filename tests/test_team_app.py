@@ -151,6 +151,17 @@ async def test_a_lone_app_labels_through_a_private_service_that_others_may_join(
     assert {who for _, _, who, _ in rows(run)} == {"ana", "ben"}
 
 
+def test_a_lone_labeler_named_carries_on_under_that_name(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    app = label_alone(make_session(synthetic_pack, tmp_path / "c", run, auto=False), "ana2")
+    try:
+        assert app.desk.carry_on == f"salal-tui --resume {run} --name ana2"
+    finally:
+        app.runner.close()
+
+
 def test_join_refuses_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert tui_main(["--join", str(tmp_path), "--images", "blocks"]) == 2
     err = capsys.readouterr().err

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,8 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 in_step = True
                 return followed
         code: int = args.func(args)
+        sys.stdout.flush()  # here, so that a reader gone (`| head`) is met below
         in_step = group.finish(code)
         return code
+    except BrokenPipeError:
+        # The reader of stdout has all it wanted: nothing more to say, nor anywhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SalalError as exc:
         where = "" if world is None or world.is_main else f"rank {world.rank}: "
         print(f"salal-core: error: {where}{exc}", file=sys.stderr)

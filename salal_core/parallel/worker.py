@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -95,9 +97,10 @@ class EngineProcess:
             for rank, spec in enumerate(specs[1:], start=1)
         ]
         try:
-            process.start()
-            for follower in self.followers:
-                follower.start()
+            with _interrupts_not_inherited():
+                process.start()
+                for follower in self.followers:
+                    follower.start()
             child_conn.close()
             self._conn = conn
             if self._stopping.is_set():
@@ -196,3 +199,20 @@ class EngineProcess:
                 if process.is_alive():
                     process.kill()
                     process.join()
+
+
+@contextlib.contextmanager
+def _interrupts_not_inherited() -> Iterator[None]:
+    """Children started in here ignore SIGINT from their first instruction (an ignored signal
+    is inherited): a terminal's Ctrl-C reaches its whole process group, and the parent alone
+    decides how the engine stops (it ignores SIGINT itself once it runs, engine_child.py).
+    Only the main thread may change a handler; the app's engine starts elsewhere, in a
+    terminal that sends it no SIGINT."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from salal_core.errors import SalalError
+from salal_core.errors import RunInUse, SalalError
 from salal_core.run import access
 
 SOCKET_NAME = "salal.sock"
@@ -78,6 +78,16 @@ def socket_path(run_dir: Path) -> Path:
     if pointer.exists():
         return Path(pointer.read_text().strip())
     return run_dir / SOCKET_NAME
+
+
+def joinable(exc: RunInUse) -> SalalError:
+    """A run in use, said with the command that joins it where a service holds it."""
+    if socket_path(exc.run_dir).is_socket():
+        return SalalError(
+            f"{exc.run_dir} is being labeled; label beside them with: salal-tui --join "
+            f"{exc.run_dir}"
+        )
+    return exc
 
 
 def listen(run_dir: Path, group: bool = False) -> tuple[socket.socket, Path]:

@@ -2,28 +2,34 @@
 
 It holds the run (its lock, journal, queue and engine) and listens on a Unix socket in the
 run directory; each `salal-tui --join RUN_DIR` is a labeler. It runs until it is stopped
-(Ctrl-C or SIGTERM: the engine saves and stops), or until the run has ended and every
-labeler has left.
+(Ctrl-C or SIGTERM: the engine saves and stops, and it says how to carry on; a second one
+ends it at once), or until the run has ended and every labeler has left.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from salal_core.cli.commands.agreement import run_agreement, show
 from salal_core.cli.options import Subparsers, add_run_options, session_from_args
 from salal_core.cli.progress import RichProgress
-from salal_core.errors import SalalError
+from salal_core.errors import RunInUse, SalalError
+
+if TYPE_CHECKING:  # imported when a run is served, not for --help
+    from salal_core.team.hosted import HostedRun
 
 LEAVE_CHECK = 0.5  # seconds between looks at whether every labeler has left a finished run
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from salal_core.team.endpoint import joinable
     from salal_core.team.hosted import HostedRun
 
     if args.run_dir is not None:
@@ -34,47 +40,71 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SalalError(f"--overlap {args.overlap}: give how many labelers answer each image")
     if args.lease <= 0:
         raise SalalError(f"--lease {args.lease}: give the seconds a labeler may sit idle")
-    session = session_from_args(args, "human")
+    try:
+        session = session_from_args(args, "human")
+    except RunInUse as exc:  # served already, most likely: say how to join it
+        raise joinable(exc) from None
     run_dir = session.run_dir
+    carry_on = f"every answer given is saved; carry on with: salal-core serve {run_dir}"
+    stopping = threading.Event()
+    held: list[HostedRun] = []  # the service, once it listens
     with RichProgress() as progress:
-        hosted = HostedRun(
-            session,
-            progress,
-            lambda line: progress.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}"),
-            overlap=args.overlap,
-            lease_seconds=args.lease,
-            socket_group=args.socket_group,
-            ranks=args.ranks,
-        )
-        progress.console.print(
-            f"serving {run_dir} on {hosted.socket_path} (overlap {hosted.queue.overlap}); each "
-            f"labeler joins with: salal-tui --join {run_dir}"
-        )
-
-        stopping = threading.Event()
 
         def stop(signum: int, frame: FrameType | None) -> None:
-            progress.console.print("stopping: the engine saves, then the service ends")
+            if stopping.is_set():  # a second signal: at once (the journal survives a kill)
+                progress.console.print(f"stopped at once; {carry_on}")
+                progress.__exit__(None, None, None)  # the bars end; the terminal's cursor back
+                for hosted in held:
+                    hosted.service.close()  # the socket off the disk
+                os._exit(130)
+            progress.console.print(
+                "stopping: the engine saves, then the service ends (Ctrl-C again: at once)"
+            )
             stopping.set()
-            hosted.stop()
-            signal.signal(signum, signal.SIG_DFL)  # a second signal ends it at once
+            for hosted in held:
+                hosted.stop()
 
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            summary = hosted.run()
-            if summary is not None:
-                progress.console.print(
-                    f"the run has finished: {summary.labeled:,} labeled; "
-                    f"{summary.stop_detail or summary.stop_reason}"
-                )
-                show(*run_agreement(run_dir), progress.console)  # who labeled what, and how alike
-            while hosted.service.connected() and not stopping.is_set():
-                stopping.wait(LEAVE_CHECK)
+            hosted = HostedRun(
+                session,
+                progress,
+                lambda line: progress.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}"),
+                overlap=args.overlap,
+                lease_seconds=args.lease,
+                socket_group=args.socket_group,
+                ranks=args.ranks,
+            )
+            held.append(hosted)
+            if stopping.is_set():  # stopped while it started: the engine stops as it begins
+                hosted.stop()
+            progress.console.print(
+                f"serving {run_dir} on {hosted.socket_path} (overlap {hosted.queue.overlap}); "
+                f"each labeler joins with: salal-tui --join {run_dir}"
+            )
+            try:
+                serve(hosted, stopping, progress)
+            finally:
+                hosted.close()
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-            hosted.close()
+        if stopping.is_set():
+            progress.console.print(f"stopped; {carry_on}")
     return 0
+
+
+def serve(hosted: HostedRun, stopping: threading.Event, progress: RichProgress) -> None:
+    """Run the engine to its end or a stop; then, the run over, wait for the labelers to go."""
+    summary = hosted.run()
+    if summary is not None and not stopping.is_set():
+        progress.console.print(
+            f"the run has finished: {summary.labeled:,} labeled; "
+            f"{summary.stop_detail or summary.stop_reason}"
+        )
+        show(*run_agreement(hosted.session.run_dir), progress.console)  # who labeled what
+    while hosted.service.connected() and not stopping.is_set():
+        stopping.wait(LEAVE_CHECK)
 
 
 def register(sub: Subparsers) -> None:
