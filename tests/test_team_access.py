@@ -12,10 +12,12 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ from salal_tui.__main__ import main as tui_main
 
 TEAM, MATE, STRANGER = "salal-team", "salal-mate", "salal-stranger"
 NOT_SHARED = "this run belongs to {}; ask them for --socket-group\n"
+CHILD_TIMEOUT = 60.0  # seconds a client as another user may take
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,14 @@ def as_user(user: pwd.struct_passwd, act: Callable[[], int]) -> tuple[int, str]:
             sys.stdout.flush()
             os._exit(code)
     os.close(write)
-    with os.fdopen(read) as out:
-        printed = out.read()
-    _, status = os.waitpid(pid, 0)
+    timer = threading.Timer(CHILD_TIMEOUT, os.kill, (pid, signal.SIGKILL))  # never a hang
+    timer.start()
+    try:
+        with os.fdopen(read) as out:
+            printed = out.read()
+        _, status = os.waitpid(pid, 0)
+    finally:
+        timer.cancel()
     return os.waitstatus_to_exitcode(status), printed
 
 

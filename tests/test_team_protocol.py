@@ -353,6 +353,16 @@ def test_a_path_too_long_for_a_socket_is_pointed_to(
         assert conn.fileno() >= 0
 
 
+def test_socket_group_needs_the_socket_in_the_run_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
+    run = tmp_path / ("d" * 60) / ("e" * 60)  # too long a path for a socket
+    run.mkdir(parents=True)
+    with pytest.raises(SalalError, match="--socket-group needs the socket in"):
+        endpoint.listen(run, group=True)  # the group could not reach the user's runtime folder
+
+
 def test_no_service_is_one_line_saying_how_to_start_one(tmp_path: Path) -> None:
     with pytest.raises(SalalError, match=r"no salal service answers .* salal-core serve"):
         endpoint.connect(tmp_path)

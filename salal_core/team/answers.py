@@ -16,6 +16,8 @@ from salal_core.run.oracle import SKIP
 
 
 class ImageAnswers:
+    """Each asked image's answers by labeler, and the engine's answer of them (see above)."""
+
     def __init__(self, overlap: int) -> None:
         self.overlap = overlap
         self._given: dict[int, dict[str, int]] = {}  # position -> labeler -> label or SKIP

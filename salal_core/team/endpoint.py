@@ -101,6 +101,11 @@ def listen(run_dir: Path, group: bool = False) -> tuple[socket.socket, Path]:
     if len(os.fsencode(path.resolve())) <= MAX_SOCKET_PATH:
         server = _bind(path)
     if server is None:
+        if group:  # the runtime directory is its user's alone: the group could not reach it
+            raise SalalError(
+                f"--socket-group needs the socket in {run_dir}, whose path is too long for one "
+                "or whose filesystem cannot hold one; serve the run from a shorter local path"
+            )
         path = runtime_socket(run_dir)
         server = _bind(path)
         if server is None:
