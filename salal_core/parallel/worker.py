@@ -97,7 +97,7 @@ class EngineProcess:
             for rank, spec in enumerate(specs[1:], start=1)
         ]
         try:
-            with _interrupts_not_inherited():
+            with _interrupts_held():
                 process.start()
                 for follower in self.followers:
                     follower.start()
@@ -202,17 +202,13 @@ class EngineProcess:
 
 
 @contextlib.contextmanager
-def _interrupts_not_inherited() -> Iterator[None]:
-    """Children started in here ignore SIGINT from their first instruction (an ignored signal
-    is inherited): a terminal's Ctrl-C reaches its whole process group, and the parent alone
-    decides how the engine stops (it ignores SIGINT itself once it runs, engine_child.py).
-    Only the main thread may change a handler; the app's engine starts elsewhere, in a
-    terminal that sends it no SIGINT."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _interrupts_held() -> Iterator[None]:
+    """Children started in here have SIGINT blocked for good (a signal mask is inherited): a
+    terminal's Ctrl-C reaches its whole process group, and the parent alone decides how the
+    engine stops. Here, a SIGINT that comes meanwhile waits until this is over; it is never
+    lost, as an ignored one would be."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
