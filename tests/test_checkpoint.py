@@ -137,3 +137,31 @@ def test_a_generator_from_another_kind_of_device_restarts_the_stream(
     notices = [e.message for e in events if isinstance(e, Notice)]
     assert "this run moved to another kind of device: its random stream restarts" in notices
     assert summary.labeled == 64 and summary.stop_reason == "budget"
+
+
+def test_a_database_that_lost_its_newest_records_says_how_many_labels_went(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    """As a run copied after a kill without its salal.db-wal: the database is as it was a
+    round ago, while the newest checkpoint trained on more labels. Resume says how many are
+    gone and asks those images again."""
+    out = tmp_path / "run"
+    run_engine(tiny_config(synthetic_pack, tmp_path / "c", **{"active.budget": 0.3}), out)
+    older = (out / "salal.db").read_bytes()  # 48 labels; closed, so nothing is in a -wal
+
+    def resume(budget: float) -> tuple[int, list[str]]:
+        events: list[Event] = []
+        session = open_session(None, out, resume=True, overrides={"active.budget": budget})
+        summary = Engine.for_session(session, events.append).run()
+        return summary.labeled, [e.message for e in events if isinstance(e, Notice)]
+
+    labeled, notices = resume(0.4)  # round 2 trains on 64
+    assert labeled == 64 and not [n for n in notices if "missing" in n]
+    (out / "salal.db").write_bytes(older)
+    labeled, notices = resume(0.4)
+    assert labeled == 64  # the 16 images are asked again
+    assert [n for n in notices if "missing" in n] == [
+        "16 of the 64 labels that round-0002 trained on are missing from the run's database "
+        "(only 48 are there; was salal.db-wal deleted, or left behind when the run was "
+        "copied?): those images go back to the pool and are asked again"
+    ]

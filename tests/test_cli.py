@@ -168,6 +168,32 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "Traceback" not in captured.err + captured.out
 
 
+def test_a_run_directory_whose_database_is_not_a_run_is_one_line_everywhere(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    """run (new or resumed), export and the app: one line, exit 2, the file left alone."""
+    from salal_tui.__main__ import main as salal_tui
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "salal.db").write_bytes(b"not a database at all\n" * 100)
+    before = (run / "salal.db").read_bytes()
+    commands = [
+        (main, ["run", "--data", str(synthetic_pack), "--out", str(run)], "salal-core"),
+        (main, ["run", "--resume", str(run)], "salal-core"),
+        (main, ["export", str(run)], "salal-core"),
+        (salal_tui, ["--resume", str(run), "--images", "blocks"], "salal-tui"),
+        (salal_tui, ["--review", str(run), "--images", "blocks"], "salal-tui"),
+    ]
+    for command, args, name in commands:
+        assert command(args) == 2, args
+        assert capsys.readouterr().err.splitlines() == [
+            f"{name}: error: {run / 'salal.db'} is not a salal run database (not an SQLite "
+            "file); move it aside or pick another --out"
+        ], args
+    assert (run / "salal.db").read_bytes() == before
+
+
 def test_a_run_that_failed_on_its_data_leaves_its_out_free_for_the_corrected_one(
     synthetic_pack: Path, tmp_path: Path, capsys
 ) -> None:

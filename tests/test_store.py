@@ -1,5 +1,6 @@
 """The run directory: journal replay, atomic and torn checkpoints, the lock, versions."""
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -84,6 +85,56 @@ def test_incompatible_format_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(SalalError, match="incompatible salal"):
         RunStore(tmp_path / "run", create=False)
+
+
+def not_a_run(kind: str, folder: Path) -> Path:
+    """A salal.db salal did not write whole: noise, an empty file, a run cut short, one with
+    a page overwritten, another program's SQLite database."""
+    folder.mkdir()
+    db = folder / "salal.db"
+    if kind == "noise":
+        db.write_bytes(bytes(range(256)) * 20)
+    elif kind == "empty":
+        db.touch()
+    elif kind in ("truncated", "damaged"):
+        store = RunStore(folder.parent / "whole", create=True)
+        store.record_answers([answer(i, 0) for i in range(2000)])
+        store.close()
+        whole = (folder.parent / "whole" / "salal.db").read_bytes()
+        if kind == "truncated":
+            db.write_bytes(whole[:6000])
+        else:  # its third page overwritten
+            db.write_bytes(whole[:8192] + bytes(range(256)) * 16 + whole[12288:])
+    else:
+        other = sqlite3.connect(db)
+        other.execute("CREATE TABLE notes (text TEXT)")
+        other.commit()
+        other.close()
+    return db
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("noise", "not an SQLite file"),
+        ("empty", "an empty file"),
+        ("truncated", "database disk image is malformed"),
+        ("damaged", "damaged: Page 3: .*"),
+        ("foreign", "an SQLite database without salal's format stamp"),
+    ],
+)
+def test_a_database_salal_did_not_write_is_refused_and_left_as_it_is(
+    kind: str, why: str, tmp_path: Path
+) -> None:
+    db = not_a_run(kind, tmp_path / "run")
+    before = db.read_bytes()
+    line = rf"^{re.escape(str(db))} is not a salal run database \({why}\); move it aside or "
+    line += "pick another --out$"
+    for opening in ({"create": False}, {"create": True}, {"create": False, "read_only": True}):
+        with pytest.raises(SalalError, match=line):
+            RunStore(tmp_path / "run", **opening)
+    assert db.read_bytes() == before
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_not_a_run_directory(tmp_path: Path) -> None:

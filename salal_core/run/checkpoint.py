@@ -101,6 +101,24 @@ class RoundCheckpoint:
             else None,
         )
 
+    @property
+    def labeled(self) -> int:
+        """How many labels the run held when this round trained: its curve point's count."""
+        return self.curve[-1].labeled if self.curve else 0
+
+    def lost_labels(self, journaled: int) -> str | None:
+        """What to say when the journal holds fewer labels than this round trained on: the
+        database lost its newest records (its write-ahead log, salal.db-wal, deleted after a
+        kill, or left behind when the run was copied). Those images go back to the pool."""
+        if journaled >= self.labeled:
+            return None
+        return (
+            f"{self.labeled - journaled} of the {self.labeled} labels that {self.name} trained "
+            f"on are missing from the run's database (only {journaled} are there; was "
+            "salal.db-wal deleted, or left behind when the run was copied?): those images go "
+            "back to the pool and are asked again"
+        )
+
     def check_items(self, digests: list[str], source: str) -> None:
         """The run's items (in item-id order) must begin with the ones this was trained beside;
         items are only ever appended, so anything else is another run's checkpoint."""

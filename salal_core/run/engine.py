@@ -157,7 +157,7 @@ class Engine:
         shape = ModelShape(
             config.model.width, len(images.class_names), members, config.model.head_input
         )
-        checkpoint = self._round_checkpoint()
+        checkpoint = self._round_checkpoint(len(records))
         plan = RunPlan(
             config,
             store.dir,
@@ -248,11 +248,15 @@ class Engine:
         own = self.store.checkpoints / "pretrain.pt"
         return own if own.exists() else None
 
-    def _round_checkpoint(self) -> RoundCheckpoint | None:
+    def _round_checkpoint(self, journaled: int) -> RoundCheckpoint | None:
+        """The newest round checkpoint, checked against the run's items and its `journaled`
+        labels (fewer than it trained on: the database lost some, which the run says)."""
         checkpoint = self.store.newest_round()
         if checkpoint is None:
             return None
         checkpoint.check_items([s.digest for s in self.store.items()], checkpoint.name)
+        if lost := checkpoint.lost_labels(journaled):
+            self.emit(Notice(lost))
         return checkpoint
 
     def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:

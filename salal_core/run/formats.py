@@ -1,6 +1,7 @@
 """Which run-directory formats this salal opens, and how an older one is brought up to date.
 
-The format is a number in the database's `meta` table, stamped when the run is created. A run
+The format is a number in the database's `meta` table, stamped when the run is created; a
+database without that stamp is not a run's, and nothing is written to it. A run
 of the current format opens for anything; export reads the older ones it understands as they
 are; the process that holds a format-3 run migrates it in place, in one transaction, so that
 nothing a person labeled under an older salal is lost.
@@ -8,12 +9,10 @@ nothing a person labeled under an older salal is lost.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 from salal_core.errors import SalalError
+from salal_core.run.database import RunDatabase, not_a_run_database
 from salal_core.team.labelers import owner_name
 
 # 3: items have content digests; journal and queue name items, not positions.
@@ -22,33 +21,27 @@ FORMAT_VERSION = 4
 MIGRATES = (3,)  # opened for work, these go up to FORMAT_VERSION in place (see migrate)
 EXPORTABLE_FORMATS = (2, 3, 4)  # export reads these as they are
 
-Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
 
-
-def settle(
-    db: sqlite3.Connection,
-    run_dir: Path,
-    *,
-    create: bool,
-    read_only: bool,
-    holds_lock: bool,
-    transaction: Transaction,
-) -> int:
-    """The format the run opens at: a new run is stamped with FORMAT_VERSION, a format-3 run
-    is migrated by the process holding it, `read_only` (export) also takes the formats it can
-    read as they are; any other format is refused with one line that says what to do."""
-    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-    row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
-    if row is None and create:
-        db.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
+def settle(db: RunDatabase, run_dir: Path, *, new: bool, read_only: bool, holds_lock: bool) -> int:
+    """The format the run opens at: a `new` database is stamped with FORMAT_VERSION; an
+    existing one must carry salal's stamp, read before anything is written to it. A format-3
+    run is migrated by the process holding it, `read_only` (export) also takes the formats
+    it can read as they are; any other format is refused with one line that says what to do."""
+    if new:
+        with db.transaction() as conn:
+            conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            conn.execute("INSERT INTO meta VALUES ('format', ?)", (str(FORMAT_VERSION),))
         return FORMAT_VERSION
-    found = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+    if not db.rows("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"):
+        raise not_a_run_database(run_dir, "an SQLite database without salal's format stamp")
+    row = db.rows("SELECT value FROM meta WHERE key='format'")
+    found = int(row[0][0]) if row and str(row[0][0]).isdigit() else None
     if found == FORMAT_VERSION or (read_only and found in EXPORTABLE_FORMATS):
         return found
     if found in MIGRATES:  # only the process holding the run may rewrite it
         if not holds_lock:
             return found
-        migrate(run_dir, transaction)
+        migrate(db, run_dir)
         return FORMAT_VERSION
     if found in EXPORTABLE_FORMATS:
         raise SalalError(
@@ -62,16 +55,16 @@ def settle(
     )
 
 
-def migrate(run_dir: Path, transaction: Transaction) -> None:
+def migrate(db: RunDatabase, run_dir: Path) -> None:
     """Format 3 to 4 in one transaction: the journal gains its labeler and client id
     columns. A person's answers in a format-3 run were its owner's, so they name them."""
     owner = owner_name(run_dir / "salal.db")
-    with transaction() as db:
-        db.execute("ALTER TABLE journal ADD COLUMN labeler TEXT NOT NULL DEFAULT ''")
-        db.execute("ALTER TABLE journal ADD COLUMN client_id TEXT")
-        db.execute(
+    with db.transaction() as conn:
+        conn.execute("ALTER TABLE journal ADD COLUMN labeler TEXT NOT NULL DEFAULT ''")
+        conn.execute("ALTER TABLE journal ADD COLUMN client_id TEXT")
+        conn.execute(
             "UPDATE journal SET labeler=? WHERE oracle IN ('human', 'accepted') "
             "OR (kind='revert' AND oracle IS NULL)",
             (owner,),
         )
-        db.execute("UPDATE meta SET value=? WHERE key='format'", (str(FORMAT_VERSION),))
+        conn.execute("UPDATE meta SET value=? WHERE key='format'", (str(FORMAT_VERSION),))

@@ -15,18 +15,16 @@ The label journal is append-only: an answer is a row, an undo is a revert row. T
 is whatever replaying it gives, so nothing acknowledged is ever lost or counted twice.
 
 Every read and write of the database lives here (the row types and schema in records.py), so
-no other module knows its tables; which formats open, and the lock, are formats.py and lock.py.
-The directory and its files are its owner's alone (access.py).
+no other module knows its tables; the connection, which formats open, and the lock, are
+database.py, formats.py and lock.py. The directory and its files are its owner's alone
+(access.py).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from salal_core.events import EpochEnded, Event, Query, RoundEnded
 from salal_core.files import atomic_write_text
 from salal_core.run import access, checkpoint, formats
 from salal_core.run import lock as run_lock
+from salal_core.run.database import DB_NAME, RunDatabase, check_header
 from salal_core.run.oracle import SKIP, Answer, class_problem
 from salal_core.run.records import (
     SCHEMA,
@@ -49,13 +48,6 @@ from salal_core.run.records import (
 from salal_core.team import consensus
 
 
-def _disk_full(exc: OSError | sqlite3.Error | RuntimeError) -> SalalError:
-    return SalalError(
-        f"could not save to the run directory ({exc}); free some disk space and resume with "
-        "--resume (every answer acknowledged so far is on disk)"
-    )
-
-
 class RunStore:
     def __init__(
         self, run_dir: Path, *, create: bool, lock: bool = True, read_only: bool = False
@@ -65,7 +57,7 @@ class RunStore:
         the lock makes the run private to its owner (access.py)."""
         self.dir = Path(run_dir)
         try:
-            existing = (self.dir / "salal.db").exists()
+            new = not (self.dir / DB_NAME).exists()
         except PermissionError:  # another user's run, closed to this one
             raise access.not_shared(self.dir) from None
         if create:
@@ -73,52 +65,52 @@ class RunStore:
                 self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:
                 raise SalalError(f"cannot create run directory {self.dir} ({exc})") from None
-        elif not existing:
+        elif new:
             raise SalalError(f"{self.dir} is not a salal run directory (no salal.db)")
+        if not new:  # before the lock: nothing is written beside a file that is not a run's
+            check_header(self.dir)
         self._lock_file = run_lock.take(self.dir) if lock else None
         if self._lock_file is not None:
             try:
                 access.restrict(self.dir)
             except SalalError:
-                self._lock_file.close()
+                self._release_lock()
                 raise
         self.checkpoints = self.dir / "checkpoints"
-        if not read_only:
-            self.checkpoints.mkdir(exist_ok=True)
-        self._mutex = threading.Lock()
-        self._db = sqlite3.connect(
-            self.dir / "salal.db", check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
+        try:
+            self._db = RunDatabase(self.dir, new=new)
+        except BaseException:
+            self._release_lock()
+            raise
         try:
             self.format = formats.settle(
                 self._db,
                 self.dir,
-                create=create,
+                new=new,
                 read_only=read_only,
                 holds_lock=self._lock_file is not None,
-                transaction=self._transaction,
             )
-        except SalalError:
+            if self.format == formats.FORMAT_VERSION:
+                self._db.script(SCHEMA)
+            if not read_only:
+                self.checkpoints.mkdir(exist_ok=True)
+        except BaseException:
             self.close()
             raise
-        if self.format == formats.FORMAT_VERSION:
-            self._db.executescript(SCHEMA)
-        if create and existing:
+        if create and not new:
             self._take_over_if_empty()
 
     def _take_over_if_empty(self) -> None:
         """A new run may reuse a directory whose run saved nothing worth keeping (it failed on
         a mistyped --data, or was quit while loading): no answer, no checkpoint. Anything more
         is refused, so a new run can never write over labels or a trained model."""
-        answered = self._db.execute("SELECT COUNT(*) FROM journal").fetchone()[0]
+        answered = self._db.rows("SELECT COUNT(*) FROM journal")[0][0]
         if answered or any(self.checkpoints.glob("*.pt")):
             self.close()
             raise SalalError(
                 f"{self.dir} already holds a run; pass --resume {self.dir} or another --out"
             )
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             for table in ("queue", "metrics", "items", "classes", "curve"):
                 db.execute(f"DELETE FROM {table}")
 
@@ -126,38 +118,18 @@ class RunStore:
         try:
             self._db.close()
         finally:
-            if self._lock_file is not None:
-                self._lock_file.close()
+            self._release_lock()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """All of the block's writes or none; a failure to save becomes the one-line error."""
-        with self._mutex:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError | OSError):  # full, I/O error
-                    raise _disk_full(exc) from None
-                raise  # a constraint broken is a bug: its traceback, not advice about disks
-
-    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        with self._transaction() as db:
-            db.executemany(sql, rows)
-
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._mutex:
-            return self._db.execute(sql, args).fetchall()
+    def _release_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()
 
     # ---------------------------------------------------------------- files beside the db
     def save_config(self, config: RunConfig) -> None:
         try:
             atomic_write_text(self.dir / "config.toml", dumps_toml(to_dict(config)))
         except OSError as exc:
-            raise _disk_full(exc) from None
+            raise self._db.cannot_write(exc) from None
 
     def load_config(self) -> RunConfig:
         return load_toml(self.dir / "config.toml")
@@ -166,13 +138,13 @@ class RunStore:
         try:
             atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2))
         except OSError as exc:
-            raise _disk_full(exc) from None
+            raise self._db.cannot_write(exc) from None
 
     def save_checkpoint(self, name: str, payload: dict[str, Any]) -> Path:
         try:
             return checkpoint.save(self.checkpoints, name, payload)
         except OSError as exc:
-            raise _disk_full(exc) from None
+            raise self._db.cannot_write(exc) from None
 
     def newest_round(self) -> checkpoint.RoundCheckpoint | None:
         """The newest readable round checkpoint, typed and version-checked; None before one."""
@@ -181,23 +153,23 @@ class RunStore:
     # ---------------------------------------------------------------- items and classes
     def save_items(self, items: Sequence[StoredItem]) -> None:
         """Add items, or record where a known one is read from now (a renamed file)."""
-        self._write(
+        self._db.write(
             "INSERT OR REPLACE INTO items VALUES (?, ?, ?)",
             [(i.item, i.source_id, i.digest) for i in items],
         )
 
     def items(self) -> list[StoredItem]:
-        return [StoredItem(*r) for r in self._rows("SELECT * FROM items ORDER BY idx")]
+        return [StoredItem(*r) for r in self._db.rows("SELECT * FROM items ORDER BY idx")]
 
     def sources(self) -> dict[int, str]:
         """Item id -> where it was read from; every format export reads has these."""
-        return {int(i): str(s) for i, s in self._rows("SELECT idx, source_id FROM items")}
+        return {int(i): str(s) for i, s in self._db.rows("SELECT idx, source_id FROM items")}
 
     def save_classes(self, names: Sequence[str]) -> None:
-        self._write("INSERT OR REPLACE INTO classes VALUES (?, ?)", list(enumerate(names)))
+        self._db.write("INSERT OR REPLACE INTO classes VALUES (?, ?)", list(enumerate(names)))
 
     def class_names(self) -> list[str]:
-        return [r[0] for r in self._rows("SELECT name FROM classes ORDER BY label")]
+        return [r[0] for r in self._db.rows("SELECT name FROM classes ORDER BY label")]
 
     # ---------------------------------------------------------------- label journal
     def record_answers(self, answers: Sequence[Answer]) -> None:
@@ -205,7 +177,7 @@ class RunStore:
         already there is a client's re-send after a dropped connection: it is not added. A
         class the run lacks is refused, nothing written: resume would refuse the journal."""
         self._check_classes(answers)
-        self._write(
+        self._db.write(
             "INSERT INTO journal (kind, idx, label, round, oracle, time, labeler, client_id) "
             "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (labeler, client_id) "
             "WHERE client_id IS NOT NULL DO NOTHING",
@@ -228,7 +200,7 @@ class RunStore:
         """Every label names one of the run's stored classes (none are stored before the data
         first loads, and then there is nothing to check against)."""
         labels = sorted({a.label for a in answers if a.label != SKIP})
-        classes = int(self._rows("SELECT COUNT(*) FROM classes")[0][0]) if labels else 0
+        classes = int(self._db.rows("SELECT COUNT(*) FROM classes")[0][0]) if labels else 0
         problems = [class_problem(label, classes) for label in labels] if classes else []
         problem = next((p for p in problems if p is not None), None)
         if problem is not None:
@@ -239,7 +211,7 @@ class RunStore:
     ) -> None:
         """Take back `labeler`'s own standing answers on these items."""
         now = time.time()
-        self._write(
+        self._db.write(
             "INSERT INTO journal (kind, idx, time, labeler, client_id) VALUES "
             "('revert', ?, ?, ?, ?) ON CONFLICT (labeler, client_id) "
             "WHERE client_id IS NOT NULL DO NOTHING",
@@ -252,7 +224,7 @@ class RunStore:
     def known_client_ids(self, labeler: str, client_ids: Sequence[str]) -> set[str]:
         """Which of a labeler's answer ids are journaled already (a client's re-send)."""
         marks = ",".join("?" * len(client_ids))
-        rows = self._rows(
+        rows = self._db.rows(
             f"SELECT client_id FROM journal WHERE labeler=? AND client_id IN ({marks})",
             (labeler, *client_ids),
         )
@@ -262,7 +234,7 @@ class RunStore:
         labeler = "labeler" if self.format == formats.FORMAT_VERSION else "''"
         return [
             JournalRow(*r)
-            for r in self._rows(
+            for r in self._db.rows(
                 f"SELECT seq, kind, idx, label, round, oracle, time, {labeler} FROM journal "
                 "ORDER BY seq"
             )
@@ -271,11 +243,11 @@ class RunStore:
     @property
     def overlap(self) -> int:
         """How many labelers answer each image (`serve --overlap K`; 1 unless set)."""
-        row = self._rows("SELECT value FROM meta WHERE key='overlap'")
+        row = self._db.rows("SELECT value FROM meta WHERE key='overlap'")
         return int(row[0][0]) if row else 1
 
     def set_overlap(self, overlap: int) -> None:
-        self._write("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", [(str(overlap),)])
+        self._db.write("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", [(str(overlap),)])
 
     def votes(self) -> dict[int, list[consensus.Vote]]:
         """Each labeler's standing answer on every answered item (consensus.py)."""
@@ -290,14 +262,14 @@ class RunStore:
         """Asked items, numbered in asking order (the item is the key, and an item skipped and
         asked again later moves to the back); the index on `asked` keeps each row's MAX a
         lookup, not a scan of every item ever asked."""
-        self._write(
+        self._db.write(
             "INSERT OR REPLACE INTO queue VALUES "
             "(?,?,?,?,?,0,(SELECT COALESCE(MAX(asked), 0) + 1 FROM queue))",
             [(q.item, q.round, q.score, q.predicted, json.dumps(q.probabilities)) for q in queries],
         )
 
     def mark_consumed(self, items: Sequence[int]) -> None:
-        self._write("UPDATE queue SET consumed=1 WHERE idx=?", [(int(i),) for i in items])
+        self._db.write("UPDATE queue SET consumed=1 WHERE idx=?", [(int(i),) for i in items])
 
     def open_queries(self) -> list[QueuedItem]:
         """Items asked about but not consumed, in the order they were asked."""
@@ -308,24 +280,24 @@ class RunStore:
         return self._queued("")
 
     def _queued(self, where: str) -> list[QueuedItem]:
-        rows = self._rows(
+        rows = self._db.rows(
             f"SELECT idx, score, predicted, probabilities, round FROM queue {where} ORDER BY asked"
         )
         return [QueuedItem(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
 
     def highest_asked_round(self) -> int:
         """The latest round the run has asked about (0 before any question: the initial set)."""
-        return int(self._rows("SELECT COALESCE(MAX(round), 0) FROM queue")[0][0])
+        return int(self._db.rows("SELECT COALESCE(MAX(round), 0) FROM queue")[0][0])
 
     def last_round(self) -> int:
         """The last round the run finished (0 before the first)."""
-        return int(self._rows("SELECT COALESCE(MAX(round), 0) FROM curve")[0][0])
+        return int(self._db.rows("SELECT COALESCE(MAX(round), 0) FROM curve")[0][0])
 
     # ---------------------------------------------------------------- metrics
     def on_event(self, event: Event) -> None:
         """An emit sink: epochs and rounds go to the database as they happen."""
         if isinstance(event, EpochEnded):
-            self._write(
+            self._db.write(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)",
                 [
                     (
@@ -342,7 +314,7 @@ class RunStore:
                 ],
             )
         elif isinstance(event, RoundEnded):
-            self._write(
+            self._db.write(
                 "INSERT OR REPLACE INTO curve VALUES (?,?,?,?)",
                 [(event.round, event.labeled, event.test_accuracy, time.time())],
             )
@@ -355,4 +327,4 @@ class RunStore:
             + (" WHERE phase=?" if phase else "")
             + " ORDER BY rowid"
         )
-        return [MetricRow(*row) for row in self._rows(sql, (phase,) if phase else ())]
+        return [MetricRow(*row) for row in self._db.rows(sql, (phase,) if phase else ())]
