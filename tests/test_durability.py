@@ -4,6 +4,8 @@ exhausted GPU while saving and training, each one line and nothing lost."""
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import resource
 import subprocess
@@ -114,6 +116,51 @@ def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(
     assert main(["run", "--resume", str(out)]) == 0  # room again: it carries on and finishes
     after = labels_by_item(out)
     assert before.items() <= after.items() and len(after) > len(before)
+
+
+def test_a_disk_full_when_the_run_is_created_is_one_line_and_leaves_the_out_free(
+    synthetic_pack: Path, tmp_path: Path
+) -> None:
+    """Past 5 kB the kernel refuses writes (EFBIG, as ENOSPC would): the database's first
+    pages cannot be written. What was made of it goes, so the same --out works with room."""
+    out = tmp_path / "run"
+    command = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
+    result = subprocess.run(
+        [sys.executable, "-m", "salal_core.cli", *command],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (5_000, 5_000)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        f"salal-core: error: could not create a run in {out} (disk I/O error); free some disk "
+        "space, or pick another --out"
+    ]
+    assert not [p.name for p in out.iterdir() if p.name.startswith("salal.db")]
+    assert main(command) == 0
+
+
+def test_an_out_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only filesystem (EROFS; root is not refused by a folder's permissions, so the
+    kernel's answer is given to the run's first file, its lock)."""
+    opened = Path.open
+
+    def read_only(path: Path, *args, **kwargs):
+        if path.name == ".lock":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", read_only)
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(["run", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"salal-core: error: cannot write in {out} (Read-only file system); a run needs a "
+        "folder it can write to: free some disk space or make it writable, or pick another --out"
+    ]
 
 
 def test_running_out_of_gpu_memory_is_one_line(

@@ -2,7 +2,9 @@
 
 salal writes only into a database it recognises. A file that is not SQLite (an empty one
 included) is refused before it is opened, a damaged one before anything is written to it, and
-a damage found later is the same one line, never a traceback.
+a damage found later is the same one line, never a traceback. A database that cannot be made
+(a full disk, a folder salal may not write in) is one line too, and what this open made of it
+is removed, so that the same --out works once there is room.
 """
 
 from __future__ import annotations
@@ -50,15 +52,20 @@ class RunDatabase:
     """One connection to RUN_DIR/salal.db, which the store's threads share under a mutex."""
 
     def __init__(self, run_dir: Path, *, new: bool) -> None:
-        """`new`: make the database (no file is there). Otherwise the file must be a whole
-        SQLite database, which is checked by reading it."""
+        """`new`: make the database (no file is there); until `created` is called, a failure
+        to write says so and closing removes the half-made file. Otherwise the file must be
+        a whole SQLite database, which is checked by reading it."""
         self.run_dir = run_dir
+        self._creating = new
         self._mutex = threading.Lock()
         if not new:
             check_header(run_dir)
-        self._conn = sqlite3.connect(
-            run_dir / DB_NAME, check_same_thread=False, isolation_level=None
-        )
+        try:  # nothing made yet if this fails: nothing to close or remove
+            self._conn = sqlite3.connect(
+                run_dir / DB_NAME, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise self.cannot_write(exc) from None
         try:
             with self._failures():
                 if new:
@@ -76,8 +83,17 @@ class RunDatabase:
         if found != [("ok",)]:  # "*** in database main ***\nPage 3: ...": the page's line
             raise not_a_run_database(self.run_dir, f"damaged: {str(found[0][0]).splitlines()[-1]}")
 
+    def created(self) -> None:
+        """The new database is whole (stamped, its tables made): from now on it is the run's."""
+        self._creating = False
+
     def cannot_write(self, exc: BaseException) -> SalalError:
         """The one line for a write that failed (a full disk, a read-only folder)."""
+        if self._creating:
+            return SalalError(
+                f"could not create a run in {self.run_dir} ({exc}); free some disk space, or "
+                "pick another --out"
+            )
         return SalalError(
             f"could not save to the run directory ({exc}); free some disk space and resume "
             "with --resume (every answer acknowledged so far is on disk)"
@@ -124,4 +140,8 @@ class RunDatabase:
             return self._conn.execute(sql, args).fetchall()
 
     def close(self) -> None:
+        """Close the connection; a database left half-made by a failed creation is removed."""
         self._conn.close()
+        if self._creating:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                (self.run_dir / f"{DB_NAME}{suffix}").unlink(missing_ok=True)

@@ -94,6 +94,10 @@ class RunStore:
                 self._db.script(SCHEMA)
             if not read_only:
                 self.checkpoints.mkdir(exist_ok=True)
+            self._db.created()
+        except OSError as exc:  # the checkpoints folder: a full disk, a read-only folder
+            self.close()
+            raise self._db.cannot_write(exc) from None
         except BaseException:
             self.close()
             raise
