@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from salal_core.cli.flags import check_bounds
 from salal_core.cli.options import add_run_options, session_from_args
 from salal_core.errors import RunInUse, SalalError
 
@@ -132,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Read by Textual when it is imported, so set before the import below.
         os.environ["TEXTUAL_COLOR_SYSTEM"] = args.color
     try:  # before Textual starts: the terminal's answers come on stdin
+        check_bounds(args)
         drawing = choose_drawing(args.images)
     except SalalError as exc:
         return refuse(exc)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROUNDS, add_entries_that_are_no_files, run_cli, tiny_cli, write_image_folder
-from salal_core.cli.main import main
+from salal_core.cli.flags import overrides_from_args
+from salal_core.cli.main import build_parser, main
 from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary
 
@@ -136,10 +137,16 @@ def test_compare_prints_a_table_and_writes_csv(
         (["--budget", "0.1"], "must be above --initial-fraction"),
         (["--query-size", "0"], "--query-size must be above 0"),
         (["--eval-batch-size", "0"], "--eval-batch-size must be at least 1"),
-        (["--image-size", "4"], "--image-size must be at least 8"),
+        (["--image-size", "4"], "--image-size must be from 8 to 512 (the pool is held decoded"),
+        (["--image-size", "100000"], "--image-size must be from 8 to 512 (the pool is held"),
+        (["--seed", str(2**64)], "--seed must be from 0 to 9,223,372,036,854,775,807 (a 64-"),
+        (["--pretrain-steps", "1e20"], "--pretrain-steps must be from 0 to 100,000 (ten times"),
+        (["--round-steps", "100001"], "--round-steps must be from 0 to 100,000 (ten times the"),
+        (["--group-timeout", "-1"], "--group-timeout must be from 1 to 86400 (seconds: up to a"),
+        (["--group-timeout", "nan"], "--group-timeout must be from 1 to 86400 (seconds: up to"),
         (["--lr", "-1"], "--lr must be a positive number, not -1.0"),
         (["--lr", "nan"], "--lr must be a positive number, not nan"),
-        (["--seed", "-1"], "--seed must be 0 or more"),
+        (["--seed", "-1"], "--seed must be from 0 to 9,223,372,036,854,775,807 (a 64-bit"),
         (["--train-limit", "-5"], "--train-limit and --test-limit must be 0 (everything)"),
         (["--pretrain-epochs", "-1"], "--pretrain-epochs must be 0 (no pretraining) or more"),
         (["--cross-validate-below", "-1"], "--cross-validate-below must be 0 (any folder)"),
@@ -166,6 +173,19 @@ def test_bad_input_is_one_line_and_exit_2(
     lines = captured.err.splitlines()  # not stripped: no blank line from the bars either
     assert len(lines) == 1 and message in lines[0], captured.err
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_numbers_are_bounded_in_the_flag_table_for_the_app_too(capsys) -> None:
+    """A whole number may be written 2e3; the app refuses what salal-core run refuses."""
+    from salal_tui.__main__ import main as salal_tui
+
+    args = build_parser().parse_args(["run", "--pretrain-steps", "2e3", "--seed", "7"])
+    assert overrides_from_args(args) == {"pretrain.optim.min_steps": 2000, "seed": 7}
+    assert salal_tui(["--seed", str(2**64), "--images", "blocks"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "salal-tui: error: --seed must be from 0 to 9,223,372,036,854,775,807 (a 64-bit "
+        "integer, as config.toml holds it), not 18446744073709551616"
+    ]
 
 
 def test_a_run_directory_whose_database_is_not_a_run_is_one_line_everywhere(

@@ -1,5 +1,5 @@
 """Every flag that sets a run's configuration, declared once: its name, the config keys it
-writes, its type and help, and whether `--resume` may change it.
+writes, its type, bounds and help, and whether `--resume` may change it.
 
 The parsers of `salal-core run`, `pretrain`, `compare` and `bench` and of `salal-tui`, the
 overrides a command line makes, and the two resume lists are all built from this table, so a
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from salal_core.cli.bounds import Bounds, whole_number
 from salal_core.config import COMPILE_MODES, PRESETS
+from salal_core.data.sources import MIN_SIDE
 from salal_core.parallel.distributed import DEFAULT_GROUP_TIMEOUT
 from salal_core.selection.acquire import ACQUISITIONS
 
@@ -23,6 +25,9 @@ Group = Literal["data", "model", "parallel", "active"]
 # different value on resume is refused in one line; "launch": how to run, not what (like
 # torchrun's own flags), so it is neither.
 Resume = Literal["may change", "fixed", "launch"]
+# The most optimizer steps a phase may be asked to take at least: the paper recipe pretrains
+# for 100 epochs of 97 steps; each step's images are drawn up front (steps x batch indices).
+MAX_STEPS = 100_000
 
 GROUP_TITLES: dict[Group, str] = {
     "data": "data",
@@ -52,6 +57,7 @@ class Flag:
     metavar: str | None = None
     switch: bool = False  # present or absent, no value
     convert: Callable[[Any], Any] = unchanged  # the parsed value into the config's
+    bounds: Bounds | None = None  # a number's lowest and highest values
 
     @property
     def dest(self) -> str:
@@ -91,7 +97,7 @@ FLAGS: tuple[Flag, ...] = (
         ("data.train_limit",),
         "fixed",
         "use a seeded, class-balanced slice of N training images",
-        int,
+        whole_number,
         "N",
     ),
     Flag(
@@ -100,11 +106,18 @@ FLAGS: tuple[Flag, ...] = (
         ("data.test_limit",),
         "fixed",
         "likewise for the test split",
-        int,
+        whole_number,
         "N",
     ),
     Flag(
-        "--image-size", "data", ("data.image_size",), "fixed", "side the model sees (32)", int, "PX"
+        "--image-size",
+        "data",
+        ("data.image_size",),
+        "fixed",
+        "side the model sees (32)",
+        whole_number,
+        "PX",
+        bounds=Bounds(MIN_SIDE, 512, "the pool is held decoded: 50,000 images at 512 are 39 GB"),
     ),
     # Checked against the run's class table, not its config.
     Flag(
@@ -124,9 +137,18 @@ FLAGS: tuple[Flag, ...] = (
         "fixed",
         f"recipe: {', '.join(PRESETS)} (default fast on a GPU, cpu without)",
     ),
-    Flag("--seed", "model", ("seed",), "fixed", type=int),
+    Flag(
+        "--seed",
+        "model",
+        ("seed",),
+        "fixed",
+        type=whole_number,
+        bounds=Bounds(0, 2**63 - 1, "a 64-bit integer, as config.toml holds it"),
+    ),
     Flag("--device", "model", ("device",), "may change", "auto, cuda or cpu (default auto)"),
-    Flag("--width", "model", ("model.width",), "fixed", "network width; 64 is ResNet18", int),
+    Flag(
+        "--width", "model", ("model.width",), "fixed", "network width; 64 is ResNet18", whole_number
+    ),
     Flag(
         "--head-input",
         "model",
@@ -135,15 +157,18 @@ FLAGS: tuple[Flag, ...] = (
         "what the class head reads: last (the last stage pooled) or all-stages (every stage "
         "pooled; the cpu recipe's)",
     ),
-    Flag("--pretrain-epochs", "model", ("pretrain.epochs",), "fixed", type=int, metavar="N"),
+    Flag(
+        "--pretrain-epochs", "model", ("pretrain.epochs",), "fixed", type=whole_number, metavar="N"
+    ),
     Flag(
         "--pretrain-steps",
         "model",
         ("pretrain.optim.min_steps",),
         "fixed",
         "optimizer steps pretraining takes at least, however few the images",
-        int,
+        whole_number,
         "N",
+        bounds=Bounds(0, MAX_STEPS, "ten times the steps the paper recipe pretrains for"),
     ),
     Flag(
         "--batch-size",
@@ -151,7 +176,7 @@ FLAGS: tuple[Flag, ...] = (
         ("pretrain.optim.batch_size", "active.optim.batch_size"),
         "may change",
         "images per training step",
-        int,
+        whole_number,
         "N",
     ),
     Flag(
@@ -168,7 +193,7 @@ FLAGS: tuple[Flag, ...] = (
         ("eval_batch_size",),
         "may change",
         "images per scoring and evaluation batch",
-        int,
+        whole_number,
         "N",
     ),
     Flag(
@@ -198,6 +223,7 @@ FLAGS: tuple[Flag, ...] = (
         f"(default {DEFAULT_GROUP_TIMEOUT:.0f})",
         float,
         "S",
+        bounds=Bounds(1.0, 86_400.0, "seconds: up to a day"),
     ),
     # active learning
     Flag(
@@ -239,7 +265,7 @@ FLAGS: tuple[Flag, ...] = (
         "active",
         ("active.epochs_per_round",),
         "may change",
-        type=int,
+        type=whole_number,
         metavar="N",
     ),
     Flag(
@@ -248,8 +274,9 @@ FLAGS: tuple[Flag, ...] = (
         ("active.optim.min_steps",),
         "may change",
         "optimizer steps a fine-tuning round takes at least, however few the labels",
-        int,
+        whole_number,
         "N",
+        bounds=Bounds(0, MAX_STEPS, "ten times the steps the paper recipe pretrains for"),
     ),
     Flag(
         "--finetune-from",
@@ -258,7 +285,7 @@ FLAGS: tuple[Flag, ...] = (
         "may change",
         "training labels from which the whole network is fine-tuned; below, a round fits the "
         "head alone on frozen features (README, Recipes)",
-        int,
+        whole_number,
         "N",
     ),
     Flag(
@@ -268,7 +295,7 @@ FLAGS: tuple[Flag, ...] = (
         "may change",
         "below --finetune-from, from this many labels on, fine-tune where 3-fold "
         "cross-validation on the labels says it is not worse than the head (0: never)",
-        int,
+        whole_number,
         "N",
     ),
     Flag(
@@ -278,7 +305,7 @@ FLAGS: tuple[Flag, ...] = (
         "may change",
         "cross-validate that switch only on folders of fewer than this many training images "
         "(0: any size)",
-        int,
+        whole_number,
         "IMAGES",
     ),
     Flag(
@@ -297,7 +324,7 @@ FLAGS: tuple[Flag, ...] = (
         ("active.stop_when_flat",),
         "may change",
         "stop once accuracy (test split or held-out labels) has not risen for R rounds",
-        int,
+        whole_number,
         "R",
     ),
     Flag(
@@ -356,6 +383,14 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:
             out.update({key: flag.convert(value) for key in flag.keys})
     return out
+
+
+def check_bounds(args: argparse.Namespace) -> None:
+    """Refuse, in one line, a number outside its flag's bounds, before anything starts."""
+    for flag in FLAGS:
+        value = getattr(args, flag.dest, None)
+        if value is not None and flag.bounds is not None:
+            flag.bounds.check(flag.name, value)
 
 
 def resume_list(resume: Resume) -> dict[str, tuple[str, ...]]:

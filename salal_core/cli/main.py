@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from salal_core import __version__
+from salal_core.cli.flags import check_bounds
 from salal_core.cli.options import (
     Register,
     add_data_options,
@@ -133,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     world = None
     in_step = False  # every rank ends this command the same way: they may wait for each other
     try:
+        check_bounds(args)
         if distributed.launched():
             if args.command not in GROUP_COMMANDS:
                 # Reading and writing files is one process's work: rank 0 does it alone.
