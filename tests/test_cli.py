@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from helpers import ROUNDS, add_entries_that_are_no_files, run_cli, tiny_cli, write_image_folder
+from salal_core import json_text
 from salal_core.cli.flags import overrides_from_args
 from salal_core.cli.main import build_parser, main
 from salal_core.run.store import RunStore
@@ -126,6 +128,41 @@ def test_compare_prints_a_table_and_writes_csv(
     }
     assert (out / "compare.png").stat().st_size > 1000
     assert (out / "entropy-seed1" / "summary.json").exists()
+
+
+def strict_json(text: str) -> object:
+    """JSON as strict readers take it: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_figures_that_are_not_numbers_are_written_as_null() -> None:
+    text = json_text.dumps({"accuracy": math.nan, "curve": [math.inf, 0.5], "k": (-math.inf,)})
+    assert strict_json(text) == {"accuracy": None, "curve": [None, 0.5], "k": [None]}
+    assert math.isnan(json_text.number(None)) and json_text.number(0.25) == 0.25
+
+
+def test_summary_json_and_every_json_output_are_strict_json(
+    synthetic_pack: Path, tmp_path: Path, capsys
+) -> None:
+    """The first round has no kappa (NaN) and nobody labeled (agreement NaN): null, in
+    summary.json, `run --json`, `agreement --json` and `export --format json`; read back as
+    NaN."""
+    out = tmp_path / "run"
+    args = tiny_cli("run", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
+    assert main([*args, "--json"]) == 0
+    printed = strict_json(capsys.readouterr().out)
+    assert isinstance(printed, dict) and printed["curve"][0]["kappa"] is None
+    written = strict_json((out / "summary.json").read_text())
+    assert isinstance(written, dict) and written["agreement"]["observed"] is None
+    assert math.isnan(RunSummary.from_json(written).curve[0].kappa)
+    assert math.isnan(RunSummary.from_json(written).agreement.fleiss)
+    for command in (["agreement", str(out), "--json"], ["export", str(out), "--format", "json"]):
+        assert main(command) == 0
+        strict_json(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ salal-core agreement how far a run's labelers agree
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from salal_core import __version__
+from salal_core import __version__, json_text
 from salal_core.cli.flags import check_bounds
 from salal_core.cli.options import (
     Register,
@@ -59,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         out = summary.to_json()
         del out["config"]
-        print(json.dumps(out))
+        print(json_text.dumps(out))
     else:
         acc = summary.final_accuracy
         measured = "test" if summary.accuracy_source == "test" else "held-out"
@@ -82,7 +81,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
     result = run_pretrain(args)
     if args.json:
-        print(json.dumps(result))
+        print(json_text.dumps(result))
     else:
         print(
             f"rotation accuracy {result['rotation_accuracy']:.4f} after "

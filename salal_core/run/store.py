@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from salal_core import json_text
 from salal_core.config import RunConfig
 from salal_core.config_io import dumps_toml, load_toml, to_dict
 from salal_core.errors import SalalError
@@ -140,7 +141,7 @@ class RunStore:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         try:
-            atomic_write_text(self.dir / "summary.json", json.dumps(summary, indent=2))
+            atomic_write_text(self.dir / "summary.json", json_text.dumps(summary, indent=2))
         except OSError as exc:
             raise self._db.cannot_write(exc) from None
 

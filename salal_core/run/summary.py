@@ -10,6 +10,7 @@ from typing import Any, Literal
 from salal_core.config import RunConfig
 from salal_core.config_io import from_dict, to_dict
 from salal_core.data.skipped import SkippedFile, skipped_file
+from salal_core.json_text import number
 from salal_core.team import agreement
 from salal_core.team.agreement import Agreement
 
@@ -84,9 +85,18 @@ class RunSummary:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSummary:
-        """Read back what `to_json` wrote (RUN_DIR/summary.json)."""
+        """Read back what `to_json` wrote (RUN_DIR/summary.json); a null figure is NaN."""
         fields = {k: v for k, v in data.items() if k != "final_accuracy"}
-        fields["curve"] = tuple(CurvePoint(**p) for p in data["curve"])
+        fields["curve"] = tuple(
+            CurvePoint(
+                **{
+                    **p,
+                    "test_accuracy": number(p["test_accuracy"]),
+                    "kappa": number(p.get("kappa")),
+                }
+            )
+            for p in data["curve"]
+        )
         fields["config"] = from_dict(data["config"])
         if "agreement" in data:  # (summaries written before it was measured have none)
             fields["agreement"] = agreement.from_json(data["agreement"])

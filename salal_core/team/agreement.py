@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from salal_core.json_text import number
 from salal_core.run.stability import cohen_kappa
 from salal_core.team.consensus import Vote
 
@@ -65,16 +66,23 @@ def nobody() -> Agreement:
 
 
 def from_json(data: Mapping[str, Any]) -> Agreement:
-    """Read back an Agreement written as plain JSON (RUN_DIR/summary.json)."""
+    """Read back an Agreement written as JSON (RUN_DIR/summary.json), its nulls as NaN."""
     return Agreement(
         tuple(LabelerCount(**c) for c in data["labelers"]),
         data["overlapping"],
-        data["observed"],
-        data["fleiss"],
-        tuple(PairAgreement(**p) for p in data["pairs"]),
+        number(data["observed"]),
+        number(data["fleiss"]),
+        tuple(
+            PairAgreement(
+                p["first"], p["second"], p["images"], number(p["observed"]), number(p["kappa"])
+            )
+            for p in data["pairs"]
+        ),
         tuple(
             DisputedImage(
-                d["item"], tuple((who, label) for who, label in d["answers"]), d["agreement"]
+                d["item"],
+                tuple((who, label) for who, label in d["answers"]),
+                number(d["agreement"]),
             )
             for d in data["disputed"]
         ),

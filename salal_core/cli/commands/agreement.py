@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from salal_core import json_text
 from salal_core.cli.options import Subparsers
 from salal_core.run.store import RunStore
 from salal_core.team.agreement import Agreement, measure, people_answers
@@ -67,21 +66,10 @@ def show(agreement: Agreement, names: list[str], sources: dict[int, str], consol
         console.print(disputed)
 
 
-def _finite(value: Any) -> Any:
-    """NaN (nothing to measure) as JSON's null, which every reader takes."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def cmd_agreement(args: argparse.Namespace) -> int:
     agreement, names, sources = run_agreement(args.run_dir, args.top)
     if args.json:
-        print(json.dumps(_finite(dataclasses.asdict(agreement)), indent=1))
+        print(json_text.dumps(dataclasses.asdict(agreement), indent=1))
     else:
         show(agreement, names, sources, Console())
     return 0

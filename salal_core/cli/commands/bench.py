@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import platform
 import tempfile
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from salal_core import json_text
 from salal_core.cli.commands.bench_figures import (
     BenchReport,
     Decode,
@@ -199,7 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report = run_bench(config_from_args(args), args.steps, args.no_end_to_end, ablate, console)
     for table in summary_tables(report):
         console.print(table)
-    print(json.dumps(report.to_json(), indent=1))
+    print(json_text.dumps(report.to_json(), indent=1))
     return 0
 
 

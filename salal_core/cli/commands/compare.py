@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from salal_core import json_text
 from salal_core.cli.commands.compare_stats import (
     BASELINE,
     REFERENCE,
@@ -220,7 +221,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     png = out / "compare.png"
     drew = plot(table, png)
     if args.json:
-        print(json.dumps({"curves": curves, "aubc": aubcs}))
+        print(json_text.dumps({"curves": curves, "aubc": aubcs}))
         Console(stderr=True).print(render_table(table, found))
     else:
         Console().print(render_table(table, found))

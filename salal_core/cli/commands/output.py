@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from salal_core import json_text
 from salal_core.errors import SalalError
 
 
 def render(rows: list[dict[str, Any]], fmt: str, fields: Sequence[str]) -> str:
     """`rows` as a CSV table with `fields` as its columns, or as a JSON list."""
     if fmt == "json":
-        return json.dumps(rows, indent=1) + "\n"
+        return json_text.dumps(rows, indent=1) + "\n"
     buf = io.StringIO()
     writer = csv.DictWriter(buf, list(fields), lineterminator="\n")
     writer.writeheader()
