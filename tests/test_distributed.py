@@ -281,10 +281,14 @@ async def test_salal_tui_with_two_ranks_labels_and_trains(
     batch of answers trains a round across both ranks, the next image is scored by both."""
     from test_tui import make_session
 
-    from helpers import SIZE, journal
+    from helpers import SIZE, journal, random_backbone
     from salal_tui.launch import PrivateRun, label_alone
 
-    session = make_session(synthetic_pack, tmp_path / "c", tmp_path / "run", auto=False)
+    # A backbone given, not pretrained: two seeded batches come first (a person labeling
+    # through pretraining would be asked seeded samples until it ends), then the engine's own.
+    backbone = str(random_backbone(tmp_path / "pretrain.pt", 4))
+    overrides = {"active.budget": 0.6, "model.pretrained": backbone}
+    session = make_session(synthetic_pack, tmp_path / "c", tmp_path / "run", False, **overrides)
     app = label_alone(session, "tester", ranks=2)
     assert isinstance(app.runner, PrivateRun)
     runner = app.runner.hosted.engine
@@ -292,11 +296,17 @@ async def test_salal_tui_with_two_ranks_labels_and_trains(
         screen = app.label_screen
         await wait_for(pilot, lambda: screen.shown is not None, TRAINING_WAIT)
         assert len(runner.followers) == 1 and runner.followers[0].is_alive()
-        for _ in range(8):
-            await wait_for(pilot, lambda: screen.shown is not None, TRAINING_WAIT)
-            await pilot.press("1")
-        # Round 0 trained and measured on both ranks, then both scored the pool for round 1.
-        await wait_for(pilot, lambda: asked_rounds(tmp_path / "run") > 0, TRAINING_WAIT)
+
+        # The person labels what is shown until the engine's own questions come: seeded
+        # samples first (as many batches as pretraining took to finish), then a round trained
+        # and measured on both ranks, and the pool scored by both for the next.
+        def scored() -> bool:
+            return asked_rounds(tmp_path / "run") > 0
+
+        while not scored():
+            await wait_for(pilot, lambda: screen.shown is not None or scored(), TRAINING_WAIT)
+            if not scored():
+                await pilot.press("1")
         await pilot.press("q", "y")
         await wait_for(pilot, lambda: app.return_code is not None, timeout=60)
     assert len(journal(tmp_path / "run")) >= 8

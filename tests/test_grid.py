@@ -101,7 +101,9 @@ async def test_a_person_labels_a_round_in_the_grid(synthetic_pack: Path, tmp_pat
             if target is not None and not guessed():
                 await pilot.press(keys[truth(app, target.index)])
         typed = journal(out)
-        assert len(typed) == 16 and screen.round >= 1  # both seeded batches, and no more
+        # The first seeded batch at least (round 1 trained on it), never past the second: the
+        # engine's guesses may come up while the second is being typed.
+        assert 8 <= len(typed) <= 16 and screen.round >= 1
         assert screen.engine_labeled >= 32 + 8  # the initial fraction, and the first batch
         await pilot.press(*["minus"] * 8)  # the bar down to 0%: every guess on the page
         take = grid._acceptable()

@@ -176,3 +176,43 @@ def test_a_second_serve_of_a_served_run_says_how_to_join_it(
         f"salal-core: error: {store.dir} is being labeled; label beside them with: "
         f"salal-tui --join {store.dir}\n"
     )
+
+
+def test_a_request_the_service_fails_on_is_answered_not_saved_and_the_service_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A defect while handling an answer (here: the journal raising what it never should)
+    is that answer refused as not saved, and its traceback in the log; the connection and
+    the service stay, so the labeler's next answer is taken. Before, the connection dropped,
+    the client sent the answer again on reconnecting, forever, and the app hung."""
+    store = RunStore(tmp_path / "run", create=True)
+    store.save_classes(["cat", "dog"])
+    queue = TeamQueue(store)
+    logged: list[str] = []
+    service = service_of(store, queue=queue, images=Loaded(), log=logged.append)  # type: ignore[arg-type]
+    service.on_event(DataLoaded("drawn", 10, 0, ("cat", "dog"), 0.1, False))
+    asked = tuple(Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in range(10))
+    queue.ask(asked)
+    service.on_event(QueryReady(1, asked))
+    record = RunStore.record_answers
+    broken = {"now": True}
+
+    def failing_once(self: RunStore, answers: list[Answer]) -> None:
+        if broken.pop("now", False):
+            raise KeyError("a defect")
+        record(self, answers)
+
+    monkeypatch.setattr(RunStore, "record_answers", failing_once)
+    ana = ServiceClient(store.dir, "ana", ignore)
+    try:
+        ana.connect()
+        first, second = ana.wait_for_queries(10)[:2]
+        with pytest.raises(SalalError, match=r"the service failed on it \(KeyError"):
+            ana.give([(first.item, 1)])
+        assert any("Traceback" in line and "KeyError" in line for line in logged)
+        ana.give([(second.item, 0)])  # the same connection: the service went on
+        assert [(r.item, r.label) for r in store.journal_rows()] == [(second.item, 0)]
+    finally:
+        ana.close()
+        service.close()
+        store.close()

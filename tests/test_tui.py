@@ -423,7 +423,7 @@ async def test_a_failing_disk_is_one_line_and_the_app_stays_up(
 
     def refusing(self, answers) -> None:
         if full["now"]:
-            raise store_module._disk_full(OSError(28, "No space left on device"))
+            raise self._db.cannot_write(OSError(28, "No space left on device"))
         record(self, answers)
 
     monkeypatch.setattr(store_module.RunStore, "record_answers", refusing)

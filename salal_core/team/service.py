@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import assert_never
@@ -157,7 +158,25 @@ class RunService:
             self.top_up_all()
 
     def _handle(self, client: Client, message: ToService) -> bool:
-        """Carry out one request; False ends the connection."""
+        """Carry out one request; False ends the connection. A request the service fails on
+        is answered as not saved, its traceback in the log: dropping the connection instead
+        would have the client send it again, forever, and its person wait."""
+        try:
+            return self._carry_out(client, message)
+        except Exception as exc:  # a defect: one labeler's request, never the service
+            self.log(f"failed on {type(message).__name__}:\n{traceback.format_exc()}")
+            failed = SalalError(f"the service failed on it ({exc!r}); see its log")
+            match message:
+                case (
+                    Give(client_id=request)
+                    | TakeBack(client_id=request)
+                    | WantReview(client_id=request)
+                    | Correct(client_id=request)
+                ):
+                    client.send(self._not_journaled(client, request, failed))
+            return True
+
+    def _carry_out(self, client: Client, message: ToService) -> bool:
         if not client.labeler and not isinstance(message, Hello):
             self.connections.problem(client, "say Hello first")
             return True
