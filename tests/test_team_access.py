@@ -34,6 +34,7 @@ import salal_tui.app
 import salal_tui.desk  # noqa: F401
 from salal_core.cli.main import main as core_main
 from salal_core.config import RunConfig
+from salal_core.run.oracle import Answer
 from salal_core.run.store import RunStore
 from salal_core.team.client import ServiceClient
 from salal_tui.__main__ import main as tui_main
@@ -134,12 +135,44 @@ def test_a_run_directory_and_its_files_are_private_to_its_owner(tmp_path: Path) 
     store = RunStore(tmp_path / "run", create=True)
     store.save_config(RunConfig())
     run = store.dir
+    store.close()
+    for path in (run, run / "config.toml"):  # as an older salal left them
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    store = RunStore(run, create=False)
     try:
         assert mode(run) == 0o700 and mode(run / "checkpoints") == 0o700
         for name in (".lock", "salal.db", "config.toml"):
             assert mode(run / name) == 0o600, name
     finally:
         store.close()
+
+
+def test_a_run_in_a_folder_holding_other_things_leaves_them_and_the_umask_as_they_were(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "project"
+    (out / "scripts").mkdir(parents=True)
+    tool, notes = out / "tool.sh", out / "scripts" / "notes.txt"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    notes.write_text("mine")
+    tool.chmod(0o755)
+    notes.chmod(0o644)
+    (out / "scripts").chmod(0o755)
+    before = os.umask(0o022)
+    try:
+        store = RunStore(out, create=True)
+        store.save_classes(["cat", "dog"])
+        store.record_answers([Answer(0, 0, 1, 0, "human", 0.0, "ana")])
+        umask_after = os.umask(0o022)
+        store.close()
+        store = RunStore(out, create=False)  # and the run opens again, its answer kept
+        assert {i: r.label for i, r in store.labels().items()} == {0: 1}
+        store.close()
+    finally:
+        os.umask(before)
+    assert mode(tool) == 0o755 and mode(out / "scripts") == 0o755 and mode(notes) == 0o644
+    assert mode(out) == 0o700
+    assert umask_after == 0o022  # the process's umask is the person's still
 
 
 def test_a_stranger_is_told_whose_run_it_is_in_one_line(users: Users, shared: Path) -> None:
@@ -179,3 +212,23 @@ def test_socket_group_lets_in_the_run_directorys_group_and_nobody_else(
     finally:
         service.close()
         store.close()
+
+
+def test_another_users_file_in_the_folder_is_not_a_reason_to_refuse_a_new_run(
+    users: Users, shared: Path
+) -> None:
+    theirs = shared / "theirs"
+    theirs.mkdir()
+    (theirs / "data.txt").write_text("the stranger's")
+    for path, wanted in ((theirs, 0o755), (theirs / "data.txt", 0o644)):
+        os.chown(path, users.stranger.pw_uid, users.stranger.pw_gid)
+        path.chmod(wanted)
+    os.chown(shared, users.mate.pw_uid, users.mate.pw_gid)  # the mate's folder, shared
+
+    def new_run() -> int:
+        RunStore(shared, create=True).close()
+        print("made")
+        return 0
+
+    assert as_user(users.mate, new_run) == (0, "made\n")
+    assert mode(theirs) == 0o755 and mode(theirs / "data.txt") == 0o644
