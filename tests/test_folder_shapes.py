@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import CLASSES, tiny_cli, tiny_config, write_image_folder
+from helpers import CLASSES, ROUNDS, labels_by_item, tiny_cli, tiny_config, write_image_folder
 from salal_core.cli.main import main
 from salal_core.data.load import load_for_run, read_source
 from salal_core.data.skipped import SkippedFile
@@ -37,16 +37,43 @@ def test_class_folders_without_a_train_level_are_the_training_split(tmp_path: Pa
 def test_classes_named_for_folders_that_are_not_classes_label_nothing_by_folder(
     tmp_path: Path,
 ) -> None:
-    """A pool kept in folders by date: `--classes` says the folders are not the classes."""
+    """A pool kept in folders by date: `--classes` says the folders are not the classes, and
+    the folders are read as a pool is, each image once."""
     photos = class_folders(tmp_path / "photos")
+    shutil.copy(photos / "red" / "0000.png", photos / "blue" / "copy.png")
+    assert len(read_source(photos, 32).train) == 13  # taken as classes, each copy is kept
     rec = Recorder()
     images = load_for_run(tiny_config(photos, tmp_path / "c"), ("cat", "dog"), emit=rec)
     assert images.class_names == ["cat", "dog"] and not images.has_labels
-    assert len(images.train) == 12
+    assert len(images.train) == 12 and images.layout == "pool"
+    copy = {"blue/copy.png", "red/0000.png"} - set(images.train.ids)
+    assert [s for s in images.skipped if s.reason == "duplicate"] == [
+        SkippedFile(copy.pop(), "duplicate")
+    ]
     assert (
         "the folders of photos (blue, green, red, yellow) are not the classes named (cat, dog): "
-        "no image is labeled by its folder"
+        "no image is labeled by its folder; 1 duplicate skipped"
     ) in [n.message for n in rec.of(Notice)]
+
+
+def test_a_run_says_which_folders_it_takes_as_classes_and_labels_by_them(
+    tmp_path: Path, capsys
+) -> None:
+    """Folders by date, camera or raw/processed look like class folders: the run says what it
+    took from them, and how to say they are not classes."""
+    photos = class_folders(tmp_path / "photos", per_class=5)
+    rec = Recorder()
+    config = tiny_config(photos, tmp_path / "c")
+    images = load_for_run(config, tuple(sorted(CLASSES)), emit=rec)  # the folders' own names
+    assert images.has_labels and not rec.of(Notice)
+    out = tmp_path / "run"
+    assert main(tiny_cli("run", photos, out, tmp_path / "c", *ROUNDS, "--budget", "0.4")) == 0
+    assert (
+        "the folders blue, green, red, yellow of photos are taken as classes, and 20% of their "
+        "images as labels to start with; if they are not classes, name the classes with "
+        "--classes"
+    ) in " ".join(capsys.readouterr().err.split())
+    assert len(labels_by_item(out, "initial")) == 4
 
 
 def test_class_folders_that_are_links_are_read_and_a_link_loop_is_skipped(

@@ -17,7 +17,7 @@ from salal_core.config import DataConfig, RunConfig
 from salal_core.data.cache import cache_key, load_cache, save_cache
 from salal_core.data.cifar import is_cifar_pickles, read_cifar_pickles
 from salal_core.data.identity import item_priority
-from salal_core.data.skipped import skipped_sentence
+from salal_core.data.skipped import SkippedFile, skipped_sentence
 from salal_core.data.sources import ImageSet, read_image_tree
 from salal_core.data.walk import walk_members
 from salal_core.errors import SalalError
@@ -209,15 +209,7 @@ def load_for_run(
     source = Path(images.source).name
     if class_names:
         if images.layout == "class folders" and images.class_names != list(class_names):
-            emit(
-                Notice(
-                    f"the folders of {source} ({', '.join(images.class_names)}) are not the "
-                    f"classes named ({', '.join(class_names)}): no image is labeled by its folder",
-                    level="info",
-                )
-            )
-            images.train = replace(images.train, labels=np.full(len(images.train), -1, np.int64))
-            images.class_names = []
+            _folders_as_pool(images, class_names, emit)
         if images.class_names and images.class_names != list(class_names):
             raise SalalError(
                 f"this source names its own classes ({', '.join(images.class_names)}); "
@@ -235,3 +227,51 @@ def load_for_run(
             "classes: add a folder of images for another class"
         )
     return images
+
+
+def _folders_as_pool(images: ImageSet, class_names: Sequence[str], emit: Emit) -> None:
+    """Folders `--classes` says are not classes (a pool kept by date, say): no image is labeled
+    by its folder, and, as in any pool, an image is read once (a class-folder decode keeps
+    copies, each with its folder's label)."""
+    train, first = images.train, dict[str, int]()
+    for position, digest in enumerate(train.digests):
+        first.setdefault(digest.split("~")[0], position)  # a copy's digest is `digest~n`
+    kept = sorted(first.values())
+    copies = [train.ids[i] for i in sorted(set(range(len(train))) - set(kept))]
+    images.skipped.extend(SkippedFile(name, "duplicate") for name in copies)
+    taken = train.take(np.asarray(kept, dtype=np.int64))
+    images.train = replace(taken, labels=np.full(len(taken), -1, np.int64))
+    folders = ", ".join(images.class_names)
+    images.class_names, images.layout = [], "pool"
+    also = f"; {len(copies)} duplicate{'s' * (len(copies) != 1)} skipped" if copies else ""
+    emit(
+        Notice(
+            f"the folders of {Path(images.source).name} ({folders}) are not the classes named "
+            f"({', '.join(class_names)}): no image is labeled by its folder{also}",
+            level="info",
+        )
+    )
+
+
+FOLDERS_NAMED = 8  # folders a notice names before it counts the rest
+
+
+def folder_classes_notice(images: ImageSet, initial_fraction: float) -> Notice | None:
+    """What a new run over class folders with no train/ level is told: which folders it takes
+    as classes, how many of their images it labels by folder to start with, and what to do if
+    they are not classes (a pool kept by date or camera, say). None for any other source."""
+    if images.layout != "class folders":
+        return None
+    names = images.class_names[:FOLDERS_NAMED]
+    more = len(images.class_names) - len(names)
+    folders = ", ".join(names) + (f" and {more} more" if more else "")
+    labels = (
+        f", and {initial_fraction:.0%} of their images as labels to start with"
+        if initial_fraction > 0
+        else ""
+    )
+    return Notice(
+        f"the folders {folders} of {Path(images.source).name} are taken as classes{labels}; if "
+        "they are not classes, name the classes with --classes",
+        level="info",
+    )

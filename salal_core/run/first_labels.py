@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from salal_core.config import RunConfig
 from salal_core.data import ImageSet
+from salal_core.data.load import folder_classes_notice
 from salal_core.events import Emit, Event, LabelsAdded, Notice, Query, QueryReady
 from salal_core.run.labels import (
     LabelState,
@@ -93,8 +94,12 @@ def label_initial_fraction(
     state: LabelState,
 ) -> None:
     """The preset's initial fraction, labeled from the ground truth where there is one. It
-    needs no model, so it comes before pretraining, and a person's first questions after it."""
+    needs no model, so it comes before pretraining, and a person's first questions after it.
+    Where the ground truth is folder names with no train/ level, a notice says so first."""
     answers = initial_answers(config, images.train.labels, items)
+    notice = folder_classes_notice(images, config.active.initial_fraction if answers else 0.0)
+    if notice is not None:
+        emit(notice)
     if not answers:
         return  # cold start: the loop asks for the first labels
     store.record_answers(answers)
