@@ -249,6 +249,28 @@ def test_a_restarted_queue_keeps_every_answer_its_overlap_wants(tmp_path: Path) 
     store.close()
 
 
+def test_a_correction_in_review_is_no_answer_toward_the_overlap_after_a_restart_either(
+    tmp_path: Path,
+) -> None:
+    """Ana answers image 100 and the engine trains on it; ben corrects it in review. The live
+    queue still wants a second answer (a correction answers no question), and so does the
+    queue a restarted service rebuilds from the journal."""
+    queue, store = team(tmp_path, overlap=2)
+    store.set_overlap(2)
+    store.save_queries([query(i) for i in range(8)])
+    queue.lease("ana", 1)
+    queue.give("ana", "a-1", [(100, 1)])
+    assert queue.collect([0]) == {0: 1}
+    store.mark_consumed([100])
+    queue.correct("ben", "b-1", 100, 0, 2)
+    assert store.labels()[100].label == 1  # the first answer counts until two are in
+    assert 100 in items(queue.lease("cy", 8))
+    again = TeamQueue(store, 2, 60.0, Clock())
+    again.rebuild(lambda item: item - 100)
+    assert 100 in items(again.lease("cy", 8))  # was: taken as answered twice
+    store.close()
+
+
 def test_undo_takes_back_ones_own_answer_only(tmp_path: Path) -> None:
     queue, store = team(tmp_path)
     queue.lease("ana", 2)

@@ -18,6 +18,7 @@ import numpy as np
 
 from salal_core.errors import OracleClosed
 from salal_core.events import OracleName, Query
+from salal_core.run.records import correction_id
 
 SKIP = -1
 
@@ -68,9 +69,10 @@ def record_correction(
     client_id: str | None = None,
 ) -> None:
     """A label corrected in review: a new answer of `labeler`'s at the run's latest round (the
-    journal keeps the old one; the next round trains on it)."""
+    journal keeps the old one; the next round trains on it), marked as a correction."""
     round_ = journal.highest_asked_round()
-    answer = Answer(position, item, label, round_, "human", time.time(), labeler, client_id)
+    marked = correction_id(client_id)
+    answer = Answer(position, item, label, round_, "human", time.time(), labeler, marked)
     journal.record_answers([answer])
 
 

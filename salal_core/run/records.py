@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 SCHEMA = """
@@ -55,6 +56,16 @@ class LabelRecord:
     labeler: str  # the person who gave it ("" for the ground truth, a file, the preset)
 
 
+CORRECTION_MARK = "review:"  # how a correction's client id starts in the journal
+
+
+def correction_id(client_id: str | None) -> str:
+    """The journal's client id for a label corrected in review: marked, so that a queue
+    rebuilt from the journal leaves corrections out as the live one does (team/rebuild.py),
+    and unique where no client gave one (a review of a stopped run's files)."""
+    return f"{CORRECTION_MARK}{client_id or uuid.uuid4().hex}"
+
+
 @dataclass(frozen=True)
 class JournalRow:
     """One journal record as written, for the checks resume makes before trusting it."""
@@ -67,6 +78,12 @@ class JournalRow:
     oracle: str | None
     time: float
     labeler: str
+    client_id: str | None = None  # a joined client's id for it, or a correction's mark
+
+    @property
+    def correction(self) -> bool:
+        """Whether this is a label corrected in review, not an answer to a question."""
+        return self.client_id is not None and self.client_id.startswith(CORRECTION_MARK)
 
 
 @dataclass(frozen=True)

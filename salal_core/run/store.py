@@ -236,12 +236,13 @@ class RunStore:
         return {str(r[0]) for r in rows}
 
     def journal_rows(self) -> list[JournalRow]:
-        labeler = "labeler" if self.format == formats.FORMAT_VERSION else "''"
+        current = self.format == formats.FORMAT_VERSION
+        labeler, client_id = ("labeler", "client_id") if current else ("''", "NULL")
         return [
             JournalRow(*r)
             for r in self._db.rows(
-                f"SELECT seq, kind, idx, label, round, oracle, time, {labeler} FROM journal "
-                "ORDER BY seq"
+                f"SELECT seq, kind, idx, label, round, oracle, time, {labeler}, {client_id} "
+                "FROM journal ORDER BY seq"
             )
         ]
 

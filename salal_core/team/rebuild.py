@@ -22,6 +22,7 @@ from typing import Protocol
 from salal_core.events import LabeledCount, Query
 from salal_core.run.oracle import SKIP
 from salal_core.run.records import JournalRow, LabelRecord, QueuedItem
+from salal_core.team import consensus
 
 
 class AskedJournal(Protocol):
@@ -78,17 +79,17 @@ def labeled_count(journal: AskedJournal, position_of: Callable[[int], int | None
 
 
 def _answers(rows: Iterable[JournalRow], rounds: dict[int, int]) -> dict[int, dict[str, int]]:
-    """Each asked item's standing answers by the people who gave them, as the live queue
-    counts them: labels, skips of the question as asked now, less what was taken back."""
-    given: dict[int, dict[str, int]] = {}
-    for row in rows:
-        if not row.labeler or row.item not in rounds:
-            continue  # the ground truth, a file, the preset: nobody to ask again
-        answers = given.setdefault(row.item, {})
-        if row.kind == "label" and row.label is not None:
-            answers[row.labeler] = row.label
-        elif row.kind == "skip" and row.round == rounds[row.item]:
-            answers.setdefault(row.labeler, SKIP)
-        elif row.kind == "revert":
-            answers.pop(row.labeler, None)
+    """Each asked item's answers by the people who gave them, as the live queue counts them
+    (answers.py): their standing labels (consensus.py), and where they have none, a skip of
+    the question as asked now that they did not take back. A correction made in review is no
+    answer to a question, and is left out as the live queue leaves it out."""
+    asked = [r for r in rows if r.labeler and r.item in rounds and not r.correction]
+    given = {
+        item: {v.record.labeler: v.record.label for v in votes}
+        for item, votes in consensus.standing_votes(asked).items()
+    }
+    last = {(r.item, r.labeler): r for r in asked}  # each labeler's latest word on each item
+    for (item, labeler), row in last.items():
+        if row.kind == "skip" and row.round == rounds[item]:
+            given.setdefault(item, {}).setdefault(labeler, SKIP)
     return given
