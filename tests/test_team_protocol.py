@@ -13,7 +13,7 @@ import pytest
 from salal_core.config import RunConfig
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Notice, Query, RoundEnded, RunFinished
-from salal_core.run.oracle import SKIP, Answer, NotYours
+from salal_core.run.oracle import SKIP, ClassOutsideRun, NotYours
 from salal_core.run.review import Doubt
 from salal_core.run.store import RunStore
 from salal_core.run.summary import CurvePoint, RunSummary
@@ -170,10 +170,10 @@ def test_a_class_outside_the_run_is_refused_and_never_journaled(tmp_path: Path) 
     queue, store = team(tmp_path)
     queue.lease("ana", 2)
     for label in (999, -5, 4):
-        with pytest.raises(LeaseError, match=f"class {label} is not one of this run's 4"):
-            queue.give("ana", f"a-{label}", [(100, label)])
-    with pytest.raises(SalalError, match=r"class 999 is not one of .* not saved"):
-        store.record_answers([Answer(0, 100, 999, 1, "human", 0.0, "ana")])  # the journal too
+        with pytest.raises(ClassOutsideRun, match=f"class {label} is not one of this run's 4"):
+            queue.give("ana", f"a-{label}", [(100, label)])  # the journal's one check
+    with pytest.raises(ClassOutsideRun, match=r"class 999 is not one of .* not saved"):
+        queue.correct("ana", "a-5", 100, 0, 999)  # a correction in review too
     assert store.journal_rows() == []
     queue.give("ana", "a-1", [(100, 3), (101, SKIP)])  # the last class, and a skip, are fine
     assert queue.collect([0, 1]) == {0: 3}

@@ -214,5 +214,29 @@ def test_a_request_the_service_fails_on_is_answered_not_saved_and_the_service_go
         assert [(r.item, r.label) for r in store.journal_rows()] == [(second.item, 0)]
     finally:
         ana.close()
+
+
+def test_a_class_outside_the_run_given_or_corrected_is_refused_by_the_journal(
+    tmp_path: Path,
+) -> None:
+    """The run store is the one check of a class; the service tells the labeler it refused
+    the request (a Refusal), not that the journal could not be written."""
+    store = RunStore(tmp_path / "run", create=True)
+    store.save_classes(["cat", "dog"])
+    queue = TeamQueue(store)
+    lines: list[str] = []
+    service = service_of(store, queue=queue, images=Loaded(), log=lines.append)  # type: ignore[arg-type]
+    queue.ask([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in range(3)])
+    client = ServiceClient(store.dir, "ana")
+    try:
+        client.connect()
+        item = client.wait_for_queries(10)[0].item
+        with pytest.raises(Refusal, match=r"class 2 is not one of this run's 2 \(0\.\.1\)"):
+            client.give([(item, 2)])
+        with pytest.raises(Refusal, match="class -3 is not one of this run's 2"):
+            client.correct(5, -3)
+        assert store.journal_rows() == [] and not [x for x in lines if "not saved" in x]
+    finally:
+        client.close()
         service.close()
         store.close()

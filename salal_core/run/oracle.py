@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from salal_core.errors import OracleClosed
+from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import OracleName, Query
 from salal_core.run.records import correction_id
 
@@ -50,14 +50,17 @@ class CorrectionJournal(AnswerJournal, Protocol):
         """The latest round the run has asked about (0 before any question)."""
 
 
-def class_problem(label: int, classes: int) -> str | None:
-    """Why `label` cannot be a class of a run with `classes` classes; None where it can. A skip
-    is no class: whoever takes skips lets SKIP through first."""
-    if 0 <= label < classes:
-        return None
-    if classes == 0:
-        return f"class {label} cannot be taken yet: the run has not loaded its classes"
-    return f"class {label} is not one of this run's {classes} (0..{classes - 1})"
+class ClassOutsideRun(SalalError):
+    """An answer of a class the run lacks, refused by the journal (the run store) with nothing
+    written: the engine would fail to train on it, and resume would refuse the journal that
+    held it. The service tells the labeler so, as it refuses any request it cannot carry out."""
+
+    def __init__(self, label: int, classes: int) -> None:
+        super().__init__(
+            f"class {label} is not one of this run's {classes} (0..{classes - 1}); the answer "
+            "was not saved"
+        )
+        self.label, self.classes = label, classes
 
 
 def record_correction(

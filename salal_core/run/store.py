@@ -37,7 +37,7 @@ from salal_core.files import atomic_write_text
 from salal_core.run import access, checkpoint, formats
 from salal_core.run import lock as run_lock
 from salal_core.run.database import DB_NAME, RunDatabase, check_header
-from salal_core.run.oracle import SKIP, Answer, class_problem
+from salal_core.run.oracle import SKIP, Answer, ClassOutsideRun
 from salal_core.run.records import (
     SCHEMA,
     JournalRow,
@@ -180,7 +180,7 @@ class RunStore:
     def record_answers(self, answers: Sequence[Answer]) -> None:
         """Journal answers in one transaction. An answer whose (labeler, client id) is
         already there is a client's re-send after a dropped connection: it is not added. A
-        class the run lacks is refused, nothing written: resume would refuse the journal."""
+        class the run lacks is refused (ClassOutsideRun), nothing written."""
         self._check_classes(answers)
         self._db.write(
             "INSERT INTO journal (kind, idx, label, round, oracle, time, labeler, client_id) "
@@ -203,13 +203,13 @@ class RunStore:
 
     def _check_classes(self, answers: Sequence[Answer]) -> None:
         """Every label names one of the run's stored classes (none are stored before the data
-        first loads, and then there is nothing to check against)."""
+        first loads, and then there is nothing to check against): the one check, wherever an
+        answer comes from."""
         labels = sorted({a.label for a in answers if a.label != SKIP})
         classes = int(self._db.rows("SELECT COUNT(*) FROM classes")[0][0]) if labels else 0
-        problems = [class_problem(label, classes) for label in labels] if classes else []
-        problem = next((p for p in problems if p is not None), None)
-        if problem is not None:
-            raise SalalError(f"{problem}; the answer was not saved")
+        outside = [label for label in labels if not 0 <= label < classes]
+        if classes and outside:
+            raise ClassOutsideRun(outside[0], classes)
 
     def record_reverts(
         self, items: Sequence[int], labeler: str = "", client_id: str | None = None

@@ -19,13 +19,7 @@ from typing import Protocol
 
 from salal_core.errors import OracleClosed
 from salal_core.events import OracleName, Query
-from salal_core.run.oracle import (
-    SKIP,
-    Answer,
-    CorrectionJournal,
-    class_problem,
-    record_correction,
-)
+from salal_core.run.oracle import SKIP, Answer, CorrectionJournal, record_correction
 from salal_core.team.answers import ImageAnswers
 from salal_core.team.rebuild import AskedJournal, unfinished
 
@@ -33,9 +27,6 @@ PER_LABELER = 6  # images leased ahead to each labeler: the next ones are always
 
 
 class TeamJournal(CorrectionJournal, AskedJournal, Protocol):
-    def class_names(self) -> list[str]:
-        """The run's classes, once its data has loaded: an answer outside them is refused."""
-
     def known_client_ids(self, labeler: str, client_ids: Sequence[str]) -> set[str]:
         """Which of these answer ids of `labeler` the journal holds already."""
 
@@ -187,7 +178,6 @@ class TeamQueue:
             if self._closed:
                 raise LeaseError("the run has finished; your answers so far are saved")
             self._seen(labeler)
-            self._check_classes(answers)
             ids = [f"{client_id}:{item}" for item, _ in answers]
             if ids and self.journal.known_client_ids(labeler, ids) == set(ids):
                 return  # a re-send of answers journaled before the connection dropped
@@ -221,15 +211,6 @@ class TeamQueue:
                 self._history[labeler] = []
                 self._prune()
             self._cond.notify_all()
-
-    def _check_classes(self, answers: Sequence[tuple[int, int]]) -> None:
-        """A class the run lacks is refused here, before the journal: the engine would fail to
-        train on it, and resume would refuse the journal that held it."""
-        classes = len(self.journal.class_names())
-        for _, label in answers:
-            problem = None if label == SKIP else class_problem(label, classes)
-            if problem is not None:
-                raise LeaseError(problem)
 
     def _drop_lease(self, labeler: str, i: int) -> None:
         held = self._leases.get(labeler, [])

@@ -18,6 +18,7 @@ from typing import assert_never
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Event, QueryReady, StepProgress
+from salal_core.run.oracle import ClassOutsideRun
 from salal_core.run.session import SessionImages
 from salal_core.team.catch_up import CatchUp
 from salal_core.team.connections import Client, Connections
@@ -222,7 +223,7 @@ class RunService:
         answers = [(a.item, a.label) for a in give.answers]
         try:
             self.queue.give(client.labeler, give.client_id, answers, give.oracle)
-        except LeaseError as exc:
+        except (LeaseError, ClassOutsideRun) as exc:
             client.send(Refused(give.client_id, str(exc)))
         except SalalError as exc:
             client.send(self._not_journaled(client, give.client_id, exc))
@@ -275,12 +276,10 @@ class RunService:
 
     def _correct(self, client: Client, client_id: str, item: int, label: int) -> None:
         try:
-            position = self.view.correctable(item, label)
-        except LeaseError as exc:
-            client.send(Refused(client_id, str(exc)))
-            return
-        try:
+            position = self.view.correctable(item)
             self.queue.correct(client.labeler, client_id, item, position, label)
+        except (LeaseError, ClassOutsideRun) as exc:
+            client.send(Refused(client_id, str(exc)))
         except SalalError as exc:
             client.send(self._not_journaled(client, client_id, exc))
         else:

@@ -12,7 +12,6 @@ from pathlib import Path
 from salal_core.config import RunConfig
 from salal_core.data.load import cache_folder
 from salal_core.data.originals import OriginalSources
-from salal_core.run.oracle import class_problem
 from salal_core.run.review import doubts_apart
 from salal_core.run.session import SessionImages
 from salal_core.team.images import own_bytes
@@ -60,14 +59,10 @@ class RunView:
         doubts = doubts_apart(self.run_dir, self.config.device, only)
         return ReviewReady(client_id, self.class_names(), tuple(doubts))
 
-    def correctable(self, item: int, label: int) -> int:
-        """The position of an image whose label may be corrected to `label`; a LeaseError
-        says why not."""
+    def correctable(self, item: int) -> int:
+        """The position of an image whose label may be corrected; a LeaseError says why not
+        (the journal refuses a class the run lacks)."""
         position = self.position(item)
-        classes = len(self.class_names())
         if position is None:
             raise LeaseError(f"image {item} is not one of this run's images")
-        problem = class_problem(label, classes)
-        if problem is not None:
-            raise LeaseError(problem)
         return position
