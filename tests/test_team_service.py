@@ -4,6 +4,7 @@ serves, the run's count it tells every labeler, and the command that carries on.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ from salal_core.run.store import RunStore
 from salal_core.team.client import Refusal, ServiceClient
 from salal_core.team.labelers import login_name, user_name
 from salal_core.team.leases import TeamQueue
+from salal_core.team.messages import Acknowledged, Forwarded, Give, Given
+from salal_core.team.service import RunService
 from salal_tui.desk import JoinedDesk
 
 
@@ -238,5 +241,103 @@ def test_a_class_outside_the_run_given_or_corrected_is_refused_by_the_journal(
         assert store.journal_rows() == [] and not [x for x in lines if "not saved" in x]
     finally:
         client.close()
+        service.close()
+        store.close()
+
+
+class Listener:
+    """A labeler's connection as the service sees it, without a socket: what it is sent."""
+
+    def __init__(self, labeler: str) -> None:
+        self.labeler, self.sent = labeler, list[object]()
+
+    def send(self, message: object) -> bool:
+        self.sent.append(message)
+        return True
+
+    def hang_up(self) -> None:
+        return None
+
+    def heard(self, kind: type, within: float = 10.0) -> list[object]:
+        deadline = time.monotonic() + within
+        while not [m for m in self.sent if isinstance(m, kind)] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return [m for m in self.sent if isinstance(m, kind)]
+
+
+class RacingQueue(TeamQueue):
+    """A queue whose first look at `asked_any` lets `race` run (in a thread, for at most a
+    second) before it answers, as the DataLoaded thread may run between check and park."""
+
+    race: Callable[[], None] | None = None
+
+    @property
+    def asked_any(self) -> bool:
+        answer = super().asked_any
+        race, self.race = self.race, None
+        if race is not None:
+            thread = threading.Thread(target=race, daemon=True)
+            thread.start()
+            thread.join(timeout=1.0)  # with the lock held, the rebuild waits for the park
+        return answer
+
+
+def test_an_answer_resent_while_the_queue_is_rebuilt_is_taken(tmp_path: Path) -> None:
+    """A restarted service: ana's answer comes again while the images load. The service finds
+    no question yet, and parks it; the rebuild that runs meanwhile replays the parked answers.
+    It must not run between the look and the park, or the answer waits for the engine's next
+    questions, unacknowledged."""
+    store = RunStore(tmp_path / "run", create=True)
+    store.save_classes(["cat", "dog"])
+    store.save_queries([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in range(3)])  # before the stop
+    queue = RacingQueue(store)
+    service = service_of(store, queue=queue, images=Loaded())  # type: ignore[arg-type]
+    ana = Listener("ana")
+    loaded = DataLoaded("drawn", 10, 0, ("cat", "dog"), 0.1, True)
+    queue.race = lambda: service.on_event(loaded)
+    try:
+        service._handle(ana, Give("a-1", (Given(1, 0),)))  # type: ignore[arg-type]
+        assert ana.heard(Acknowledged) == [Acknowledged("a-1")]  # was: never
+        assert [(r.item, r.labeler, r.label) for r in store.journal_rows()] == [(1, "ana", 0)]
+    finally:
+        service.close()
+        store.close()
+
+
+class SlowTally:
+    """A tally whose first count is read before a newer one and handed out after it."""
+
+    def __init__(self, service: RunService) -> None:
+        self.service, self.reads = service, 0
+        self.newer_sent = threading.Event()
+
+    def now(self) -> LabeledCount:
+        self.reads += 1
+        if self.reads == 1:  # the older count: read, then held up until the newer one is out
+            self.newer_sent.wait(timeout=1.0)
+            return LabeledCount(1, 0)
+        self.newer_sent.set()
+        return LabeledCount(2, 0)
+
+
+def test_the_last_count_a_labeler_hears_is_the_newest(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run", create=True)
+    service = service_of(store)
+    ana = Listener("ana")
+    service.clients.append(ana)  # type: ignore[arg-type]
+    service.tally = SlowTally(service)  # type: ignore[assignment]
+    try:
+        older = threading.Thread(target=service._count_changed)
+        older.start()
+        while service.tally.reads == 0:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        service._count_changed()  # a newer count, while the older one is on its way
+        older.join()
+        counts = [m.event for m in ana.sent if isinstance(m, Forwarded)]
+        assert counts[-1] == LabeledCount(2, 0)  # was: the older 1, sent after it
+        assert [e for e in service.catch_up.events() if isinstance(e, LabeledCount)] == [
+            LabeledCount(2, 0)
+        ]
+    finally:
         service.close()
         store.close()

@@ -67,6 +67,7 @@ class RunService:
         self.class_names, self.log = class_names, log
         self.clients: list[Client] = []
         self._lock = threading.Lock()
+        self._count_lock = threading.Lock()  # the labeled count: read, kept and sent together
         self._closing = threading.Event()
         self._last_step = 0.0
         self.catch_up = CatchUp()
@@ -104,8 +105,7 @@ class RunService:
         self.catch_up.record(event)
         if isinstance(event, DataLoaded):  # positions are known: the run as the journal has it
             self.tally.start_from(labeled_count(self.queue.journal, self.images.position_of))
-            self.queue.rebuild(self.images.position_of)
-            self._replay_parked()
+            self._replay_parked(rebuild=True)
             self.top_up_all()
         if isinstance(event, QueryReady):  # each labeler hears of their own leases alone
             self._replay_parked()
@@ -120,10 +120,12 @@ class RunService:
             client.send(Forwarded(event))
 
     def _count_changed(self) -> None:
-        """Every labeler hears the run's labeled count (tally.py), and so will a new one."""
-        count = self.tally.now()
-        self.catch_up.record(count)
-        self._forward(count)
+        """Every labeler hears the run's labeled count (tally.py), and so will a new one. The
+        count is read, kept and sent under one lock, so an older count is never sent last."""
+        with self._count_lock:
+            count = self.tally.now()
+            self.catch_up.record(count)
+            self._forward(count)
 
     def top_up_all(self) -> None:
         for client in self._snapshot():
@@ -185,14 +187,15 @@ class RunService:
             case Hello(name):
                 return self._hello(client, name)
             case Give():
-                if not self.queue.asked_any:
-                    # A restarted service, its engine still loading: these are answers a
-                    # client sends again after a drop; they are taken once the queue is
-                    # rebuilt from the journal, or the engine asks again.
-                    with self._lock:
+                with self._lock:  # parked before the replay takes them, or not at all
+                    parked = not self.queue.asked_any
+                    if parked:
+                        # A restarted service, its engine still loading: these are answers a
+                        # client sends again after a drop; they are taken once the queue is
+                        # rebuilt from the journal, or the engine asks again.
                         self._parked.append((client, message))
-                    return True
-                self._give(client, message)
+                if not parked:
+                    self._give(client, message)
             case TakeBack(client_id):
                 try:
                     undone = self.queue.take_back(client.labeler, client_id)
@@ -232,8 +235,13 @@ class RunService:
             self._count_changed()
         self._top_up(client)
 
-    def _replay_parked(self) -> None:
+    def _replay_parked(self, rebuild: bool = False) -> None:
+        """Give the answers parked before the queue held a question; with `rebuild`, rebuild
+        the queue from the journal first (rebuild.py). Both under the lock a Give checks the
+        queue under, so no answer is parked after the replay that would have taken it."""
         with self._lock:
+            if rebuild:
+                self.queue.rebuild(self.images.position_of)
             parked, self._parked = self._parked, []
         for client, give in parked:
             self._give(client, give)
@@ -262,8 +270,9 @@ class RunService:
         )  # fmt: skip
         self.queue.touch(name)
         client.send(welcome)
-        for event in self.catch_up.events():
-            client.send(Forwarded(event))
+        with self._count_lock:  # the newest count is the last one this client hears
+            for event in self.catch_up.events():
+                client.send(Forwarded(event))
         self._top_up(client)
         return True
 
