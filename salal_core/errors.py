@@ -19,11 +19,14 @@ class RunInUse(SalalError):
 
 class RunNotShared(SalalError):
     """The run is another user's and not shared with this one: whose it is, and what to ask
-    (a service of theirs with --socket-group lets their group join it)."""
+    (a service of theirs with --socket-group lets their group join it; where it is shared
+    with a group already, to be added to that group)."""
 
-    def __init__(self, owner: str) -> None:
-        super().__init__(f"this run belongs to {owner}; ask them for --socket-group")
-        self.owner = owner
+    def __init__(self, owner: str, group: str | None = None) -> None:
+        ask = "ask them for --socket-group" if group is None else f"ask them to add you to {group}"
+        shared = "" if group is None else f" and shared with the group {group}"
+        super().__init__(f"this run belongs to {owner}{shared}; {ask}")
+        self.owner, self.group = owner, group
 
 
 class TrainingFailed(SalalError):

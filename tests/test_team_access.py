@@ -41,6 +41,7 @@ from salal_tui.__main__ import main as tui_main
 
 TEAM, MATE, STRANGER = "salal-team", "salal-mate", "salal-stranger"
 NOT_SHARED = "this run belongs to {}; ask them for --socket-group\n"
+IN_GROUP = "this run belongs to {0} and shared with the group {1}; ask them to add you to {1}\n"
 CHILD_TIMEOUT = 60.0  # seconds a client as another user may take
 
 
@@ -204,7 +205,7 @@ def test_socket_group_lets_in_the_run_directorys_group_and_nobody_else(
         socket_file = run / "salal.sock"
         assert socket_file.stat().st_gid == users.team and mode(socket_file) == 0o770
         assert mode(run) == 0o750 and mode(run / "salal.db") == 0o640
-        says = NOT_SHARED.format(pwd.getpwuid(os.getuid()).pw_name)
+        says = IN_GROUP.format(pwd.getpwuid(os.getuid()).pw_name, TEAM)
         joined = as_user(
             users.stranger, lambda: tui_main(["--join", str(run), "--images", "blocks"])
         )

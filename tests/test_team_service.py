@@ -3,6 +3,7 @@ serves, the run's count it tells every labeler, and the command that carries on.
 
 from __future__ import annotations
 
+import grp
 import os
 import threading
 import time
@@ -47,6 +48,25 @@ def test_a_peer_of_another_user_is_refused(tmp_path: Path) -> None:
         with pytest.raises(SalalError, match=f"this run belongs to {owner}; ask them for --soc"):
             ServiceClient(store.dir, "ana").connect()
         assert lines == [f"refused a connection from uid {os.getuid()} (pid {os.getpid()})"]
+    finally:
+        service.close()
+        store.close()
+
+
+def test_a_peer_refused_by_a_group_service_is_told_which_group_to_join(tmp_path: Path) -> None:
+    """A service with --socket-group: a peer outside the group is asked to be added to it, not
+    to ask for the --socket-group it has already."""
+    outside = next(g for g in grp.getgrall() if g.gr_gid not in (os.getgid(), *os.getgroups()))
+    store = RunStore(tmp_path / "run", create=True)
+    service = service_of(store, owner=os.getuid() + 1, group=outside.gr_gid)
+    try:
+        owner, group = user_name(os.getuid() + 1), outside.gr_name
+        with pytest.raises(SalalError) as refused:
+            ServiceClient(store.dir, "ana").connect()
+        assert str(refused.value) == (
+            f"this run belongs to {owner} and shared with the group {group}; ask them to add you "
+            f"to {group}"
+        )
     finally:
         service.close()
         store.close()

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from salal_core.errors import RunNotShared
-from salal_core.team.labelers import user_name
+from salal_core.team.labelers import group_name, user_name
 
 PRIVATE_MODE = 0o700  # the owner alone
 GROUP_MODE = 0o750  # the owner, and the group may read and enter
@@ -73,10 +73,25 @@ def _chmod(path: Path, mode: int, refuse: bool = False) -> bool:
 
 def not_shared(path: Path) -> RunNotShared:
     """The one-line refusal for a run another user holds: named after the owner of `path`, or
-    of the nearest folder above it this user may look at."""
+    of the nearest folder above it this user may look at; and where `path` is open to a group
+    this user is not in (a --socket-group run), that group, to ask to be added to."""
     for candidate in (path, *path.absolute().parents):
         try:
-            return RunNotShared(user_name(candidate.stat().st_uid))
+            info = candidate.stat()
         except OSError:
             continue
+        group = _shared_group(info) if candidate == path else None
+        return RunNotShared(user_name(info.st_uid), group)
     return RunNotShared("another user")
+
+
+def _shared_group(info: os.stat_result) -> str | None:
+    """The group a run directory (0750) or its socket (0770) is open to, closed to everybody
+    else, where this user is not in it; None for anything else."""
+    folder = stat.S_ISDIR(info.st_mode)
+    group_may, others_may = (stat.S_IXGRP, stat.S_IXOTH) if folder else (stat.S_IWGRP, stat.S_IWOTH)
+    if not info.st_mode & group_may or info.st_mode & others_may:
+        return None
+    if info.st_gid == os.getgid() or info.st_gid in os.getgroups():
+        return None
+    return group_name(info.st_gid)

@@ -18,7 +18,7 @@ from salal_core.errors import RunNotShared
 from salal_core.team import endpoint
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
-from salal_core.team.labelers import user_name
+from salal_core.team.labelers import group_name, user_name
 from salal_core.team.messages import CODEC, Problem, ToClient, ToService
 
 
@@ -65,7 +65,9 @@ class Connections:
         self._closing = threading.Event()
         self._server: socket.socket | None = None
         self.socket_path: Path | None = None
-        self._not_shared = str(RunNotShared(user_name(admission.owner_uid)))
+        group = admission.group_gid
+        owner = user_name(admission.owner_uid)
+        self._not_shared = str(RunNotShared(owner, None if group is None else group_name(group)))
 
     def start(self, group: bool = False) -> Path:
         self._server, self.socket_path = endpoint.listen(self.run_dir, group)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from salal_core.errors import RunInUse, SalalError
 from salal_core.run import access
+from salal_core.team.labelers import group_name
 
 SOCKET_NAME = "salal.sock"
 POINTER_NAME = "salal.sock.path"
@@ -127,17 +128,10 @@ def _open_to_group(run_dir: Path, path: Path) -> None:
         os.chown(path, -1, gid)
     except PermissionError:
         raise SalalError(
-            f"cannot give {path} to the run directory's group {_group_name(gid)}; chgrp "
+            f"cannot give {path} to the run directory's group {group_name(gid)}; chgrp "
             f"{run_dir} to a group you belong to"
         ) from None
     os.chmod(path, 0o770)
-
-
-def _group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 def _bind(path: Path) -> socket.socket | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import grp
 import os
 import pwd
 import re
@@ -33,6 +34,14 @@ def user_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid{uid}"
+
+
+def group_name(gid: int) -> str:
+    """A group's name, or its number where the system has no name for it."""
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 def checked_name(name: str) -> str:
