@@ -3,6 +3,7 @@ killed, the service killed (with overlap too), bad frames, and Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -230,3 +231,27 @@ def test_ctrl_c_stops_serve_and_says_how_to_carry_on(tmp_path: Path) -> None:
     assert "stopping: the engine saves, then the service ends" in said
     assert "stopped; every answer given is saved; carry on with: salal-core serve" in said
     assert "Traceback" not in said and "unexpectedly" not in said
+
+
+def test_a_second_ctrl_c_ends_serve_at_once_with_the_signals_status(tmp_path: Path) -> None:
+    """The second Ctrl-C does not wait for the engine: one line, the socket off the disk, and
+    the status of a process ended by SIGINT."""
+    run, args = new_run(tmp_path)
+    log = tmp_path / "serve.log"
+    proc = start_service(run, *args, log=log)
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + TIMEOUT
+        while "stopping:" not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(TIMEOUT) == 130
+    finally:
+        if proc.poll() is None:
+            kill_service(proc)
+        with contextlib.suppress(ProcessLookupError):  # the engine, ended with the group
+            os.killpg(proc.pid, signal.SIGKILL)
+    said = " ".join(log.read_text().split())
+    assert "stopped at once; every answer given is saved; carry on with: salal-core serve" in said
+    assert not (run / "salal.sock").exists() and "Traceback" not in said

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import grp
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from team_driver import service_of
 
 from helpers import photo_archive
+from salal_core.cli.commands.serve import stop_at_once
 from salal_core.cli.main import main as core_main
 from salal_core.config import RunConfig, with_overrides
 from salal_core.data.load import read_source
@@ -358,6 +361,47 @@ def test_the_last_count_a_labeler_hears_is_the_newest(tmp_path: Path) -> None:
         assert [e for e in service.catch_up.events() if isinstance(e, LabeledCount)] == [
             LabeledCount(2, 0)
         ]
+    finally:
+        service.close()
+        store.close()
+
+
+class Exited(Exception):
+    """os._exit, in a test: the status it was given."""
+
+
+def test_a_second_ctrl_c_ends_serve_at_once_whatever_lock_is_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The signal handler may interrupt a thread that holds the service's lock: the second
+    Ctrl-C takes none, says one line, takes the socket off the disk and exits 128 + SIGINT."""
+    store = RunStore(tmp_path / "run", create=True)
+    service = service_of(store)
+    socket_file = service.connections.socket_path
+    assert socket_file is not None and socket_file.is_socket()
+    hosted = SimpleNamespace(session=SimpleNamespace(run_dir=store.dir), socket_path=socket_file)
+    statuses: list[int] = []
+
+    def exit_now(status: int) -> None:
+        statuses.append(status)
+        raise Exited()
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+
+    def second_ctrl_c() -> None:
+        with pytest.raises(Exited):
+            stop_at_once(signal.SIGINT, [hosted], "carry on with: salal-core serve RUN")  # type: ignore[list-item]
+
+    try:
+        with service._lock:  # held by the interrupted thread
+            handler = threading.Thread(target=second_ctrl_c)
+            handler.start()
+            handler.join(timeout=5.0)
+            assert not handler.is_alive() and statuses == [130]
+        assert not socket_file.exists()
+        assert capfd.readouterr().err.strip() == (
+            "stopped at once; carry on with: salal-core serve RUN"
+        )
     finally:
         service.close()
         store.close()

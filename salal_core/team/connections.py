@@ -81,10 +81,7 @@ class Connections:
             with contextlib.suppress(OSError):
                 self._server.close()
         if self.socket_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                (self.run_dir / endpoint.POINTER_NAME).unlink()
+            endpoint.remove(self.run_dir, self.socket_path)
 
     def problem(self, client: Client, reason: str) -> None:
         self.log(f"a bad frame from pid {client.peer.pid}: {reason}")

@@ -152,6 +152,14 @@ def _bind(path: Path) -> socket.socket | None:
     return server
 
 
+def remove(run_dir: Path, path: Path) -> None:
+    """The socket at `path` and the run's pointer to it off the disk. It takes no lock, so a
+    signal handler may call it whatever the thread it interrupted holds."""
+    for made in (path, run_dir / POINTER_NAME):
+        with contextlib.suppress(FileNotFoundError):
+            made.unlink()
+
+
 def remove_stale(path: Path) -> None:
     """Remove a socket left by a service that died, only if it is ours and nobody answers."""
     try:

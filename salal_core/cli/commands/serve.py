@@ -15,12 +15,13 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from salal_core.cli.commands.agreement import run_agreement, show
 from salal_core.cli.options import Subparsers, add_run_options, session_from_args
 from salal_core.cli.progress import RichProgress
 from salal_core.errors import RunInUse, SalalError
+from salal_core.team import endpoint
 
 if TYPE_CHECKING:  # imported when a run is served, not for --help
     from salal_core.team.hosted import HostedRun
@@ -52,11 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         def stop(signum: int, frame: FrameType | None) -> None:
             if stopping.is_set():  # a second signal: at once (the journal survives a kill)
-                progress.console.print(f"stopped at once; {carry_on}")
-                progress.__exit__(None, None, None)  # the bars end; the terminal's cursor back
-                for hosted in held:
-                    hosted.service.close()  # the socket off the disk
-                os._exit(130)
+                stop_at_once(signum, held, carry_on)
             progress.console.print(
                 "stopping: the engine saves, then the service ends (Ctrl-C again: at once)"
             )
@@ -92,6 +89,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if stopping.is_set():
             progress.console.print(f"stopped; {carry_on}")
     return 0
+
+
+def stop_at_once(signum: int, held: list[HostedRun], carry_on: str) -> NoReturn:
+    """A second Ctrl-C or SIGTERM: one line, the socket off the disk, and out with the
+    signal's status. From a signal handler, so nothing here takes a lock (the console's, the
+    service's) that the thread it interrupted may hold; the journal survives the exit."""
+    cursor = "\x1b[?25h" if os.isatty(2) else ""  # the bars hid it
+    os.write(2, f"{cursor}\nstopped at once; {carry_on}\n".encode())
+    for hosted in held:
+        endpoint.remove(hosted.session.run_dir, hosted.socket_path)
+    os._exit(128 + signum)
 
 
 def serve(hosted: HostedRun, stopping: threading.Event, progress: RichProgress) -> None:
