@@ -137,7 +137,7 @@ def test_a_resumed_run_shows_its_saved_queue_before_any_model_is_loaded(
         stop(engine, thread)
     store = RunStore(out, create=False, lock=False)
     try:
-        saved = [q.item for q in store.open_queries()]
+        saved = [q.item for q in store.questions.open()]
     finally:
         store.close()
     assert saved

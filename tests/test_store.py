@@ -146,14 +146,14 @@ def test_open_queries_come_back_in_the_order_they_were_asked(tmp_path: Path) -> 
     store = RunStore(tmp_path / "run", create=True)
 
     def ask(*items: int) -> None:
-        store.save_queries([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in items])
+        store.questions.save([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in items])
 
     ask(9, 2, 7)
     ask(4, 1)
-    store.mark_consumed([2])
-    assert [q.item for q in store.open_queries()] == [9, 7, 4, 1]
+    store.questions.mark_consumed([2])
+    assert [q.item for q in store.questions.open()] == [9, 7, 4, 1]
     ask(9)  # skipped and asked again: now last
-    assert [q.item for q in store.open_queries()] == [7, 4, 1, 9]
+    assert [q.item for q in store.questions.open()] == [7, 4, 1, 9]
     store.close()
 
 
@@ -162,7 +162,7 @@ def test_a_broken_constraint_is_a_bug_not_a_full_disk(tmp_path: Path) -> None:
     a NaN score reaching the queue is a bug and keeps its traceback."""
     store = RunStore(tmp_path / "run", create=True)
     with pytest.raises(sqlite3.IntegrityError):
-        store.save_queries([Query(1, 1, float("nan"), 0, (0.5, 0.5), 1)])
+        store.questions.save([Query(1, 1, float("nan"), 0, (0.5, 0.5), 1)])
     store.record_answers([answer(1, 0)])  # rolled back: the store carries on
-    assert store.open_queries() == [] and store.labels()[1].label == 0
+    assert store.questions.open() == [] and store.labels()[1].label == 0
     store.close()

@@ -223,13 +223,13 @@ def test_a_restarted_queue_keeps_every_answer_its_overlap_wants(tmp_path: Path) 
     leaves the queue once it has both answers, and 101 waits for one more."""
     queue, store = team(tmp_path, overlap=2)
     store.set_overlap(2)  # kept in the run, as serve --overlap does
-    store.save_queries([query(i) for i in range(8)])  # as the engine journals its questions
+    store.questions.save([query(i) for i in range(8)])  # as the engine journals its questions
     queue.lease("ana", 2)
     queue.lease("ben", 2)
     queue.give("ana", "a-1", [(100, 1)])
     queue.give("ana", "a-2", [(101, SKIP)])
     assert queue.collect([0]) == {0: 1}
-    store.mark_consumed([100])  # trained on: the engine will not ask it again
+    store.questions.mark_consumed([100])  # trained on: the engine will not ask it again
     again = TeamQueue(store, 2, 60.0, Clock())  # the restarted service's
     again.rebuild(lambda item: item - 100)
     assert {100, 101} & set(items(again.lease("ana", 8))) == set()  # she answered both
@@ -257,11 +257,11 @@ def test_a_correction_in_review_is_no_answer_toward_the_overlap_after_a_restart_
     queue a restarted service rebuilds from the journal."""
     queue, store = team(tmp_path, overlap=2)
     store.set_overlap(2)
-    store.save_queries([query(i) for i in range(8)])
+    store.questions.save([query(i) for i in range(8)])
     queue.lease("ana", 1)
     queue.give("ana", "a-1", [(100, 1)])
     assert queue.collect([0]) == {0: 1}
-    store.mark_consumed([100])
+    store.questions.mark_consumed([100])
     queue.correct("ben", "b-1", 100, 0, 2)
     assert store.labels()[100].label == 1  # the first answer counts until two are in
     assert 100 in items(queue.lease("cy", 8))

@@ -312,7 +312,7 @@ def test_an_answer_resent_while_the_queue_is_rebuilt_is_taken(tmp_path: Path) ->
     questions, unacknowledged."""
     store = RunStore(tmp_path / "run", create=True)
     store.save_classes(["cat", "dog"])
-    store.save_queries([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in range(3)])  # before the stop
+    store.questions.save([Query(i, i, 0.5, 0, (0.5, 0.5), 1) for i in range(3)])  # before the stop
     queue = RacingQueue(store)
     service = service_of(store, queue=queue, images=Loaded())  # type: ignore[arg-type]
     ana = Listener("ana")

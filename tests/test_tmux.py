@@ -66,7 +66,7 @@ def journal_rows(run_dir: Path) -> list[tuple[int, int]]:
 def asked_order(run_dir: Path) -> list[int]:
     store = RunStore(run_dir, create=False, lock=False)
     try:
-        return [q.item for q in store.open_queries()]
+        return [q.item for q in store.questions.open()]
     finally:
         store.close()
 

@@ -140,9 +140,8 @@ class Engine:
         if self.request.labels_file is not None and not store.journal_rows():
             given = read_labels(self.request.labels_file)
             store.record_answers(match_labels(given, store.items(), images.class_names))
-        check_journal(
-            store.journal_rows(), items.known, len(images.class_names), store.highest_asked_round()
-        )
+        asked_round = store.questions.highest_round()
+        check_journal(store.journal_rows(), items.known, len(images.class_names), asked_round)
         records = store.labels()  # replayed once every record is known to be sound
         for change in items.notices(set(records)):
             self.emit(change)
@@ -261,8 +260,8 @@ class Engine:
 
     def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:
         """Asked but never answered, on their positions now; answered ones are consumed."""
-        open_, done = still_open(self.store.open_queries(), items, state)
-        self.store.mark_consumed(done)
+        open_, done = still_open(self.store.questions.open(), items, state)
+        self.store.questions.mark_consumed(done)
         return open_
 
     # ---------------------------------------------------------------- the end

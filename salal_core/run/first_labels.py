@@ -45,8 +45,8 @@ class FirstQuestions:
         loaded or pretrained, which takes far longer than reading the journal."""
         if self.person is None:
             return
-        open_, done = still_open(self.store.open_queries(), self.items, self.state)
-        self.store.mark_consumed(done)
+        open_, done = still_open(self.store.questions.open(), self.items, self.state)
+        self.store.questions.mark_consumed(done)
         if open_:
             self._hand_over(open_, emit)
 
@@ -75,7 +75,7 @@ class FirstQuestions:
         classes = len(self.images.class_names)
         queries = sample_queries(self.config, self.items, self.state, classes, self.asked)
         if room > 0 and queries:
-            self.store.save_queries(queries[:room])  # journaled before anyone can answer them
+            self.store.questions.save(queries[:room])  # journaled before anyone can answer them
             self._hand_over(queries[:room], emit)
 
     def _hand_over(self, queries: Sequence[Query], emit: Emit) -> None:

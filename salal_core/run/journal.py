@@ -25,10 +25,10 @@ class RunJournal:
         self.items, self.items_digest = len(digests), items_digest(digests)
 
     def save_queries(self, queries: Sequence[Query]) -> None:
-        self.store.save_queries(queries)
+        self.store.questions.save(queries)
 
     def mark_consumed(self, items: Sequence[int]) -> None:
-        self.store.mark_consumed(items)
+        self.store.questions.mark_consumed(items)
 
     def current_labels(self) -> dict[int, int]:
         return {item: r.label for item, r in self.store.labels().items()}

@@ -18,6 +18,7 @@ import numpy as np
 
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import OracleName, Query
+from salal_core.run.questions import Questions
 from salal_core.run.records import correction_id
 
 SKIP = -1
@@ -46,8 +47,7 @@ class AnswerJournal(Protocol):
 
 
 class CorrectionJournal(AnswerJournal, Protocol):
-    def highest_asked_round(self) -> int:
-        """The latest round the run has asked about (0 before any question)."""
+    questions: Questions  # what the run has asked: a correction goes at its latest round
 
 
 class ClassOutsideRun(SalalError):
@@ -73,7 +73,7 @@ def record_correction(
 ) -> None:
     """A label corrected in review: a new answer of `labeler`'s at the run's latest round (the
     journal keeps the old one; the next round trains on it), marked as a correction."""
-    round_ = journal.highest_asked_round()
+    round_ = journal.questions.highest_round()
     marked = correction_id(client_id)
     answer = Answer(position, item, label, round_, "human", time.time(), labeler, marked)
     journal.record_answers([answer])

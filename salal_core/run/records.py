@@ -95,13 +95,14 @@ class StoredItem:
 
 @dataclass(frozen=True)
 class QueuedItem:
-    """An item asked about and not yet answered, by item id (positions are the engine's)."""
+    """An item asked about, by item id (positions are the engine's)."""
 
     item: int
     score: float
     predicted: int
     probabilities: tuple[float, ...]
     round: int
+    asked: int  # its place in the run's asking order, counted from 1
 
 
 @dataclass(frozen=True)

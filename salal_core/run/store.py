@@ -14,15 +14,14 @@ known by their content digest, so a label stays on its image whatever happens to
 The label journal is append-only: an answer is a row, an undo is a revert row. The labeled set
 is whatever replaying it gives, so nothing acknowledged is ever lost or counted twice.
 
-Every read and write of the database lives here (the row types and schema in records.py), so
-no other module knows its tables; the connection, which formats open, and the lock, are
-database.py, formats.py and lock.py. The directory and its files are its owner's alone
-(access.py).
+Every read and write of the database lives here (the row types and schema in records.py), or
+for the queue table, in `questions` (questions.py), so no other module knows its tables; the
+connection, which formats open, and the lock, are database.py, formats.py and lock.py. The
+directory and salal's files in it are its owner's alone (access.py).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,18 +31,18 @@ from salal_core import json_text
 from salal_core.config import RunConfig
 from salal_core.config_io import dumps_toml, load_toml, to_dict
 from salal_core.errors import SalalError
-from salal_core.events import EpochEnded, Event, Query, RoundEnded
+from salal_core.events import EpochEnded, Event, RoundEnded
 from salal_core.files import atomic_write_text
 from salal_core.run import access, checkpoint, formats
 from salal_core.run import lock as run_lock
 from salal_core.run.database import DB_NAME, RunDatabase, check_header
 from salal_core.run.oracle import SKIP, Answer, ClassOutsideRun
+from salal_core.run.questions import Questions
 from salal_core.run.records import (
     SCHEMA,
     JournalRow,
     LabelRecord,
     MetricRow,
-    QueuedItem,
     StoredItem,
 )
 from salal_core.team import consensus
@@ -83,6 +82,7 @@ class RunStore:
         except BaseException:
             self._release_lock()
             raise
+        self.questions = Questions(self._db)  # the queue table: what was asked, in order
         try:
             self.format = formats.settle(
                 self._db,
@@ -263,38 +263,7 @@ class RunStore:
         """Replay the journal: the label that counts on every labeled item, by item id."""
         return consensus.current_labels(self.journal_rows(), self.overlap)
 
-    # ---------------------------------------------------------------- query queue
-    def save_queries(self, queries: Sequence[Query]) -> None:
-        """Asked items, numbered in asking order (the item is the key, and an item skipped and
-        asked again later moves to the back); the index on `asked` keeps each row's MAX a
-        lookup, not a scan of every item ever asked."""
-        self._db.write(
-            "INSERT OR REPLACE INTO queue VALUES "
-            "(?,?,?,?,?,0,(SELECT COALESCE(MAX(asked), 0) + 1 FROM queue))",
-            [(q.item, q.round, q.score, q.predicted, json.dumps(q.probabilities)) for q in queries],
-        )
-
-    def mark_consumed(self, items: Sequence[int]) -> None:
-        self._db.write("UPDATE queue SET consumed=1 WHERE idx=?", [(int(i),) for i in items])
-
-    def open_queries(self) -> list[QueuedItem]:
-        """Items asked about but not consumed, in the order they were asked."""
-        return self._queued("WHERE consumed=0")
-
-    def asked_queries(self) -> list[QueuedItem]:
-        """Every item asked about, answered since or not, in the order they were asked."""
-        return self._queued("")
-
-    def _queued(self, where: str) -> list[QueuedItem]:
-        rows = self._db.rows(
-            f"SELECT idx, score, predicted, probabilities, round FROM queue {where} ORDER BY asked"
-        )
-        return [QueuedItem(i, s, p, tuple(json.loads(pr)), r) for i, s, p, pr, r in rows]
-
-    def highest_asked_round(self) -> int:
-        """The latest round the run has asked about (0 before any question: the initial set)."""
-        return int(self._db.rows("SELECT COALESCE(MAX(round), 0) FROM queue")[0][0])
-
+    # ---------------------------------------------------------------- rounds
     def last_round(self) -> int:
         """The last round the run finished (0 before the first)."""
         return int(self._db.rows("SELECT COALESCE(MAX(round), 0) FROM curve")[0][0])

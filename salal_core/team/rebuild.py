@@ -21,16 +21,15 @@ from typing import Protocol
 
 from salal_core.events import LabeledCount, Query
 from salal_core.run.oracle import SKIP
-from salal_core.run.records import JournalRow, LabelRecord, QueuedItem
+from salal_core.run.questions import Questions
+from salal_core.run.records import JournalRow, LabelRecord
 from salal_core.team import consensus
 
 
 class AskedJournal(Protocol):
     """What the rebuild reads: the run store's questions and answers."""
 
-    def asked_queries(self) -> list[QueuedItem]: ...
-
-    def open_queries(self) -> list[QueuedItem]: ...
+    questions: Questions
 
     def journal_rows(self) -> list[JournalRow]: ...
 
@@ -52,8 +51,8 @@ def unfinished(
     journal: AskedJournal, overlap: int, position_of: Callable[[int], int | None]
 ) -> list[Unfinished]:
     """The images of this load that still want answers, in the order they were asked."""
-    asked = journal.asked_queries()
-    still_open = {q.item for q in journal.open_queries()}
+    asked = journal.questions.asked()
+    still_open = {q.item for q in journal.questions.open()}
     labeled = journal.labels()
     given = _answers(journal.journal_rows(), {q.item: q.round for q in asked})
     found = []
