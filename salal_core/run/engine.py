@@ -22,7 +22,6 @@ from salal_core.events import (
     Event,
     Notice,
     PhaseChanged,
-    Query,
     RunFinished,
     fan_out,
 )
@@ -39,7 +38,6 @@ from salal_core.run.labels import (
     agreement_with_truth,
     check_journal,
     restore,
-    still_open,
 )
 from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
 from salal_core.run.opened import OpenedRun
@@ -215,7 +213,7 @@ class Engine:
             priority=item_priority(items.digests, config.seed),
             generator=generator,
             start_round=resumed.start_round,
-            open_queries=self._open_queries(items, state),
+            open_queries=first.open_questions(),
             curve=resumed.curve,
             stop_set=resumed.stop_set,
         )
@@ -257,12 +255,6 @@ class Engine:
         if lost := checkpoint.lost_labels(journaled):
             self.emit(Notice(lost))
         return checkpoint
-
-    def _open_queries(self, items: RunItems, state: LabelState) -> list[Query]:
-        """Asked but never answered, on their positions now; answered ones are consumed."""
-        open_, done = still_open(self.store.questions.open(), items, state)
-        self.store.questions.mark_consumed(done)
-        return open_
 
     # ---------------------------------------------------------------- the end
     def _summary(

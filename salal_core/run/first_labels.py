@@ -25,7 +25,8 @@ LOW_WATER = 8  # images left unanswered below which pretraining asks the next se
 
 class FirstQuestions:
     """What a person (never the ground truth, which answers at once) is asked before the
-    run's model exists. The loop takes every question asked here as its own open ones."""
+    run's model exists, and the queue a resumed run saved, read here alone. The loop takes
+    them all as its own open questions (`open_questions`)."""
 
     def __init__(
         self,
@@ -38,17 +39,21 @@ class FirstQuestions:
     ) -> None:
         self.config, self.store, self.person = config, store, oracle
         self.images, self.items, self.state = images, items, state
-        self.asked: set[int] = set()  # positions asked here, saved queue and samples
+        self.saved, done = still_open(store.questions.open(), items, state)
+        store.questions.mark_consumed(done)  # answered since, or gone from the source
+        self.samples: list[Query] = []  # asked while pretraining
+        self.asked: set[int] = set()  # positions handed to the person, saved and samples
 
     def ask_saved(self, emit: Emit) -> None:
         """The queue a resumed run saved, handed to the person now: before any model is
         loaded or pretrained, which takes far longer than reading the journal."""
-        if self.person is None:
-            return
-        open_, done = still_open(self.store.questions.open(), self.items, self.state)
-        self.store.questions.mark_consumed(done)
-        if open_:
-            self._hand_over(open_, emit)
+        if self.person is not None and self.saved:
+            self._hand_over(self.saved, emit)
+
+    def open_questions(self) -> list[Query]:
+        """The loop's open questions, in the order they were asked: the saved queue, then the
+        samples asked while pretraining."""
+        return [*self.saved, *self.samples]
 
     def while_pretraining(self, emit: Emit) -> Emit:
         """Before pretraining begins (start_model's hook): if nothing is queued, seeded
@@ -76,6 +81,7 @@ class FirstQuestions:
         queries = sample_queries(self.config, self.items, self.state, classes, self.asked)
         if room > 0 and queries:
             self.store.questions.save(queries[:room])  # journaled before anyone can answer them
+            self.samples.extend(queries[:room])
             self._hand_over(queries[:room], emit)
 
     def _hand_over(self, queries: Sequence[Query], emit: Emit) -> None:
