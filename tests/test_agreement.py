@@ -46,7 +46,7 @@ def test_with_overlap_the_first_answer_counts_until_all_are_in_then_the_majority
     tmp_path: Path,
 ) -> None:
     store = RunStore(tmp_path / "run", create=True)
-    store.set_overlap(3)
+    store.questions.set_overlap(3)
     store.record_answers([said(7, 1, "ana")])
     store.record_answers([said(7, 2, "ben")])
     assert counting(store) == {7: (1, "ana")}  # two of three: the first answer
@@ -55,7 +55,7 @@ def test_with_overlap_the_first_answer_counts_until_all_are_in_then_the_majority
     store.record_answers([said(8, 0, "cy"), said(8, 1, "ana"), said(8, 2, "ben")])
     assert counting(store)[8] == (0, "cy")  # a three-way tie: the earliest answer
     store.close()
-    assert RunStore(tmp_path / "run", create=False).overlap == 3  # kept in the run
+    assert RunStore(tmp_path / "run", create=False).questions.overlap == 3  # kept in the run
 
 
 def test_a_resent_answer_is_journaled_once(tmp_path: Path) -> None:
@@ -143,7 +143,7 @@ def test_agreement_command_and_export_name_each_labeler(
     store = RunStore(tmp_path / "run", create=True)
     store.save_config(RunConfig())
     store.save_classes(["cat", "dog"])
-    store.set_overlap(2)
+    store.questions.set_overlap(2)
     store.record_answers([said(1, 0, "ana"), said(2, 1, "ana"), said(1, 0, "ben")])
     store.record_answers([said(2, 0, "ben")])
     store.close()

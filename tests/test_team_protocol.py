@@ -222,7 +222,7 @@ def test_a_restarted_queue_keeps_every_answer_its_overlap_wants(tmp_path: Path) 
     it was down, comes again to the queue rebuilt from the journal, and is kept: the image
     leaves the queue once it has both answers, and 101 waits for one more."""
     queue, store = team(tmp_path, overlap=2)
-    store.set_overlap(2)  # kept in the run, as serve --overlap does
+    store.questions.set_overlap(2)  # kept in the run, as serve --overlap does
     store.questions.save([query(i) for i in range(8)])  # as the engine journals its questions
     queue.lease("ana", 2)
     queue.lease("ben", 2)
@@ -256,7 +256,7 @@ def test_a_correction_in_review_is_no_answer_toward_the_overlap_after_a_restart_
     queue still wants a second answer (a correction answers no question), and so does the
     queue a restarted service rebuilds from the journal."""
     queue, store = team(tmp_path, overlap=2)
-    store.set_overlap(2)
+    store.questions.set_overlap(2)
     store.questions.save([query(i) for i in range(8)])
     queue.lease("ana", 1)
     queue.give("ana", "a-1", [(100, 1)])
@@ -268,6 +268,33 @@ def test_a_correction_in_review_is_no_answer_toward_the_overlap_after_a_restart_
     again = TeamQueue(store, 2, 60.0, Clock())
     again.rebuild(lambda item: item - 100)
     assert 100 in items(again.lease("cy", 8))  # was: taken as answered twice
+    store.close()
+
+
+def test_an_overlap_set_on_a_run_labeled_alone_applies_to_the_questions_after_it(
+    tmp_path: Path,
+) -> None:
+    """Ana labeled four images alone; the run is then served with --overlap 2 and asks two
+    more, and the service restarts. The images she labeled alone are not asked again of
+    somebody else (ahead of the engine's new questions); the one asked since is."""
+    alone, store = team(tmp_path)
+    store.questions.save([query(i) for i in range(4)])
+    alone.lease("ana", 4)
+    alone.give("ana", "a-1", [(100 + i, 1) for i in range(4)])
+    assert alone.collect([0, 1, 2, 3]) == {0: 1, 1: 1, 2: 1, 3: 1}
+    store.questions.mark_consumed([100, 101, 102, 103])
+    store.questions.set_overlap(2)  # serve --overlap 2
+    store.questions.set_overlap(2)  # and served again so: the overlap began before 104 still
+    served = TeamQueue(store, 2, 60.0, Clock())
+    store.questions.save([query(4), query(5)])
+    served.ask([query(4), query(5)])
+    served.lease("ana", 1)
+    served.give("ana", "a-2", [(104, 0)])
+    assert served.collect([4]) == {4: 0}
+    store.questions.mark_consumed([104])
+    again = TeamQueue(store, 2, 60.0, Clock())  # restarted
+    again.rebuild(lambda item: item - 100)
+    assert items(again.lease("ben", 8)) == [104, 105]  # was: 100..105, hers alone first
     store.close()
 
 

@@ -1,6 +1,7 @@
 """The run's questions: the queue table of salal.db, every image asked about in the order it
-was asked, and whether the answer to it has been taken (consumed). The run store holds one
-(`RunStore.questions`) on its database; the table itself is records.py's."""
+was asked, and whether the answer to it has been taken (consumed); and how many labelers
+answer each (`serve --overlap K`), from which question on. The run store holds one
+(`RunStore.questions`) on its database; the tables themselves are records.py's."""
 
 from __future__ import annotations
 
@@ -44,6 +45,31 @@ class Questions:
             f"{where} ORDER BY asked"
         )
         return [QueuedItem(i, s, p, tuple(json.loads(pr)), r, a) for i, s, p, pr, r, a in rows]
+
+    @property
+    def overlap(self) -> int:
+        """How many labelers answer each image (`serve --overlap K`; 1 unless set)."""
+        row = self._db.rows("SELECT value FROM meta WHERE key='overlap'")
+        return int(row[0][0]) if row else 1
+
+    @property
+    def overlap_from(self) -> int:
+        """The place in the asking order after which the overlap was in force: the questions
+        asked before it (a run labeled alone, then served with --overlap 2) want no more
+        answers. 0: from the first question."""
+        row = self._db.rows("SELECT value FROM meta WHERE key='overlap_from'")
+        return int(row[0][0]) if row else 0
+
+    def set_overlap(self, overlap: int) -> None:
+        """Keep `overlap` in the run; a change applies to the questions asked from now on."""
+        if overlap == self.overlap:
+            return
+        with self._db.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", (str(overlap),))
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES "
+                "('overlap_from', (SELECT COALESCE(MAX(asked), 0) FROM queue))"
+            )
 
     def highest_round(self) -> int:
         """The latest round the run has asked about (0 before any question: the initial set)."""

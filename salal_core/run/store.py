@@ -246,22 +246,13 @@ class RunStore:
             )
         ]
 
-    @property
-    def overlap(self) -> int:
-        """How many labelers answer each image (`serve --overlap K`; 1 unless set)."""
-        row = self._db.rows("SELECT value FROM meta WHERE key='overlap'")
-        return int(row[0][0]) if row else 1
-
-    def set_overlap(self, overlap: int) -> None:
-        self._db.write("INSERT OR REPLACE INTO meta VALUES ('overlap', ?)", [(str(overlap),)])
-
     def votes(self) -> dict[int, list[consensus.Vote]]:
         """Each labeler's standing answer on every answered item (consensus.py)."""
         return consensus.standing_votes(self.journal_rows())
 
     def labels(self) -> dict[int, LabelRecord]:
         """Replay the journal: the label that counts on every labeled item, by item id."""
-        return consensus.current_labels(self.journal_rows(), self.overlap)
+        return consensus.current_labels(self.journal_rows(), self.questions.overlap)
 
     # ---------------------------------------------------------------- rounds
     def last_round(self) -> int:

@@ -46,8 +46,8 @@ class HostedRun:
         try:
             check_local_ranks(ranks, resolve_device(session.config.device))
             if overlap is not None:
-                store.set_overlap(overlap)
-            self.queue = TeamQueue(store, store.overlap, lease_seconds)
+                store.questions.set_overlap(overlap)
+            self.queue = TeamQueue(store, store.questions.overlap, lease_seconds)
             group = os.stat(session.run_dir).st_gid if socket_group else None
             self.service = RunService(
                 session.run_dir,

@@ -6,8 +6,9 @@ rebuilt from them once the run's images have loaded (their positions are known t
 
 - an image asked and not answered is open again, with the skips it had (the engine asks it
   again too; the queue takes it once);
-- with `--overlap K`, an image that fewer than K labelers have answered still wants the others,
-  although the engine has taken its first answer.
+- with `--overlap K`, an image asked while K was in force that fewer than K labelers have
+  answered still wants the others, although the engine has taken its first answer; one asked
+  before (a run labeled alone, then served with --overlap 2) wants no more.
 
 So an answer a labeler sent while the service was down is taken when it is sent again, and no
 image is left short of its overlap. The run's labeled count starts from the journal too.
@@ -52,6 +53,7 @@ def unfinished(
 ) -> list[Unfinished]:
     """The images of this load that still want answers, in the order they were asked."""
     asked = journal.questions.asked()
+    overlap_from = journal.questions.overlap_from
     still_open = {q.item for q in journal.questions.open()}
     labeled = journal.labels()
     given = _answers(journal.journal_rows(), {q.item: q.round for q in asked})
@@ -65,7 +67,11 @@ def unfinished(
         if q.item not in labeled:
             if q.item in still_open:
                 found.append(Unfinished(query, tuple(answers.items()), taken=False))
-        elif len(answers) < overlap and any(label != SKIP for label in answers.values()):
+        elif (
+            q.asked > overlap_from  # asked while the overlap was in force
+            and len(answers) < overlap
+            and any(label != SKIP for label in answers.values())
+        ):
             found.append(Unfinished(query, tuple(answers.items()), taken=True))
     return found
 
