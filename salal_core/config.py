@@ -51,6 +51,12 @@ class ModelConfig:
     width: int = 64  # channels of the first stage; 64 is ResNet18 with 512-d features
     pretrained: str | None = None  # a pretrain.pt to start from instead of pretraining
     head_input: HeadInput = "last"  # what the class head reads (learn/model.py); not rotation's
+    # Where features come from (backbones/catalog.py): "rotnet", the network above trained on
+    # the folder by rotation (every preset's); a pretrained network kept frozen; or "auto",
+    # the first pretrained one whose weights are at hand, resolved once when the run is
+    # created: a person's default, without --preset (cli/options.py).
+    backbone: str = "rotnet"
+    backbone_weights: str | None = None  # a local weights file; None: the family's own cache
 
 
 COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")

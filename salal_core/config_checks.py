@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from salal_core.backbones.catalog import AUTO, BACKBONE_CHOICES, ROTNET
 from salal_core.config import COMPILE_MODES, HEAD_INPUTS, RunConfig
 from salal_core.data.decode import MIN_SIDE
 from salal_core.errors import SalalError
@@ -62,6 +63,16 @@ def validate(config: RunConfig) -> None:
         raise SalalError(
             f"unknown --head-input {config.model.head_input!r}; choose one of: "
             f"{', '.join(HEAD_INPUTS)}"
+        )
+    if config.model.backbone not in BACKBONE_CHOICES:
+        raise SalalError(
+            f"unknown --backbone {config.model.backbone!r}; choose one of: "
+            f"{', '.join(BACKBONE_CHOICES)}"
+        )
+    if config.model.backbone_weights and config.model.backbone in (AUTO, ROTNET):
+        raise SalalError(
+            "--backbone-weights is a pretrained network's file: name the network with "
+            "--backbone, e.g. --backbone efficientnet_lite0"
         )
     if config.data.image_size < MIN_SIDE:  # also below the crop's 4-pixel reflection padding
         raise SalalError(f"--image-size must be at least {MIN_SIDE} (CIFAR-10's is 32)")

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from salal_core.run.summary import RunSummary
 
 # What the engine is busy with; the app and the progress bars say it in words of their own.
-Phase = Literal["loading", "pretrain", "training", "scoring", "waiting"]
+Phase = Literal["loading", "embedding", "pretrain", "training", "scoring", "waiting"]
 TrainingPhase = Literal["pretrain", "finetune"]
 # Who gave a label: the preset's starting set, the ground truth, a person's key, the model's
 # guess a person accepted in bulk (the grid's accept key), or an imported file.
@@ -41,6 +41,17 @@ class PhaseChanged(Event):
 
     phase: Phase
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class EmbeddingProgress(Event):
+    """The pretrained backbone's one pass over the images (backbones/embed.py): `done` of
+    `total` images after `seconds`."""
+
+    backbone: str
+    done: int
+    total: int
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,7 @@ class RoundEnded(Event):
     pool_size: int
     gained: float  # accuracy minus the round before's (NaN for the first round)
     kappa: float  # agreement with the round before's predictions (NaN: none; stability.py)
+    head_input: str = ""  # what the round's head read (a backbone, rotnet or pixels)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from textual.message_pump import MessagePump
 
 from salal_core.events import (
     DataLoaded,
+    EmbeddingProgress,
     EpochEnded,
     Event,
     LabeledCount,
@@ -47,6 +48,9 @@ class PhaseChangedMessage(EngineMessage[PhaseChanged]): ...
 class PhaseStartedMessage(EngineMessage[PhaseStarted]): ...
 
 
+class EmbeddingProgressMessage(EngineMessage[EmbeddingProgress]): ...
+
+
 class StepProgressMessage(EngineMessage[StepProgress]): ...
 
 
@@ -75,6 +79,7 @@ MESSAGES: dict[type[Event], type[EngineMessage[Any]]] = {
     DataLoaded: DataLoadedMessage,
     PhaseChanged: PhaseChangedMessage,
     PhaseStarted: PhaseStartedMessage,
+    EmbeddingProgress: EmbeddingProgressMessage,
     StepProgress: StepProgressMessage,
     EpochEnded: EpochEndedMessage,
     QueryReady: QueryReadyMessage,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from salal_core.errors import SalalError
-from salal_core.events import EpochEnded, PhaseChanged, StepProgress
+from salal_core.events import EmbeddingProgress, EpochEnded, PhaseChanged, StepProgress
 
 NOT_SAVED_ADVICE = (
     "free some disk space and press the key again; every answer before this one is saved"
@@ -34,6 +34,16 @@ def seconds_left(elapsed: float, done: int, total: int) -> float | None:
     return elapsed / done * max(0, total - done) if done > 0 else None
 
 
+def embedding_text(event: EmbeddingProgress) -> str:
+    """The top line while the pretrained backbone reads every image once."""
+    text = f"{event.backbone} features · {event.done:,}/{event.total:,} images"
+    left = seconds_left(event.seconds, event.done, event.total)
+    if left is not None and math.isfinite(left):
+        minutes, seconds = divmod(round(left), 60)
+        text += f" · {minutes}:{seconds:02d} left"
+    return text
+
+
 def epoch_text(event: EpochEnded) -> str:
     what = "pretraining" if event.phase == "pretrain" else f"round {event.round} training"
     return (
@@ -42,10 +52,11 @@ def epoch_text(event: EpochEnded) -> str:
     )
 
 
-def gains_text(gains: list[float], kappa: float = math.nan) -> str:
-    """What the last rounds added to accuracy, in points, and how much the last round's
-    predictions moved (Cohen's kappa with the round before); "" before the second round."""
-    parts = []
+def gains_text(gains: list[float], kappa: float = math.nan, head_input: str = "") -> str:
+    """What the last rounds added to accuracy, in points, how much the last round's
+    predictions moved (Cohen's kappa with the round before), and what the head reads where it
+    is not the run's own rotation network; "" before the first round."""
+    parts = [f"head on {head_input}"] if head_input not in ("", "rotnet") else []
     if gains:
         parts.append("gained " + " ".join(f"{100 * g:+.1f}" for g in gains) + " pts")
     if not math.isnan(kappa):

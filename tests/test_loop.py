@@ -48,6 +48,7 @@ class FakeLearner:
         self.has_test, self.num_classes, self.members = has_test, CLASSES, members
         self.fits: list[tuple[list[int], int]] = []
         self.accuracies: list[float] = []  # what each round measures (0.5 when run out)
+        self.head_input = "fake features"
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None

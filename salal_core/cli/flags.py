@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from salal_core.backbones.catalog import BACKBONE_CHOICES
 from salal_core.cli.bounds import Bounds, whole_number
 from salal_core.config import COMPILE_MODES, PRESETS
 from salal_core.data.decode import MIN_SIDE
@@ -156,6 +157,24 @@ FLAGS: tuple[Flag, ...] = (
         "fixed",
         "what the class head reads: last (the last stage pooled) or all-stages (every stage "
         "pooled; the cpu recipe's)",
+    ),
+    Flag(
+        "--backbone",
+        "model",
+        ("model.backbone",),
+        "fixed",
+        f"where features come from: {', '.join(BACKBONE_CHOICES)} (default auto for a person: "
+        "a pretrained network whose weights are at hand, else rotnet; README, Which backbone)",
+        metavar="NAME",
+    ),
+    Flag(
+        "--backbone-weights",
+        "model",
+        ("model.backbone_weights",),
+        "fixed",
+        "the --backbone's weights as a local file (a state dict), for machines without internet",
+        metavar="FILE",
+        convert=resolved_path,
     ),
     Flag(
         "--pretrain-epochs", "model", ("pretrain.epochs",), "fixed", type=whole_number, metavar="N"

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from salal_core.backbones.catalog import AUTO
 from salal_core.cli.flags import LABELS, add_flags, overrides_from_args
 from salal_core.config import (
     HUMAN_ACTIVE,
@@ -69,8 +70,13 @@ def default_preset(device: str | None) -> str:
 
 
 def config_from_args(args: argparse.Namespace, human: bool = False) -> RunConfig:
+    """The preset, a person's defaults where a person answers, then the flags. Without
+    --preset, features come from a pretrained backbone where one is at hand (`auto`); the
+    reproduction presets keep rotnet unless --backbone says otherwise."""
     base = preset(args.preset or default_preset(getattr(args, "device", None)))
-    overrides = human_defaults(base) if human else {}
+    overrides: dict[str, Any] = human_defaults(base) if human else {}
+    if args.preset is None:
+        overrides["model.backbone"] = AUTO
     overrides.update(overrides_from_args(args))
     return with_overrides(base, overrides)
 

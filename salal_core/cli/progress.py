@@ -18,6 +18,7 @@ from rich.progress import (
 
 from salal_core.events import (
     DataLoaded,
+    EmbeddingProgress,
     EpochEnded,
     Event,
     LabelsAdded,
@@ -67,6 +68,15 @@ class RichProgress:
         if self.started:  # Rich's stop prints a newline even for bars that never started
             self.progress.stop()
 
+    def _new_task(self, name: str, total: int) -> None:
+        """A bar of its own for the next phase; the last one's stays, hidden."""
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        if not self.started:
+            self.progress.start()
+            self.started = True
+        self.task = self.progress.add_task(name, total=total, stats="")
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
             style = "yellow" if event.level == "warning" else "cyan"
@@ -80,17 +90,16 @@ class RichProgress:
                 f"data: {event.train_size:,} train / {event.test_size:,} test images, "
                 f"{len(event.class_names)} classes ({origin} in {event.seconds:.1f} s)"
             )
+        elif isinstance(event, EmbeddingProgress):
+            if event.done == 0:
+                self._new_task(f"embed {event.backbone}", event.total)
+            elif self.task is not None:
+                rate = event.done / max(event.seconds, 1e-9)
+                self.progress.update(self.task, completed=event.done, stats=f"{rate:.1f} img/s")
         elif isinstance(event, PhaseStarted):
-            if self.task is not None:
-                self.progress.update(self.task, visible=False)
-            if not self.started:
-                self.progress.start()
-                self.started = True
             name = "pretrain" if event.phase == "pretrain" else f"round {event.round}"
             self.epochs, self.steps = event.epochs, event.steps_per_epoch
-            self.task = self.progress.add_task(
-                name, total=event.epochs * event.steps_per_epoch, stats=""
-            )
+            self._new_task(name, event.epochs * event.steps_per_epoch)
         elif isinstance(event, StepProgress) and self.task is not None:
             self.progress.update(self.task, completed=(event.epoch - 1) * self.steps + event.step)
         elif isinstance(event, EpochEnded) and self.task is not None:
@@ -109,6 +118,8 @@ class RichProgress:
         elif isinstance(event, RoundEnded):
             gained = "" if math.isnan(event.gained) else f" ({event.gained:+.3f})"
             kappa = "" if math.isnan(event.kappa) else f", kappa {event.kappa:.3f}"
+            if event.head_input not in ("", "rotnet"):
+                kappa += f", head on {event.head_input}"
             self.progress.console.print(
                 f"round {event.round}: {event.labeled:,} labeled -> {self.measured_on} accuracy "
                 f"{_fmt(event.test_accuracy)}{gained}{kappa}"

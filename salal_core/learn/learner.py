@@ -42,6 +42,10 @@ class Learner(Protocol):
     num_classes: int
     members: int
 
+    @property
+    def head_input(self) -> str:
+        """What the model's head reads now, in words for the status and the summary."""
+
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
     ) -> float:
@@ -88,6 +92,10 @@ class TorchLearner:
             self.optimizer.load_state_dict(optimizer_state)
         # Valid while the backbone is the one they were computed from: fine-tuning drops them.
         self.frozen: FrozenFeatures | None = None
+
+    @property
+    def head_input(self) -> str:
+        return "rotnet"
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None

@@ -50,31 +50,56 @@ def probe_probs(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def choose_l2(x: torch.Tensor, y: torch.Tensor, classes: int) -> float:
     """The L2 strength of `L2_GRID` with the best k-fold accuracy (ties: the stronger one,
-    which is the safer bet on few labels). Folds are the labels in order, dealt round-robin,
-    so a class's labels spread over the folds."""
+    which is the safer bet on few labels)."""
+    return cross_validate(x, y, classes)[0]
+
+
+def cross_validate(x: torch.Tensor, y: torch.Tensor, classes: int) -> tuple[float, float]:
+    """(the best L2 strength of `L2_GRID`, its k-fold accuracy on these labels). Folds are the
+    labels in order, dealt round-robin, so a class's labels spread over the folds; with fewer
+    than two labels there is nothing to hold out (accuracy NaN)."""
     folds = min(FOLDS, x.shape[0])
     if folds < 2:
-        return L2_GRID[-1]
+        return L2_GRID[-1], float("nan")
     fold = torch.arange(x.shape[0], device=x.device) % folds
-    best, best_l2 = -1.0, L2_GRID[-1]
-    for l2 in reversed(L2_GRID):
-        right = 0
-        for k in range(folds):
-            train, test = fold != k, fold == k
-            w = _lbfgs(x[train], y[train], classes, torch.ones(1, int(train.sum())), l2)
-            right += int((probe_probs(w, x[test]).mean(0).argmax(1) == y[test]).sum())
-        if right > best:
-            best, best_l2 = right, l2
-    return best_l2
+    right = dict.fromkeys(L2_GRID, 0)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        w = None
+        # Strongest penalty first, each fit starting from the last one's optimum: the path
+        # of solutions moves little from one strength to the next, so L-BFGS takes few steps.
+        for l2 in reversed(L2_GRID):
+            w = _lbfgs(x[train], y[train], classes, torch.ones(1, int(train.sum())), l2, w)
+            right[l2] += int((probe_probs(w, x[test]).mean(0).argmax(1) == y[test]).sum())
+    best_l2 = max(reversed(L2_GRID), key=lambda l2: right[l2])  # first of ties: the strongest
+    return best_l2, right[best_l2] / x.shape[0]
 
 
 def _lbfgs(
-    x: torch.Tensor, y: torch.Tensor, classes: int, weights: torch.Tensor, l2: float
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: int,
+    weights: torch.Tensor,
+    l2: float,
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(K, E + 1, C) minimising each member's weighted mean cross-entropy + l2 * |W|^2."""
+    """(K, E + 1, C) minimising each member's weighted mean cross-entropy + l2 * |W|^2, from
+    `start` (zeros by default)."""
     members, (n, e) = weights.shape[0], x.shape
+    if n < e:
+        # Fewer labels than features: the optimum lies in the span of the labeled rows, so
+        # the same problem is solved on their coordinates there (x = U S Vh, W = Vh^T V):
+        # the logits and the penalty are unchanged, and each step costs n, not E, columns.
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)  # vh: (n, E), orthonormal rows
+        inner = None
+        if start is not None:
+            inner = torch.cat([torch.einsum("re,kec->krc", vh, start[:, :-1]), start[:, -1:]], 1)
+        v = _lbfgs(u * s, y, classes, weights, l2, inner)
+        return torch.cat([torch.einsum("re,krc->kec", vh, v[:, :-1]), v[:, -1:]], 1)
     xb = torch.cat([x, torch.ones(n, 1, device=x.device)], 1)
-    w = torch.zeros(members, e + 1, classes, device=x.device, requires_grad=True)
+    if start is None:
+        start = torch.zeros(members, e + 1, classes, device=x.device)
+    w = start.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS(
         [w], lr=1.0, max_iter=MAX_ITERATIONS, line_search_fn="strong_wolfe"
     )

@@ -104,6 +104,10 @@ class LeadingLearner:
         self.has_test, self.num_classes = inner.has_test, inner.num_classes
         self.members = inner.members
 
+    @property
+    def head_input(self) -> str:
+        return self.inner.head_input
+
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
     ) -> float:

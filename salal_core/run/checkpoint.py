@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from salal_core.backbones.catalog import ROTNET
 from salal_core.config import HeadInput
 from salal_core.data.identity import items_digest
 from salal_core.errors import SalalError
@@ -31,8 +32,9 @@ from salal_core.run.summary import CurvePoint
 
 # 2: the stop set; a version-1 checkpoint resumes and draws one anew.
 # 3: the head's input in the shape; earlier checkpoints' heads all read the last stage.
-CHECKPOINT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 4: the backbone in the shape; earlier checkpoints are all rotnet's.
+CHECKPOINT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 ROUND_PREFIX = "round-"
 
 
@@ -42,6 +44,7 @@ class ModelShape:
     classes: int
     members: int  # linear heads: 1, or a committee for query by committee
     head_input: HeadInput
+    backbone: str = ROTNET  # a pretrained backbone's runs checkpoint a head alone
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,11 @@ def compare_shape(saved: ModelShape, wanted: ModelShape, source: str) -> HeadCha
     """Whether the checkpoint's model loads as it is, or its backbone under a new head (the
     committee size changed with --acquisition, or the head reads other stages); another width
     or class count cannot load."""
+    if saved.backbone != wanted.backbone:
+        raise SalalError(
+            f"{source} holds a model on {saved.backbone} features, but this run uses "
+            f"{wanted.backbone}; start a new run"
+        )
     if (saved.width, saved.classes) != (wanted.width, wanted.classes):
         raise SalalError(
             f"{source} holds a model of width {saved.width} with {saved.classes} classes, but "

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import torch
 
+from salal_core.backbones.catalog import ROTNET
+from salal_core.backbones.weights import Weights
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData, ImageSet
 from salal_core.data.identity import item_priority
@@ -25,7 +26,7 @@ from salal_core.events import (
     RunFinished,
     fan_out,
 )
-from salal_core.learn.learner import TorchLearner
+from salal_core.learn.learner import Learner, TorchLearner
 from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.parallel import distributed, group
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
@@ -42,7 +43,8 @@ from salal_core.run.labels import (
 from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
 from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import AutoOracle, Oracle
-from salal_core.run.plan import RunPlan, start_model
+from salal_core.run.plan import RunPlan, rotation_source, start_model
+from salal_core.run.probe_start import backbone_weights, start_probe
 from salal_core.run.session import RunRequest, Session
 from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary, StopReason, stop_sentence
@@ -122,6 +124,15 @@ class Engine:
         self.emit(PhaseChanged("loading", config.data.source or "CIFAR-10 download"))
         if compiling := compile_notice():
             self.emit(Notice(compiling))
+        for said in self.request.notices:
+            self.emit(Notice(said))
+        # The pretrained weights, held to the run's identity before anything loads.
+        weights = backbone_weights(config, store) if config.model.backbone != ROTNET else None
+        if config.model.backbone != ROTNET and distributed.size() > 1:
+            raise SalalError(
+                f"--backbone {config.model.backbone} runs on one GPU (its features are computed "
+                "once and the head is a linear fit); start it without torchrun"
+            )
         run = OpenedRun.of_store(store, config, self.request.class_names)
         matched = run.load_images(self.emit)
         images, items = matched.images, matched.items
@@ -131,7 +142,7 @@ class Engine:
                 f"{source} has no ground-truth labels to answer from; label it yourself: "
                 f"salal-tui --data {source} --classes {classes}"
             )
-        if config.preset == "cpu":  # said once the data loaded: bad input stays one line
+        if config.preset == "cpu" and config.model.backbone == ROTNET:  # once the data loaded
             self.emit(Notice(cpu_recipe_notice(config), level="info"))
         store.save_items(items.changes)  # idempotent: a run killed here resumes the same
         store.save_classes(images.class_names)
@@ -152,7 +163,11 @@ class Engine:
             config.active.committee if get_acquisition(config.active.acquisition).committee else 1
         )
         shape = ModelShape(
-            config.model.width, len(images.class_names), members, config.model.head_input
+            config.model.width,
+            len(images.class_names),
+            members,
+            config.model.head_input,
+            config.model.backbone,
         )
         checkpoint = self._round_checkpoint(len(records))
         plan = RunPlan(
@@ -163,12 +178,21 @@ class Engine:
             tuple(s.digest for s in run.items) or None,
             shape,
             store.checkpoints / f"{checkpoint.name}.pt" if checkpoint else None,
-            self._backbone_source(),
+            rotation_source(config, store.checkpoints),
             "warn" if self.request.oracle == "human" else "stop",
         )
         with group.running(plan):  # the other ranks build the same run, and end it with us
             return self._train(
-                started, device, plan, checkpoint, images, items, state, first, bool(records)
+                started,
+                device,
+                plan,
+                checkpoint,
+                images,
+                items,
+                state,
+                first,
+                bool(records),
+                weights,
             )
 
     def _train(
@@ -182,26 +206,46 @@ class Engine:
         state: LabelState,
         first: FirstQuestions,
         had_labels: bool,
+        weights: Weights | None,
     ) -> RunSummary:
         """Pretrain or restore, then the loop; every other rank does its share alongside."""
         config, store, shape = self.config, self.store, plan.shape
         # This rank's shard of the images on the device (all of them in a world of one).
         data = DeviceData(images, device, shard=distributed.shard())
-        begun = start_model(plan, data, checkpoint, self.emit, first.while_pretraining)
-        if begun.pretrained is not None:
-            rotation_model, results = begun.pretrained
-            store.save_checkpoint(
-                "pretrain", PretrainCheckpoint.of(rotation_model, config, results).to_payload()
+        learner: Learner
+        if weights is None:
+            begun = start_model(plan, data, checkpoint, self.emit, first.while_pretraining)
+            if begun.pretrained is not None:
+                rotation_model, results = begun.pretrained
+                store.save_checkpoint(
+                    "pretrain", PretrainCheckpoint.of(rotation_model, config, results).to_payload()
+                )
+            model, generator, resumed = begun.model, begun.generator, begun.resumed
+            learner = group.lead(
+                TorchLearner(
+                    config, model, data, generator, self.emit, resumed.optimizer, plan.on_collapse
+                )
             )
-        model, generator, resumed = begun.model, begun.generator, begun.resumed
+        else:
+            started_probe = start_probe(
+                config,
+                images,
+                data,
+                checkpoint,
+                shape,
+                weights,
+                plan.backbone,
+                self.emit,
+                first.while_pretraining,
+            )
+            learner, generator, resumed = (
+                started_probe.learner,
+                started_probe.generator,
+                started_probe.resumed,
+            )
         for said in resumed.notices:
             self.emit(Notice(said, level="info"))
         oracle = self.oracle or AutoOracle(images.train.labels, store)
-        learner = group.lead(
-            TorchLearner(
-                config, model, data, generator, self.emit, resumed.optimizer, plan.on_collapse
-            )
-        )
         loop = ActiveLoop(
             config,
             learner,
@@ -237,14 +281,6 @@ class Engine:
         return self._summary(started, reason, loop, images, items, detail)
 
     # ---------------------------------------------------------------- resuming
-    def _backbone_source(self) -> Path | None:
-        """Where rotation features come from: --pretrained, this run's earlier pretraining,
-        or (None) pretraining now."""
-        if self.config.model.pretrained is not None:
-            return Path(self.config.model.pretrained)
-        own = self.store.checkpoints / "pretrain.pt"
-        return own if own.exists() else None
-
     def _round_checkpoint(self, journaled: int) -> RoundCheckpoint | None:
         """The newest round checkpoint, checked against the run's items and its `journaled`
         labels (fewer than it trained on: the database lost some, which the run says)."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from salal_core.backbones.choice import resolve_backbone
 from salal_core.cli.resume import check_resume
 from salal_core.config import RunConfig, with_overrides
 from salal_core.config_checks import validate
@@ -47,6 +48,10 @@ def open_session(
         config = with_overrides(config, dict(overrides or {}))
         validate(config)
         resolve_device(config.device)  # fail now, with one line, not in a worker thread
+        config, fallback = resolve_backbone(config)
+        notices = (fallback,) if fallback else ()
+    else:
+        notices = ()
     store = RunStore(run_dir, create=not resume)
     try:
         if resume:
@@ -62,6 +67,6 @@ def open_session(
         raise
     # A resumed folder without class folders keeps the classes it was created with.
     names = tuple(class_names or (store.class_names() if resume else ()))
-    request = RunRequest(store.dir, oracle, resume, names, labels_file)
+    request = RunRequest(store.dir, oracle, resume, names, labels_file, notices)
     human = HumanOracle(journal=store, labeler=login_name()) if oracle == "human" else None
     return Session(config, store, request, human)

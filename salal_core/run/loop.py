@@ -257,13 +257,25 @@ class ActiveLoop:
             accuracy,
             time.perf_counter() - start,
             kappa,
+            self.learner.head_input,
         )
         gained = accuracy - self.curve[-1].test_accuracy if self.curve else float("nan")
         self.curve.append(point)
         self.journal.save_round(self.round, self.curve, self.generator.get_state(), self.stop_set)
         # After the checkpoint: whoever hears that a round ended can rely on it being saved.
         pool = self.state.size - labeled
-        self.emit(RoundEnded(self.round, labeled, self.target, accuracy, pool, gained, kappa))
+        self.emit(
+            RoundEnded(
+                self.round,
+                labeled,
+                self.target,
+                accuracy,
+                pool,
+                gained,
+                kappa,
+                self.learner.head_input,
+            )
+        )
 
     def predict_stop_set(self) -> float:
         """This round's predictions on the stop set, kept for the next round; returns Cohen's

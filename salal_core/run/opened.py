@@ -52,6 +52,7 @@ class OpenedRun:
     items: tuple[StoredItem, ...]
     labels: dict[int, LabelRecord]
     votes: dict[int, tuple[LabelRecord, ...]]
+    backbone_digest: str | None  # the pretrained weights' sha256 (None: rotnet)
 
     @classmethod
     def read(cls, run_dir: Path, any_format: bool = False) -> OpenedRun:
@@ -62,7 +63,7 @@ class OpenedRun:
             if store.format != FORMAT_VERSION:
                 names, labels = tuple(store.class_names()), store.labels()
                 votes: dict[int, tuple[LabelRecord, ...]] = {i: (r,) for i, r in labels.items()}
-                return cls(run_dir, store.load_config(), names, (), labels, votes)
+                return cls(run_dir, store.load_config(), names, (), labels, votes, None)
             return cls.of_store(store, store.load_config())
         finally:
             store.close()
@@ -75,7 +76,8 @@ class OpenedRun:
         `class_names` (from --classes) stand in where the run has none saved yet."""
         names = tuple(class_names) or tuple(store.class_names())
         votes = {item: tuple(v.record for v in vs) for item, vs in store.votes().items()}
-        return cls(store.dir, config, names, tuple(store.items()), store.labels(), votes)
+        items, digest = tuple(store.items()), store.backbone_digest()
+        return cls(store.dir, config, names, items, store.labels(), votes, digest)
 
     def load_images(self, emit: Emit = ignore) -> MatchedImages:
         """The source through the decode cache, matched to the run's items by digest."""

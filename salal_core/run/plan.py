@@ -55,6 +55,15 @@ class StartedModel:
     pretrained: tuple[Net, dict[str, float]] | None  # pretrained now: for rank 0 to save
 
 
+def rotation_source(config: RunConfig, checkpoints: Path) -> Path | None:
+    """Where rotation features come from: --pretrained, the run's own earlier pretraining, or
+    (None) nowhere yet."""
+    if config.model.pretrained is not None:
+        return Path(config.model.pretrained)
+    own = checkpoints / "pretrain.pt"
+    return own if own.exists() else None
+
+
 def read_round(path: Path) -> RoundCheckpoint:
     payload = read_payload_file(path)
     return RoundCheckpoint.from_payload(payload, path.stem)

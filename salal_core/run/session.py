@@ -29,6 +29,7 @@ class RunRequest:
     resume: bool
     class_names: tuple[str, ...]  # from --classes, for a folder without class folders
     labels_file: Path | None = None  # --labels: imported once the run knows its images
+    notices: tuple[str, ...] = ()  # said in the run's log when the engine starts
 
 
 class SessionImages:

@@ -246,6 +246,15 @@ class RunStore:
             )
         ]
 
+    def backbone_digest(self) -> str | None:
+        """The sha256 of the pretrained weights this run's features came from (None: rotnet,
+        or not embedded yet)."""
+        row = self._db.rows("SELECT value FROM meta WHERE key='backbone_digest'")
+        return str(row[0][0]) if row else None
+
+    def record_backbone_digest(self, digest: str) -> None:
+        self._db.write("INSERT OR REPLACE INTO meta VALUES ('backbone_digest', ?)", [(digest,)])
+
     def votes(self) -> dict[int, list[consensus.Vote]]:
         """Each labeler's standing answer on every answered item (consensus.py)."""
         return consensus.standing_votes(self.journal_rows())

@@ -31,6 +31,9 @@ class CurvePoint:
     # Cohen's kappa between this round's and the last round's predictions on the stop set
     # (stability.py); NaN in the first round, and in curves saved before it was measured.
     kappa: float = math.nan
+    # What the round's head read: a backbone's embedding, rotnet or pixels ("" before it was
+    # recorded).
+    head_input: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,14 @@ class RunSummary:
         if not self.curve or math.isnan(self.curve[-1].test_accuracy):
             return None
         return self.curve[-1].test_accuracy
+
+    @property
+    def features(self) -> str:
+        """Where the model's features came from, in words: the backbone, and what the last
+        round's head read where that was another input."""
+        backbone = self.config.model.backbone
+        read = self.curve[-1].head_input if self.curve else ""
+        return backbone if read in ("", backbone) else f"{backbone} (the head reads {read})"
 
     @property
     def stopped_early(self) -> bool:

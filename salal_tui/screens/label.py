@@ -31,6 +31,7 @@ from salal_core.run.oracle import SKIP
 
 from ..bridge import (
     DataLoadedMessage,
+    EmbeddingProgressMessage,
     EpochEndedMessage,
     LabeledCountMessage,
     LabelsAddedMessage,
@@ -46,6 +47,7 @@ from ..keys import KeyInput, KeyMap
 from ..render import Pixels
 from ..replay import Replay
 from ..status import (
+    embedding_text,
     epoch_text,
     gains_text,
     phase_text,
@@ -103,6 +105,7 @@ class LabelScreen(AutoReplay):
         self.origin = ""
         self.gains: list[float] = []  # accuracy each of the last rounds added
         self.kappa = math.nan  # how much the last round's predictions moved
+        self.head_input = ""  # what the last round's head read
         self.phase_clock = (time.monotonic(), 0)  # the training phase's start, and its steps
         self.replay = Replay()  # auto mode: the latest queries, shown one at a time
         self.replay_timer = None
@@ -172,6 +175,10 @@ class LabelScreen(AutoReplay):
     def on_phase_changed(self, message: PhaseChangedMessage) -> None:
         self._phase(phase_text(message.event, self.oracle is not None))
 
+    @on(EmbeddingProgressMessage)
+    def on_embedding_progress(self, message: EmbeddingProgressMessage) -> None:
+        self._phase(embedding_text(message.event))
+
     @on(PhaseStartedMessage)
     def on_phase_started(self, message: PhaseStartedMessage) -> None:
         event = message.event
@@ -215,7 +222,7 @@ class LabelScreen(AutoReplay):
         self.engine_labeled, self.target, self.round = event.labeled, event.target, event.round
         if not math.isnan(event.gained):
             self.gains = [*self.gains, event.gained][-3:]
-        self.kappa = event.kappa
+        self.kappa, self.head_input = event.kappa, event.head_input
         self._progress()
 
     @on(LabeledCountMessage)
@@ -289,7 +296,7 @@ class LabelScreen(AutoReplay):
             self.round,
             queued,
             self.origin,
-            gains_text(self.gains, self.kappa),
+            gains_text(self.gains, self.kappa, self.head_input),
         )
 
     def _phase(self, text: str) -> None:

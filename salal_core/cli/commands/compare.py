@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from salal_core import json_text
+from salal_core.backbones.catalog import BACKBONE_CHOICES, ROTNET
 from salal_core.cli.commands.compare_stats import (
     BASELINE,
     REFERENCE,
@@ -91,7 +92,7 @@ def _signed(diff: Estimate) -> str:
     return f"[{colour}]{text}[/]" if colour else text
 
 
-def render_table(table: list[Row], found: list[Verdict]) -> Table:
+def render_table(table: list[Row], found: list[Verdict], against: str = BASELINE) -> Table:
     """Accuracy (mean ± std over seeds) per labeled fraction, the best in bold; then each
     strategy's AUBC and its difference to random with a 95% interval (green: above random,
     red: below, plain: the interval holds zero)."""
@@ -117,7 +118,7 @@ def render_table(table: list[Row], found: list[Verdict]) -> Table:
         *[f"{by_name[s].aubc.mean:.4f}" if s in by_name else "-" for s in strategies],
     )
     out.add_row(
-        f"vs {BASELINE}",
+        f"vs {against}",
         *[
             _signed(v.diff) if (v := by_name.get(s)) is not None and v.diff is not None else "-"
             for s in strategies
@@ -126,7 +127,7 @@ def render_table(table: list[Row], found: list[Verdict]) -> Table:
     return out
 
 
-def plot(table: list[Row], path: Path) -> bool:
+def plot(table: list[Row], path: Path, against: str = BASELINE) -> bool:
     """Learning curves and, below them, the paired difference to random with its interval, as
     a PNG, when matplotlib (the `plot` extra) is installed."""
     try:
@@ -162,7 +163,7 @@ def plot(table: list[Row], path: Path) -> bool:
     top.grid(alpha=0.3)
     top.legend()
     bottom.axhline(0, color="grey", lw=1)
-    bottom.set_ylabel(f"minus {BASELINE} (95% CI)")
+    bottom.set_ylabel(f"minus {against} (95% CI)")
     bottom.set_xlabel("labeled (% of training set)")
     bottom.grid(alpha=0.3)
     fig.tight_layout()
@@ -192,20 +193,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise SalalError("--seeds must be at least 1")
     base = config_from_args(args)
-    for s in strategies:
-        validate(with_overrides(base, {"active.acquisition": s}))
+    backbones = (
+        parse_name_list(args.backbones, list(BACKBONE_CHOICES), "backbone")
+        if args.backbones
+        else [base.model.backbone]
+    )
+    arms = [
+        (s, b, with_overrides(base, {"active.acquisition": s, "model.backbone": b}))
+        for b in backbones
+        for s in strategies
+    ]
+    for _, _, config in arms:
+        validate(config)
     out: Path = args.out
     console = Console(stderr=True)
-    if base.model.pretrained is None:
+    if base.model.pretrained is None and ROTNET in backbones:
         checkpoint = out / "pretrain" / "checkpoints" / "pretrain.pt"
         if not checkpoint.exists():
             console.print("[bold]pretraining once for every strategy")
-            checkpoint = Path(pretrain_into(base, out / "pretrain", quiet=False)["checkpoint"])
-        base = with_overrides(base, {"model.pretrained": str(checkpoint.resolve())})
-    plan = [(s, with_overrides(base, {"active.acquisition": s})) for s in strategies]
+            rotnet = with_overrides(base, {"model.backbone": ROTNET})
+            checkpoint = Path(pretrain_into(rotnet, out / "pretrain", quiet=False)["checkpoint"])
+        pretrained = {"model.pretrained": str(checkpoint.resolve())}
+        arms = [(s, b, with_overrides(c, pretrained) if b == ROTNET else c) for s, b, c in arms]
+
+    def arm_name(strategy: str, backbone: str) -> str:
+        return strategy if len(backbones) == 1 else f"{strategy} on {backbone}"
+
+    plan = [(arm_name(s, b), c) for s, b, c in arms]
+    baseline = BASELINE if BASELINE in strategies else strategies[0]
+    against = arm_name(baseline, backbones[0])
     if args.reference:  # every label from the start: the ceiling the strategies approach
         everything = {"active.initial_fraction": 1.0, "active.budget": 1.0}
-        plan.append((REFERENCE, with_overrides(base, everything)))
+        plan.append((REFERENCE, with_overrides(arms[0][2], everything)))
     summaries: dict[str, list[RunSummary]] = {name: [] for name, _ in plan}
     for name, config in plan:
         for seed in range(base.seed, base.seed + args.seeds):
@@ -214,17 +233,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
             summaries[name].append(
                 run_or_resume(with_overrides(config, {"seed": seed}), run_dir, console)
             )
-    table, found = rows(summaries), verdicts(summaries)
+    table, found = rows(summaries, against), verdicts(summaries, against)
     curves, aubcs = curve_records(table), aubc_records(found)
     write_text(out / "compare.csv", render(curves, "csv", CURVE_FIELDS))
     write_text(out / "compare-aubc.csv", render(aubcs, "csv", AUBC_FIELDS))
     png = out / "compare.png"
-    drew = plot(table, png)
+    drew = plot(table, png, against)
     if args.json:
         print(json_text.dumps({"curves": curves, "aubc": aubcs}))
-        Console(stderr=True).print(render_table(table, found))
+        Console(stderr=True).print(render_table(table, found, against))
     else:
-        Console().print(render_table(table, found))
+        Console().print(render_table(table, found, against))
     console.print(
         f"-> {out / 'compare.csv'}, {out / 'compare-aubc.csv'}"
         + (f", {png}" if drew else " (pip install 'salal[plot]' for a PNG of the curves)")
@@ -243,6 +262,11 @@ def register(sub: Subparsers) -> None:
         help="comma-separated acquisition functions",
     )
     g.add_argument("--seeds", type=int, default=3, help="runs per strategy (seeds from --seed)")
+    g.add_argument(
+        "--backbones",
+        metavar="A,B,...",
+        help="feature sources side by side, e.g. rotnet,efficientnet_lite0 (default: --backbone)",
+    )
     add_named(
         g, ["--initial-fraction", "--budget", "--query-size", "--epochs-per-round", "--pretrained"]
     )

@@ -98,25 +98,26 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Estimate | None:
     return Estimate.of([a[s] - b[s] for s in seeds]) if seeds else None
 
 
-def rows(summaries: dict[str, list[RunSummary]]) -> list[Row]:
-    baseline = by_fraction(summaries.get(BASELINE, []))
+def rows(summaries: dict[str, list[RunSummary]], against: str = BASELINE) -> list[Row]:
+    """Each arm at each fraction, and its difference to the arm named `against`."""
+    baseline = by_fraction(summaries.get(against, []))
     out = []
     for strategy, runs in summaries.items():
         for fraction, accs in sorted(by_fraction(runs).items()):
             diff = None
-            if strategy not in (BASELINE, REFERENCE) and fraction in baseline:
+            if strategy not in (against, REFERENCE) and fraction in baseline:
                 diff = paired(accs, baseline[fraction])
             out.append(Row(strategy, fraction, Estimate.of(list(accs.values())), diff))
     return out
 
 
-def verdicts(summaries: dict[str, list[RunSummary]]) -> list[Verdict]:
-    base = {r.seed: aubc(r) for r in summaries.get(BASELINE, [])}
+def verdicts(summaries: dict[str, list[RunSummary]], against: str = BASELINE) -> list[Verdict]:
+    base = {r.seed: aubc(r) for r in summaries.get(against, [])}
     out = []
     for strategy, runs in summaries.items():
         if strategy == REFERENCE:
             continue
         mine = {r.seed: aubc(r) for r in runs}
-        diff = paired(mine, base) if strategy != BASELINE and base else None
+        diff = paired(mine, base) if strategy != against and base else None
         out.append(Verdict(strategy, Estimate.of(list(mine.values())), diff))
     return out

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from salal_core.backbones.catalog import ROTNET
 from salal_core.cli.options import Subparsers
 from salal_core.config import HEAD_INPUTS, HeadInput
 from salal_core.data.device_data import channel_stats
@@ -21,6 +22,7 @@ from salal_core.files import atomic_write_bytes
 from salal_core.learn.model import Net
 from salal_core.run.checkpoint import read_payload_file
 from salal_core.run.opened import OpenedRun
+from salal_core.run.probe_model import PROBE_KIND, ProbeModel, probe_model_of
 
 MODEL_KIND = "salal-model"
 MODEL_VERSION = 2  # 2: the head's input; version-1 heads all read the last stage
@@ -58,8 +60,9 @@ class ModelFile:
         return net.to(device).eval()
 
     @classmethod
-    def read(cls, path: Path) -> ModelFile:
-        """The model in `path`, or one line saying why it is not one."""
+    def read(cls, path: Path) -> ModelFile | ProbeModel:
+        """The model in `path` (a network, or a head on a backbone's features), or one line
+        saying why it is not one."""
         try:
             payload = read_payload_file(path)
         except FileNotFoundError:
@@ -69,6 +72,8 @@ class ModelFile:
                 f"{path} is not a salal model ({exc.__class__.__name__}); make one with "
                 "salal-core export-model RUN_DIR -o model.pt"
             ) from None
+        if isinstance(payload, dict) and payload.get("kind") == PROBE_KIND:
+            return ProbeModel.from_payload(payload, path)
         if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
             raise SalalError(
                 f"{path} is not a salal model; make one with salal-core export-model RUN_DIR "
@@ -91,22 +96,27 @@ class ModelFile:
         )
 
 
-def export_model(run_dir: Path, out: Path) -> ModelFile:
+def export_model(run_dir: Path, out: Path) -> ModelFile | ProbeModel:
     run = OpenedRun.read(run_dir)
-    config, checkpoint = run.config, run.trained_round()
-    # The preprocessing is the training set's own statistics: read them from the decode cache.
-    images = run.load_images().images
-    mean, std = channel_stats(torch.from_numpy(images.train.images).permute(0, 3, 1, 2))
-    model = ModelFile(
-        checkpoint.model,
-        checkpoint.shape.width,
-        checkpoint.shape.members,
-        checkpoint.shape.head_input,
-        tuple(images.class_names),
-        config.data.image_size,
-        mean,
-        std,
-    )
+    config = run.config
+    model: ModelFile | ProbeModel
+    if config.model.backbone != ROTNET:
+        model = probe_model_of(run, torch.device("cpu"))
+    else:
+        checkpoint = run.trained_round()
+        # The preprocessing is the training set's own statistics, from the decode cache.
+        images = run.load_images().images
+        mean, std = channel_stats(torch.from_numpy(images.train.images).permute(0, 3, 1, 2))
+        model = ModelFile(
+            checkpoint.model,
+            checkpoint.shape.width,
+            checkpoint.shape.members,
+            checkpoint.shape.head_input,
+            tuple(images.class_names),
+            config.data.image_size,
+            mean,
+            std,
+        )
     buffer = io.BytesIO()
     torch.save(model.to_payload(), buffer)
     try:
@@ -118,11 +128,12 @@ def export_model(run_dir: Path, out: Path) -> ModelFile:
 
 def cmd_export_model(args: argparse.Namespace) -> int:
     model = export_model(args.run_dir, args.output)
-    print(
-        f"{len(model.classes)} classes, {model.image_size}×{model.image_size} images -> "
-        f"{args.output}",
-        file=sys.stderr,
+    reads = (
+        f"a head on {model.head.input}"
+        if isinstance(model, ProbeModel)
+        else f"{model.image_size}×{model.image_size} images"
     )
+    print(f"{len(model.classes)} classes, {reads} -> {args.output}", file=sys.stderr)
     return 0
 
 

@@ -17,16 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from salal_core.backbones.catalog import ROTNET
 from salal_core.cli.commands.model_file import ModelFile
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
+from salal_core.config import DataConfig
 from salal_core.data import DeviceData, ImageSet
+from salal_core.data.load import cache_folder
 from salal_core.data.skipped import skipped_sentence
 from salal_core.data.sources import empty_split, read_images
 from salal_core.errors import SalalError
 from salal_core.learn.inference import predict
 from salal_core.learn.pretrain import build_model
 from salal_core.run.opened import OpenedRun
+from salal_core.run.probe_model import ProbeModel, probe_model_of
 from salal_core.runtime import resolve_device
 
 
@@ -52,13 +56,19 @@ def predict_unlabeled(
     device = resolve_device(device_name)
     matched = run.load_images()
     images, items = matched.images, matched.items
-    data = DeviceData(images, device)
-    shape = checkpoint.shape
-    model = build_model(config, shape.classes, device, shape.members)
-    model.load_state_dict(checkpoint.model)
     unlabeled = np.flatnonzero([int(item) not in labeled for item in items.ids])
-    idx = torch.from_numpy(unlabeled).to(device)
-    probs = predict(model, data.train_images[idx], data, config.eval_batch_size).mean(0).cpu()
+    if config.model.backbone != ROTNET:  # the features come from the embedding cache
+        all_probs = probe_model_of(run, device).probabilities(
+            images, device, cache_folder(config.data), None
+        )
+        probs = all_probs[torch.from_numpy(unlabeled)]
+    else:
+        data = DeviceData(images, device)
+        shape = checkpoint.shape
+        model = build_model(config, shape.classes, device, shape.members)
+        model.load_state_dict(checkpoint.model)
+        idx = torch.from_numpy(unlabeled).to(device)
+        probs = predict(model, data.train_images[idx], data, config.eval_batch_size).mean(0).cpu()
     return [
         {
             "index": int(items.ids[i]),
@@ -70,7 +80,11 @@ def predict_unlabeled(
 
 
 def predict_folder(
-    model_path: Path, folder: Path, device_name: str = "auto", top: int = 1
+    model_path: Path,
+    folder: Path,
+    device_name: str = "auto",
+    top: int = 1,
+    weights_file: Path | None = None,
 ) -> list[dict[str, Any]]:
     """A model from export-model over every image file in `folder` (or archive)."""
     model_file = ModelFile.read(model_path)
@@ -84,9 +98,13 @@ def predict_folder(
     device = resolve_device(device_name)
     names = list(model_file.classes)
     images = ImageSet(split, empty_split(model_file.image_size), names, str(folder))
-    data = DeviceData(images, device, normalization=(model_file.mean, model_file.std))
-    model = model_file.network(device)
-    probs = predict(model, data.train_images, data, 512).mean(0).cpu()
+    if isinstance(model_file, ProbeModel):
+        cache = cache_folder(DataConfig())
+        probs = model_file.probabilities(images, device, cache, weights_file)
+    else:
+        data = DeviceData(images, device, normalization=(model_file.mean, model_file.std))
+        model = model_file.network(device)
+        probs = predict(model, data.train_images, data, 512).mean(0).cpu()
     root = folder if folder.is_dir() else None
     return [
         {"source": str(root / name) if root else name, **guess}
@@ -98,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise SalalError("--top must be 1 or more")
     if args.model is not None:
-        rows = predict_folder(args.model, args.target, args.device, args.top)
+        rows = predict_folder(args.model, args.target, args.device, args.top, args.backbone_weights)
     else:
         rows = predict_unlabeled(args.target, args.device, args.top)
     fields = list(rows[0]) if rows else ["source", "class", "confidence"]
@@ -122,4 +140,10 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--out", type=Path, metavar="CSV", help="default: standard output")
     p.add_argument("--top", type=int, default=1, metavar="K", help="the K best classes too")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--backbone-weights",
+        type=Path,
+        metavar="FILE",
+        help="the pretrained weights a --model on a backbone reads, where they are not at hand",
+    )
     p.set_defaults(func=cmd_predict)

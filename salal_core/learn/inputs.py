@@ -1,0 +1,72 @@
+"""What a linear head can read: a pretrained backbone's embedding, the rotation network's
+features, or the raw pixels. Each is one matrix over the pool and one over the test split,
+standardized with the pool's statistics (the unlabeled images set the scale, so the few labels
+do not), and each is a candidate the probe learner cross-validates on the labels.
+
+Raw pixels are always a candidate: logistic regression on them is the simplest baseline there
+is, so a folder where the backbone's features do not help (grayscale digits, say) still gets a
+head no worse than it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+
+from salal_core.data import DeviceData
+from salal_core.learn.batchnorm import recalibrate
+from salal_core.learn.frozen import stage_features
+from salal_core.learn.model import Net
+from salal_core.learn.probe import standardize
+from salal_core.learn.train import prepare
+
+PIXELS = "pixels"
+ROTNET = "rotnet"
+
+
+@dataclass(frozen=True)
+class HeadFeatures:
+    """One candidate input of the head, standardized, with the statistics that did it."""
+
+    name: str  # a backbone's name, "rotnet" or "pixels"
+    train: torch.Tensor  # (N, D) standardized: the pool, in position order
+    test: torch.Tensor  # (M, D) standardized
+    mean: torch.Tensor  # (D,) of the raw features over the pool
+    std: torch.Tensor  # (D,)
+
+    @classmethod
+    def standardized(cls, name: str, train: torch.Tensor, test: torch.Tensor) -> HeadFeatures:
+        mean = train.mean(0)
+        std = train.std(0).nan_to_num(1.0).clamp_min(1e-6)  # one image: no spread to divide by
+        return cls(name, standardize(train, mean, std), standardize(test, mean, std), mean, std)
+
+    @property
+    def dim(self) -> int:
+        return int(self.train.shape[1])
+
+    def distances(self, rows: torch.Tensor) -> torch.Tensor:
+        """Unit-length rows for the selectors' distances (typiclust, k-center, badge's seeds)."""
+        return F.normalize(self.train[rows], dim=1)
+
+
+def pixel_features(data: DeviceData) -> HeadFeatures:
+    """Each image's normalized pixels, flattened: (N, 3 * H * W)."""
+    train = prepare(data.train_images, data).float().flatten(1).cpu()
+    test = prepare(data.test_images, data).float().flatten(1).cpu()
+    return HeadFeatures.standardized(PIXELS, train, test)
+
+
+def rotnet_features(model: Net, data: DeviceData, batch_size: int) -> HeadFeatures:
+    """The rotation network's pooled features, as its own head reads them, its BatchNorm
+    statistics first recomputed over the upright pool (as the rotnet learner does)."""
+    recalibrate(model, data, torch.arange(len(data.train_images), device=data.device), rotate=False)
+    train = stage_features(model, data.train_images, data, batch_size).head.cpu()
+    test = stage_features(model, data.test_images, data, batch_size).head.cpu()
+    return HeadFeatures.standardized(ROTNET, train, test)
+
+
+def embedding_features(name: str, train: torch.Tensor, test: torch.Tensor) -> HeadFeatures:
+    """A pretrained backbone's embedding (backbones/embed.py)."""
+    return HeadFeatures.standardized(name, train.float(), test.float())

@@ -1,0 +1,200 @@
+"""The learner on a frozen pretrained backbone: a linear head, fit to convergence each round,
+on whichever input cross-validation on the labels says is best.
+
+The candidates are the backbone's embedding, the rotation network's features where the run has
+one, and the raw pixels (inputs.py). Each round, each candidate's k-fold accuracy on the labels
+so far is measured with its own best L2 strength; the head is then fit on the winner (ties go
+to the earlier candidate: the backbone, then rotnet, then pixels). Nothing here trains a
+network, so a round takes seconds on a CPU and the pool pass is a matrix product.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from salal_core.events import Emit, EpochEnded, Notice, PhaseChanged, PhaseStarted
+from salal_core.learn.inputs import HeadFeatures
+from salal_core.learn.learner import PoolPass
+from salal_core.learn.probe import cross_validate, fit_probe, probe_probs, standardize
+from salal_core.selection.pool import ALL_PARTS, PoolPart
+
+# Cross-validating every candidate on every label would make late rounds slow for no gain in
+# the choice: past this many labels, a seeded sample of them decides.
+CHOICE_LABELS = 600
+
+
+@dataclass(frozen=True)
+class InputChoice:
+    """Which input the head reads, and what each candidate scored on the labels."""
+
+    name: str
+    l2: float
+    accuracies: tuple[tuple[str, float], ...]  # (candidate, k-fold accuracy), in order
+
+    def describe(self, round_: int) -> str:
+        scores = ", ".join(
+            f"{name} {accuracy:.2f}"
+            for name, accuracy in self.accuracies
+            if not math.isnan(accuracy)
+        )
+        return f"round {round_}: the head reads {self.name}" + (
+            f" (cross-validated accuracy {scores})" if scores else ""
+        )
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    """The head as a round checkpoint and a model file keep it: what it reads, how that input
+    is standardized, and its weights."""
+
+    input: str
+    l2: float
+    weight: torch.Tensor  # (K, D + 1, C): K committee members over standardized features
+    mean: torch.Tensor  # (D,) the input's raw pool statistics
+    std: torch.Tensor
+
+    def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
+        """(N, D) raw features -> (N, C), the committee's mean."""
+        return probe_probs(self.weight, standardize(raw, self.mean, self.std)).mean(0)
+
+
+class ProbeLearner:
+    """A `Learner` (learner.py) over fixed feature matrices: nothing moves but the head."""
+
+    def __init__(
+        self,
+        candidates: Sequence[HeadFeatures],
+        train_labels: torch.Tensor,
+        test_labels: torch.Tensor,
+        has_test: bool,
+        num_classes: int,
+        members: int,
+        generator: torch.Generator,
+        emit: Emit,
+        restored: FittedHead | None = None,
+    ) -> None:
+        if not candidates:
+            raise ValueError("a probe learner needs at least one input")
+        self.candidates = {c.name: c for c in candidates}
+        self.order = [c.name for c in candidates]
+        self.train_labels, self.test_labels = train_labels.cpu(), test_labels.cpu()
+        self.has_test, self.num_classes, self.members = has_test, num_classes, members
+        self.generator, self.emit = generator, emit
+        self.head = restored if restored is not None and restored.input in self.candidates else None
+        self.choice: InputChoice | None = None
+
+    @property
+    def head_input(self) -> str:
+        """What the head reads now (before the first fit: the first candidate)."""
+        return self.head.input if self.head is not None else self.order[0]
+
+    # ---------------------------------------------------------------- fitting
+    def choose(self, indices: np.ndarray, labels: np.ndarray) -> InputChoice:
+        """Each candidate's k-fold accuracy on (a seeded sample of) these labels."""
+        rows = indices
+        if len(rows) > CHOICE_LABELS:
+            rng = np.random.default_rng(len(rows))
+            rows = np.sort(rng.choice(rows, CHOICE_LABELS, replace=False))
+        y = torch.from_numpy(labels[rows])
+        scored = []
+        for name in self.order:
+            l2, accuracy = cross_validate(self.candidates[name].train[rows], y, self.num_classes)
+            scored.append((name, l2, accuracy))
+        best = max(scored, key=lambda s: -1.0 if math.isnan(s[2]) else s[2])  # first of ties
+        return InputChoice(best[0], best[1], tuple((n, a) for n, _, a in scored))
+
+    def fit(
+        self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
+    ) -> float:
+        started = time.perf_counter()
+        self.emit(PhaseChanged("training", f"round {round_}: {len(indices)} labels, the head"))
+        self.emit(PhaseStarted("finetune", round_, 1, 1))
+        choice = self.choose(indices, labels)
+        if self.choice is None or choice.name != self.choice.name:
+            self.emit(Notice(choice.describe(round_), "info"))
+        self.choice = choice
+        features = self.candidates[choice.name]
+        x = features.train[indices]
+        y = torch.from_numpy(labels[indices])
+        seed = torch.randint(0, 2**31, (1,), generator=self.generator, device=self.generator.device)
+        bootstrap = torch.Generator().manual_seed(int(seed))
+        weight = fit_probe(x, y, self.num_classes, bootstrap, self.members, choice.l2)
+        self.head = FittedHead(choice.name, choice.l2, weight, features.mean, features.std)
+        probs = probe_probs(weight, x).mean(0)
+        loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
+        train_accuracy = float((probs.argmax(1) == y).float().mean())
+        test_loss, test_accuracy = self._loss_and_accuracy(held_out, labels)
+        seconds = time.perf_counter() - started
+        self.emit(
+            EpochEnded(
+                "finetune",
+                round_,
+                1,
+                1,
+                loss,
+                train_accuracy,
+                test_loss,
+                test_accuracy,
+                len(indices) / max(seconds, 1e-9),
+                seconds,
+            )
+        )
+        return test_accuracy
+
+    # ---------------------------------------------------------------- measuring
+    def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:
+        return self._loss_and_accuracy(held_out, labels)[1]
+
+    def _loss_and_accuracy(
+        self, held_out: np.ndarray | None, labels: np.ndarray
+    ) -> tuple[float, float]:
+        if self.head is None:
+            return float("nan"), float("nan")
+        features = self.candidates[self.head.input]
+        if held_out is None:
+            x, y = features.test, self.test_labels
+        else:
+            x, y = features.train[held_out], torch.from_numpy(labels[held_out])
+        if len(y) == 0:
+            return float("nan"), float("nan")
+        probs = probe_probs(self.head.weight, x).mean(0)
+        loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
+        return loss, float((probs.argmax(1) == y).float().mean())
+
+    # ---------------------------------------------------------------- scoring
+    def pool_pass(self, indices: np.ndarray, parts: Collection[PoolPart] = ALL_PARTS) -> PoolPass:
+        rows = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+        features = self.candidates[self.head_input]
+        x = features.train[rows]
+        if self.head is None:  # no labels yet: every class alike, as the loop's cold start says
+            probs = torch.full((self.members, len(rows), self.num_classes), 1 / self.num_classes)
+        else:
+            probs = probe_probs(self.head.weight, x)
+        empty = x.new_zeros((len(rows), 0))
+        return PoolPass(
+            probs,
+            x if "features" in parts else empty,
+            features.distances(rows) if "embeddings" in parts else empty,
+        )
+
+    def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.head is None:
+            return {}, {}
+        return asdict(self.head), {}
+
+    @staticmethod
+    def restore(state: dict[str, Any]) -> FittedHead | None:
+        """The head a round checkpoint holds (None if it holds none)."""
+        if not state or "weight" not in state:
+            return None
+        return FittedHead(
+            str(state["input"]), float(state["l2"]), state["weight"], state["mean"], state["std"]
+        )

@@ -1,0 +1,159 @@
+"""A backbone run's model, taken away: the head and what it reads. The file holds the head, the
+input's standardization and, per input, what makes that input from new images: the backbone's
+name and weights digest (the weights stay in their own file, found again where they are or
+passed with --backbone-weights), the pixels' size and normalization, or the rotation network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from salal_core.backbones.catalog import spec_of
+from salal_core.backbones.embed import embed_images
+from salal_core.backbones.weights import WeightsUnavailable, locate
+from salal_core.config import HEAD_INPUTS, HeadInput
+from salal_core.data import DeviceData, ImageSet
+from salal_core.data.device_data import channel_stats
+from salal_core.errors import SalalError
+from salal_core.events import ignore
+from salal_core.learn.batchnorm import recalibrate
+from salal_core.learn.frozen import stage_features
+from salal_core.learn.inputs import PIXELS, ROTNET
+from salal_core.learn.model import Net
+from salal_core.learn.pretrain import PretrainCheckpoint, build_model
+from salal_core.learn.probe_learner import FittedHead, ProbeLearner
+from salal_core.learn.train import prepare
+from salal_core.run.opened import OpenedRun
+from salal_core.run.plan import rotation_source
+
+PROBE_KIND = "salal-probe-model"
+PROBE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProbeModel:
+    classes: tuple[str, ...]
+    head: FittedHead
+    backbone: str
+    backbone_digest: str
+    image_size: int  # the side raw pixels and the rotation network read
+    pixel_mean: torch.Tensor  # (3,) the training images' channel statistics
+    pixel_std: torch.Tensor
+    rotnet_width: int  # the rotation network, where the head reads it; else 0 and {}
+    rotnet_head_input: HeadInput
+    rotnet: dict[str, torch.Tensor]
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "kind": PROBE_KIND,
+            "version": PROBE_VERSION,
+            "classes": list(self.classes),
+            "head": {
+                "input": self.head.input,
+                "l2": self.head.l2,
+                "weight": self.head.weight,
+                "mean": self.head.mean,
+                "std": self.head.std,
+            },
+            "backbone": self.backbone,
+            "backbone_digest": self.backbone_digest,
+            "image_size": self.image_size,
+            "pixel_mean": self.pixel_mean,
+            "pixel_std": self.pixel_std,
+            "rotnet_width": self.rotnet_width,
+            "rotnet_head_input": self.rotnet_head_input,
+            "rotnet": self.rotnet,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: Path) -> ProbeModel:
+        if payload.get("version") != PROBE_VERSION:
+            raise SalalError(f"{path} is a model of another salal version; export it again")
+        try:
+            head = ProbeLearner.restore(payload["head"])
+            head_input = payload["rotnet_head_input"]
+            if head is None or head_input not in HEAD_INPUTS:
+                raise KeyError("head")
+            return cls(
+                tuple(str(c) for c in payload["classes"]),
+                head,
+                str(payload["backbone"]),
+                str(payload["backbone_digest"]),
+                int(payload["image_size"]),
+                payload["pixel_mean"],
+                payload["pixel_std"],
+                int(payload["rotnet_width"]),
+                head_input,
+                dict(payload["rotnet"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise SalalError(f"{path} is a damaged salal model; export it again") from None
+
+    def probabilities(
+        self, images: ImageSet, device: torch.device, cache_dir: Path, weights_file: Path | None
+    ) -> torch.Tensor:
+        """(N, C) class probabilities of `images.train`, from the input the head reads."""
+        return self.head.probabilities(self._features(images, device, cache_dir, weights_file))
+
+    def _features(
+        self, images: ImageSet, device: torch.device, cache_dir: Path, weights_file: Path | None
+    ) -> torch.Tensor:
+        name = self.head.input
+        if name == self.backbone:
+            spec = spec_of(self.backbone)
+            try:
+                weights = locate(spec, weights_file)
+            except WeightsUnavailable as exc:
+                raise SalalError(
+                    f"this model reads {spec.name} features (weights sha256 "
+                    f"{self.backbone_digest[:12]}…), which are not on this machine "
+                    f"({str(exc).split(';')[0]}); pass --backbone-weights FILE"
+                ) from None
+            if weights.digest != self.backbone_digest:
+                raise SalalError(
+                    f"{weights.path} is not the {spec.name} weights file this model was trained "
+                    f"on (sha256 {self.backbone_digest[:12]}…); pass that file with "
+                    "--backbone-weights"
+                )
+            return embed_images(images, weights, device, cache_dir, ignore).train
+        data = DeviceData(images, device, normalization=(self.pixel_mean, self.pixel_std))
+        if name == PIXELS:
+            return prepare(data.train_images, data).float().flatten(1).cpu()
+        net = Net(self.rotnet_width, len(self.classes), 1, self.rotnet_head_input).to(device)
+        net.load_backbone(self.rotnet)
+        return stage_features(net, data.train_images, data, 256).head.cpu()
+
+
+def probe_model_of(run: OpenedRun, device: torch.device) -> ProbeModel:
+    """The model of a backbone run's newest round."""
+    checkpoint = run.trained_round()
+    head = ProbeLearner.restore(checkpoint.model)
+    if head is None:
+        raise SalalError(f"{run.dir} has no trained head yet; run or resume it first")
+    config = run.config
+    images = run.load_images().images
+    pixels = torch.from_numpy(images.train.images).permute(0, 3, 1, 2)
+    mean, std = channel_stats(pixels)
+    rotnet: dict[str, torch.Tensor] = {}
+    source = rotation_source(config, run.dir / "checkpoints")
+    if head.input == ROTNET and source is not None:
+        data = DeviceData(images, device)
+        net = build_model(config, len(images.class_names), device)
+        PretrainCheckpoint.read(source).load_into(net, config, str(source))
+        recalibrate(net, data, torch.arange(len(data.train_images), device=device), rotate=False)
+        rotnet = {k: v.cpu() for k, v in net.state_dict().items() if k.startswith("backbone.")}
+    return ProbeModel(
+        tuple(images.class_names),
+        head,
+        config.model.backbone,
+        run.backbone_digest or "",
+        config.data.image_size,
+        mean,
+        std,
+        config.model.width,
+        config.model.head_input,
+        rotnet,
+    )

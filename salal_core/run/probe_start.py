@@ -1,0 +1,108 @@
+"""A run on a frozen pretrained backbone, started: its weights found and held to the run's
+identity, every image embedded once (a person labels seeded samples meanwhile), and the probe
+learner over that embedding, the rotation features where the run has them, and raw pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from salal_core.backbones.catalog import spec_of
+from salal_core.backbones.embed import embed_images
+from salal_core.backbones.weights import Weights, locate
+from salal_core.config import RunConfig
+from salal_core.data import DeviceData, ImageSet
+from salal_core.data.load import cache_folder
+from salal_core.errors import SalalError
+from salal_core.events import Emit, Notice, PhaseChanged
+from salal_core.learn.inputs import (
+    HeadFeatures,
+    embedding_features,
+    pixel_features,
+    rotnet_features,
+)
+from salal_core.learn.pretrain import PretrainCheckpoint, build_model
+from salal_core.learn.probe_learner import ProbeLearner
+from salal_core.run.checkpoint import ModelShape, Resumed, RoundCheckpoint, compare_shape
+from salal_core.run.store import RunStore
+
+EMBED_BATCH = {"cpu": 32, "cuda": 256}  # images a forward pass at 224 px
+
+
+@dataclass(frozen=True)
+class StartedProbe:
+    learner: ProbeLearner
+    generator: torch.Generator  # the loop's random stream, on the CPU beside the features
+    resumed: Resumed
+
+
+def backbone_weights(config: RunConfig, store: RunStore) -> Weights:
+    """The run's weights file, refused in one line where it is not the one the run began
+    with: features from other weights would score the pool with another model."""
+    spec = spec_of(config.model.backbone)
+    given = config.model.backbone_weights
+    weights = locate(spec, Path(given) if given else None)
+    recorded = store.backbone_digest()
+    if recorded is None:
+        store.record_backbone_digest(weights.digest)
+    elif recorded != weights.digest:
+        raise SalalError(
+            f"{weights.path} is not the {spec.name} weights file this run began with (sha256 "
+            f"{recorded[:12]}…, this one {weights.digest[:12]}…); pass that file with "
+            "--backbone-weights, or start a new run with --out"
+        )
+    return weights
+
+
+def start_probe(
+    config: RunConfig,
+    images: ImageSet,
+    data: DeviceData,
+    checkpoint: RoundCheckpoint | None,
+    shape: ModelShape,
+    weights: Weights,
+    rotnet_source: Path | None,
+    emit: Emit,
+    before_embedding: Callable[[Emit], Emit],
+) -> StartedProbe:
+    """The learner of a backbone run, restored from `checkpoint` where there is one. A person
+    starting from nothing is asked seeded samples before the embedding pass begins."""
+    total = len(images.train) + len(images.test)
+    emit(PhaseChanged("embedding", f"{weights.spec.name} features of {total:,} images"))
+    during = before_embedding(emit) if checkpoint is None else emit
+    batch = EMBED_BATCH.get(data.device.type, 32)
+    embedded = embed_images(images, weights, data.device, cache_folder(config.data), during, batch)
+    how = "from the cache" if embedded.from_cache else f"in {embedded.seconds:.0f} s"
+    emit(Notice(f"{weights.spec.name} features of {total:,} images {how}", "info"))
+    candidates: list[HeadFeatures] = [
+        embedding_features(weights.spec.name, embedded.train, embedded.test)
+    ]
+    if rotnet_source is not None:
+        model = build_model(config, data.num_classes, data.device)
+        PretrainCheckpoint.read(rotnet_source).load_into(model, config, str(rotnet_source))
+        candidates.append(rotnet_features(model, data, config.eval_batch_size))
+    candidates.append(pixel_features(data))
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    resumed, restored = Resumed(0, (), None), None
+    if checkpoint is not None:
+        generator.set_state(checkpoint.generator.cpu())
+        if compare_shape(checkpoint.shape, shape, checkpoint.name) == "same":
+            restored = ProbeLearner.restore(checkpoint.model)
+            resumed = Resumed(checkpoint.round + 1, checkpoint.curve, None, (), checkpoint.stop_set)
+        else:  # another committee size: that round's head is fit again on every label
+            resumed = Resumed(checkpoint.round, checkpoint.curve[:-1], None, (), None)
+    learner = ProbeLearner(
+        candidates,
+        data.train_labels,
+        data.test_labels,
+        data.has_test,
+        data.num_classes,
+        shape.members,
+        generator,
+        emit,
+        restored,
+    )
+    return StartedProbe(learner, generator, resumed)
