@@ -12,6 +12,7 @@ import numpy as np
 from rich.table import Table
 
 from folder_runs import BUDGETS, CLUSTERING_STRATEGIES, Arm
+from salal_core.backbones.catalog import ROTNET
 from salal_core.cli.commands.compare_stats import Estimate
 
 
@@ -103,16 +104,27 @@ def summarize(name: str, result: dict[str, Any]) -> dict[str, Any]:
                 "diff_high": diff.high,
             }
         )
-    # Against random labels and sampled k-means against exact are AUBC comparisons.
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows)) if budgets else []
-    if "random" in strategies:
-        out["minus_random"] = {s: against(rows, s, "random") for s in strategies if s != "random"}
+    # Against random labels (on the same backbone), a pretrained backbone against rotnet (with
+    # the same strategy), and sampled k-means against exact are AUBC comparisons.
+    arms = {r["strategy"]: Arm(r["acquisition"], False, r["backbone"]) for r in rows}
+    named = set(arms) if budgets else set()
+    for strategy, arm in arms.items():
+        if strategy not in named:
+            continue
+        random = Arm("random", False, arm.backbone).name
+        if arm.acquisition != "random" and random in named:
+            out.setdefault("minus_random", {})[strategy] = against(rows, strategy, random)
+        rotnet = Arm(arm.acquisition, False, ROTNET).name
+        if arm.backbone != ROTNET and rotnet in named:
+            out.setdefault("minus_rotnet", {})[strategy] = against(rows, strategy, rotnet)
     for arm in (Arm(s, True) for s in CLUSTERING_STRATEGIES):
-        if {arm.name, arm.acquisition} <= set(strategies):
+        if {arm.name, arm.acquisition} <= named:
             out.setdefault("sampled_minus_exact", {})[arm.acquisition] = against(
                 rows, arm.name, arm.acquisition
             )["aubc"]
-    out["pretrain_seconds"] = result["pretrain_seconds"]
+    for timing in ("pretrain_seconds", "embedding"):
+        if timing in result:
+            out[timing] = result[timing]
     return out
 
 
@@ -149,10 +161,12 @@ def table(summary: dict[str, Any]) -> Table:
     return out
 
 
-def random_table(summary: dict[str, Any]) -> Table:
-    """Each strategy against random labels, paired by seed, at each budget and as AUBC."""
-    out = Table(title=f"{summary['folder']}: engine accuracy, minus random labels [95% CI]")
-    versus = summary["minus_random"]
+def random_table(summary: dict[str, Any], key: str = "minus_random") -> Table:
+    """Each strategy against random labels (`minus_random`), or each pretrained backbone
+    against rotnet (`minus_rotnet`), paired by seed, at each budget and as AUBC."""
+    what = "random labels" if key == "minus_random" else "rotnet"
+    out = Table(title=f"{summary['folder']}: engine accuracy, minus {what} [95% CI]")
+    versus = summary[key]
     labels = [b["labels"] for b in next(iter(versus.values()))["budgets"]]
     for column in ("strategy", *map(str, labels), "AUBC 10-160"):
         out.add_column(column, justify="right")

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from salal_core.backbones.catalog import ROTNET
 from salal_core.config import RunConfig
 from salal_core.events import EpochEnded, Event, LabelsAdded, QueryReady
 from salal_core.run.engine import Engine
@@ -22,30 +23,38 @@ BUDGETS = (10, 20, 40, 80, 160)  # labels the curve is read at; AUBC is their me
 
 @dataclass(frozen=True)
 class Arm:
-    """One way of choosing labels: a strategy, and whether its k-means runs on a sample of the
-    pool whatever the pool's size (`--sampled-kmeans`: the large-pool path, measured against
-    the exact one on the same seeds)."""
+    """One way of choosing labels and learning from them: a strategy, whether its k-means runs
+    on a sample of the pool whatever the pool's size (`--sampled-kmeans`: the large-pool path,
+    measured against the exact one on the same seeds), and where the features come from."""
 
     acquisition: str
     sampled_kmeans: bool = False
+    backbone: str = ROTNET
 
     @property
     def name(self) -> str:
-        return f"{self.acquisition}, sampled k-means" if self.sampled_kmeans else self.acquisition
+        name = f"{self.acquisition}, sampled k-means" if self.sampled_kmeans else self.acquisition
+        return name if self.backbone == ROTNET else f"{name} on {self.backbone}"
 
     @property
     def slug(self) -> str:
-        return f"{self.acquisition}-sampled" if self.sampled_kmeans else self.acquisition
+        slug = f"{self.acquisition}-sampled" if self.sampled_kmeans else self.acquisition
+        return slug if self.backbone == ROTNET else f"{slug}-{self.backbone}"
 
 
 CLUSTERING_STRATEGIES = ("typiclust", "cluster_margin")  # those that run k-means
 
 
-def arms(strategies: Sequence[str], sampled_kmeans: bool) -> list[Arm]:
-    """An arm a strategy, and with `sampled_kmeans` a second for each clustering strategy."""
-    out = [Arm(s) for s in strategies]
+def arms(
+    strategies: Sequence[str], sampled_kmeans: bool, backbones: Sequence[str] = (ROTNET,)
+) -> list[Arm]:
+    """An arm a strategy and backbone, and with `sampled_kmeans` a second for each clustering
+    strategy."""
+    out = [Arm(s, False, b) for b in backbones for s in strategies]
     if sampled_kmeans:
-        out += [Arm(s, True) for s in strategies if s in CLUSTERING_STRATEGIES]
+        out += [
+            Arm(s, True, b) for b in backbones for s in strategies if s in CLUSTERING_STRATEGIES
+        ]
     return out
 
 

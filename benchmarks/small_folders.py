@@ -50,9 +50,20 @@ from folder_baselines import (
 from folder_cuts import Folder, cut_pack, write_digits
 from folder_report import random_table, summarize, table
 from folder_runs import BUDGETS, arms, engine_run, kmeans_path, labeled_rounds
+from salal_core.backbones.catalog import BACKBONE_CHOICES, ROTNET, spec_of
+from salal_core.backbones.embed import Embeddings, embed_images
+from salal_core.backbones.weights import locate
 from salal_core.cli.commands.pretrain import pretrain_into
-from salal_core.config import HUMAN_ACTIVE, HUMAN_EPOCHS_PER_ROUND, preset, with_overrides
-from salal_core.data import DeviceData, load_dataset
+from salal_core.config import (
+    HUMAN_ACTIVE,
+    HUMAN_EPOCHS_PER_ROUND,
+    RunConfig,
+    preset,
+    with_overrides,
+)
+from salal_core.data import DeviceData, ImageSet, load_dataset
+from salal_core.data.load import cache_folder
+from salal_core.events import ignore
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -79,23 +90,40 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
             **({"pretrain.epochs": 1, "pretrain.optim.min_steps": 8} if args.quick else {}),
         },
     )
-    checkpoint = work / "pretrain" / "checkpoints" / "pretrain.pt"
+    backbones = args.backbones.split(",")
     started = time.perf_counter()
-    if not checkpoint.exists():
-        pretrain_into(base, work / "pretrain", quiet=True)
-    pretrain_seconds = time.perf_counter() - started
-    base = with_overrides(base, {"model.pretrained": str(checkpoint.resolve())})
     images = load_dataset(base.data, 0)
     data = DeviceData(images, torch.device("cpu"))
+    configs, graphs, results = {}, {}, {"train": data.num_train, "test": data.num_test}
+    for backbone in backbones:  # each backbone's features, and a graph over them
+        if backbone == ROTNET:
+            checkpoint = work / "pretrain" / "checkpoints" / "pretrain.pt"
+            if not checkpoint.exists():
+                pretrain_into(base, work / "pretrain", quiet=True)
+            results["pretrain_seconds"] = time.perf_counter() - started
+            configs[backbone] = with_overrides(
+                base, {"model.pretrained": str(checkpoint.resolve())}
+            )
+            graphs[backbone] = Propagation(pretrained_embeddings(configs[backbone], data))
+        else:
+            configs[backbone] = with_overrides(
+                base, {"model.backbone": backbone, "model.backbone_weights": args.backbone_weights}
+            )
+            embedded = backbone_embeddings(configs[backbone], images)
+            results.setdefault("embedding", {})[backbone] = {
+                "images": len(images.train) + len(images.test),
+                "seconds": embedded.seconds,
+                "from_cache": embedded.from_cache,
+            }
+            graphs[backbone] = Propagation(torch.cat([embedded.train, embedded.test]))
     x, test = pixels(data)
-    graph = Propagation(pretrained_embeddings(base, data))
     y, test_y = data.train_labels, data.test_labels
     position = {d: i for i, d in enumerate(images.train.digests)}
     n = data.num_train
     budgets = [b for b in (BUDGETS[:2] if args.quick else BUDGETS) if b < n]
-    results: dict[str, Any] = {"train": n, "test": data.num_test, "rows": []}
-    for arm in arms(args.strategies.split(","), args.sampled_kmeans):
-        strategy = arm.name
+    results["rows"] = []
+    for arm in arms(args.strategies.split(","), args.sampled_kmeans, backbones):
+        strategy, graph = arm.name, graphs[arm.backbone]
         for seed in range(args.seeds):
             for plan in ("budgets", "fractions"):
                 if plan not in args.plans.split(",") or (plan == "fractions" and args.quick):
@@ -114,7 +142,8 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                         "active.budget": FRACTIONS[1],
                     }
                 config = with_overrides(
-                    base, {"seed": seed, "active.acquisition": arm.acquisition, **overrides}
+                    configs[arm.backbone],
+                    {"seed": seed, "active.acquisition": arm.acquisition, **overrides},
                 )
                 with kmeans_path(arm):
                     done = engine_run(config, run)
@@ -129,6 +158,8 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                     )
                     row = {
                         "strategy": strategy,
+                        "acquisition": arm.acquisition,
+                        "backbone": arm.backbone,
                         "seed": seed,
                         "labels": labels,
                         "engine": accuracy,
@@ -137,7 +168,7 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                         ),
                         "propagation": propagation_accuracy(graph, picked, data),
                         "scratch": scratch_accuracy(base, data, picked, seed)
-                        if strategy == DEFAULT_STRATEGY and not args.no_scratch
+                        if arm.acquisition == DEFAULT_STRATEGY and not args.no_scratch
                         else math.nan,
                         "fine_tuned": r in done.fine_tuned,
                         "round_seconds": float(np.mean(rounds)) if rounds else math.nan,
@@ -148,8 +179,17 @@ def study_folder(folder: Folder, args: argparse.Namespace, console: Console) -> 
                     f"[dim]{folder.name} {strategy} {plan} seed {seed}: "
                     f"{time.perf_counter() - started:.0f} s"
                 )
-    results["pretrain_seconds"] = pretrain_seconds
     return results
+
+
+def backbone_embeddings(config: RunConfig, images: ImageSet) -> Embeddings:
+    """The pretrained backbone's features of the folder, into the cache the engine's runs read
+    (the first call of a folder times the embedding pass)."""
+    spec = spec_of(config.model.backbone)
+    given = config.model.backbone_weights
+    weights = locate(spec, Path(given) if given else None)
+    cache = cache_folder(config.data)
+    return embed_images(images, weights, torch.device("cpu"), cache, ignore)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -170,6 +210,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         help="also run typiclust and cluster_margin with k-means on a sample of the pool",
     )
     p.add_argument("--no-scratch", action="store_true", help="skip the from-scratch baseline")
+    p.add_argument(
+        "--backbones",
+        default=ROTNET,
+        help=f"where features come from, comma-separated: {', '.join(BACKBONE_CHOICES[1:])}",
+    )
+    p.add_argument(
+        "--backbone-weights",
+        help="a pretrained backbone's weights file (default: at hand, e.g. the Lite0 package)",
+    )
     p.add_argument(
         "--finetune-from",
         type=int,
@@ -211,8 +260,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         result = study_folder(Folder(name, path), args, console)
         summary = summarize(name, result)
         console.print(table(summary))
-        if summary.get("minus_random"):
-            console.print(random_table(summary))
+        for versus in ("minus_random", "minus_rotnet"):
+            if summary.get(versus):
+                console.print(random_table(summary, versus))
         for acquisition, gap in summary.get("sampled_minus_exact", {}).items():
             interval = f"[{gap['low']:+.3f}, {gap['high']:+.3f}]"
             console.print(

@@ -110,6 +110,8 @@ def test_a_study_of_the_fractions_alone_reports_its_cells_and_no_aubc() -> None:
     rows = [
         {
             "strategy": strategy,
+            "acquisition": strategy,
+            "backbone": "rotnet",
             "seed": seed,
             "labels": labels,
             "engine": 0.3 + 0.01 * seed + 0.001 * labels / 100,
@@ -136,3 +138,43 @@ def test_a_study_of_the_fractions_alone_reports_its_cells_and_no_aubc() -> None:
     assert cell["diff_low"] < cell["diff"] < cell["diff_high"]
     assert summary["aubc"] == [] and "minus_random" not in summary
     report.table(summary)  # renders without an AUBC row
+
+
+def test_a_pretrained_backbone_is_paired_with_rotnet_and_with_random_on_itself() -> None:
+    """With a backbone axis, each pretrained backbone's strategy is compared with the same
+    strategy on rotnet, and with random labels on the same backbone, paired by seed."""
+    report = load_benchmark("folder_report")
+    runs = load_benchmark("folder_runs")
+    lift = {"rotnet": 0.0, "efficientnet_lite0": 0.2}
+    rows = [
+        {
+            "strategy": runs.Arm(acquisition, False, backbone).name,
+            "acquisition": acquisition,
+            "backbone": backbone,
+            "seed": seed,
+            "labels": labels,
+            "engine": 0.3 + lift[backbone] + 0.01 * seed + (acquisition == "typiclust") * 0.02,
+            "raw_pixels": 0.2,
+            "propagation": 0.25,
+            "scratch": math.nan,
+            "fine_tuned": False,
+            "round_seconds": 1.0,
+            "slowest_round_seconds": 2.0,
+        }
+        for backbone in lift
+        for acquisition in ("random", "typiclust")
+        for seed in range(3)
+        for labels in runs.BUDGETS
+    ]
+    summary = report.summarize("300", {"rows": rows, "embedding": {"x": 1}})
+    assert set(summary["minus_rotnet"]) == {
+        "random on efficientnet_lite0",
+        "typiclust on efficientnet_lite0",
+    }
+    for gap in summary["minus_rotnet"].values():
+        assert math.isclose(gap["aubc"]["diff"], 0.2, abs_tol=1e-9)
+    assert set(summary["minus_random"]) == {"typiclust", "typiclust on efficientnet_lite0"}
+    for gap in summary["minus_random"].values():
+        assert math.isclose(gap["aubc"]["diff"], 0.02, abs_tol=1e-9)
+    assert summary["embedding"] == {"x": 1}
+    report.random_table(summary, "minus_rotnet")
