@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from torch.nn import functional as F
 from salal_core.backbones.catalog import BackboneSpec
 from salal_core.backbones.networks import build_backbone
 from salal_core.backbones.weights import Weights
+from salal_core.data.decode import Undecodable, decode_image, open_rgb
 from salal_core.data.identity import items_digest
-from salal_core.data.sources import ImageSet, Split, decode_image, walk_members
+from salal_core.data.sources import ImageSet, Split
+from salal_core.data.walk import walk_members
 from salal_core.errors import SalalError
 from salal_core.events import EmbeddingProgress, Emit
 from salal_core.files import atomic_write
@@ -115,16 +118,35 @@ Reader = Callable[[], bytes]
 
 def _file_readers(images: ImageSet) -> dict[str, Reader] | None:
     """Each image's own bytes by its id, where every image of both splits has a file (a folder
-    or an archive of images); None for CIFAR's pickled rows."""
+    or an archive of images) and the files hold more pixels than the run's decoded copy; None
+    for CIFAR's pickled rows, and for files no larger than that copy (CIFAR's own 32x32 JPEGs):
+    resizing the copy gives the same pixels without reading every file again."""
     ids = [*images.train.ids, *images.test.ids]
     source = Path(images.source)
-    if not ids or not source.exists():
+    if (
+        not ids
+        or not source.exists()
+        or _first_side(source, ids[0]) <= images.train.images.shape[1]
+    ):
         return None
     try:
-        members = dict(walk_members(source))
+        members = dict(walk_members(source).members)
     except SalalError:
         return None
     return members if all(i in members for i in ids) else None
+
+
+def _first_side(source: Path, name: str) -> int:
+    """The longer side of the source's image `name` (0 where it cannot be read), without
+    reading the rest of an archive's files."""
+    try:
+        if source.is_dir():
+            return max(open_rgb(source / name).size)
+        with tarfile.open(source, "r:*") as tar:
+            member = tar.extractfile(name)
+            return max(open_rgb(member.read()).size) if member is not None else 0
+    except (KeyError, OSError, tarfile.TarError, Undecodable):
+        return 0
 
 
 def _batches(
@@ -153,7 +175,7 @@ def _decode(data: bytes, size: int) -> np.ndarray:
     does not now was changed on disk underneath the run."""
     try:
         return decode_image(data, size)
-    except Exception as exc:
+    except Undecodable as exc:
         raise SalalError(
             f"an image changed on disk while it was embedded ({exc}); start again"
         ) from None
