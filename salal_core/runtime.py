@@ -118,6 +118,19 @@ def set_up(config: RunConfig) -> torch.device:
 
 
 @contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run tiny tensor work (a linear head's hundreds of L-BFGS steps) on one CPU thread: for
+    matrices this small, the threads' hand-offs cost more than the arithmetic, and on a busy
+    machine they made a head's fit twenty times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def cuda_oom_hint() -> Iterator[None]:
     """Turn a CUDA out-of-memory error into a line that says what to change."""
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from salal_core.runtime import one_thread
+
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)  # per-label-mean penalty on the standardized weights
 FOLDS = 5
 MAX_ITERATIONS = 100
@@ -86,6 +88,18 @@ def _lbfgs(
 ) -> torch.Tensor:
     """(K, E + 1, C) minimising each member's weighted mean cross-entropy + l2 * |W|^2, from
     `start` (zeros by default)."""
+    with one_thread():
+        return _minimise(x, y, classes, weights, l2, start)
+
+
+def _minimise(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: int,
+    weights: torch.Tensor,
+    l2: float,
+    start: torch.Tensor | None,
+) -> torch.Tensor:
     members, (n, e) = weights.shape[0], x.shape
     if n < e:
         # Fewer labels than features: the optimum lies in the span of the labeled rows, so
@@ -96,28 +110,29 @@ def _lbfgs(
         inner = None
         if start is not None:
             inner = torch.cat([torch.einsum("en,kec->knc", q, start[:, :-1]), start[:, -1:]], 1)
-        v = _lbfgs(r.T, y, classes, weights, l2, inner)
+        v = _minimise(r.T, y, classes, weights, l2, inner)
         return torch.cat([torch.einsum("en,knc->kec", q, v[:, :-1]), v[:, -1:]], 1)
     xb = torch.cat([x, torch.ones(n, 1, device=x.device)], 1)
     if start is None:
         start = torch.zeros(members, e + 1, classes, device=x.device)
-    w = start.clone().requires_grad_(True)
+    w = start.clone()
     optimizer = torch.optim.LBFGS(
         [w], lr=1.0, max_iter=MAX_ITERATIONS, line_search_fn="strong_wolfe"
     )
-    total = weights.sum(1).clamp_min(1.0)  # (K,)
+    # Each member's weight of each label in its mean: (K, N, 1).
+    share = (weights / weights.sum(1, keepdim=True).clamp_min(1.0)).unsqueeze(2)
+    target = F.one_hot(y, classes).to(x.dtype)  # (N, C)
+    penalised = torch.ones(e + 1, 1, device=x.device)
+    penalised[-1] = 0.0  # the bias row is not penalised: a class's prior is not a weight
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        logits = torch.einsum("ne,kec->knc", xb, w)
-        loss = F.cross_entropy(
-            logits.reshape(-1, classes), y.repeat(members), reduction="none"
-        ).view(members, n)
-        # The bias row is not penalised: a class's prior is not a feature's weight.
-        value = ((loss * weights).sum(1) / total).sum() + l2 * w[:, :-1].pow(2).sum()
-        value.backward()  # type: ignore[no-untyped-call]
+        # The loss and its gradient by hand: the fit is a few hundred tiny steps, where
+        # autograd's bookkeeping would cost more than the arithmetic.
+        log_p = torch.einsum("ne,kec->knc", xb, w).log_softmax(2)  # (K, N, C)
+        value = -(log_p * target * share).sum() + l2 * (w * w * penalised).sum()
+        gradient = torch.einsum("ne,knc->kec", xb, (log_p.exp() - target) * share)
+        w.grad = (gradient + 2 * l2 * w * penalised).contiguous()
         return value
 
-    with torch.enable_grad():
-        optimizer.step(closure)  # type: ignore[no-untyped-call]
-    return w.detach()
+    optimizer.step(closure)  # type: ignore[no-untyped-call]
+    return w
