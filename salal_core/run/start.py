@@ -1,6 +1,8 @@
-"""A run on a frozen pretrained backbone, started: its weights found and held to the run's
-identity, every image embedded once (a person labels seeded samples meanwhile), and the probe
-learner over that embedding, the rotation features where the run has them, and raw pixels."""
+"""How a run's learner starts, on either kind of features. Rotnet: the run's network, restored
+from its round checkpoint or its backbone pretrained now, under a linear head (plan.py). A
+frozen pretrained backbone: its weights found and held to the run's identity, every image
+embedded once (a person labels seeded samples meanwhile), and the probe learner over that
+embedding, the rotation features where the run has them, and raw pixels."""
 
 from __future__ import annotations
 
@@ -24,19 +26,64 @@ from salal_core.learn.inputs import (
     pixel_features,
     rotnet_features,
 )
+from salal_core.learn.learner import Learner, TorchLearner
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe_learner import ProbeLearner
+from salal_core.parallel import group
 from salal_core.run.checkpoint import ModelShape, Resumed, RoundCheckpoint, compare_shape
+from salal_core.run.plan import RunPlan, start_model
 from salal_core.run.store import RunStore
 
 EMBED_BATCH = {"cpu": 32, "cuda": 256}  # images a forward pass at 224 px
 
 
 @dataclass(frozen=True)
-class StartedProbe:
-    learner: ProbeLearner
-    generator: torch.Generator  # the loop's random stream, on the CPU beside the features
+class StartedLearner:
+    learner: Learner
+    generator: torch.Generator  # the loop's random stream
     resumed: Resumed
+
+
+def start_learner(
+    plan: RunPlan,
+    store: RunStore,
+    images: ImageSet,
+    data: DeviceData,
+    checkpoint: RoundCheckpoint | None,
+    weights: Weights | None,
+    emit: Emit,
+    before_training: Callable[[Emit], Emit],
+) -> StartedLearner:
+    """The run's learner on this rank, restored from `checkpoint` where there is one;
+    `before_training` runs before pretraining or embedding begins (a person's first questions)
+    and returns the sink their progress reports to. `weights` None: rotnet."""
+    if weights is not None:
+        return start_probe(
+            plan.config,
+            images,
+            data,
+            checkpoint,
+            plan.shape,
+            weights,
+            plan.backbone,
+            emit,
+            before_training,
+        )
+    begun = start_model(plan, data, checkpoint, emit, before_training)
+    if begun.pretrained is not None:
+        rotation_model, results = begun.pretrained
+        payload = PretrainCheckpoint.of(rotation_model, plan.config, results).to_payload()
+        store.save_checkpoint("pretrain", payload)
+    learner = TorchLearner(
+        plan.config,
+        begun.model,
+        data,
+        begun.generator,
+        emit,
+        begun.resumed.optimizer,
+        plan.on_collapse,
+    )
+    return StartedLearner(group.lead(learner), begun.generator, begun.resumed)
 
 
 def backbone_weights(config: RunConfig, store: RunStore) -> Weights:
@@ -67,7 +114,7 @@ def start_probe(
     rotnet_source: Path | None,
     emit: Emit,
     before_embedding: Callable[[Emit], Emit],
-) -> StartedProbe:
+) -> StartedLearner:
     """The learner of a backbone run, restored from `checkpoint` where there is one. A person
     starting from nothing is asked seeded samples before the embedding pass begins."""
     total = len(images.train) + len(images.test)
@@ -105,4 +152,4 @@ def start_probe(
         emit,
         restored,
     )
-    return StartedProbe(learner, generator, resumed)
+    return StartedLearner(learner, generator, resumed)
