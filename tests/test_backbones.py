@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import split_of, tiny_cli, write_image_folder
+from helpers import load_benchmark, split_of, tiny_cli, write_image_folder
 from salal_core.backbones import weights as weights_module
 from salal_core.backbones.catalog import CATALOG, spec_of
 from salal_core.backbones.choice import resolve_backbone
@@ -271,3 +271,10 @@ def test_a_changed_weights_file_is_refused_on_resume(
     err = capsys.readouterr().err.strip()
     assert "not the efficientnet_lite0 weights file this run began with" in err
     assert len(err.splitlines()) == 1
+
+
+def test_the_speed_benchmark_times_a_backbone() -> None:
+    speed = load_benchmark("backbone_speed")
+    (row,) = speed.main(["--backbones", "efficientnet_lite0", "--images", "32", "--device", "cpu"])
+    assert row["backbone"] == "efficientnet_lite0" and row["images_per_second"] > 0
+    assert row["dim"] == 1280
