@@ -27,6 +27,8 @@ from salal_core.errors import SalalError
 from salal_core.events import EmbeddingProgress, Recorder, ignore
 from salal_core.learn.inputs import HeadFeatures
 from salal_core.learn.probe_learner import ProbeLearner
+from salal_core.selection.acquire import ACQUISITIONS
+from salal_core.selection.pool import Pool
 
 LITE0 = local_file(spec_of("efficientnet_lite0"))
 
@@ -278,3 +280,35 @@ def test_the_speed_benchmark_times_a_backbone() -> None:
     (row,) = speed.main(["--backbones", "efficientnet_lite0", "--images", "32", "--device", "cpu"])
     assert row["backbone"] == "efficientnet_lite0" and row["images_per_second"] > 0
     assert row["dim"] == 1280
+
+
+@pytest.mark.parametrize("name", list(ACQUISITIONS))
+def test_every_strategy_selects_on_a_heads_features(name: str) -> None:
+    """What the probe learner's pool pass gives is what each strategy reads: probabilities of
+    K members, the head's input, and unit-length embeddings for distances."""
+    strategy = ACQUISITIONS[name]
+    members = 3 if strategy.committee else 1
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % 4
+    x = torch.nn.functional.one_hot(labels, 4).float() + 0.3 * torch.randn(40, 4, generator=gen)
+    learner = ProbeLearner(
+        [features("lite", x), features("pixels", torch.randn(40, 6, generator=gen))],
+        labels,
+        labels[:4],
+        True,
+        4,
+        members,
+        gen,
+        ignore,
+    )
+    learner.fit(np.arange(12), labels.numpy(), 0, None)
+    pool = np.arange(12, 40)
+    seen = learner.pool_pass(pool, strategy.parts)
+    assert seen.probabilities.shape == (members, 28, 4)
+    labeled = learner.pool_pass(np.arange(12), ("embeddings",)).embeddings
+    chosen, scores = strategy.select(
+        Pool(seen.probabilities, seen.features, seen.embeddings, labeled, torch.arange(28)),
+        5,
+        gen,
+    )
+    assert len(set(chosen.tolist())) == 5 and len(scores) == 5

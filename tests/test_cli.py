@@ -281,7 +281,7 @@ def test_a_source_without_a_test_split_says_its_accuracy_is_held_out(
     extra = (*ROUNDS, "--budget", "0.3")
     assert main(tiny_cli("run", folder, tmp_path / "run", tmp_path / "c", *extra)) == 0
     printed = capsys.readouterr()
-    assert " in 2 rounds: held-out accuracy " in printed.out
+    assert " in 2 rounds on rotnet: held-out accuracy " in printed.out
     rounds = [line for line in printed.err.splitlines() if " labeled -> " in line]
     assert len(rounds) == 2 and all(" labeled -> held-out accuracy " in r for r in rounds)
     assert "test acc" not in printed.err

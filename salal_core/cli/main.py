@@ -67,7 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         named = f"; {counted(skipped, 'file')} skipped (named in summary.json)" if skipped else ""
         print(
             f"{summary.labeled:,} labeled ({share:.0%}) in "
-            f"{counted(len(summary.curve), 'round')}: {measured} accuracy "
+            f"{counted(len(summary.curve), 'round')} on {summary.features}: {measured} accuracy "
             f"{'-' if acc is None else f'{acc:.4f}'} ({summary.seconds:.0f} s) -> "
             f"{run_dir}/summary.json"
             + ("" if summary.stop_reason == "budget" else f"; stopped: {summary.stop_detail}")

@@ -73,7 +73,7 @@ class SummaryScreen(Screen[None]):
         if s.train_size:
             lines.append(
                 f"labeled {s.labeled:,} of {s.train_size:,} (target {s.target:,}) "
-                f"with {s.acquisition}"
+                f"with {s.acquisition}, features from {s.features}"
             )
         if s.human_agreement is not None:
             lines.append(

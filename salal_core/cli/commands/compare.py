@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from salal_core import json_text
-from salal_core.backbones.catalog import BACKBONE_CHOICES, ROTNET
+from salal_core.backbones.catalog import AUTO, BACKBONE_CHOICES, ROTNET
 from salal_core.cli.commands.compare_stats import (
     BASELINE,
     REFERENCE,
@@ -198,11 +199,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.backbones
         else [base.model.backbone]
     )
-    arms = [
-        (s, b, with_overrides(base, {"active.acquisition": s, "model.backbone": b}))
-        for b in backbones
-        for s in strategies
-    ]
+    pretrained = [b for b in backbones if b not in (ROTNET, AUTO)]
+    if base.model.backbone_weights and len(pretrained) != 1:
+        raise SalalError(
+            "--backbone-weights is one network's file: compare it with --backbones rotnet,NAME "
+            "for the NAME it belongs to"
+        )
+
+    def arm_config(strategy: str, backbone: str) -> RunConfig:
+        weights = base.model.backbone_weights if backbone in pretrained else None
+        model = replace(base.model, backbone=backbone, backbone_weights=weights)
+        return with_overrides(replace(base, model=model), {"active.acquisition": strategy})
+
+    arms = [(s, b, arm_config(s, b)) for b in backbones for s in strategies]
     for _, _, config in arms:
         validate(config)
     out: Path = args.out
@@ -211,10 +220,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         checkpoint = out / "pretrain" / "checkpoints" / "pretrain.pt"
         if not checkpoint.exists():
             console.print("[bold]pretraining once for every strategy")
-            rotnet = with_overrides(base, {"model.backbone": ROTNET})
+            rotnet = arm_config(strategies[0], ROTNET)
             checkpoint = Path(pretrain_into(rotnet, out / "pretrain", quiet=False)["checkpoint"])
-        pretrained = {"model.pretrained": str(checkpoint.resolve())}
-        arms = [(s, b, with_overrides(c, pretrained) if b == ROTNET else c) for s, b, c in arms]
+        rotation = {"model.pretrained": str(checkpoint.resolve())}
+        arms = [(s, b, with_overrides(c, rotation) if b == ROTNET else c) for s, b, c in arms]
 
     def arm_name(strategy: str, backbone: str) -> str:
         return strategy if len(backbones) == 1 else f"{strategy} on {backbone}"
