@@ -190,6 +190,12 @@ def test_summary_json_and_every_json_output_are_strict_json(
         (["--compile", "fast"], "unknown --compile mode 'fast'; choose one of: off,"),
         (["--head-input", "first"], "unknown --head-input 'first'; choose one of: last, all-"),
         (["--device", "cuda"], "CUDA is not available"),
+        (["--backbone", "alexnet"], "unknown --backbone 'alexnet'; choose one of: auto, rotnet,"),
+        (
+            ["--backbone", "resnet18", "--backbone-weights", "/no/such.pth"],
+            "/no/such.pth does not exist; pass --backbone-weights a resnet18 weights file",
+        ),
+        (["--backbone-weights", "/no/such.pth"], "name the network with --backbone"),
         (["--resume", "/nonexistent/run"], "not a salal run directory"),
     ],
 )

@@ -25,6 +25,11 @@ def test_without_cuda_the_default_recipe_is_the_cpu_one(monkeypatch: pytest.Monk
     assert default_preset(None) == "fast" and default_preset("cpu") == "cpu"
     config = config_from_args(argparse.Namespace(preset=None, device="cpu"))
     assert (config.preset, config.model.width, config.pretrain.limit) == ("cpu", 8, 5000)
+    # A person's default takes a pretrained backbone where one is at hand; a preset named on
+    # the command line keeps its rotation network.
+    assert config.model.backbone == "auto"
+    named = config_from_args(argparse.Namespace(preset="cpu", device="cpu"))
+    assert named.model.backbone == "rotnet"
 
 
 def test_an_hour_long_phase_is_announced_with_its_remedy() -> None:
@@ -43,7 +48,7 @@ def test_a_cpu_run_says_its_recipe_and_warns_before_a_long_phase(
     args = ["run", "--data", str(synthetic_pack), "--out", str(out), "--device", "cpu"]
     args += ["--cache-dir", str(tmp_path / "c"), *ROUNDS, "--budget", "0.3"]
     args += ["--width", "4", "--pretrain-steps", "0", "--round-steps", "0"]  # seconds, not minutes
-    assert main(args) == 0  # no --preset: the machine picks
+    assert main([*args, "--backbone", "rotnet"]) == 0  # no --preset: the machine picks
     err = capsys.readouterr().err
     assert "the cpu recipe (no GPU here): a width-4 network" in err  # the run's own width
     assert "rotation pretraining will take about" in err and "--preset cpu shortens it" in err
