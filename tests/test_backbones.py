@@ -163,7 +163,7 @@ def test_the_head_reads_the_input_cross_validation_prefers() -> None:
 
     def learner(backbone: torch.Tensor, pixels: torch.Tensor, seen: Recorder) -> ProbeLearner:
         candidates = [features("lite", backbone), features("pixels", pixels)]
-        return ProbeLearner(candidates, labels, labels[:4], True, 3, 1, gen, seen)
+        return ProbeLearner(candidates, labels[:4], True, 3, 1, gen, seen)
 
     seen = Recorder()
     to_pixels = learner(noise, signal, seen)
@@ -293,7 +293,6 @@ def test_every_strategy_selects_on_a_heads_features(name: str) -> None:
     x = torch.nn.functional.one_hot(labels, 4).float() + 0.3 * torch.randn(40, 4, generator=gen)
     learner = ProbeLearner(
         [features("lite", x), features("pixels", torch.randn(40, 6, generator=gen))],
-        labels,
         labels[:4],
         True,
         4,

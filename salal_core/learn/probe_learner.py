@@ -72,7 +72,6 @@ class ProbeLearner:
     def __init__(
         self,
         candidates: Sequence[HeadFeatures],
-        train_labels: torch.Tensor,
         test_labels: torch.Tensor,
         has_test: bool,
         num_classes: int,
@@ -85,11 +84,10 @@ class ProbeLearner:
             raise ValueError("a probe learner needs at least one input")
         self.candidates = {c.name: c for c in candidates}
         self.order = [c.name for c in candidates]
-        self.train_labels, self.test_labels = train_labels.cpu(), test_labels.cpu()
+        self.test_labels = test_labels.cpu()
         self.has_test, self.num_classes, self.members = has_test, num_classes, members
         self.generator, self.emit = generator, emit
         self.head = restored if restored is not None and restored.input in self.candidates else None
-        self.choice: InputChoice | None = None
 
     @property
     def head_input(self) -> str:
@@ -118,9 +116,8 @@ class ProbeLearner:
         self.emit(PhaseChanged("training", f"round {round_}: {len(indices)} labels, the head"))
         self.emit(PhaseStarted("finetune", round_, 1, 1))
         choice = self.choose(indices, labels)
-        if self.choice is None or choice.name != self.choice.name:
+        if self.head is None or choice.name != self.head.input:  # said when it changes
             self.emit(Notice(choice.describe(round_), "info"))
-        self.choice = choice
         features = self.candidates[choice.name]
         x = features.train[indices]
         y = torch.from_numpy(labels[indices])

@@ -143,7 +143,6 @@ def start_probe(
             resumed = Resumed(checkpoint.round, checkpoint.curve[:-1], None, (), None)
     learner = ProbeLearner(
         candidates,
-        data.train_labels,
         data.test_labels,
         data.has_test,
         data.num_classes,
