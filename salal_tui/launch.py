@@ -8,8 +8,8 @@ import math
 import threading
 from pathlib import Path
 
+from salal_core.distributed import check_local_ranks
 from salal_core.events import ignore
-from salal_core.parallel.distributed import check_local_ranks
 from salal_core.parallel.worker import STOP_GRACE, EngineProcess
 from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from salal_core import distributed
 from salal_core.config_io import load_toml
 from salal_core.data import DeviceData
 from salal_core.data.load import load_for_run
 from salal_core.events import ignore
 from salal_core.learn.learner import TorchLearner
 from salal_core.learn.pretrain import build_model
-from salal_core.parallel import distributed
 from salal_core.run.checkpoint import RoundCheckpoint, restore_model
 from salal_core.selection import acquire
 from salal_core.selection.pool import Pool

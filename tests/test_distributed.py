@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, TRAINING_WAIT, tiny_cli, wait_for
+from salal_core.distributed import check_local_ranks
 from salal_core.errors import SalalError
-from salal_core.parallel.distributed import check_local_ranks
 
 RANKS = 2
 RUN_FLAGS = ("--pretrain-epochs", "2", "--epochs-per-round", "3", "--query-size", "8")

@@ -18,7 +18,7 @@ from salal_core.backbones.catalog import BACKBONE_CHOICES
 from salal_core.cli.bounds import Bounds, whole_number
 from salal_core.config import COMPILE_MODES, PRESETS
 from salal_core.data.decode import MIN_SIDE
-from salal_core.parallel.distributed import DEFAULT_GROUP_TIMEOUT
+from salal_core.distributed import DEFAULT_GROUP_TIMEOUT
 from salal_core.selection.acquire import ACQUISITIONS
 
 Group = Literal["data", "model", "parallel", "active"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from salal_core import __version__, json_text
+from salal_core import __version__, distributed, json_text
 from salal_core.cli.flags import check_bounds
 from salal_core.cli.options import (
     Register,
@@ -32,7 +32,7 @@ from salal_core.cli.options import (
 from salal_core.cli.progress import RichProgress
 from salal_core.config_io import load_toml
 from salal_core.errors import SalalError
-from salal_core.parallel import distributed, group
+from salal_core.parallel import group
 from salal_core.runtime import resolve_device
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from salal_core.data.sources import ImageSet
-from salal_core.parallel.distributed import Shard, all_sum
+from salal_core.distributed import Shard, all_sum
 
 STATS_CHUNK = 2048  # images per step of the normalisation statistics (memory stays flat)
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from salal_core.data import DeviceData, normalize, rotation_batch
-from salal_core.parallel.distributed import all_sum
+from salal_core.distributed import all_sum
 from salal_core.runtime import autocast, memory_format
 
 RECALIBRATE_IMAGES = 1024  # a seeded sample: the statistics settle well before this many

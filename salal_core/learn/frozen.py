@@ -15,12 +15,12 @@ import torch
 from torch.nn import functional as F
 
 from salal_core.data import DeviceData
+from salal_core.distributed import all_sum
 from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.inference import fixed_batches
 from salal_core.learn.model import Net, StageFeatures, distance_embedding
 from salal_core.learn.probe import fit_probe, probe_probs, standardize
 from salal_core.learn.train import prepare
-from salal_core.parallel.distributed import all_sum
 from salal_core.runtime import autocast, mark_step
 
 

@@ -10,9 +10,9 @@ import torch
 from torch.nn import functional as F
 
 from salal_core.data import DeviceData, rotation_batch
+from salal_core.distributed import all_sum
 from salal_core.learn.model import Net
 from salal_core.learn.train import prepare
-from salal_core.parallel.distributed import all_sum
 from salal_core.runtime import autocast, mark_step
 
 

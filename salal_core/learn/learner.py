@@ -17,6 +17,7 @@ import torch
 
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData
+from salal_core.distributed import gather_rows
 from salal_core.events import Emit, EpochEnded, Notice, PhaseChanged, PhaseStarted
 from salal_core.learn.frozen import FrozenFeatures, fit_head
 from salal_core.learn.inference import evaluate, pool_pass
@@ -24,7 +25,6 @@ from salal_core.learn.model import Net
 from salal_core.learn.switch import cross_validate
 from salal_core.learn.train import fit, make_optimizer
 from salal_core.learn.watch import CollapseRule
-from salal_core.parallel.distributed import gather_rows
 from salal_core.selection.pool import ALL_PARTS, PoolPart
 
 

@@ -11,13 +11,13 @@ import torch
 from salal_core.config import RunConfig
 from salal_core.config_io import to_dict
 from salal_core.data import DeviceData
+from salal_core.distributed import sync_batchnorm
 from salal_core.errors import SalalError
 from salal_core.events import Emit, Notice, PhaseChanged
 from salal_core.learn.inference import evaluate
 from salal_core.learn.model import Net
 from salal_core.learn.train import fit
 from salal_core.learn.watch import CollapseRule
-from salal_core.parallel.distributed import sync_batchnorm
 from salal_core.run.checkpoint import read_payload_file
 from salal_core.runtime import compile_model, memory_format
 

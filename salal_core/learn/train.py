@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from salal_core.config import OptimConfig
 from salal_core.data import DeviceData, augment_batch, normalize, rotation_batch
+from salal_core.distributed import all_sum, count, for_training, same_buffers
 from salal_core.events import Emit, EpochEnded, Notice, PhaseStarted, TrainingPhase
 from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.model import Net
@@ -27,7 +28,6 @@ from salal_core.learn.watch import (
     StepReporter,
     refuse_divergence,
 )
-from salal_core.parallel.distributed import all_sum, count, for_training, same_buffers
 from salal_core.runtime import autocast, fused_optimizer, mark_step, memory_format
 
 

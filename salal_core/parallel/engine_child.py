@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import assert_never
 
+from salal_core import distributed
 from salal_core.config import RunConfig
 from salal_core.config_io import load_toml
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Event, OracleName, Query, fan_out
-from salal_core.parallel import distributed, group
+from salal_core.parallel import group
 from salal_core.parallel.pipe import (
     Answers,
     Ask,

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from salal_core import distributed
 from salal_core.data import DeviceData
 from salal_core.data.load import load_dataset, load_for_run
 from salal_core.errors import SalalError, TrainingFailed
@@ -29,7 +30,6 @@ from salal_core.events import ignore
 from salal_core.files import atomic_write_text
 from salal_core.learn.learner import Learner, PoolPass, TorchLearner
 from salal_core.learn.pretrain import pretrain
-from salal_core.parallel import distributed
 from salal_core.run.plan import PretrainPlan, RunPlan, read_round, start_model
 from salal_core.runtime import set_up
 from salal_core.selection.pool import ALL_PARTS, PoolPart

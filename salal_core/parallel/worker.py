@@ -25,9 +25,9 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import assert_never
 
+from salal_core import distributed
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import DataLoaded, Emit, Event
-from salal_core.parallel import distributed
 from salal_core.parallel.engine_child import LOG_NAME, ChildSpec, child_main, follower_main
 from salal_core.parallel.pipe import (
     Answers,

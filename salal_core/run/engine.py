@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from salal_core import distributed
 from salal_core.backbones.catalog import ROTNET
 from salal_core.backbones.weights import Weights
 from salal_core.config import RunConfig
@@ -26,7 +27,7 @@ from salal_core.events import (
     RunFinished,
     fan_out,
 )
-from salal_core.parallel import distributed, group
+from salal_core.parallel import group
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
 from salal_core.run.first_labels import FirstQuestions, label_initial_fraction
 from salal_core.run.imports import match_labels, read_labels

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from salal_core.distributed import check_local_ranks
 from salal_core.events import Emit, fan_out
-from salal_core.parallel.distributed import check_local_ranks
 from salal_core.parallel.worker import EngineProcess
 from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary

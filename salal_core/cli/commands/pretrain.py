@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from salal_core import distributed
 from salal_core.cli.options import config_from_args
 from salal_core.cli.progress import RichProgress
 from salal_core.config import RunConfig
@@ -17,7 +18,7 @@ from salal_core.config_checks import validate
 from salal_core.data import DeviceData, load_dataset
 from salal_core.events import EpochEnded, Notice, Recorder, fan_out
 from salal_core.learn.pretrain import PretrainCheckpoint, pretrain
-from salal_core.parallel import distributed, group
+from salal_core.parallel import group
 from salal_core.run.plan import PretrainPlan
 from salal_core.run.store import RunStore
 from salal_core.runtime import compile_notice, cuda_oom_hint, resolve_device, set_up
