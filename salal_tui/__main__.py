@@ -102,7 +102,7 @@ def review(run_dir: Path, device: str, drawing: Drawing, only: str = "") -> int:
 def join(args: argparse.Namespace, drawing: Drawing) -> int:
     """`salal-tui --join RUN_DIR`: one labeler of a served run; the engine runs in the
     service, and this app leases images from it."""
-    from salal_core.team.labelers import checked_name, login_name
+    from salal_core.run.labelers import checked_name, login_name
 
     from .app import SalalApp
     from .bridge import EventBridge
@@ -150,8 +150,8 @@ def label(args: argparse.Namespace, drawing: Drawing) -> int:
     """`salal-tui` on a run of its own. A person labels through a private service, as any
     labeler of a served run does (others may `--join` it while it runs; it ends with this
     app); `--auto-oracle` runs its engine beside the app and watches."""
+    from salal_core.run.labelers import checked_name, login_name
     from salal_core.team.endpoint import joinable
-    from salal_core.team.labelers import checked_name, login_name
 
     from . import launch
     from .desk import as_labeler

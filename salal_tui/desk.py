@@ -17,12 +17,12 @@ from salal_core.config import RunConfig
 from salal_core.data.load import cache_folder
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Emit, Event, LabelsAdded, Notice
+from salal_core.run.labelers import login_name
 from salal_core.run.oracle import Answering
 from salal_core.run.session import Session
 from salal_core.run.summary import RunSummary
 from salal_core.team.client import ServiceClient
 from salal_core.team.joined import JoinedOracle
-from salal_core.team.labelers import login_name
 
 from .graphics import Drawing
 from .originals import Originals, load_original

@@ -6,8 +6,8 @@ from __future__ import annotations
 from textual.app import App
 
 from salal_core.parallel.spawning import prepare_to_spawn
+from salal_core.run.labelers import login_name
 from salal_core.run.store import RunStore
-from salal_core.team.labelers import login_name
 
 from .graphics import Drawing
 from .review_source import RunFiles

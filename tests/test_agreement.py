@@ -13,11 +13,11 @@ from helpers import downgrade_to_format_3
 from salal_core.cli.main import main
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
+from salal_core.run.agreement import fleiss_kappa, measure
 from salal_core.run.formats import FORMAT_VERSION
+from salal_core.run.labelers import checked_name, owner_name
 from salal_core.run.oracle import SKIP, Answer
 from salal_core.run.store import RunStore
-from salal_core.team.agreement import fleiss_kappa, measure
-from salal_core.team.labelers import checked_name, owner_name
 
 
 def said(item: int, label: int, labeler: str, client_id: str | None = None) -> Answer:

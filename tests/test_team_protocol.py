@@ -13,12 +13,12 @@ import pytest
 from salal_core.config import RunConfig
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Notice, Query, RoundEnded, RunFinished
+from salal_core.run.agreement import measure
 from salal_core.run.oracle import SKIP, ClassOutsideRun, NotYours
 from salal_core.run.review import Doubt
 from salal_core.run.store import RunStore
 from salal_core.run.summary import CurvePoint, RunSummary
 from salal_core.team import endpoint
-from salal_core.team.agreement import measure
 from salal_core.team.client import Refusal
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import MAX_FRAME, FrameError, FrameTooLarge, read_frame

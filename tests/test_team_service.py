@@ -31,11 +31,11 @@ from salal_core.events import (
     RoundEnded,
     ignore,
 )
+from salal_core.run.labelers import login_name, user_name
 from salal_core.run.oracle import Answer
 from salal_core.run.session import SessionImages
 from salal_core.run.store import RunStore
 from salal_core.team.client import Refusal, ServiceClient
-from salal_core.team.labelers import login_name, user_name
 from salal_core.team.leases import TeamQueue
 from salal_core.team.messages import Acknowledged, Forwarded, Give, Given
 from salal_core.team.service import RunService

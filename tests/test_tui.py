@@ -32,10 +32,10 @@ from salal_core.events import (
     RoundEnded,
     RunFinished,
 )
+from salal_core.run.agreement import measure
 from salal_core.run.factory import open_session
 from salal_core.run.session import Session
 from salal_core.run.summary import CurvePoint
-from salal_core.team.agreement import measure
 from salal_tui.app import SalalApp
 from salal_tui.bridge import EventBridge
 from salal_tui.launch import PrivateRun, label_alone, watch

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path
 
 from salal_core.errors import RunNotShared
-from salal_core.team.labelers import group_name, user_name
+from salal_core.run.labelers import group_name, user_name
 
 PRIVATE_MODE = 0o700  # the owner alone
 GROUP_MODE = 0o750  # the owner, and the group may read and enter

@@ -28,6 +28,7 @@ from salal_core.events import (
     fan_out,
 )
 from salal_core.parallel import group
+from salal_core.run.agreement import measure, people_answers
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
 from salal_core.run.first_labels import FirstQuestions, label_initial_fraction
 from salal_core.run.imports import match_labels, read_labels
@@ -49,7 +50,6 @@ from salal_core.run.store import RunStore
 from salal_core.run.summary import RunSummary, StopReason, stop_sentence
 from salal_core.runtime import compile_notice, cuda_oom_hint, set_up
 from salal_core.selection.acquire import get as get_acquisition
-from salal_core.team.agreement import measure, people_answers
 
 
 def cpu_recipe_notice(config: RunConfig) -> str:

@@ -13,12 +13,12 @@ from salal_core.cli.resume import check_resume
 from salal_core.config import RunConfig, with_overrides
 from salal_core.config_checks import validate
 from salal_core.errors import SalalError
+from salal_core.run.labelers import login_name
 from salal_core.run.oracle import HumanOracle
 from salal_core.run.session import RunRequest, Session
 from salal_core.run.store import RunStore
 from salal_core.run.summary import OracleKind
 from salal_core.runtime import resolve_device
-from salal_core.team.labelers import login_name
 
 
 def open_session(

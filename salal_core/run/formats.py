@@ -13,7 +13,7 @@ from pathlib import Path
 
 from salal_core.errors import SalalError
 from salal_core.run.database import RunDatabase, not_a_run_database
-from salal_core.team.labelers import owner_name
+from salal_core.run.labelers import owner_name
 
 # 3: items have content digests; journal and queue name items, not positions.
 # 4: every journal record names its labeler, and a client's answer id is never counted twice.

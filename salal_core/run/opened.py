@@ -43,7 +43,7 @@ class OpenedRun:
     """What a run directory says: its configuration, class names, items and standing labels.
 
     `items` is empty for a run of an older format, which only `export` accepts. `votes` is
-    each labeler's standing answer on every labeled item (team/consensus.py); `labels` the one
+    each labeler's standing answer on every labeled item (run/consensus.py); `labels` the one
     that counts."""
 
     dir: Path

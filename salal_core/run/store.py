@@ -33,7 +33,7 @@ from salal_core.config_io import dumps_toml, load_toml, to_dict
 from salal_core.errors import SalalError
 from salal_core.events import EpochEnded, Event, RoundEnded
 from salal_core.files import atomic_write_text
-from salal_core.run import access, checkpoint, formats
+from salal_core.run import access, checkpoint, consensus, formats
 from salal_core.run import lock as run_lock
 from salal_core.run.database import DB_NAME, RunDatabase, check_header
 from salal_core.run.oracle import SKIP, Answer, ClassOutsideRun
@@ -45,7 +45,6 @@ from salal_core.run.records import (
     MetricRow,
     StoredItem,
 )
-from salal_core.team import consensus
 
 
 class RunStore:

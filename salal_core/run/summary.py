@@ -11,8 +11,8 @@ from salal_core.config import RunConfig
 from salal_core.config_io import from_dict, to_dict
 from salal_core.data.skipped import SkippedFile, skipped_file
 from salal_core.json_text import number
-from salal_core.team import agreement
-from salal_core.team.agreement import Agreement
+from salal_core.run import agreement
+from salal_core.run.agreement import Agreement
 
 OracleKind = Literal["auto", "human"]
 AccuracySource = Literal["test", "held-out"]
@@ -58,7 +58,7 @@ class RunSummary:
     # The model's guesses a person accepted in the grid: counted apart from typed labels.
     accepted_labels: int = 0
     accepted_agreement: float | None = None  # share of them equal to a known ground truth
-    # How far the people who labeled agree (team/agreement.py): counts, kappas, disputes.
+    # How far the people who labeled agree (run/agreement.py): counts, kappas, disputes.
     agreement: Agreement = field(default_factory=agreement.nobody)
     # The source's files that were not read, each with why (unreadable, a dangling link, ...).
     skipped_files: tuple[SkippedFile, ...] = ()

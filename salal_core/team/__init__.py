@@ -1,2 +1,2 @@
-"""Several people labeling one run: whose answer counts, how far they agree, and the service
-that hands them images over a socket."""
+"""Several people labeling one run over a socket: the service that leases them images, and the
+client that joins it (whose answer counts and how far they agree live in run/)."""

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from salal_core.errors import RunNotShared
+from salal_core.run.labelers import group_name, user_name
 from salal_core.team import endpoint
 from salal_core.team.endpoint import Admission, Peer
 from salal_core.team.frames import FrameError, FrameTooLarge, read_frame
-from salal_core.team.labelers import group_name, user_name
 from salal_core.team.messages import CODEC, Problem, ToClient, ToService
 
 

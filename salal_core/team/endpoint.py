@@ -24,7 +24,7 @@ from pathlib import Path
 
 from salal_core.errors import RunInUse, SalalError
 from salal_core.run import access
-from salal_core.team.labelers import group_name
+from salal_core.run.labelers import group_name
 
 SOCKET_NAME = "salal.sock"
 POINTER_NAME = "salal.sock.path"

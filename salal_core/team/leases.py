@@ -5,7 +5,7 @@ The engine asks and collects as it does of one person (run/oracle.py). Each queu
 leased to one labeler at a time (to `overlap` of them at most, with `--overlap K`), and a
 lease returns to the queue when its labeler leaves or sits idle past the lease time. The
 first label an image gets goes to the engine at once; the rest are journaled for the majority
-(team/consensus.py). A skip passes the image on to somebody else; once K labelers have passed
+(run/consensus.py). A skip passes the image on to somebody else; once K labelers have passed
 on it, the engine hears it was skipped and may ask again later.
 """
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from salal_core import config, events
-from salal_core.run import review, summary
-from salal_core.team import agreement
+from salal_core.run import agreement, review, summary
 from salal_core.team.frames import Codec
 
 GivenBy = Literal["human", "accepted"]  # a key typed, or the model's guess accepted in the grid

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from salal_core.events import LabeledCount, Query
+from salal_core.run import consensus
 from salal_core.run.oracle import SKIP
 from salal_core.run.questions import Questions
 from salal_core.run.records import JournalRow, LabelRecord
-from salal_core.team import consensus
 
 
 class AskedJournal(Protocol):

@@ -18,12 +18,12 @@ from typing import assert_never
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Event, QueryReady, StepProgress
+from salal_core.run.labelers import NAME
 from salal_core.run.oracle import ClassOutsideRun
 from salal_core.run.session import SessionImages
 from salal_core.team.catch_up import CatchUp
 from salal_core.team.connections import Client, Connections
 from salal_core.team.endpoint import Admission
-from salal_core.team.labelers import NAME
 from salal_core.team.leases import PER_LABELER, LeaseError, TeamQueue
 from salal_core.team.messages import (
     Acknowledged,

@@ -15,9 +15,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from salal_core.data.skipped import skipped_sentence
+from salal_core.run.agreement import Agreement
 from salal_core.run.reference import reference_for
 from salal_core.run.summary import CurvePoint, RunSummary
-from salal_core.team.agreement import Agreement
 
 from ..widgets import CurveChart
 

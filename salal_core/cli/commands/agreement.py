@@ -1,6 +1,6 @@
 """`salal-core agreement RUN_DIR`: how far a run's labelers agree: each one's count, the
 observed agreement, Cohen's kappa for every pair, Fleiss' kappa over the images answered more
-than once, and the images most disagreed on (team/agreement.py computes them)."""
+than once, and the images most disagreed on (run/agreement.py computes them)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from rich.table import Table
 
 from salal_core import json_text
 from salal_core.cli.options import Subparsers
+from salal_core.run.agreement import Agreement, measure, people_answers
 from salal_core.run.store import RunStore
-from salal_core.team.agreement import Agreement, measure, people_answers
 
 
 def run_agreement(run_dir: Path, top: int = 10) -> tuple[Agreement, list[str], dict[int, str]]:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from salal_core.json_text import number
+from salal_core.run.consensus import Vote
 from salal_core.run.stability import cohen_kappa
-from salal_core.team.consensus import Vote
 
 # Item -> labeler -> class: each labeler's standing answer (consensus.standing_votes).
 Answers = Mapping[int, Mapping[str, int]]
