@@ -18,12 +18,12 @@ import torch
 from PIL import Image
 
 from helpers import ROOT, ROUNDS, downgrade_to_format_3, draw, tiny_cli, write_image_folder
-from salal_core.cli.flags import FLAGS, LABELS
 from salal_core.cli.main import build_parser, main
-from salal_core.cli.resume import FIXED, MAY_CHANGE
 from salal_core.data.identity import item_priority
 from salal_core.run.plan import read_round
 from salal_core.run.stability import StopSet
+from salal_core.settings.resume import FIXED, MAY_CHANGE
+from salal_core.settings.table import FLAGS, LABELS
 
 EXTRA = (*ROUNDS, "--budget", "0.3")
 

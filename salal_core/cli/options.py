@@ -1,7 +1,7 @@
 """Command-line options shared by `salal-core run` and `salal-tui`, turned into a RunConfig.
 
-The flags themselves are rows of `flags.py`; this module groups them into parsers and reads
-the run directory, the classes and the preset from what was parsed.
+The flags themselves are rows of `settings/table.py`; this module groups them into parsers
+and reads the run directory, the classes and the preset from what was parsed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from salal_core.backbones.catalog import AUTO
-from salal_core.cli.flags import LABELS, add_flags, overrides_from_args
+from salal_core.cli.flags import add_flags, overrides_from_args
 from salal_core.config import (
     HUMAN_ACTIVE,
     HUMAN_EPOCHS_PER_ROUND,
@@ -21,6 +21,7 @@ from salal_core.config import (
     with_overrides,
 )
 from salal_core.errors import SalalError
+from salal_core.settings.table import LABELS
 
 if TYPE_CHECKING:  # argparse's class is generic to type checkers only
     from salal_core.run.session import Session

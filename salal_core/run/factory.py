@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from salal_core.backbones.choice import resolve_backbone
-from salal_core.cli.resume import check_resume
 from salal_core.config import RunConfig, with_overrides
 from salal_core.config_checks import validate
 from salal_core.errors import SalalError
@@ -19,6 +18,7 @@ from salal_core.run.session import RunRequest, Session
 from salal_core.run.store import RunStore
 from salal_core.run.summary import OracleKind
 from salal_core.runtime import resolve_device
+from salal_core.settings.resume import check_resume
 
 
 def open_session(

@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from salal_core.cli.flags import resume_list
 from salal_core.config import RunConfig
 from salal_core.errors import SalalError
+from salal_core.settings.flag import Resume
+from salal_core.settings.table import FLAGS, LABELS
+
+
+def resume_list(resume: Resume) -> dict[str, tuple[str, ...]]:
+    """Flag -> the settings it writes, for the flags under one resume rule."""
+    rows = [*FLAGS, LABELS]
+    return {flag.name: flag.keys for flag in rows if flag.resume == resume}
+
 
 # flag -> the settings it writes (dotted keys of RunConfig), from the one flag table
 MAY_CHANGE = resume_list("may change")
