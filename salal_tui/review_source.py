@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from salal_core.data.load import cache_folder
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.oracle import record_correction
 from salal_core.run.review import Doubt, doubts_apart
 from salal_core.run.store import RunStore

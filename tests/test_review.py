@@ -83,7 +83,7 @@ async def test_correcting_two_labels_in_the_app_keeps_their_history(
 ) -> None:
     from helpers import SIZE, wait_for
     from salal_core.run import review
-    from salal_core.run.opened import OpenedRun
+    from salal_core.run.contents import OpenedRun
     from salal_core.run.store import RunStore
     from salal_tui.review_app import ReviewApp
 

@@ -13,7 +13,7 @@ from test_tui import NAMES, make_session, screen_text, scripted_app, truth
 
 from helpers import CLASSES, SIZE, TRAINING_WAIT, random_backbone, wait_for
 from salal_core.events import DataLoaded, LabeledCount, LabelsAdded
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.store import RunStore
 from salal_core.team.endpoint import socket_path
 from salal_tui.__main__ import main as tui_main

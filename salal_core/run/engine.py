@@ -30,6 +30,7 @@ from salal_core.events import (
 from salal_core.parallel import group
 from salal_core.run.agreement import measure, people_answers
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
+from salal_core.run.contents import OpenedRun
 from salal_core.run.first_labels import FirstQuestions, label_initial_fraction
 from salal_core.run.imports import match_labels, read_labels
 from salal_core.run.journal import RunJournal
@@ -41,7 +42,6 @@ from salal_core.run.labels import (
     restore,
 )
 from salal_core.run.loop import HOLDOUT_EVERY, ActiveLoop
-from salal_core.run.opened import OpenedRun
 from salal_core.run.oracle import AutoOracle, Oracle
 from salal_core.run.plan import RunPlan, rotation_source
 from salal_core.run.session import RunRequest, Session

@@ -26,7 +26,7 @@ from salal_core.learn.model import Net
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe_learner import FittedHead, ProbeLearner
 from salal_core.learn.train import prepare
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.plan import rotation_source
 
 PROBE_KIND = "salal-probe-model"

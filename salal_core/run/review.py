@@ -26,7 +26,7 @@ from salal_core.errors import SalalError
 from salal_core.learn.inference import pool_pass
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe import fit_probe, probe_probs
-from salal_core.run.opened import MatchedImages, OpenedRun
+from salal_core.run.contents import MatchedImages, OpenedRun
 from salal_core.runtime import resolve_device
 
 FOLDS = 5

@@ -1,4 +1,4 @@
-"""An opened run: what an entry point holds while an engine works on it.
+"""A run held while an engine works on it: its lock, its oracle, the images people see.
 
 Whoever holds the run keeps a session for the whole time it runs (the run's service, the
 headless CLI, an `--auto-oracle` app): the run directory's lock, the in-process oracle where
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from salal_core.config import RunConfig
 from salal_core.data import ImageSet
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.oracle import HumanOracle
 from salal_core.run.store import RunStore
 from salal_core.run.summary import OracleKind

@@ -20,7 +20,7 @@ from salal_core.cli.options import Subparsers
 from salal_core.data.identity import content_digest
 from salal_core.data.walk import walk_members
 from salal_core.errors import SalalError
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.records import StoredItem
 from salal_core.run.store import RunStore
 

@@ -21,7 +21,7 @@ from salal_core.errors import SalalError
 from salal_core.files import atomic_write_bytes
 from salal_core.learn.model import Net
 from salal_core.run.checkpoint import read_payload_file
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.probe_model import PROBE_KIND, ProbeModel, probe_model_of
 
 MODEL_KIND = "salal-model"

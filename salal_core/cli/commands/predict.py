@@ -29,7 +29,7 @@ from salal_core.data.sources import empty_split, read_images
 from salal_core.errors import SalalError
 from salal_core.learn.inference import predict
 from salal_core.learn.pretrain import build_model
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.probe_model import ProbeModel, probe_model_of
 from salal_core.runtime import resolve_device
 

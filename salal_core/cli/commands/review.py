@@ -11,7 +11,7 @@ from typing import Any
 
 from salal_core.cli.commands.output import render, write_text
 from salal_core.cli.options import Subparsers
-from salal_core.run.opened import OpenedRun
+from salal_core.run.contents import OpenedRun
 from salal_core.run.review import Doubt, review_doubts
 
 FIELDS = [

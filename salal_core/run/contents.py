@@ -1,4 +1,4 @@
-"""An opened run: the one way the commands, the engine and the app open a run directory.
+"""What a run directory holds, read: the one way the commands, the engine and the app read it.
 
 "Load the config, read the items, load the images, match them to the stored items" is written
 once here. `OpenedRun.read` takes what the run's database says in one short read (no lock, so
