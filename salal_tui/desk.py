@@ -1,7 +1,11 @@
 """What the labeling screens read of the run they label, wherever it is: a run this app holds
 (`LocalDesk`, its session and images on this machine: `--auto-oracle`), or a run's service this
 app has joined, its private one or a served one (`JoinedDesk`: the images, the answers and the
-engine's events all over the socket)."""
+engine's events all over the socket).
+
+It is the app's one door into the core's run: the screens take what they need of it (the oracle's
+answers, the review's doubts, the summary) from here, and never import salal_core.run or
+salal_core.team themselves; only the shared vocabulary (errors, events) they import directly."""
 
 from __future__ import annotations
 
@@ -11,24 +15,39 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from textual.screen import Screen
 
 from salal_core.config import RunConfig
 from salal_core.data.load import cache_folder
+from salal_core.data.skipped import skipped_sentence
 from salal_core.errors import SalalError
 from salal_core.events import DataLoaded, Emit, Event, LabelsAdded, Notice
+from salal_core.run.agreement import Agreement
 from salal_core.run.labelers import login_name
-from salal_core.run.oracle import Answering
+from salal_core.run.oracle import SKIP, Answering, NotYours, UndoUnavailable
+from salal_core.run.reference import reference_for
+from salal_core.run.review import Doubt
 from salal_core.run.session import Session
-from salal_core.run.summary import RunSummary
+from salal_core.run.summary import CurvePoint, RunSummary
 from salal_core.team.client import ServiceClient
 from salal_core.team.joined import JoinedOracle
 
-from .graphics import Drawing
 from .originals import Originals, load_original
 from .render import Pixels
-from .review_source import RunFiles, ServedRun
-from .screens.review import ReviewScreen
+from .review_source import ReviewSource, RunFiles, ServedRun
+
+# What the screens take of the core through this door.
+__all__ = [
+    "SKIP",
+    "Agreement",
+    "Answering",
+    "CurvePoint",
+    "Doubt",
+    "NotYours",
+    "RunSummary",
+    "UndoUnavailable",
+    "reference_for",
+    "skipped_sentence",
+]
 
 IMAGES_KEPT = 64  # a joined labeler's fetched images, kept for redraws and the grid
 
@@ -55,8 +74,8 @@ class Desk(Protocol):
     def held_out(self) -> bool:
         """Whether accuracy is measured on held-out labels (no labeled test split)."""
 
-    def review(self, drawing: Drawing) -> Screen[None]:
-        """The review of the run's labels, the most doubtful first (ctrl+r)."""
+    def review(self) -> ReviewSource:
+        """The run's labels to review, the most doubtful first (ctrl+r)."""
 
 
 class LocalDesk:
@@ -87,10 +106,9 @@ class LocalDesk:
         images = self.session.images.loaded
         return images is not None and not images.has_test
 
-    def review(self, drawing: Drawing) -> Screen[None]:
+    def review(self) -> ReviewSource:
         labeler = self.session.oracle.labeler if self.session.oracle is not None else login_name()
-        files = RunFiles(self.session.store, self.config.device, labeler)
-        return ReviewScreen(files, False, drawing)
+        return RunFiles(self.session.store, self.config.device, labeler)
 
 
 class JoinedDesk:
@@ -180,5 +198,5 @@ class JoinedDesk:
     def held_out(self) -> bool:
         return not self._has_test
 
-    def review(self, drawing: Drawing) -> Screen[None]:
-        return ReviewScreen(ServedRun(self.client, self.item_pixels), False, drawing)
+    def review(self) -> ReviewSource:
+        return ServedRun(self.client, self.item_pixels)

@@ -12,8 +12,8 @@ from textual.screen import Screen
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
-from salal_core.run.oracle import SKIP, Answering, NotYours, UndoUnavailable
 
+from ..desk import SKIP, Answering, NotYours, UndoUnavailable
 from ..keys import KeyInput
 from ..status import not_saved_text
 

@@ -16,8 +16,8 @@ from textual.containers import Grid
 from textual.widgets import Footer, Static
 
 from salal_core.events import Query
-from salal_core.run.oracle import Answering
 
+from ..desk import Answering
 from ..graphics import Drawing
 from ..keys import KeyInput, KeyMap
 from ..render import Pixels

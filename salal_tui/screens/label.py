@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -27,7 +27,6 @@ from textual.widgets import Footer, Static
 
 from salal_core.errors import SalalError
 from salal_core.events import Query
-from salal_core.run.oracle import SKIP
 
 from ..bridge import (
     DataLoadedMessage,
@@ -42,6 +41,7 @@ from ..bridge import (
     RoundEndedMessage,
     StepProgressMessage,
 )
+from ..desk import SKIP, Desk
 from ..graphics import Drawing
 from ..keys import KeyInput, KeyMap
 from ..render import Pixels
@@ -60,10 +60,8 @@ from .auto_replay import AutoReplay
 from .grid import GridScreen
 from .help import HelpScreen
 from .quit import QuitScreen
+from .review import ReviewScreen
 from .zoom import ZoomScreen
-
-if TYPE_CHECKING:  # the desk module builds the review screen from this package
-    from ..desk import Desk
 
 MIN_SIZE = (80, 24)
 
@@ -341,7 +339,7 @@ class LabelScreen(AutoReplay):
         """Go over the labels so far, the most doubtful first; back with q."""
         if self.oracle is None:
             return
-        self.app.push_screen(self.desk.review(self.drawing))
+        self.app.push_screen(ReviewScreen(self.desk.review(), False, self.drawing))
 
     # ---------------------------------------------------------------- help and quit
     def action_help(self) -> None:

@@ -16,8 +16,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from salal_core.errors import SalalError
-from salal_core.run.review import Doubt
 
+from ..desk import Doubt
 from ..graphics import Drawing
 from ..keys import KeyMap
 from ..review_source import ReviewSet, ReviewSource

@@ -14,11 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from salal_core.data.skipped import skipped_sentence
-from salal_core.run.agreement import Agreement
-from salal_core.run.reference import reference_for
-from salal_core.run.summary import CurvePoint, RunSummary
-
+from ..desk import Agreement, CurvePoint, RunSummary, reference_for, skipped_sentence
 from ..widgets import CurveChart
 
 
