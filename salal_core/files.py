@@ -1,11 +1,15 @@
-"""Writing a file that a later run reads: whole, or not at all."""
+"""Writing a file that a later run reads: whole, or not at all; and reading a torch file a person
+passed, safely."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import torch
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -38,3 +42,12 @@ def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def read_payload_file(path: Path) -> Any:
+    """`torch.load` of a file that may be anything a person passed: tensors and plain values
+    only (weights_only), and quiet, so that a foreign pickle ends in the caller's one line
+    rather than after torch's warnings about its protocol."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from salal_core.config import RunConfig, SpeedConfig
 from salal_core.errors import SalalError
-from salal_core.learn.model import Net
+
+if TYPE_CHECKING:  # only the annotation: learn/ is above this module
+    from salal_core.learn.model import Net
 
 # torch.compile's code generator; the tests swap in "aot_eager", which traces the same graphs
 # without the minutes of C++ compilation inductor spends on a CPU.

@@ -14,11 +14,11 @@ from salal_core.data import DeviceData
 from salal_core.distributed import sync_batchnorm
 from salal_core.errors import SalalError
 from salal_core.events import Emit, Notice, PhaseChanged
+from salal_core.files import read_payload_file
 from salal_core.learn.inference import evaluate
 from salal_core.learn.model import Net
 from salal_core.learn.train import fit
 from salal_core.learn.watch import CollapseRule
-from salal_core.run.checkpoint import read_payload_file
 from salal_core.runtime import compile_model, memory_format
 
 EVAL_LIMIT_WITHOUT_TEST = 2000

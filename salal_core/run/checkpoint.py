@@ -14,7 +14,6 @@ atomically; a torn one is skipped for the one before it. What it holds:
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +24,7 @@ from salal_core.backbones.catalog import ROTNET
 from salal_core.config import HeadInput
 from salal_core.data.identity import items_digest
 from salal_core.errors import SalalError
-from salal_core.files import atomic_write_bytes
+from salal_core.files import atomic_write_bytes, read_payload_file
 from salal_core.learn.model import Net
 from salal_core.run.stability import StopSet
 from salal_core.run.summary import CurvePoint
@@ -194,15 +193,6 @@ def restore_model(
         "rebuilt on the checkpoint's backbone and trained on every label"
     )
     return Resumed(checkpoint.round, checkpoint.curve[:-1], None, tuple(notices), None)
-
-
-def read_payload_file(path: Path) -> Any:
-    """`torch.load` of a file that may be anything a person passed: tensors and plain values
-    only (weights_only), and quiet, so that a foreign pickle ends in the caller's one line
-    rather than after torch's warnings about its protocol."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def save(folder: Path, name: str, payload: dict[str, Any]) -> Path:

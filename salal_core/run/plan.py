@@ -13,6 +13,7 @@ import torch
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData
 from salal_core.events import Emit
+from salal_core.files import read_payload_file
 from salal_core.learn.model import Net
 from salal_core.learn.pretrain import build_model, start_backbone
 from salal_core.learn.watch import CollapseRule
@@ -20,7 +21,6 @@ from salal_core.run.checkpoint import (
     ModelShape,
     Resumed,
     RoundCheckpoint,
-    read_payload_file,
     restore_model,
 )
 

@@ -18,9 +18,8 @@ from salal_core.cli.options import Subparsers
 from salal_core.config import HEAD_INPUTS, HeadInput
 from salal_core.data.device_data import channel_stats
 from salal_core.errors import SalalError
-from salal_core.files import atomic_write_bytes
+from salal_core.files import atomic_write_bytes, read_payload_file
 from salal_core.learn.model import Net
-from salal_core.run.checkpoint import read_payload_file
 from salal_core.run.contents import OpenedRun
 from salal_core.run.probe_model import PROBE_KIND, ProbeModel, probe_model_of
 
