@@ -4,7 +4,7 @@ A process launched by `torchrun` (or `salal-tui --ranks N`) finds RANK, WORLD_SI
 rendezvous in its environment and joins the group; any other process is a world of one, and
 every helper here is then the identity. The rest of the engine calls these helpers and never
 asks which rank it is, except where rank 0 alone may act: the run directory, the oracle, the
-progress bars (group.py).
+progress bars (run/group.py).
 
 Every rank draws from the same seeded generators. Ranks hold different images (`Shard`), so
 the same draws land on different images, and one seed still reproduces the whole group.

@@ -32,7 +32,7 @@ from salal_core.cli.options import (
 from salal_core.cli.progress import RichProgress
 from salal_core.config_io import load_toml
 from salal_core.errors import SalalError
-from salal_core.parallel import group
+from salal_core.run import group
 from salal_core.runtime import resolve_device
 
 

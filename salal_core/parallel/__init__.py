@@ -1,2 +1,2 @@
-"""More than one process: torch.distributed ranks that follow rank 0, and the engine in a
-child process beside the app."""
+"""The engine in a child process beside the app: spawning it, the pipe between them, and the
+child's own loop (a torchrun group's rank 0 leads from run/group.py)."""

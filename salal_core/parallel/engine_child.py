@@ -27,7 +27,6 @@ from salal_core.config import RunConfig
 from salal_core.config_io import load_toml
 from salal_core.errors import OracleClosed, SalalError
 from salal_core.events import Event, OracleName, Query, fan_out
-from salal_core.parallel import group
 from salal_core.parallel.pipe import (
     Answers,
     Ask,
@@ -42,6 +41,7 @@ from salal_core.parallel.pipe import (
     Unanswered,
     Up,
 )
+from salal_core.run import group
 from salal_core.run.engine import Engine
 from salal_core.run.session import RunRequest
 from salal_core.run.store import RunStore

@@ -7,7 +7,7 @@ child loads, pretrains, fine-tunes and scores. One pipe joins them: events, `ask
 it (PR_SET_PDEATHSIG), and whatever either was writing is as safe as after any SIGKILL.
 
 With `ranks` above one (`salal-tui --ranks N`) the engine is a local torchrun-style group:
-the child on the pipe is rank 0, and N - 1 more children follow it (group.py), each on its own
+the child on the pipe is rank 0, and N - 1 more children follow it (run/group.py), each on its own
 GPU, or as gloo processes on the CPU.
 """
 

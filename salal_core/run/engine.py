@@ -27,7 +27,7 @@ from salal_core.events import (
     RunFinished,
     fan_out,
 )
-from salal_core.parallel import group
+from salal_core.run import group
 from salal_core.run.agreement import measure, people_answers
 from salal_core.run.checkpoint import ModelShape, RoundCheckpoint
 from salal_core.run.contents import OpenedRun

@@ -29,7 +29,7 @@ from salal_core.learn.inputs import (
 from salal_core.learn.learner import Learner, TorchLearner
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe_learner import ProbeLearner
-from salal_core.parallel import group
+from salal_core.run import group
 from salal_core.run.checkpoint import ModelShape, Resumed, RoundCheckpoint, compare_shape
 from salal_core.run.plan import RunPlan, start_model
 from salal_core.run.store import RunStore

@@ -18,7 +18,7 @@ from salal_core.config_checks import validate
 from salal_core.data import DeviceData, load_dataset
 from salal_core.events import EpochEnded, Notice, Recorder, fan_out
 from salal_core.learn.pretrain import PretrainCheckpoint, pretrain
-from salal_core.parallel import group
+from salal_core.run import group
 from salal_core.run.plan import PretrainPlan
 from salal_core.run.store import RunStore
 from salal_core.runtime import compile_notice, cuda_oom_hint, resolve_device, set_up
