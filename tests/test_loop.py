@@ -313,8 +313,7 @@ def test_a_cold_start_run_through_the_real_learner(
 
 
 def test_an_epoch_at_a_uniform_guess_is_at_ln_classes_and_chance() -> None:
-    from salal_core.learn.train import EpochStats
-    from salal_core.learn.watch import at_uniform
+    from salal_core.learn.watch import EpochStats, at_uniform
 
     assert at_uniform(EpochStats(loss=math.log(4), accuracy=0.25, images=100, seconds=1.0), 4)
     assert at_uniform(EpochStats(1.398, 0.256, 100, 1.0), 4)  # the paper recipe, measured

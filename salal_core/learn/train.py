@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -25,22 +24,11 @@ from salal_core.learn.model import Net
 from salal_core.learn.watch import (
     CollapseRule,
     CollapseWatch,
+    EpochStats,
     StepReporter,
     refuse_divergence,
 )
 from salal_core.runtime import autocast, fused_optimizer, mark_step, memory_format
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    loss: float
-    accuracy: float
-    images: int  # images the network saw, rotations counted
-    seconds: float
-
-    @property
-    def images_per_second(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -18,8 +19,20 @@ from salal_core.config import OptimConfig
 from salal_core.errors import Collapsed, Diverged
 from salal_core.events import Emit, Notice, StepProgress, TrainingPhase
 
-if TYPE_CHECKING:
-    from salal_core.learn.train import EpochStats
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch's figures: training reports them, and the watch judges them."""
+
+    loss: float
+    accuracy: float
+    images: int  # images the network saw, rotations counted
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
 
 LONG_PHASE = 3600.0  # seconds: a phase expected to run longer is announced, with the remedy
 ESTIMATE_AFTER = 5  # steps timed before the estimate
