@@ -55,7 +55,8 @@ from ..status import (
     step_text,
 )
 from ..widgets import ClassList, PhaseLine, QueryInfo, RunProgress, TrainingCharts
-from ..widgets.image_pane import ImagePane, image_pane
+from ..widgets.image_pane import ImagePane
+from ..widgets.panes import image_pane
 from .auto_replay import AutoReplay
 from .grid import GridScreen
 from .help import HelpScreen

@@ -23,7 +23,8 @@ from ..keys import KeyMap
 from ..review_source import ReviewSet, ReviewSource
 from ..status import not_saved_text
 from ..widgets import ClassList, PhaseLine
-from ..widgets.image_pane import ImagePane, image_pane
+from ..widgets.image_pane import ImagePane
+from ..widgets.panes import image_pane
 
 # Who gave a label, in words: an accepted guess is told apart from a typed label.
 GIVEN_BY = {

@@ -8,7 +8,8 @@ from textual.screen import ModalScreen
 
 from ..graphics import Drawing
 from ..render import Pixels
-from ..widgets.image_pane import ImagePane, image_pane
+from ..widgets.image_pane import ImagePane
+from ..widgets.panes import image_pane
 
 
 class ZoomScreen(ModalScreen[None]):

@@ -17,7 +17,8 @@ from salal_core.run.oracle import SKIP
 
 from ..graphics import Drawing
 from ..render import Pixels
-from .image_pane import ImagePane, image_pane
+from .image_pane import ImagePane
+from .panes import image_pane
 
 
 @dataclass(frozen=True)

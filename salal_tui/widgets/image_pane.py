@@ -1,13 +1,11 @@
 """Where a screen draws its image: half-blocks (`ImageView`) or real pixels (`PixelView`),
-chosen once, before the app starts, by `graphics.choose_drawing`."""
+chosen once, before the app starts, by `graphics.choose_drawing`; panes.py builds the one it
+chose."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.widget import Widget
 
-from ..graphics import Drawing
 from ..render import Pixels
 
 
@@ -21,14 +19,3 @@ class ImagePane(Widget):
     def prepare(self, pixels: Pixels, caption: str) -> None:
         """Build what showing this image needs, so that showing it next costs nothing."""
         raise NotImplementedError
-
-
-def image_pane(drawing: Drawing, **kwargs: Any) -> ImagePane:
-    """The pane for this drawing: half-blocks, or real pixels."""
-    if drawing == "blocks":
-        from .image_view import ImageView
-
-        return ImageView(**kwargs)
-    from .pixel_view import PixelView
-
-    return PixelView(drawing, **kwargs)
