@@ -61,7 +61,7 @@ for s in $STAGES; do
             --preset "$PRESET" --device "$DEVICE" --no-end-to-end --ablate "$ABLATE"
         ;;
     checks)
-        stage checks 300 $PY -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
+        stage checks 300 $PY -m pytest -q -m gpu -p no:cacheprovider tests/functional/test_gpu.py
         ;;
     run)
         stage "run-$PRESET" 570 $PY -m salal_core.cli run --data "$PACK" --cache-dir "$CACHE" \

@@ -1,6 +1,6 @@
 """salal-tui in a real terminal: xterm, or kitty, on a virtual X display (Xvfb), screenshotted.
 
-Shared by tests/test_real_terminal.py and scripts/screenshots.py (the README's pictures).
+Shared by tests/functional/test_real_terminal.py and scripts/screenshots.py (the README's pictures).
 xterm's default font draws 6x13-pixel cells; `-ti vt340` with 256 colour registers draws sixel
 (its text then has the VT340's 16 colours, so half-blocks are run in xterm's own mode, which
 takes 24-bit colour). xterm sets TERM and drops COLORTERM, so salal-tui is given --color.

@@ -189,7 +189,7 @@ def test_auto_takes_weights_at_hand_and_else_says_how_to_get_them(monkeypatch) -
 
 
 def test_the_docs_name_every_backbone_of_the_catalog() -> None:
-    page = (Path(__file__).resolve().parents[1] / "docs" / "backbones.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "backbones.md").read_text()
     for name in CATALOG:
         assert f"`{name}`" in page, name
 

@@ -22,7 +22,7 @@ from salal_core.cli.main import main
 from salal_core.learn import pretrain
 from salal_core.run.store import RunStore
 
-DRIVER = Path(__file__).parent / "label_driver.py"
+DRIVER = Path(__file__).parents[1] / "label_driver.py"
 
 
 def start(pack: Path, cache: Path, run: Path, resume: bool) -> subprocess.Popen:

@@ -9,7 +9,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # salal_core's parts from the ground up; a part imports only parts on its own row or below.
 # A new module or package of salal_core takes its row here.
