@@ -243,8 +243,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if args.quick:
         args.folders, args.seeds, args.width, args.no_scratch = "300", 2, 4, True
-        # The switch's cross-validation (tested in tests/unit/test_switch.py) would fit each round's
-        # head once a fold and triple the smoke run: its rounds fit the head once.
+        # The switch's cross-validation (tested in tests/functional/test_switch.py) would fit
+        # each round's head once a fold and triple the smoke run: its rounds fit the head once.
         args.cross_validate_from = 0
     console = Console(stderr=True)
     torch.set_num_threads(max(1, torch.get_num_threads()))
