@@ -5,6 +5,7 @@ round each image was labeled in)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -108,9 +109,18 @@ class EngineRun:
 
 
 def engine_run(config: RunConfig, out: Path) -> EngineRun:
-    """One run of the engine, with what the study reads of it."""
+    """One run of the engine, with what the study reads of it. A run on a pretrained backbone
+    (which never fine-tunes) that this study finished before, its summary.json written, is
+    read back instead of run again, so a study stopped part-way carries on; its round times
+    were not kept, and count as unknown."""
     if config.active.epochs_per_round < 2:
         raise SystemExit("the study tells fine-tuning rounds by their epochs: use 2 or more")
+    finished = out / "summary.json"
+    if config.model.backbone != ROTNET and finished.exists():
+        summary = json.loads(finished.read_text())
+        if summary["stop_reason"] in ("budget", "pool empty"):
+            curve = [(p["labeled"], p["test_accuracy"]) for p in summary["curve"]]
+            return EngineRun(curve, [], set())
     timeline = Timeline()
     summary = Engine.for_session(open_session(config, out), timeline).run()
     if summary.stop_reason not in ("budget", "pool empty"):
