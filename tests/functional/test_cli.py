@@ -421,7 +421,7 @@ def test_a_collapsed_pretraining_stops_a_headless_run_and_says_so(
     args[args.index("--preset") + 1] = "paper"
     args[args.index("--pretrain-epochs") + 1] = "10"
     args += ["--pretrain-steps", "200", "--lr", "30"]  # 20 steps an epoch: judged from epoch 5
-    args[args.index("--width") + 1] = "8"
+    args[args.index("--width") + 1] = "4"
     assert main(args) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("salal-core: error: pretrain collapsed: from epoch ")
