@@ -87,6 +87,20 @@ class EpochEnded(Event):
     images_per_second: float
     seconds: float
 
+    @classmethod
+    def head_fit(
+        cls,
+        round_: int,
+        fit: tuple[float, float],
+        held_out: tuple[float, float],
+        images: int,
+        seconds: float,
+    ) -> EpochEnded:
+        """A round that fit a linear head alone: one epoch of fine-tuning, as the charts read
+        it. `fit` and `held_out` are (loss, accuracy)."""
+        rate = images / max(seconds, 1e-9)
+        return cls("finetune", round_, 1, 1, *fit, *held_out, rate, seconds)
+
 
 @dataclass(frozen=True)
 class Query:

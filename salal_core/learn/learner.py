@@ -182,20 +182,8 @@ class TorchLearner:
         )
         test_loss, test_accuracy = self._loss_and_accuracy(held_out, labels)
         seconds = time.perf_counter() - started
-        self.emit(
-            EpochEnded(
-                "finetune",
-                round_,
-                1,
-                1,
-                loss,
-                accuracy,
-                test_loss,
-                test_accuracy,
-                len(indices) / max(seconds, 1e-9),
-                seconds,
-            )
-        )
+        fit, held = (loss, accuracy), (test_loss, test_accuracy)
+        self.emit(EpochEnded.head_fit(round_, fit, held, len(indices), seconds))
         return test_accuracy
 
     def accuracy(self, held_out: np.ndarray | None, labels: np.ndarray) -> float:

@@ -130,20 +130,8 @@ class ProbeLearner:
         train_accuracy = float((probs.argmax(1) == y).float().mean())
         test_loss, test_accuracy = self._loss_and_accuracy(held_out, labels)
         seconds = time.perf_counter() - started
-        self.emit(
-            EpochEnded(
-                "finetune",
-                round_,
-                1,
-                1,
-                loss,
-                train_accuracy,
-                test_loss,
-                test_accuracy,
-                len(indices) / max(seconds, 1e-9),
-                seconds,
-            )
-        )
+        fit, held = (loss, train_accuracy), (test_loss, test_accuracy)
+        self.emit(EpochEnded.head_fit(round_, fit, held, len(indices), seconds))
         return test_accuracy
 
     # ---------------------------------------------------------------- measuring
