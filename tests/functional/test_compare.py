@@ -103,7 +103,10 @@ def test_compare_puts_backbones_side_by_side(
     aubc_rows = {r["strategy"]: r for r in json.loads(captured.out)["aubc"]}
     assert set(aubc_rows) == {"random on rotnet", "random on efficientnet_lite0"}
     assert aubc_rows["random on rotnet"]["diff"] is None  # the arm the others are paired with
-    assert aubc_rows["random on efficientnet_lite0"]["diff"] is not None
+    lite0_row, rotnet_row = aubc_rows["random on efficientnet_lite0"], aubc_rows["random on rotnet"]
+    # Paired by seed over the same seeds: the mean of the differences is the difference of means.
+    assert lite0_row["diff"] == pytest.approx(lite0_row["aubc"] - rotnet_row["aubc"], abs=1e-9)
+    assert lite0_row["diff_low"] <= lite0_row["diff"] <= lite0_row["diff_high"]
     assert "vs random on rotnet" in captured.err
     lite0 = json.loads((out / "random-on-efficientnet_lite0-seed0" / "summary.json").read_text())
     assert lite0["config"]["model"]["backbone"] == "efficientnet_lite0"
