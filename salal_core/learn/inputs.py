@@ -11,6 +11,7 @@ head no worse than it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch.nn import functional as F
@@ -24,6 +25,10 @@ from salal_core.learn.train import prepare
 
 PIXELS = "pixels"
 ROTNET = "rotnet"
+# The selectors' distances read this many principal components of an input: k-means and
+# k-center cost grow with the dimension, and a pretrained embedding has 384 to 2,048 of them
+# (pixels 3,072), while the pool's coarse structure, which clustering finds, lies in the first.
+DISTANCE_DIMS = 128
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,30 @@ class HeadFeatures:
         return int(self.train.shape[1])
 
     def distances(self, rows: torch.Tensor) -> torch.Tensor:
-        """Unit-length rows for the selectors' distances (typiclust, k-center, badge's seeds)."""
-        return F.normalize(self.train[rows], dim=1)
+        """Unit-length rows for the selectors' distances (typiclust, k-center, badge's seeds),
+        on the pool's first `DISTANCE_DIMS` principal components."""
+        return self._principal[rows]
+
+    @cached_property
+    def _principal(self) -> torch.Tensor:
+        """(N, min(D, DISTANCE_DIMS)) unit rows: computed on first use, as only the input the
+        head reads is ever clustered."""
+        axes = principal_axes(self.train, DISTANCE_DIMS)
+        return F.normalize(self.train if axes is None else self.train @ axes, dim=1)
+
+
+def principal_axes(x: torch.Tensor, dims: int) -> torch.Tensor | None:
+    """(D, dims) the leading principal axes of centred rows `x` (N, D), or None where D is no
+    more than `dims`. A randomized SVD (Halko et al., 2011: a range found by a seeded Gaussian
+    sketch and two power iterations), so a 50,000-image pool costs seconds, not a full SVD."""
+    if x.shape[1] <= dims:
+        return None
+    sketch = torch.randn(x.shape[1], dims + 10, generator=torch.Generator().manual_seed(0))
+    basis = torch.linalg.qr(x @ sketch.to(x))[0]
+    for _ in range(2):  # power iterations sharpen the range where the spectrum decays slowly
+        basis = torch.linalg.qr(x @ (x.T @ basis))[0]
+    right: torch.Tensor = torch.linalg.svd(basis.T @ x, full_matrices=False).Vh
+    return right[:dims].T
 
 
 def pixel_features(data: DeviceData) -> HeadFeatures:

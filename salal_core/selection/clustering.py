@@ -13,8 +13,10 @@ CHUNK = 8192  # rows of a distance matrix computed at once: bounds memory on lar
 # Past this much work (points x clusters x dimensions), k-means is seeded and iterated on a
 # random sample of SAMPLE_PER_CLUSTER points a cluster (scikit-learn's MiniBatchKMeans seeds
 # from 3k points too), then every point is assigned once: 2,500 clusters of 50,000 points in
-# seconds on two CPU cores instead of many minutes, at a small cost in inertia (BENCHMARKS.md).
-EXACT_WORK = 2e9
+# seconds on two CPU cores instead of many minutes, at a small cost in inertia and none
+# measured in typiclust's curve (BENCHMARKS.md). The exact path, four restarts, costs about
+# a second on two cores at this much work (5,000 points, 160 clusters, 128 dimensions).
+EXACT_WORK = 2e8
 SAMPLE_PER_CLUSTER = 3
 
 
