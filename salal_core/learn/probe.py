@@ -17,9 +17,8 @@ from salal_core.runtime import one_thread
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)  # per-label-mean penalty on the standardized weights
 FOLDS = 5
 MAX_ITERATIONS = 100
-# A cross-validation fit only has to rank its held-out labels: they settle well before the
-# loss's last digits do (on the 5,000-image slice, the same strengths and the same accuracy
-# within a label or two of 600, at half the time, on Lite0's features and on pixels).
+# A cross-validation fit only has to rank its held-out labels, which settle well before the
+# loss's last digits do; on weak penalties the full 100 steps cost twice the time.
 FOLD_ITERATIONS = 50
 # Past curvature pairs L-BFGS keeps: scipy's default. The problems are small, so a step's cost
 # is mostly the two-loop recursion over this history, not the arithmetic of the loss.
