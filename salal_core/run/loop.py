@@ -9,7 +9,6 @@ names each position's image for the journal.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from salal_core.events import Emit, LabelsAdded, Notice, PhaseChanged, Query, Qu
 from salal_core.learn.learner import Learner
 from salal_core.run.labels import LabelState
 from salal_core.run.oracle import Oracle
-from salal_core.run.stability import StopSet, is_stable, kappa_between
+from salal_core.run.stability import StopSet, is_flat, is_stable
 from salal_core.run.summary import AccuracySource, CurvePoint, StopReason
 from salal_core.selection import acquire
 from salal_core.selection.pool import Pool, PoolPart
@@ -282,15 +281,14 @@ class ActiveLoop:
         kappa against the last round's (NaN when there is none)."""
         if self.stop_set is None:
             self.stop_set = StopSet.draw(self.item_ids, self.priority, ~self.state.labeled_mask)
-        position = {int(item): p for p, item in enumerate(self.item_ids)}
-        present = [i for i, item in enumerate(self.stop_set.items) if item in position]
-        predictions = np.full(len(self.stop_set.items), -1, dtype=np.int64)
-        if present:
-            positions = np.array([position[self.stop_set.items[i]] for i in present])
+
+        def predict(positions: np.ndarray) -> np.ndarray:
             probs = self.learner.pool_pass(positions, ()).probabilities.mean(0)
-            predictions[present] = probs.argmax(1).cpu().numpy()
-        kappa = kappa_between(self.stop_set.predictions, predictions, self.learner.num_classes)
-        self.stop_set = StopSet(self.stop_set.items, tuple(int(p) for p in predictions))
+            return np.asarray(probs.argmax(1).cpu().numpy())
+
+        self.stop_set, kappa = self.stop_set.advance(
+            self.item_ids, predict, self.learner.num_classes
+        )
         return kappa
 
     def take_corrections(self) -> None:
@@ -312,10 +310,6 @@ class ActiveLoop:
         return self.config.active.stop_when_stable and is_stable([p.kappa for p in self.curve])
 
     def flat(self) -> bool:
-        """--stop-when-flat R: the best accuracy of the last R rounds is no better than the
-        best before them (rounds with nothing to measure on do not count)."""
-        rounds = self.config.active.stop_when_flat
-        measured = [p.test_accuracy for p in self.curve if not math.isnan(p.test_accuracy)]
-        if not rounds or len(measured) <= rounds:
-            return False
-        return max(measured[-rounds:]) <= max(measured[:-rounds])
+        """--stop-when-flat R: the accuracy curve has gone flat (stability.py)."""
+        accuracies = [p.test_accuracy for p in self.curve]
+        return is_flat(accuracies, self.config.active.stop_when_flat)

@@ -1,4 +1,5 @@
-"""Stop when the predictions stop changing (Bloodgood and Vijay-Shanker, CoNLL 2009).
+"""The stop rules: when the predictions stop changing (Bloodgood and Vijay-Shanker, CoNLL
+2009), or when the accuracy curve has gone flat.
 
 Each round the model predicts a fixed stop set of images that were unlabeled when it was drawn;
 Cohen's kappa between this round's predictions and the last round's says how much the model
@@ -9,7 +10,7 @@ KappaAverage defaults), more labels are unlikely to change what the model says.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,23 @@ class StopSet:
         chosen = candidates[np.argsort(priority[candidates], kind="stable")[:STOP_SET_SIZE]]
         items = tuple(int(i) for i in item_ids[np.sort(chosen)])
         return cls(items, (-1,) * len(items))
+
+    def advance(
+        self,
+        item_ids: np.ndarray,
+        predict: Callable[[np.ndarray], np.ndarray],
+        classes: int,
+    ) -> tuple[StopSet, float]:
+        """This round's predictions of the images still in the pool's source (`predict`:
+        positions -> classes), kept for the next round, and Cohen's kappa against the last
+        round's (NaN when there is none)."""
+        position = {int(item): p for p, item in enumerate(item_ids)}
+        present = [i for i, item in enumerate(self.items) if item in position]
+        predictions = np.full(len(self.items), -1, dtype=np.int64)
+        if present:
+            predictions[present] = predict(np.array([position[self.items[i]] for i in present]))
+        kappa = kappa_between(self.predictions, predictions, classes)
+        return StopSet(self.items, tuple(int(p) for p in predictions)), kappa
 
 
 def cohen_kappa(first: np.ndarray, second: np.ndarray, classes: int) -> float:
@@ -68,3 +86,12 @@ def is_stable(kappas: Sequence[float]) -> bool:
     if len(recent) < STABLE_ROUNDS or any(math.isnan(k) for k in recent):
         return False
     return sum(recent) / STABLE_ROUNDS >= STABLE_KAPPA
+
+
+def is_flat(accuracies: Sequence[float], rounds: int) -> bool:
+    """--stop-when-flat R: the best accuracy of the last R rounds is no better than the best
+    before them (rounds with nothing to measure on do not count; R = 0: never)."""
+    measured = [a for a in accuracies if not math.isnan(a)]
+    if not rounds or len(measured) <= rounds:
+        return False
+    return max(measured[-rounds:]) <= max(measured[:-rounds])

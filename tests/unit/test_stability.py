@@ -1,4 +1,4 @@
-"""Stop when the predictions stop changing: Cohen's kappa by hand, the stop rule and the stop
+"""The stop rules: Cohen's kappa by hand, the stable and flat rules, and the stop
 set (the loop and resume tests run them in a run)."""
 
 from __future__ import annotations
@@ -8,7 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from salal_core.run.stability import STOP_SET_SIZE, StopSet, cohen_kappa, is_stable, kappa_between
+from salal_core.run.stability import (
+    STOP_SET_SIZE,
+    StopSet,
+    cohen_kappa,
+    is_flat,
+    is_stable,
+    kappa_between,
+)
 
 
 def test_kappa_by_hand() -> None:
@@ -43,3 +50,27 @@ def test_the_stop_set_is_drawn_from_unlabeled_images_by_priority() -> None:
     expected = np.sort(np.flatnonzero(unlabeled)[np.argsort(priority[unlabeled])][:STOP_SET_SIZE])
     assert list(drawn.items) == (expected + 7).tolist()
     assert set(drawn.predictions) == {-1}
+
+
+def test_flat_means_the_last_rounds_beat_nothing_before_them() -> None:
+    nan = float("nan")
+    assert is_flat([0.3, 0.5, 0.4, 0.5], 2)  # 0.5 again is no better
+    assert not is_flat([0.3, 0.5, 0.4, 0.51], 2)
+    assert not is_flat([0.3, 0.5, 0.4], 3)  # nothing before the last three
+    assert is_flat([0.3, nan, 0.5, nan, 0.4, 0.45], 2)  # unmeasured rounds do not count
+    assert not is_flat([0.5, 0.4, 0.3], 0)  # 0: the rule is off
+
+
+def test_advancing_the_stop_set_predicts_the_images_still_there_and_measures_kappa() -> None:
+    before = StopSet((10, 11, 12, 13), (0, 1, 1, -1))
+    item_ids = np.array([13, 99, 12, 11])  # item 10 has left the source; positions moved
+    asked: list[list[int]] = []
+
+    def predict(positions: np.ndarray) -> np.ndarray:
+        asked.append(positions.tolist())
+        return np.array([{3: 1, 2: 1, 0: 0}[int(p)] for p in positions])
+
+    after, kappa = before.advance(item_ids, predict, 2)
+    assert asked == [[3, 2, 0]]  # items 11, 12, 13, by position
+    assert after == StopSet((10, 11, 12, 13), (-1, 1, 1, 0))
+    assert kappa == 1.0  # items 11 and 12, predicted in both rounds, agree
