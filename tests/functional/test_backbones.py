@@ -311,3 +311,15 @@ def test_every_strategy_selects_on_a_heads_features(name: str) -> None:
         gen,
     )
     assert len(set(chosen.tolist())) == 5 and len(scores) == 5
+
+
+def test_the_first_image_benchmark_times_a_cold_and_a_cached_start(synthetic_pack: Path) -> None:
+    """The person's default on real Lite0 weights: the first image comes before the engine is
+    ready to fit, on the first start (which embeds) as on the second (which reads the cache)."""
+    report = load_benchmark("first_image").main(["--pack", str(synthetic_pack), "--images", "80"])
+    first, second = report["starts"]["first"], report["starts"]["second"]
+    assert first["backbone"] == second["backbone"] == "efficientnet_lite0"
+    assert first["embedding_pass_seconds"] > 0 and second["embedding_pass_seconds"] == 0.0
+    assert first["first_image_seconds"] < first["embedding_began_seconds"]
+    for start in (first, second):
+        assert 0 < start["first_image_seconds"] <= start["ready_seconds"]

@@ -1,0 +1,152 @@
+"""How long a person waits for the first image on a folder of unlabeled photos, against how long
+the pretrained backbone's embedding pass takes: the first start (nothing cached) and a second
+one (decoded images and features cached).
+
+The person's default as `salal-tui --data FOLDER --classes ...` builds it (no --preset: the
+`auto` backbone, Lite0 where `salal[lite0]` is installed), on the CPU, in this process. The
+clock starts as the session opens, before the engine loads anything; the engine is stopped once
+it is ready and waits for answers (the images loaded, their features in, the seeded samples
+asked), which is when the head can first be fit. A flat folder of the pack's training images
+stands in for the photos (their class names are given, their labels are not).
+
+    python benchmarks/first_image.py --pack ../shared/datasets/cifar10-jpeg.tar.gz --images 1000
+
+Prints a table on stderr and the figures as JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from folder_cuts import cut_pack
+from salal_core.cli.options import human_defaults
+from salal_core.config import preset, with_overrides
+from salal_core.events import EmbeddingProgress, Event, PhaseChanged, QueryReady, RunFinished
+from salal_core.run.engine import Engine
+from salal_core.run.factory import open_session
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+WAIT = 1800.0  # seconds: the slowest backbone on 2 cores embeds a few thousand images in minutes
+
+
+class Timeline:
+    """The engine's events with the seconds since the session opened."""
+
+    def __init__(self) -> None:
+        self.opened = time.perf_counter()
+        self.events: list[tuple[float, Event]] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, event: Event) -> None:
+        with self.changed:
+            self.events.append((time.perf_counter() - self.opened, event))
+            self.changed.notify_all()
+
+    def first(self, kind: type[Event], **fields: object) -> float | None:
+        for when, event in self.events:
+            if isinstance(event, kind) and all(getattr(event, k) == v for k, v in fields.items()):
+                return when
+        return None
+
+
+def flat_folder(pack: Path, out: Path, images: int) -> tuple[Path, list[str]]:
+    """`images` of the pack's training images in one folder, no class folders; the class names."""
+    cut = cut_pack(pack, out / "cut", images // 10, 10)
+    flat = out / "photos"
+    classes = sorted(p.name for p in (cut / "train").iterdir())
+    if not flat.exists():
+        flat.mkdir(parents=True)
+        for source in sorted((cut / "train").glob("*/*")):
+            shutil.copy(source, flat / f"{source.parent.name}-{source.name}")
+    return flat, classes
+
+
+def start_once(folder: Path, classes: list[str], cache: Path, run_dir: Path) -> dict[str, Any]:
+    """One session from opening until the engine waits for answers: when each thing came."""
+    base = preset("cpu")
+    config = with_overrides(
+        base,
+        {
+            **human_defaults(base),
+            "model.backbone": "auto",
+            "device": "cpu",
+            "data.source": str(folder),
+            "data.cache_dir": str(cache),
+        },
+    )
+    timeline = Timeline()
+
+    def ready() -> bool:
+        return timeline.first(PhaseChanged, phase="waiting") is not None
+
+    session = open_session(config, run_dir, oracle="human", class_names=classes)
+    engine = Engine.for_session(session, timeline)
+    thread = threading.Thread(target=engine.run, daemon=True)
+    thread.start()
+    try:
+        with timeline.changed:
+            if not timeline.changed.wait_for(ready, WAIT):
+                raise SystemExit("the engine was not ready in time")
+    finally:
+        engine.stop()
+        thread.join(WAIT)
+    passes = [e for _, e in timeline.events if isinstance(e, EmbeddingProgress)]
+    (finished,) = [e for _, e in timeline.events if isinstance(e, RunFinished)]
+    return {
+        "backbone": finished.summary.config.model.backbone,  # what `auto` chose
+        "embedding_pass_seconds": passes[-1].seconds if passes else 0.0,  # 0: from the cache
+        "embedding_began_seconds": timeline.first(EmbeddingProgress, done=0),
+        "first_image_seconds": timeline.first(QueryReady),
+        "ready_seconds": timeline.first(PhaseChanged, phase="waiting"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pack", type=Path, default=PACK)
+    p.add_argument("--images", type=int, default=1000, help="photos in the folder")
+    p.add_argument("--out", type=Path, help="where the folder is cut (default: a temporary one)")
+    args = p.parse_args(argv)
+    console = Console(stderr=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = (args.out or Path(scratch)).resolve()
+        folder, classes = flat_folder(args.pack, out, args.images)
+        cache = Path(scratch) / "cache"  # fresh: the first start decodes and embeds
+        starts = {
+            which: start_once(folder, classes, cache, Path(scratch) / f"run-{which}")
+            for which in ("first", "second")
+        }
+    table = Table(title=f"{args.images} photos: seconds from the session opening")
+    for column in ("start", "backbone", "first image", "embedding pass", "ready to fit"):
+        table.add_column(column, justify="right" if column != "start" else "left")
+    for which, start in starts.items():
+        seconds = start["embedding_pass_seconds"]
+        table.add_row(
+            which,
+            start["backbone"],
+            f"{start['first_image_seconds']:.1f}",
+            f"{seconds:.1f}" if seconds else "cached",
+            f"{start['ready_seconds']:.1f}",
+        )
+    console.print(table)
+    report = {"images": args.images, "starts": starts}
+    json.dump(report, sys.stdout)
+    print()
+    return report
+
+
+if __name__ == "__main__":
+    main()
