@@ -2,8 +2,9 @@
 the pretrained backbone's embedding pass takes: the first start (nothing cached) and a second
 one (decoded images and features cached).
 
-The person's default as `salal-tui --data FOLDER --classes ...` builds it (no --preset: the
-`auto` backbone, Lite0 where `salal[lite0]` is installed), on the CPU, in this process. The
+The session is opened by the factory `salal-tui --data FOLDER --classes ...` opens it through,
+with a person's defaults (no --preset: the `auto` backbone, Lite0 where `salal[lite0]` is
+installed), on the CPU, in this process. The
 clock starts as the session opens, before the engine loads anything; the engine is stopped once
 it is ready and waits for answers (the images loaded, their features in, the seeded samples
 asked), which is when the head can first be fit. A flat folder of the pack's training images
@@ -20,6 +21,7 @@ import argparse
 import json
 import shutil
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -31,11 +33,10 @@ from rich.console import Console
 from rich.table import Table
 
 from folder_cuts import cut_pack
-from salal_core.cli.options import human_defaults
-from salal_core.config import preset, with_overrides
+from salal_core.cli.main import build_parser
+from salal_core.cli.options import session_from_args
 from salal_core.events import EmbeddingProgress, Event, PhaseChanged, QueryReady, RunFinished
 from salal_core.run.engine import Engine
-from salal_core.run.factory import open_session
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT.parent / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
@@ -63,10 +64,14 @@ class Timeline:
 
 
 def flat_folder(pack: Path, out: Path, images: int) -> tuple[Path, list[str]]:
-    """`images` of the pack's training images in one folder, no class folders; the class names."""
-    cut = cut_pack(pack, out / "cut", images // 10, 10)
-    flat = out / "photos"
-    classes = sorted(p.name for p in (cut / "train").iterdir())
+    """About `images` of the pack's training images, as many of each class, in one folder with
+    no class folders; the class names."""
+    with tarfile.open(pack) as tar:
+        names = [Path(i.name).parts for i in tar if i.isfile()]
+        classes = sorted({parts[-2] for parts in names if len(parts) >= 3})
+    per_class = max(1, images // len(classes))
+    cut = cut_pack(pack, out / f"cut-{per_class}", per_class, len(classes))
+    flat = out / f"photos-{per_class * len(classes)}"
     if not flat.exists():
         flat.mkdir(parents=True)
         for source in sorted((cut / "train").glob("*/*")):
@@ -76,23 +81,14 @@ def flat_folder(pack: Path, out: Path, images: int) -> tuple[Path, list[str]]:
 
 def start_once(folder: Path, classes: list[str], cache: Path, run_dir: Path) -> dict[str, Any]:
     """One session from opening until the engine waits for answers: when each thing came."""
-    base = preset("cpu")
-    config = with_overrides(
-        base,
-        {
-            **human_defaults(base),
-            "model.backbone": "auto",
-            "device": "cpu",
-            "data.source": str(folder),
-            "data.cache_dir": str(cache),
-        },
-    )
+    command = ["run", "--data", str(folder), "--classes", ",".join(classes), "--device", "cpu"]
+    command += ["--cache-dir", str(cache), "--out", str(run_dir)]
     timeline = Timeline()
 
     def ready() -> bool:
         return timeline.first(PhaseChanged, phase="waiting") is not None
 
-    session = open_session(config, run_dir, oracle="human", class_names=classes)
+    session = session_from_args(build_parser().parse_args(command), oracle="human")
     engine = Engine.for_session(session, timeline)
     thread = threading.Thread(target=engine.run, daemon=True)
     thread.start()
@@ -124,12 +120,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch:
         out = (args.out or Path(scratch)).resolve()
         folder, classes = flat_folder(args.pack, out, args.images)
+        photos = len(list(folder.iterdir()))
         cache = Path(scratch) / "cache"  # fresh: the first start decodes and embeds
         starts = {
             which: start_once(folder, classes, cache, Path(scratch) / f"run-{which}")
             for which in ("first", "second")
         }
-    table = Table(title=f"{args.images} photos: seconds from the session opening")
+    table = Table(title=f"{photos} photos: seconds from the session opening")
     for column in ("start", "backbone", "first image", "embedding pass", "ready to fit"):
         table.add_column(column, justify="right" if column != "start" else "left")
     for which, start in starts.items():
@@ -142,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"{start['ready_seconds']:.1f}",
         )
     console.print(table)
-    report = {"images": args.images, "starts": starts}
+    report = {"images": photos, "starts": starts}
     json.dump(report, sys.stdout)
     print()
     return report

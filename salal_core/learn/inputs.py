@@ -44,7 +44,8 @@ class HeadFeatures:
     @classmethod
     def standardized(cls, name: str, train: torch.Tensor, test: torch.Tensor) -> HeadFeatures:
         mean = train.mean(0)
-        std = train.std(0).nan_to_num(1.0).clamp_min(1e-6)  # one image: no spread to divide by
+        # One image has no spread to divide by (and torch warns that it cannot measure one).
+        std = train.std(0).clamp_min(1e-6) if len(train) > 1 else torch.ones_like(mean)
         return cls(name, standardize(train, mean, std), standardize(test, mean, std), mean, std)
 
     @property
@@ -52,21 +53,22 @@ class HeadFeatures:
         return int(self.train.shape[1])
 
     def distances(self, rows: torch.Tensor) -> torch.Tensor:
-        """Unit-length rows for the selectors' distances (typiclust, k-center, badge's seeds),
-        on the pool's first `DISTANCE_DIMS` principal components."""
+        """Unit-length rows for the selectors' distances (typiclust, coreset, cluster_margin,
+        the cold start), on the pool's first `DISTANCE_DIMS` principal components."""
         return self._principal[rows]
 
     @cached_property
     def _principal(self) -> torch.Tensor:
-        """(N, min(D, DISTANCE_DIMS)) unit rows: computed on first use, as only the input the
-        head reads is ever clustered."""
+        """(N, at most DISTANCE_DIMS) unit rows (fewer where the pool has fewer images or the
+        input fewer dimensions): computed on first use, as only the input the head reads is
+        ever clustered."""
         axes = principal_axes(self.train, DISTANCE_DIMS)
         return F.normalize(self.train if axes is None else self.train @ axes, dim=1)
 
 
 def principal_axes(x: torch.Tensor, dims: int) -> torch.Tensor | None:
-    """(D, dims) the leading principal axes of centred rows `x` (N, D), or None where D is no
-    more than `dims`. A randomized SVD (Halko et al., 2011: a range found by a seeded Gaussian
+    """(D, min(dims, N)) the leading principal axes of centred rows `x` (N, D), or None where D
+    is no more than `dims`. A randomized SVD (Halko et al., 2011: a range found by a seeded Gaussian
     sketch and two power iterations), so a 50,000-image pool costs seconds, not a full SVD."""
     if x.shape[1] <= dims:
         return None

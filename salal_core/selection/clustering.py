@@ -15,7 +15,7 @@ CHUNK = 8192  # rows of a distance matrix computed at once: bounds memory on lar
 # from 3k points too), then every point is assigned once: 2,500 clusters of 50,000 points in
 # seconds on two CPU cores instead of many minutes, at a small cost in inertia and none
 # measured in typiclust's curve (BENCHMARKS.md). The exact path, four restarts, costs about
-# a second on two cores at this much work (5,000 points, 160 clusters, 128 dimensions).
+# a second on two cores at half this much work (5,000 points, 160 clusters, 128 dimensions).
 EXACT_WORK = 2e8
 SAMPLE_PER_CLUSTER = 3
 

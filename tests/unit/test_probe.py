@@ -18,9 +18,10 @@ def blobs(n: int, dim: int, classes: int, seed: int = 0) -> tuple[torch.Tensor, 
     return centers[y] + 1.5 * torch.randn(n, dim, generator=g), y
 
 
-def test_cross_validation_in_each_folds_basis_counts_what_the_full_space_fits_get_right() -> None:
-    """With fewer labels than features each fold is solved in its labeled rows' basis, the
-    held-out rows moved into it; they must be right exactly where the full-space fit is."""
+def test_cross_validation_in_each_folds_basis_counts_what_each_folds_own_fit_gets_right() -> None:
+    """With fewer labels than features each fold is solved once in its labeled rows' basis for
+    the whole path of strengths, the held-out rows moved into it; they must be right exactly
+    where a fit of that fold alone, predicting in the features' own coordinates, is."""
     x, y = blobs(40, 300, 4)
     l2, accuracy = probe.cross_validate(x, y, 4)
     fold = torch.arange(40) % probe.FOLDS
@@ -66,3 +67,33 @@ def test_distances_are_unit_rows_on_the_leading_components_and_keep_the_clusters
         assert len(set(y[assign == c].tolist())) == 1
     narrow = HeadFeatures.standardized("narrow", x[:, :20], x[:10, :20])
     assert narrow.distances(rows).shape == (600, 20)  # below DISTANCE_DIMS: as they are
+
+
+def test_each_committee_member_reaches_its_own_optimum() -> None:
+    """K members, each on its own Poisson weights, fit at once: at the result, autograd's
+    gradient of every member's own penalised loss is zero, so no member's data leaks into
+    another's (the loss and gradient are written by hand for (K, N, C) at once)."""
+    x, y = blobs(60, 8, 3, seed=3)
+    generator = torch.Generator().manual_seed(0)
+    w = probe.fit_probe(x, y, 3, generator, members=3, l2=0.1)
+    assert w.shape == (3, 9, 3)
+    assert not torch.allclose(w[0], w[1])  # bootstrap members differ
+    # The same draw as fit_probe's: each member's weight of each label.
+    weights = torch.poisson(torch.ones(3, 60), generator=torch.Generator().manual_seed(0))
+    for k in range(3):
+        member = w[k].clone().requires_grad_(True)
+        logits = torch.cat([x, torch.ones(60, 1)], 1) @ member
+        share = weights[k] / weights[k].sum()
+        loss = -(logits.log_softmax(1)[torch.arange(60), y] * share).sum()
+        loss = loss + 0.1 * member[:-1].pow(2).sum()  # the bias row is not penalised
+        (gradient,) = torch.autograd.grad(loss, member)
+        assert gradient.abs().max() < 1e-3
+
+
+def test_distances_of_a_small_pool_have_as_many_components_as_images() -> None:
+    x, _ = blobs(50, 300, 5, seed=4)
+    distances = HeadFeatures.standardized("wide", x, x[:5]).distances(torch.arange(50))
+    assert distances.shape == (50, 50)  # 50 images span at most 50 directions
+    assert torch.allclose(distances.norm(dim=1), torch.ones(50), atol=1e-5)
+    one = HeadFeatures.standardized("one", x[:1], x[:1]).distances(torch.arange(1))
+    assert one.shape[0] == 1 and bool(torch.isfinite(one).all())  # no spread, no NaN

@@ -58,19 +58,26 @@ def test_flat_means_the_last_rounds_beat_nothing_before_them() -> None:
     assert not is_flat([0.3, 0.5, 0.4, 0.51], 2)
     assert not is_flat([0.3, 0.5, 0.4], 3)  # nothing before the last three
     assert is_flat([0.3, nan, 0.5, nan, 0.4, 0.45], 2)  # unmeasured rounds do not count
+    assert not is_flat([nan, nan, 0.4], 2)  # one measured round: nothing to compare with
     assert not is_flat([0.5, 0.4, 0.3], 0)  # 0: the rule is off
 
 
 def test_advancing_the_stop_set_predicts_the_images_still_there_and_measures_kappa() -> None:
-    before = StopSet((10, 11, 12, 13), (0, 1, 1, -1))
-    item_ids = np.array([13, 99, 12, 11])  # item 10 has left the source; positions moved
+    before = StopSet((10, 11, 12, 13, 14, 15, 16), (0, 1, 1, -1, 0, 0, 1))
+    # Item 10 has left the source; the rest sit at other positions than before.
+    item_ids = np.array([13, 99, 12, 11, 16, 15, 14])
     asked: list[list[int]] = []
+    new_class = {3: 1, 2: 0, 0: 0, 6: 0, 5: 0, 4: 1}  # position -> this round's prediction
 
     def predict(positions: np.ndarray) -> np.ndarray:
         asked.append(positions.tolist())
-        return np.array([{3: 1, 2: 1, 0: 0}[int(p)] for p in positions])
+        return np.array([new_class[int(p)] for p in positions])
 
     after, kappa = before.advance(item_ids, predict, 2)
-    assert asked == [[3, 2, 0]]  # items 11, 12, 13, by position
-    assert after == StopSet((10, 11, 12, 13), (-1, 1, 1, 0))
-    assert kappa == 1.0  # items 11 and 12, predicted in both rounds, agree
+    assert asked == [[3, 2, 0, 6, 5, 4]]  # items 11 to 16, by their positions now
+    assert after == StopSet((10, 11, 12, 13, 14, 15, 16), (-1, 1, 0, 0, 0, 0, 1))
+    # Items 11, 12, 14, 15, 16 were predicted in both rounds: before 1,1,0,0,1, now 1,0,0,0,1.
+    assert kappa == pytest.approx(
+        cohen_kappa(np.array([1, 1, 0, 0, 1]), np.array([1, 0, 0, 0, 1]), 2)
+    )
+    assert 0 < kappa < 1
