@@ -323,3 +323,13 @@ def test_the_first_image_benchmark_times_a_cold_and_a_cached_start(synthetic_pac
     assert first["first_image_seconds"] < first["embedding_began_seconds"]
     for start in (first, second):
         assert 0 < start["first_image_seconds"] <= start["ready_seconds"]
+
+
+def test_the_first_image_benchmark_times_the_app_itself(synthetic_pack: Path) -> None:
+    """`--app` drives salal-tui headless until its label screen draws an image, twice."""
+    report = load_benchmark("first_image").main(
+        ["--pack", str(synthetic_pack), "--images", "40", "--app"]
+    )
+    assert report["app"] and report["import_seconds"] > 0
+    assert set(report["starts"]) == {"first", "second"}
+    assert all(start["first_image_seconds"] > 0 for start in report["starts"].values())
