@@ -149,7 +149,7 @@ class RoundEnded(Event):
     pool_size: int
     gained: float  # accuracy minus the round before's (NaN for the first round)
     kappa: float  # agreement with the round before's predictions (NaN: none; stability.py)
-    head_input: str = ""  # what the round's head read (a backbone, rotnet or pixels)
+    head_input: str = ""  # what the round's head read: a backbone, rotnet, pixels, or "a+b"
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,14 @@ do not), and each is a candidate the probe learner cross-validates on the labels
 
 Raw pixels are always a candidate: logistic regression on them is the simplest baseline there
 is, so a folder where the backbone's features do not help (grayscale digits, say) still gets a
-head no worse than it.
+head no worse than it. So is every input at once (`combined`): on the digits, the backbone's
+features beside the pixels beat the pixels alone at every label count measured (BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -25,6 +28,7 @@ from salal_core.learn.train import prepare
 
 PIXELS = "pixels"
 ROTNET = "rotnet"
+JOIN = "+"  # the combined input's name: its parts' names, joined
 # The selectors' distances read this many principal components of an input: k-means and
 # k-center cost grow with the dimension, and a pretrained embedding has 384 to 2,048 of them
 # (pixels 3,072), while the pool's coarse structure, which clustering finds, lies in the first.
@@ -64,6 +68,38 @@ class HeadFeatures:
         ever clustered."""
         axes = principal_axes(self.train, DISTANCE_DIMS)
         return F.normalize(self.train if axes is None else self.train @ axes, dim=1)
+
+
+@dataclass(frozen=True)
+class CombinedFeatures(HeadFeatures):
+    """Every input side by side (`combined`), with the parts it was made of."""
+
+    parts: tuple[HeadFeatures, ...]
+
+    def distances(self, rows: torch.Tensor) -> torch.Tensor:
+        """The first part's (the backbone's): the head reads every input as a hedge on few
+        labels, but the pool's clusters are the backbone's to find. On the side-by-side rows,
+        or on each part's rows in equal shares, typiclust's picks cost the 5,000 pack images
+        7 points at 20 labels (BENCHMARKS.md)."""
+        return self.parts[0].distances(rows)
+
+
+def combined(parts: Sequence[HeadFeatures]) -> CombinedFeatures:
+    """Every input side by side, each standardized part scaled to the same share of a row's
+    length (the row as long as the first part's alone, so the head's L2 strengths mean what they
+    mean for it): without the scaling, 3,072 pixel columns would outweigh 1,280 of a backbone.
+    The scale is folded into `std`, so standardizing the parts' raw features side by side gives
+    these rows again, as an exported model does."""
+    first = parts[0].dim
+    scales = [math.sqrt(first / (len(parts) * part.dim)) for part in parts]
+    return CombinedFeatures(
+        JOIN.join(part.name for part in parts),
+        torch.cat([part.train * scale for part, scale in zip(parts, scales, strict=True)], 1),
+        torch.cat([part.test * scale for part, scale in zip(parts, scales, strict=True)], 1),
+        torch.cat([part.mean for part in parts]),
+        torch.cat([part.std / scale for part, scale in zip(parts, scales, strict=True)]),
+        tuple(parts),
+    )
 
 
 def principal_axes(x: torch.Tensor, dims: int) -> torch.Tensor | None:

@@ -9,6 +9,8 @@ cross-validation on the labels themselves.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
@@ -59,19 +61,32 @@ def probe_probs(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def choose_l2(x: torch.Tensor, y: torch.Tensor, classes: int) -> float:
     """The L2 strength of `L2_GRID` with the best k-fold accuracy (ties: the stronger one,
     which is the safer bet on few labels)."""
-    return cross_validate(x, y, classes)[0]
+    return cross_validate(x, y, classes).l2
 
 
-def cross_validate(x: torch.Tensor, y: torch.Tensor, classes: int) -> tuple[float, float]:
-    """(the best L2 strength of `L2_GRID`, its k-fold accuracy on these labels; ties: the
-    stronger one, the safer bet on few labels). Folds are the labels in order, dealt
-    round-robin, so a class's labels spread over the folds; with fewer than two labels there is
-    nothing to hold out (accuracy NaN)."""
+@dataclass(frozen=True)
+class HeldOutScore:
+    """k-fold cross-validation of a probe on some labels: the best L2 strength of `L2_GRID`,
+    and whether each label, held out, was predicted right at that strength (in label order,
+    so two inputs' scores on the same labels can be compared label by label)."""
+
+    l2: float
+    right: torch.Tensor  # (N,) bool; empty where fewer than two labels leave nothing to hold out
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.right.float().mean()) if len(self.right) else float("nan")
+
+
+def cross_validate(x: torch.Tensor, y: torch.Tensor, classes: int) -> HeldOutScore:
+    """Each strength of `L2_GRID` by k-fold accuracy on these labels; the best one (ties: the
+    stronger, the safer bet on few labels). Folds are the labels in order, dealt round-robin,
+    so a class's labels spread over the folds."""
     folds = min(FOLDS, x.shape[0])
     if folds < 2:
-        return L2_GRID[-1], float("nan")
+        return HeldOutScore(L2_GRID[-1], torch.zeros(0, dtype=torch.bool))
     fold = torch.arange(x.shape[0], device=x.device) % folds
-    right = dict.fromkeys(L2_GRID, 0)
+    right = {l2: torch.zeros(x.shape[0], dtype=torch.bool, device=x.device) for l2 in L2_GRID}
     for k in range(folds):
         train, test = fold != k, fold == k
         # One change of basis a fold, shared by every strength of its path (see `_minimise`):
@@ -87,9 +102,9 @@ def cross_validate(x: torch.Tensor, y: torch.Tensor, classes: int) -> tuple[floa
             w = _lbfgs(
                 x_train, y[train], classes, torch.ones(1, len(x_train)), l2, w, FOLD_ITERATIONS
             )
-            right[l2] += int((probe_probs(w, x_test).mean(0).argmax(1) == y[test]).sum())
-    best_l2 = max(reversed(L2_GRID), key=lambda l2: right[l2])  # first of ties: the strongest
-    return best_l2, right[best_l2] / x.shape[0]
+            right[l2][test] = probe_probs(w, x_test).mean(0).argmax(1) == y[test]
+    best_l2 = max(reversed(L2_GRID), key=lambda l2: int(right[l2].sum()))  # first of ties
+    return HeldOutScore(best_l2, right[best_l2].cpu())
 
 
 def _lbfgs(

@@ -21,7 +21,7 @@ from salal_core.errors import SalalError
 from salal_core.events import ignore
 from salal_core.learn.batchnorm import recalibrate
 from salal_core.learn.frozen import stage_features
-from salal_core.learn.inputs import PIXELS, ROTNET
+from salal_core.learn.inputs import JOIN, PIXELS, ROTNET
 from salal_core.learn.model import Net
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe_learner import FittedHead, ProbeLearner
@@ -101,7 +101,21 @@ class ProbeModel:
     def _features(
         self, images: ImageSet, device: torch.device, cache_dir: Path, weights_file: Path | None
     ) -> torch.Tensor:
-        name = self.head.input
+        """The raw input the head reads: one input, or each of a combined one's side by side
+        (the head's statistics standardize and scale them)."""
+        parts = self.head.input.split(JOIN)
+        return torch.cat(
+            [self._input(part, images, device, cache_dir, weights_file) for part in parts], 1
+        )
+
+    def _input(
+        self,
+        name: str,
+        images: ImageSet,
+        device: torch.device,
+        cache_dir: Path,
+        weights_file: Path | None,
+    ) -> torch.Tensor:
         if name == self.backbone:
             spec = spec_of(self.backbone)
             try:
@@ -118,7 +132,7 @@ class ProbeModel:
                     f"on (sha256 {self.backbone_digest[:12]}…); pass that file with "
                     "--backbone-weights"
                 )
-            return embed_images(images, weights, device, cache_dir, ignore).train
+            return embed_images(images, weights, device, cache_dir, ignore).train.float()
         data = DeviceData(images, device, normalization=(self.pixel_mean, self.pixel_std))
         if name == PIXELS:
             return prepare(data.train_images, data).float().flatten(1).cpu()
@@ -139,7 +153,7 @@ def probe_model_of(run: OpenedRun, device: torch.device) -> ProbeModel:
     mean, std = channel_stats(pixels)
     rotnet: dict[str, torch.Tensor] = {}
     source = rotation_source(config, run.dir / "checkpoints")
-    if head.input == ROTNET and source is not None:
+    if ROTNET in head.input.split(JOIN) and source is not None:
         data = DeviceData(images, device)
         net = build_model(config, len(images.class_names), device)
         PretrainCheckpoint.read(source).load_into(net, config, str(source))

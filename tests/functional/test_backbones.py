@@ -226,6 +226,7 @@ def test_a_run_on_lite0_from_the_command_line(small_folder: Path, tmp_path: Path
     assert summary["curve"] and summary["curve"][-1]["head_input"] in (
         "efficientnet_lite0",
         "pixels",
+        "efficientnet_lite0+pixels",
     )
     assert summary["final_accuracy"] > 0.9  # four flat colours: any decent feature finds them
     assert list((cache / "embeddings").glob("efficientnet_lite0-*.npz"))
@@ -253,6 +254,36 @@ def test_a_run_on_lite0_from_the_command_line(small_folder: Path, tmp_path: Path
     wrong = ["--backbone-weights", str(other)]
     assert main(["predict", "--model", str(model), str(new), "--device", "cpu", *wrong]) == 2
     assert "is not the efficientnet_lite0 weights file" in capsys.readouterr().err
+
+
+def test_a_model_whose_head_reads_every_input_predicts_as_the_run_measured(
+    small_folder: Path, tmp_path: Path, capsys
+) -> None:
+    """Two labels a class: the head reads Lite0's features and the pixels side by side, and
+    the exported model, rebuilding both from the files, gets the run's own test accuracy."""
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = lite0_cli(
+        "run", small_folder, out, cache, "--initial-fraction", "0.1", "--budget", "0.2"
+    )
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["curve"][-1]["labeled"] == 8
+    assert summary["curve"][-1]["head_input"] == "efficientnet_lite0+pixels"
+    model = tmp_path / "model.pt"
+    assert main(["export-model", str(out), "-o", str(model)]) == 0
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    truth = {}
+    for i, source in enumerate(sorted((small_folder / "test").rglob("*.png"))):
+        (flat / f"{i}.png").write_bytes(source.read_bytes())
+        truth[f"{i}.png"] = source.parent.name
+    capsys.readouterr()
+    weights = ["--backbone-weights", str(lite0_file())]
+    assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *weights]) == 0
+    rows = [r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:]]
+    right = sum(truth[Path(source).name] == predicted for source, predicted, _ in rows)
+    assert len(rows) == len(truth)
+    assert right / len(truth) == pytest.approx(summary["final_accuracy"])
 
 
 def test_a_changed_weights_file_is_refused_on_resume(

@@ -23,9 +23,9 @@ def test_cross_validation_in_each_folds_basis_counts_what_each_folds_own_fit_get
     the whole path of strengths, the held-out rows moved into it; they must be right exactly
     where a fit of that fold alone, predicting in the features' own coordinates, is."""
     x, y = blobs(40, 300, 4)
-    l2, accuracy = probe.cross_validate(x, y, 4)
+    score = probe.cross_validate(x, y, 4)
     fold = torch.arange(40) % probe.FOLDS
-    right = dict.fromkeys(probe.L2_GRID, 0)
+    right = {strength: torch.zeros(40, dtype=torch.bool) for strength in probe.L2_GRID}
     for k in range(probe.FOLDS):
         train, test = fold != k, fold == k
         w = None
@@ -33,9 +33,10 @@ def test_cross_validation_in_each_folds_basis_counts_what_each_folds_own_fit_get
             w = probe._lbfgs(
                 x[train], y[train], 4, torch.ones(1, 32), strength, w, probe.FOLD_ITERATIONS
             )
-            right[strength] += int((probe.probe_probs(w, x[test])[0].argmax(1) == y[test]).sum())
-    best = max(reversed(probe.L2_GRID), key=lambda s: right[s])
-    assert (l2, accuracy) == (best, right[best] / 40)
+            right[strength][test] = probe.probe_probs(w, x[test])[0].argmax(1) == y[test]
+    best = max(reversed(probe.L2_GRID), key=lambda s: int(right[s].sum()))
+    assert score.l2 == best and torch.equal(score.right, right[best])
+    accuracy = score.accuracy
     assert 0.25 < accuracy <= 1.0  # the blobs are learnable: above one class in four
 
 

@@ -1,0 +1,94 @@
+"""The head's input on a backbone run: every input side by side, scaled to equal shares, and
+the rule that leaves the backbone only where the held-out labels clearly say so."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from salal_core.events import Recorder
+from salal_core.learn.inputs import HeadFeatures, combined
+from salal_core.learn.probe import HeldOutScore, standardize
+from salal_core.learn.probe_learner import ProbeLearner, clearly_better
+
+
+def features(name: str, train: torch.Tensor) -> HeadFeatures:
+    return HeadFeatures.standardized(name, train, train[:4])
+
+
+def test_the_combined_input_gives_each_part_an_equal_share_and_standardizes_from_raw() -> None:
+    g = torch.Generator().manual_seed(0)
+    backbone = torch.randn(500, 16, generator=g) * 7 + 3
+    pixels = torch.randn(500, 64, generator=g) * 0.1 - 1
+    parts = [features("lite", backbone), features("pixels", pixels)]
+    both = combined(parts)
+    assert both.name == "lite+pixels" and both.dim == 80
+    shares = both.train.pow(2)
+    # Each part holds half of a row's squared length, and the row is as long as the backbone's.
+    assert torch.allclose(shares[:, :16].sum(1).mean(), shares[:, 16:].sum(1).mean(), rtol=0.05)
+    assert torch.allclose(shares.sum(1).mean(), parts[0].train.pow(2).sum(1).mean(), rtol=0.05)
+    # What an exported model does: the raw inputs side by side, standardized by the statistics.
+    raw = torch.cat([backbone, pixels], 1)
+    assert torch.allclose(standardize(raw, both.mean, both.std), both.train, atol=1e-5)
+
+
+def test_the_combined_inputs_distances_are_the_backbones() -> None:
+    g = torch.Generator().manual_seed(3)
+    parts = [
+        features("lite", torch.randn(300, 200, generator=g)),
+        features("pixels", torch.randn(300, 150, generator=g) * 5),
+    ]
+    rows = torch.arange(0, 300, 7)
+    assert torch.equal(combined(parts).distances(rows), parts[0].distances(rows))
+
+
+def score(right: list[bool]) -> HeldOutScore:
+    return HeldOutScore(1.0, torch.tensor(right))
+
+
+def test_clearly_better_takes_more_than_a_label_or_two_of_luck() -> None:
+    backbone = score([False] * 10)
+    assert not clearly_better(score([True] + [False] * 9), backbone)  # 1 win: 1 > 1 fails
+    assert clearly_better(score([True] * 2 + [False] * 8), backbone)  # 2 wins: 2 > 1.41
+    assert not clearly_better(backbone, backbone)
+    # 5 wins against 3 losses is 2 ahead, under sqrt(8) = 2.83: not clear.
+    a = score([True] * 5 + [False] * 5)
+    b = score([False] * 5 + [True] * 3 + [False] * 2)
+    assert not clearly_better(a, b) and not clearly_better(b, a)
+
+
+def learner(backbone: torch.Tensor, pixels: torch.Tensor, seen: Recorder) -> ProbeLearner:
+    labels = torch.arange(len(backbone)) % 3
+    candidates = [features("lite", backbone), features("pixels", pixels)]
+    return ProbeLearner(candidates, labels[:4], True, 3, 1, torch.Generator(), seen)
+
+
+def test_the_head_reads_every_input_up_to_two_labels_a_class() -> None:
+    g = torch.Generator().manual_seed(1)
+    labels = (torch.arange(60) % 3).numpy()
+    seen = Recorder()
+    model = learner(torch.randn(60, 8, generator=g), torch.randn(60, 5, generator=g), seen)
+    choice = model.choose(np.arange(6), labels)
+    assert (choice.name, choice.reason) == ("lite+pixels", "few labels")
+    model.fit(np.arange(6), labels, 0, None)
+    assert model.head_input == "lite+pixels"
+    said = [e.message for e in seen.events if hasattr(e, "message")]
+    assert any("too few to tell the inputs apart" in m for m in said)
+    assert model.choose(np.arange(7), labels).reason != "few labels"  # past two a class
+
+
+def test_the_backbone_stays_unless_another_input_is_clearly_better() -> None:
+    g = torch.Generator().manual_seed(2)
+    labels = torch.arange(60) % 3
+    signal = torch.nn.functional.one_hot(labels, 3).float() * 4
+    # Pixels a shade cleaner than an informative backbone: not clear enough to leave it.
+    backbone = signal + 1.2 * torch.randn(60, 3, generator=g)
+    pixels = signal + 1.0 * torch.randn(60, 3, generator=g)
+    model = learner(backbone, pixels, Recorder())
+    choice = model.choose(np.arange(30), labels.numpy())
+    assert dict(choice.accuracies)["pixels"] >= dict(choice.accuracies)["lite"]
+    assert (choice.name, choice.reason) == ("lite", "the backbone")
+    # A backbone of noise: the informative pixels win clearly.
+    noise = learner(torch.randn(60, 8, generator=g), pixels, Recorder())
+    choice = noise.choose(np.arange(30), labels.numpy())
+    assert choice.reason == "clearly better" and choice.name in ("pixels", "lite+pixels")
