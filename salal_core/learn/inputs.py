@@ -80,7 +80,7 @@ class CombinedFeatures(HeadFeatures):
         """The first part's (the backbone's): the head reads every input as a hedge on few
         labels, but the pool's clusters are the backbone's to find. On the side-by-side rows,
         or on each part's rows in equal shares, typiclust's picks cost the 5,000 pack images
-        7 points at 20 labels (BENCHMARKS.md)."""
+        6 to 7 points at 20 labels (BENCHMARKS.md)."""
         return self.parts[0].distances(rows)
 
 

@@ -6,13 +6,14 @@ one, the raw pixels, and all of them side by side (inputs.py). The backbone is w
 chose, and it stays the head's input unless the labels clearly say otherwise: each candidate's
 held-out predictions under k-fold cross-validation, at its own best L2 strength, are compared
 label by label with the backbone's, and another input is taken only where it gets clearly more
-of them right. On few labels the folds' accuracies differ by chance alone, and taking the
-higher one put the pack slices' heads on raw pixels in half the runs at 10 and 20 labels, 5 to
-9 points down (BENCHMARKS.md). With two labels a class or fewer the folds cannot judge at all
-(a label held out has at most one classmate left to learn from: on the digits at 20 labels the
-backbone and the inputs side by side, 15 to 20 points apart on the test images, differ by two
-held-out labels or fewer), and the head reads every input side by side: on the folders
-measured that is never below the pixels alone, where the backbone alone can be far below them.
+of them right. On few labels the folds' accuracies differ by chance alone: taking the higher
+one put the heads on 1,000 pack images on raw pixels in 3 runs of 5 at 10 labels and at 20,
+8 to 20 points down (BENCHMARKS.md). With two labels a class or fewer the folds cannot judge
+at all (a label held out has at most one classmate left to learn from: on the digits at 20
+labels the backbone and the inputs side by side, 16 to 20 points apart on the test images,
+differed by two held-out labels or fewer in three runs of five), and the head reads every
+input side by side: on the folders measured that is never below the pixels alone, where the
+backbone alone can be far below them.
 Nothing here trains a network, so a round takes seconds on a CPU and the pool pass is a matrix
 product.
 """
