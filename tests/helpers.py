@@ -26,6 +26,7 @@ from salal_core.data.identity import pixel_digests
 from salal_core.data.skipped import SkippedFile
 from salal_core.data.sources import ImageSet, Split
 from salal_core.events import Recorder
+from salal_core.learn.inputs import HeadFeatures
 from salal_core.learn.model import Net
 from salal_core.learn.pretrain import PretrainCheckpoint
 from salal_core.run.engine import Engine
@@ -316,3 +317,8 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def head_features(name: str, train: torch.Tensor) -> HeadFeatures:
+    """A candidate input of a backbone run's head over `train`, its first rows the test split."""
+    return HeadFeatures.standardized(name, train, train[:4])

@@ -1,7 +1,8 @@
 """What a linear head can read: a pretrained backbone's embedding, the rotation network's
-features, or the raw pixels. Each is one matrix over the pool and one over the test split,
-standardized with the pool's statistics (the unlabeled images set the scale, so the few labels
-do not), and each is a candidate the probe learner cross-validates on the labels.
+features, the raw pixels, or all of them side by side. Each is one matrix over the pool and one
+over the test split, standardized with the pool's statistics (the unlabeled images set the
+scale, so the few labels do not), and each is a candidate the probe learner weighs on the
+labels.
 
 Raw pixels are always a candidate: logistic regression on them is the simplest baseline there
 is, so a folder where the backbone's features do not help (grayscale digits, say) still gets a
@@ -39,7 +40,7 @@ DISTANCE_DIMS = 128
 class HeadFeatures:
     """One candidate input of the head, standardized, with the statistics that did it."""
 
-    name: str  # a backbone's name, "rotnet" or "pixels"
+    name: str  # a backbone's name, "rotnet", "pixels", or theirs joined by JOIN (side by side)
     train: torch.Tensor  # (N, D) standardized: the pool, in position order
     test: torch.Tensor  # (M, D) standardized
     mean: torch.Tensor  # (D,) of the raw features over the pool

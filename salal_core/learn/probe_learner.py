@@ -43,8 +43,10 @@ from salal_core.learn.probe import (
 from salal_core.selection.pool import ALL_PARTS, PoolPart
 
 # Cross-validating every candidate on every label would make late rounds slow for no gain in
-# the choice: past this many labels, a seeded sample of them decides.
+# the choice: past this many labels (or this many a class, on folders of many classes), a
+# seeded sample of them decides.
 CHOICE_LABELS = 400
+CHOICE_LABELS_A_CLASS = 10
 # How clear "clearly more right" is: of the held-out labels exactly one of two inputs gets
 # right, the other's wins minus the backbone's must pass this many standard deviations of that
 # difference under a coin toss (a one-sided sign test at about 84%).
@@ -62,29 +64,41 @@ class InputChoice:
     name: str
     l2: float
     reason: Reason
-    accuracies: tuple[tuple[str, float], ...]  # (candidate, k-fold accuracy), in order
+    accuracies: tuple[tuple[str, float], ...]  # (candidate, k-fold accuracy); () on few labels
 
     def describe(self, round_: int) -> str:
         if self.reason == "few labels":
             return (
                 f"round {round_}: two labels a class or fewer, too few to tell the inputs "
-                f"apart: the head reads them all ({self.name})"
+                f"apart: the head reads them all side by side ({self.name})"
             )
-        scores = ", ".join(
-            f"{name} {accuracy:.2f}"
-            for name, accuracy in self.accuracies
-            if not math.isnan(accuracy)
+        scores = ", ".join(f"{name} {accuracy:.2f}" for name, accuracy in self.accuracies)
+        backbone = self.accuracies[0][0]
+        why = (
+            f"clearly more held-out labels right than {backbone}"
+            if self.reason == "clearly better"
+            else "no other input clearly better"
         )
-        return f"round {round_}: the head reads {self.name}" + (
-            f" (cross-validated accuracy {scores})" if scores else ""
+        return (
+            f"round {round_}: the head reads {self.name}: {why} (cross-validated accuracy {scores})"
         )
+
+
+def choice_sample(indices: np.ndarray, classes: int) -> np.ndarray:
+    """The labels the input is chosen on: all of them, or past `CHOICE_LABELS` (and
+    `CHOICE_LABELS_A_CLASS` a class) a sample seeded by their count, the same on a resume."""
+    size = max(CHOICE_LABELS, CHOICE_LABELS_A_CLASS * classes)
+    if len(indices) <= size:
+        return indices
+    rng = np.random.default_rng(len(indices))
+    return np.sort(rng.choice(indices, size, replace=False))
 
 
 def clearly_better(challenger: HeldOutScore, default: HeldOutScore) -> bool:
     """Whether `challenger` got clearly more of the same held-out labels right (`EVIDENCE`)."""
     wins = int((challenger.right & ~default.right).sum())
     losses = int((default.right & ~challenger.right).sum())
-    return wins - losses > max(EVIDENCE * math.sqrt(wins + losses), 0)
+    return wins - losses > EVIDENCE * math.sqrt(wins + losses)
 
 
 @dataclass(frozen=True)
@@ -95,8 +109,8 @@ class FittedHead:
     input: str
     l2: float
     weight: torch.Tensor  # (K, D + 1, C): K committee members over standardized features
-    mean: torch.Tensor  # (D,) the input's raw pool statistics
-    std: torch.Tensor
+    mean: torch.Tensor  # (D,) the input's raw pool statistics (side by side: each part's,
+    std: torch.Tensor  # and each part's std divided by its scale, inputs.combined)
 
     def probabilities(self, raw: torch.Tensor) -> torch.Tensor:
         """(N, D) raw features -> (N, C), the committee's mean."""
@@ -135,16 +149,17 @@ class ProbeLearner:
 
     # ---------------------------------------------------------------- fitting
     def choose(self, indices: np.ndarray, labels: np.ndarray) -> InputChoice:
-        """The input the head reads on these labels (a seeded sample of them past
-        `CHOICE_LABELS`), and each candidate's k-fold accuracy."""
-        rows = indices
-        if len(rows) > CHOICE_LABELS:
-            rng = np.random.default_rng(len(rows))
-            rows = np.sort(rng.choice(rows, CHOICE_LABELS, replace=False))
+        """The input the head reads on these labels, and each candidate's k-fold accuracy on
+        them (or on a seeded sample of them, past `CHOICE_LABELS`); up to two labels a class,
+        every input side by side, with no accuracies to show."""
+        if len(indices) <= FEW_LABELS_A_CLASS * self.num_classes:
+            y = torch.from_numpy(labels[indices])
+            both = self.candidates[self.combined].train[indices]
+            return InputChoice(
+                self.combined, cross_validate(both, y, self.num_classes).l2, "few labels", ()
+            )
+        rows = choice_sample(indices, self.num_classes)
         y = torch.from_numpy(labels[rows])
-        if len(rows) <= FEW_LABELS_A_CLASS * self.num_classes:
-            l2 = cross_validate(self.candidates[self.combined].train[rows], y, self.num_classes).l2
-            return InputChoice(self.combined, l2, "few labels", ())
         scores = {
             name: cross_validate(self.candidates[name].train[rows], y, self.num_classes)
             for name in self.order

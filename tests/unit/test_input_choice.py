@@ -6,21 +6,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from helpers import head_features
 from salal_core.events import Recorder
-from salal_core.learn.inputs import HeadFeatures, combined
+from salal_core.learn.inputs import combined
 from salal_core.learn.probe import HeldOutScore, standardize
-from salal_core.learn.probe_learner import ProbeLearner, clearly_better
-
-
-def features(name: str, train: torch.Tensor) -> HeadFeatures:
-    return HeadFeatures.standardized(name, train, train[:4])
+from salal_core.learn.probe_learner import FittedHead, ProbeLearner, clearly_better
 
 
 def test_the_combined_input_gives_each_part_an_equal_share_and_standardizes_from_raw() -> None:
     g = torch.Generator().manual_seed(0)
     backbone = torch.randn(500, 16, generator=g) * 7 + 3
     pixels = torch.randn(500, 64, generator=g) * 0.1 - 1
-    parts = [features("lite", backbone), features("pixels", pixels)]
+    parts = [head_features("lite", backbone), head_features("pixels", pixels)]
     both = combined(parts)
     assert both.name == "lite+pixels" and both.dim == 80
     shares = both.train.pow(2)
@@ -35,8 +32,8 @@ def test_the_combined_input_gives_each_part_an_equal_share_and_standardizes_from
 def test_the_combined_inputs_distances_are_the_backbones() -> None:
     g = torch.Generator().manual_seed(3)
     parts = [
-        features("lite", torch.randn(300, 200, generator=g)),
-        features("pixels", torch.randn(300, 150, generator=g) * 5),
+        head_features("lite", torch.randn(300, 200, generator=g)),
+        head_features("pixels", torch.randn(300, 150, generator=g) * 5),
     ]
     rows = torch.arange(0, 300, 7)
     assert torch.equal(combined(parts).distances(rows), parts[0].distances(rows))
@@ -59,7 +56,7 @@ def test_clearly_better_takes_more_than_a_label_or_two_of_luck() -> None:
 
 def learner(backbone: torch.Tensor, pixels: torch.Tensor, seen: Recorder) -> ProbeLearner:
     labels = torch.arange(len(backbone)) % 3
-    candidates = [features("lite", backbone), features("pixels", pixels)]
+    candidates = [head_features("lite", backbone), head_features("pixels", pixels)]
     return ProbeLearner(candidates, labels[:4], True, 3, 1, torch.Generator(), seen)
 
 
@@ -92,3 +89,40 @@ def test_the_backbone_stays_unless_another_input_is_clearly_better() -> None:
     noise = learner(torch.randn(60, 8, generator=g), pixels, Recorder())
     choice = noise.choose(np.arange(30), labels.numpy())
     assert choice.reason == "clearly better" and choice.name in ("pixels", "lite+pixels")
+
+
+def test_folders_of_many_classes_leave_the_side_by_side_input_past_two_labels_a_class() -> None:
+    """The few-labels rule counts every label, not the sample cross-validation reads: 200
+    classes at five labels a class are past it."""
+    g = torch.Generator().manual_seed(4)
+    classes = 200
+    labels = torch.arange(1200) % classes
+    signal = torch.nn.functional.one_hot(labels, classes).float()
+    candidates = [
+        head_features("lite", signal * 3 + torch.randn(1200, classes, generator=g)),
+        head_features("pixels", torch.randn(1200, 6, generator=g)),
+    ]
+    model = ProbeLearner(candidates, labels[:4], True, classes, 1, torch.Generator(), Recorder())
+    choice = model.choose(np.arange(1000), labels.numpy())
+    assert (choice.name, choice.reason) == ("lite", "the backbone")
+    assert model.choose(np.arange(400), labels.numpy()).reason == "few labels"
+
+
+def test_a_resumed_head_keeps_reading_every_input_side_by_side() -> None:
+    g = torch.Generator().manual_seed(5)
+    parts = [
+        head_features("lite", torch.randn(30, 4, generator=g)),
+        head_features("pixels", torch.randn(30, 3, generator=g)),
+    ]
+    both = combined(parts)
+    head = FittedHead(both.name, 1.0, torch.zeros(1, both.dim + 1, 3), both.mean, both.std)
+    resumed = ProbeLearner(
+        parts, torch.zeros(4, dtype=torch.long), True, 3, 1, torch.Generator(), Recorder(), head
+    )
+    assert resumed.head_input == "lite+pixels"
+    # A head on an input this run no longer has (rotnet's, say) is fit again, from the backbone.
+    gone = FittedHead("lite+rotnet+pixels", 1.0, head.weight, head.mean, head.std)
+    again = ProbeLearner(
+        parts, torch.zeros(4, dtype=torch.long), True, 3, 1, torch.Generator(), Recorder(), gone
+    )
+    assert again.head_input == "lite"
