@@ -14,6 +14,7 @@ labels the backbone and the inputs side by side, 16 to 20 points apart on the te
 differed by two held-out labels or fewer in three runs of five), and the head reads every
 input side by side: on the folders measured that is never below the pixels alone, where the
 backbone alone can be far below them.
+
 Nothing here trains a network, so a round takes seconds on a CPU and the pool pass is a matrix
 product.
 """
