@@ -421,6 +421,7 @@ def test_a_collapsed_pretraining_stops_a_headless_run_and_says_so(
     args[args.index("--preset") + 1] = "paper"
     args[args.index("--pretrain-epochs") + 1] = "10"
     args += ["--pretrain-steps", "200", "--lr", "30"]  # 20 steps an epoch: judged from epoch 5
+    args += ["--round-steps", "50"]  # the rounds after the resume are not what is tested
     args[args.index("--width") + 1] = "4"
     assert main(args) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
