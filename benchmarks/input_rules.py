@@ -28,10 +28,10 @@ from cpu_backbone import folder_config
 from folder_runs import labeled_rounds
 from salal_core.config import with_overrides
 from salal_core.data import DeviceData, load_dataset
-from salal_core.events import ignore
-from salal_core.learn.inputs import HeadFeatures, combined, embedding_features, pixel_features
+from salal_core.learn.inputs import HeadFeatures, combined
 from salal_core.learn.probe import HeldOutScore, cross_validate, fit_probe, probe_probs
-from salal_core.learn.probe_learner import ProbeLearner, choice_sample, clearly_better
+from salal_core.learn.probe_learner import choice_sample, clearly_better, few_labels, pick
+from salal_core.run.start import head_candidates
 
 BACKBONE, BOTH, PIXELS = 0, 1, 2  # the candidates, in this order
 COUNTS = (10, 20, 40, 80, 160)  # a budgets run is read at these; a fractions run at each round
@@ -65,14 +65,14 @@ RULES: dict[str, Rule] = {
 def candidates(
     out: Path, folder: str, backbone: str
 ) -> tuple[list[HeadFeatures], DeviceData, list[str]]:
-    """The folder's candidate inputs as the engine builds them, its data and image digests."""
+    """The folder's candidate inputs as the engine builds them (no rotation network), its data
+    and image digests."""
     base = folder_config(out / "folders" / folder, out / "cache", 8, {})
     config = with_overrides(base, {"model.backbone": backbone, "model.backbone_weights": None})
     images = load_dataset(config.data, 0)
     data = DeviceData(images, torch.device("cpu"))
-    embedded = backbone_embeddings(config, images)
-    parts = [embedding_features(backbone, embedded.train, embedded.test), pixel_features(data)]
-    return [parts[0], combined(parts), parts[1]], data, images.train.digests
+    backbone_part, pixels = head_candidates(config, data, backbone_embeddings(config, images), None)
+    return [backbone_part, combined([backbone_part, pixels]), pixels], data, images.train.digests
 
 
 def score_round(
@@ -94,11 +94,15 @@ def score_round(
         scores.append(score)
         accuracy.append(float((predicted == test).float().mean()))
     out = {name: accuracy[rule(scores)] for name, rule in RULES.items()}
-    learner = ProbeLearner(
-        [inputs[BACKBONE], inputs[PIXELS]], test, True, classes, 1, torch.Generator(), ignore
+    # The probe learner's own decision, its candidates in its order (the backbone, the pixels,
+    # then both side by side), on the scores above.
+    names = [f.name for f in inputs]
+    chosen = (
+        names[BOTH]
+        if few_labels(len(rows), classes)
+        else pick([(names[i], scores[i]) for i in (BACKBONE, PIXELS, BOTH)])[0]
     )
-    chosen = learner.choose(rows.numpy(), labels.numpy()).name
-    out["salal's rule"] = accuracy[[f.name for f in inputs].index(chosen)]
+    out["salal's rule"] = accuracy[names.index(chosen)]
     return out
 
 

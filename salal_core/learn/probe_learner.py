@@ -95,6 +95,21 @@ def choice_sample(indices: np.ndarray, classes: int) -> np.ndarray:
     return np.sort(rng.choice(indices, size, replace=False))
 
 
+def few_labels(count: int, classes: int) -> bool:
+    """Whether `count` labels are too few for cross-validation to judge the inputs."""
+    return count <= FEW_LABELS_A_CLASS * classes
+
+
+def pick(scores: Sequence[tuple[str, HeldOutScore]]) -> tuple[str, Reason]:
+    """The first input (the backbone) unless another is clearly better on the same held-out
+    labels; of those that are, the most accurate (ties: the earlier)."""
+    (first, default), rest = scores[0], scores[1:]
+    better = [(name, score) for name, score in rest if clearly_better(score, default)]
+    if not better:
+        return first, "the backbone"
+    return max(better, key=lambda b: b[1].accuracy)[0], "clearly better"
+
+
 def clearly_better(challenger: HeldOutScore, default: HeldOutScore) -> bool:
     """Whether `challenger` got clearly more of the same held-out labels right (`EVIDENCE`)."""
     wins = int((challenger.right & ~default.right).sum())
@@ -153,7 +168,7 @@ class ProbeLearner:
         """The input the head reads on these labels, and each candidate's k-fold accuracy on
         them (or on a seeded sample of them, past `CHOICE_LABELS`); up to two labels a class,
         every input side by side, with no accuracies to show."""
-        if len(indices) <= FEW_LABELS_A_CLASS * self.num_classes:
+        if few_labels(len(indices), self.num_classes):
             y = torch.from_numpy(labels[indices])
             both = self.candidates[self.combined].train[indices]
             return InputChoice(
@@ -165,14 +180,9 @@ class ProbeLearner:
             name: cross_validate(self.candidates[name].train[rows], y, self.num_classes)
             for name in self.order
         }
-        default = scores[self.order[0]]
-        better = [name for name in self.order[1:] if clearly_better(scores[name], default)]
-        # The best of those clearly better than the backbone (ties: the earlier candidate).
-        name = max(better, key=lambda n: scores[n].accuracy, default=self.order[0])
+        name, reason = pick(list(scores.items()))
         accuracies = tuple((n, scores[n].accuracy) for n in self.order)
-        return InputChoice(
-            name, scores[name].l2, "clearly better" if better else "the backbone", accuracies
-        )
+        return InputChoice(name, scores[name].l2, reason, accuracies)
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
