@@ -1,17 +1,14 @@
 """The backbone's features of every image, computed once: one pass over the train and test
-images at the backbone's own input size, cached on disk by (images, backbone, weights digest,
-input size), so a second start loads them in a moment instead of running the network again.
-
-Images are read from their own files where the source has them (a photo folder, or an archive
-of images), decoded at the backbone's size, so a large photo is not first shrunk to the run's
-small training copy; CIFAR's pickled rows have no files and are resized from that copy.
+images at the backbone's own input size (images.py), cached on disk by (images, backbone,
+weights digest, input size), so a second start loads them in a moment instead of running the
+network again. A fine-tuned copy of the network (learn/tune.py) embeds through the same pass,
+uncached: its features change with every round's labels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,21 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from salal_core.backbones.catalog import BackboneSpec
+from salal_core.backbones.images import BackboneImages
 from salal_core.backbones.networks import build_backbone
 from salal_core.backbones.weights import Weights
-from salal_core.data.decode import Undecodable, decode_image, open_rgb
+from salal_core.data.augment import normalize
 from salal_core.data.identity import items_digest
-from salal_core.data.sources import ImageSet, Split
-from salal_core.data.walk import walk_members
-from salal_core.errors import SalalError
+from salal_core.data.sources import ImageSet
 from salal_core.events import EmbeddingProgress, Emit
 from salal_core.files import atomic_write
 from salal_core.runtime import autocast, memory_format
 
 CACHE_FORMAT = 1
+EMBED_BATCH = {"cpu": 32, "cuda": 256}  # images a forward pass at 224 px
 REPORT_EVERY = 2.0  # seconds between progress events: the bar moves, the sinks are not flooded
 
 
@@ -48,6 +44,11 @@ class Embeddings:
     test: torch.Tensor  # (M, D) float32
     from_cache: bool
     seconds: float
+
+
+def embed_batch(device: torch.device) -> int:
+    """Images a forward pass on `device`: a GPU is fed many at once, a CPU gains nothing."""
+    return EMBED_BATCH.get(device.type, 32)
 
 
 def cache_path(cache_dir: Path, images: ImageSet, weights: Weights, from_files: bool) -> Path:
@@ -79,24 +80,43 @@ def embed_images(
     """The cached features, or one pass of the network over every image (reported as
     EmbeddingProgress events), saved for the next start."""
     started = time.perf_counter()
-    readers = _file_readers(images)
-    path = cache_path(cache_dir, images, weights, readers is not None)
+    pixels = BackboneImages(images, weights.spec)
+    path = cache_path(cache_dir, images, weights, pixels.from_files)
     found = _load(path)
     if found is not None:
         train, test = found
         seconds = time.perf_counter() - started
         return Embeddings(weights.spec.name, weights.digest, train, test, True, seconds)
-    net = build_backbone(weights).to(device).to(memory_format=memory_format(device))
-    total = len(images.train) + len(images.test)
-    progress = _Progress(weights.spec.name, total, emit)
-    parts = []
-    for split in (images.train, images.test):
-        batches = _batches(split, readers, weights.spec, batch_size)
-        parts.append(_run(net, batches, weights.spec, device, progress))
-    train, test = parts
+    train, test = embed_with(build_backbone(weights), pixels, device, emit, batch_size)
     _save(path, train, test)
     seconds = time.perf_counter() - started
     return Embeddings(weights.spec.name, weights.digest, train, test, False, seconds)
+
+
+def embed_with(
+    net: nn.Module,
+    pixels: BackboneImages,
+    device: torch.device,
+    emit: Emit,
+    batch_size: int = 32,
+    name: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, test) features of every image by `net` (in eval mode), reported as
+    EmbeddingProgress events under `name` (default: the backbone's)."""
+    net = net.to(device).to(memory_format=memory_format(device)).eval()
+    total = len(pixels.images.train) + len(pixels.images.test)
+    progress = _Progress(name or pixels.spec.name, total, emit)
+    train = _run(net, pixels.batches("train", batch_size), pixels.spec, device, progress.advance)
+    test = _run(net, pixels.batches("test", batch_size), pixels.spec, device, progress.advance)
+    return train, test
+
+
+def embed_pixels(
+    net: nn.Module, pixels: torch.Tensor, spec: BackboneSpec, device: torch.device, batch_size: int
+) -> torch.Tensor:
+    """(N, D) features by `net` of (N, 3, S, S) uint8 images already at `spec`'s size."""
+    batches = (pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size))
+    return _run(net.eval(), batches, spec, device, lambda count: None)
 
 
 class _Progress:
@@ -113,95 +133,32 @@ class _Progress:
             self.emit(EmbeddingProgress(self.backbone, self.done, self.total, now - self.started))
 
 
-Reader = Callable[[], bytes]
-
-
-def _file_readers(images: ImageSet) -> dict[str, Reader] | None:
-    """Each image's own bytes by its id, where every image of both splits has a file (a folder
-    or an archive of images) and the files hold more pixels than the run's decoded copy; None
-    for CIFAR's pickled rows, and for files no larger than that copy (CIFAR's own 32x32 JPEGs):
-    resizing the copy gives the same pixels without reading every file again."""
-    ids = [*images.train.ids, *images.test.ids]
-    source = Path(images.source)
-    if (
-        not ids
-        or not source.exists()
-        or _first_side(source, ids[0]) <= images.train.images.shape[1]
-    ):
-        return None
-    try:
-        members = dict(walk_members(source).members)
-    except SalalError:
-        return None
-    return members if all(i in members for i in ids) else None
-
-
-def _first_side(source: Path, name: str) -> int:
-    """The longer side of the source's image `name` (0 where it cannot be read), without
-    reading the rest of an archive's files."""
-    try:
-        if source.is_dir():
-            return max(open_rgb(source / name).size)
-        with tarfile.open(source, "r:*") as tar:
-            member = tar.extractfile(name)
-            return max(open_rgb(member.read()).size) if member is not None else 0
-    except (KeyError, OSError, tarfile.TarError, Undecodable):
-        return 0
-
-
-def _batches(
-    split: Split,
-    readers: dict[str, Reader] | None,
-    spec: BackboneSpec,
-    batch_size: int,
-) -> Iterator[torch.Tensor]:
-    """(B, 3, S, S) uint8 at the backbone's size: decoded from the files, or resized from the
-    run's decoded copy."""
-    size = spec.input_size
-    for start in range(0, len(split), batch_size):
-        stop = min(start + batch_size, len(split))
-        if readers is not None:
-            decoded = np.stack([_decode(readers[n](), size) for n in split.ids[start:stop]])
-            yield torch.from_numpy(decoded).permute(0, 3, 1, 2)
-        else:
-            small = torch.from_numpy(split.images[start:stop]).permute(0, 3, 1, 2).float()
-            mode = "bicubic" if spec.interpolation == "bicubic" else "bilinear"
-            big = F.interpolate(small, size=(size, size), mode=mode, antialias=True)
-            yield big.round().clamp(0, 255).to(torch.uint8)
-
-
-def _decode(data: bytes, size: int) -> np.ndarray:
-    """The file as the loader decoded it, at the backbone's size; a file that decoded then and
-    does not now was changed on disk underneath the run."""
-    try:
-        return decode_image(data, size)
-    except Undecodable as exc:
-        raise SalalError(
-            f"an image changed on disk while it was embedded ({exc}); start again"
-        ) from None
-
-
 @torch.inference_mode()
 def _run(
     net: nn.Module,
     batches: Iterator[torch.Tensor],
     spec: BackboneSpec,
     device: torch.device,
-    progress: _Progress,
+    advance: Callable[[int], None],
 ) -> torch.Tensor:
-    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
     out = []
     for batch in batches:
-        x = (batch.to(device).float() / 255.0 - mean) / std
-        x = x.contiguous(memory_format=memory_format(device))
+        x = network_input(batch, spec, device)
         with autocast(device):
             features = net(x)
         out.append(features.float().cpu())
-        progress.advance(len(batch))
+        advance(len(batch))
     if not out:
         return torch.zeros(0, spec.dim)
     return torch.cat(out).clone()  # out of inference mode: read by code that records gradients
+
+
+def network_input(batch: torch.Tensor, spec: BackboneSpec, device: torch.device) -> torch.Tensor:
+    """(B, 3, S, S) uint8 -> the float input the network was trained on, on `device`."""
+    mean = torch.tensor(spec.mean, device=device)
+    std = torch.tensor(spec.std, device=device)
+    x = normalize(batch.to(device), mean, std)
+    return x.contiguous(memory_format=memory_format(device))
 
 
 def _save(path: Path, train: torch.Tensor, test: torch.Tensor) -> None:

@@ -6,6 +6,8 @@ turn of the flipped image, which would make the rotation labels contradict each 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -58,3 +60,37 @@ def rotation_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     turned = torch.cat([images.rot90(k, dims=(2, 3)) for k in range(4)])
     labels = torch.arange(4, device=images.device).repeat_interleave(b)
     return turned, labels
+
+
+def resized_crop_batch(
+    images: torch.Tensor,
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = (0.35, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """Each image's own random crop (a `scale` share of its area, of aspect within `ratio`),
+    resized back to the full side, mirrored left-right half the time: Inception's
+    random-resized-crop, as pretrained backbones were trained with, for a whole float batch at
+    once by one affine resampling (no per-image Python loop)."""
+    b, device = images.shape[0], images.device
+    drawn_on = generator.device if generator is not None else device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        drawn = torch.rand(b, device=drawn_on, generator=generator)
+        return (low + (high - low) * drawn).to(device)
+
+    area = uniform(*scale)
+    aspect = uniform(math.log(ratio[0]), math.log(ratio[1])).exp()
+    width = (area * aspect).sqrt().clamp(max=1.0)  # shares of the side
+    height = (area / aspect).sqrt().clamp(max=1.0)
+    # In the sampler's [-1, 1] coordinates the crop's centre may move by 1 - its half-share.
+    x = (1 - width) * uniform(-1.0, 1.0)
+    y = (1 - height) * uniform(-1.0, 1.0)
+    mirror = torch.where(uniform(0.0, 1.0) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3, device=device, dtype=images.dtype)
+    theta[:, 0, 0], theta[:, 0, 2] = width * mirror, x
+    theta[:, 1, 1], theta[:, 1, 2] = height, y
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(
+        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
+    )

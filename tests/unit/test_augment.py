@@ -3,7 +3,7 @@
 import torch
 
 from salal_core.data import augment_batch, crop_batch, flip_batch, rotation_batch
-from salal_core.data.augment import normalize
+from salal_core.data.augment import normalize, resized_crop_batch
 
 
 def images(b: int = 6, h: int = 12) -> torch.Tensor:
@@ -57,3 +57,16 @@ def test_normalize_standardises_uint8() -> None:
     out = normalize(x, mean, std)
     assert out.dtype == torch.float32
     assert torch.allclose(out.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+
+
+def test_resized_crop_is_each_images_own_window_resized_and_seeded() -> None:
+    x = torch.rand(1, 3, 16, 16).repeat(8, 1, 1, 1)
+    # The whole image at its own aspect: each one comes back as it was, or mirrored.
+    whole = resized_crop_batch(x, torch.Generator().manual_seed(0), (1.0, 1.0), (1.0, 1.0))
+    for out in whole:
+        assert min((out - x[0]).abs().max(), (out - x[0].flip(-1)).abs().max()) < 1e-5
+    # A quarter of the area: one picture, eight different crops, the same ones from the seed.
+    crops = resized_crop_batch(x, torch.Generator().manual_seed(1), (0.25, 0.25))
+    assert crops.shape == x.shape
+    assert len({tuple(c.flatten()[:8].tolist()) for c in crops}) == 8
+    assert torch.equal(crops, resized_crop_batch(x, torch.Generator().manual_seed(1), (0.25, 0.25)))
