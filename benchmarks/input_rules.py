@@ -28,9 +28,9 @@ from cpu_backbone import folder_config
 from folder_runs import labeled_rounds
 from salal_core.config import with_overrides
 from salal_core.data import DeviceData, load_dataset
+from salal_core.learn.input_choice import choice_sample, clearly_better, few_labels, pick
 from salal_core.learn.inputs import HeadFeatures, combined
 from salal_core.learn.probe import HeldOutScore, cross_validate, fit_probe, probe_probs
-from salal_core.learn.probe_learner import choice_sample, clearly_better, few_labels, pick
 from salal_core.run.start import head_candidates
 
 BACKBONE, BOTH, PIXELS = 0, 1, 2  # the candidates, in this order

@@ -17,6 +17,11 @@ from salal_core.errors import SalalError
 # 5,000-image folder (BENCHMARKS.md, "Which features a probe should see").
 HeadInput = Literal["last", "all-stages"]
 HEAD_INPUTS: tuple[HeadInput, ...] = ("last", "all-stages")
+# Whether a pretrained backbone is fine-tuned on the labels (learn/tuned_input.py): "auto" lets
+# cross-validation decide each round on a GPU and keeps it frozen on a CPU; "check" asks
+# cross-validation on any device; "always" fine-tunes every round; "off" never.
+FineTune = Literal["auto", "check", "always", "off"]
+FINE_TUNE_CHOICES: tuple[FineTune, ...] = ("auto", "check", "always", "off")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class ModelConfig:
     # created: a person's default, without --preset (cli/options.py).
     backbone: str = "rotnet"
     backbone_weights: str | None = None  # a local weights file; None: the family's own cache
+    fine_tune: FineTune = "auto"
+    fine_tune_steps: int = 0  # optimizer steps of one fine-tuning; 0: learn/tune.py's rule
 
 
 COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")

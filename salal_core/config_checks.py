@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from salal_core.backbones.catalog import AUTO, BACKBONE_CHOICES, ROTNET
-from salal_core.config import COMPILE_MODES, HEAD_INPUTS, RunConfig
+from salal_core.config import COMPILE_MODES, FINE_TUNE_CHOICES, HEAD_INPUTS, RunConfig
 from salal_core.data.decode import MIN_SIDE
 from salal_core.errors import SalalError
 from salal_core.selection.acquire import ACQUISITIONS
@@ -73,6 +73,16 @@ def validate(config: RunConfig) -> None:
         raise SalalError(
             "--backbone-weights is a pretrained network's file: name the network with "
             "--backbone, e.g. --backbone efficientnet_lite0"
+        )
+    if config.model.fine_tune not in FINE_TUNE_CHOICES:
+        raise SalalError(
+            f"unknown --fine-tune {config.model.fine_tune!r}; choose one of: "
+            f"{', '.join(FINE_TUNE_CHOICES)}"
+        )
+    if config.model.fine_tune in ("check", "always") and config.model.backbone == ROTNET:
+        raise SalalError(
+            "--fine-tune is for a pretrained --backbone; rotnet's own network is fine-tuned "
+            "where cross-validation says so (--cross-validate-from)"
         )
     if config.data.image_size < MIN_SIDE:  # also below the crop's 4-pixel reflection padding
         raise SalalError(f"--image-size must be at least {MIN_SIDE} (CIFAR-10's is 32)")

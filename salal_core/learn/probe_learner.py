@@ -1,120 +1,46 @@
 """The learner on a frozen pretrained backbone: a linear head, fit to convergence each round,
-on whichever input the labels show is best.
+on whichever input the labels show is best (input_choice.py).
 
 The candidates are the backbone's embedding, the rotation network's features where the run has
-one, the raw pixels, and all of them side by side (inputs.py). The backbone is what a person
-chose, and it stays the head's input unless the labels clearly say otherwise: each candidate's
-held-out predictions under k-fold cross-validation, at its own best L2 strength, are compared
-label by label with the backbone's, and another input is taken only where it gets clearly more
-of them right. On few labels the folds' accuracies differ by chance alone: taking the higher
-one put the heads on 1,000 pack images on raw pixels in 3 runs of 5 at 10 labels and at 20,
-8 to 20 points down (BENCHMARKS.md). With two labels a class or fewer the folds cannot judge
-at all (a label held out has at most one classmate left to learn from: on the digits at 20
-labels the backbone and the inputs side by side, 16 to 20 points apart on the test images,
-differed by two held-out labels or fewer in three runs of five), and the head reads every
-input side by side: on the folders measured that is never below the pixels alone, where the
-backbone alone can be far below them.
+one, the raw pixels, and all of them side by side (inputs.py); where a tuner is at hand
+(`--fine-tune`), a copy of the backbone fine-tuned on the labels too (tuned_input.py).
 
-Nothing here trains a network, so a round takes seconds on a CPU and the pool pass is a matrix
-product.
+Without fine-tuning nothing here trains a network, so a round takes seconds on a CPU and the
+pool pass is a matrix product.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from salal_core.events import Emit, EpochEnded, Notice, PhaseChanged, PhaseStarted
+from salal_core.learn.input_choice import (
+    InputChoice,
+    Reason,
+    choice_sample,
+    few_labels,
+    pick,
+)
 from salal_core.learn.inputs import HeadFeatures, combined
 from salal_core.learn.learner import PoolPass
 from salal_core.learn.probe import (
-    HeldOutScore,
     cross_validate,
     fit_probe,
     probe_probs,
     standardize,
 )
+from salal_core.learn.tuned_input import TunedInput, Tuner
 from salal_core.selection.pool import ALL_PARTS, PoolPart
 
-# Cross-validating every candidate on every label would make late rounds slow for no gain in
-# the choice: past this many labels (or this many a class, on folders of many classes), a
-# seeded sample of them decides.
-CHOICE_LABELS = 400
-CHOICE_LABELS_A_CLASS = 10
-# How clear "clearly more right" is: of the held-out labels exactly one of two inputs gets
-# right, the other's wins minus the backbone's must pass this many standard deviations of that
-# difference under a coin toss (a one-sided sign test at about 84%).
-EVIDENCE = 1.0
-# Up to this many labels a class on average, cross-validation cannot judge the inputs.
-FEW_LABELS_A_CLASS = 2
-
-Reason = Literal["few labels", "the backbone", "clearly better"]
-
-
-@dataclass(frozen=True)
-class InputChoice:
-    """Which input the head reads, why, and what each candidate scored on the labels."""
-
-    name: str
-    l2: float
-    reason: Reason
-    accuracies: tuple[tuple[str, float], ...]  # (candidate, k-fold accuracy); () on few labels
-
-    def describe(self, round_: int) -> str:
-        if self.reason == "few labels":
-            return (
-                f"round {round_}: two labels a class or fewer, too few to tell the inputs "
-                f"apart: the head reads them all side by side ({self.name})"
-            )
-        scores = ", ".join(f"{name} {accuracy:.2f}" for name, accuracy in self.accuracies)
-        backbone = self.accuracies[0][0]
-        why = (
-            f"clearly more held-out labels right than {backbone}"
-            if self.reason == "clearly better"
-            else "no other input clearly better"
-        )
-        return (
-            f"round {round_}: the head reads {self.name}: {why} (cross-validated accuracy {scores})"
-        )
-
-
-def choice_sample(indices: np.ndarray, classes: int) -> np.ndarray:
-    """The labels the input is chosen on: all of them, or past `CHOICE_LABELS` (and
-    `CHOICE_LABELS_A_CLASS` a class) a sample seeded by their count, the same on a resume."""
-    size = max(CHOICE_LABELS, CHOICE_LABELS_A_CLASS * classes)
-    if len(indices) <= size:
-        return indices
-    rng = np.random.default_rng(len(indices))
-    return np.sort(rng.choice(indices, size, replace=False))
-
-
-def few_labels(count: int, classes: int) -> bool:
-    """Whether `count` labels are too few for cross-validation to judge the inputs."""
-    return count <= FEW_LABELS_A_CLASS * classes
-
-
-def pick(scores: Sequence[tuple[str, HeldOutScore]]) -> tuple[str, Reason]:
-    """The first input (the backbone) unless another is clearly better on the same held-out
-    labels; of those that are, the most accurate (ties: the earlier)."""
-    (first, default), rest = scores[0], scores[1:]
-    better = [(name, score) for name, score in rest if clearly_better(score, default)]
-    if not better:
-        return first, "the backbone"
-    return max(better, key=lambda b: b[1].accuracy)[0], "clearly better"
-
-
-def clearly_better(challenger: HeldOutScore, default: HeldOutScore) -> bool:
-    """Whether `challenger` got clearly more of the same held-out labels right (`EVIDENCE`)."""
-    wins = int((challenger.right & ~default.right).sum())
-    losses = int((default.right & ~challenger.right).sum())
-    return wins - losses > EVIDENCE * math.sqrt(wins + losses)
+# Where a round checkpoint keeps the fine-tuned backbone whose features the head reads.
+TUNED_STATE = "tuned_backbone"
 
 
 @dataclass(frozen=True)
@@ -146,7 +72,11 @@ class ProbeLearner:
         generator: torch.Generator,
         emit: Emit,
         restored: FittedHead | None = None,
+        tuner: Tuner | None = None,
+        tuned: TunedInput | None = None,
     ) -> None:
+        """`tuner` fine-tunes the backbone where the labels say so (or always, as asked);
+        `tuned`, a resumed round's tuned input."""
         if not candidates:
             raise ValueError("a probe learner needs at least one input")
         everything = [*candidates, combined(candidates)] if len(candidates) > 1 else candidates
@@ -156,6 +86,9 @@ class ProbeLearner:
         self.test_labels = test_labels.cpu()
         self.has_test, self.num_classes, self.members = has_test, num_classes, members
         self.generator, self.emit = generator, emit
+        self.tuner, self.tuned = tuner, tuned
+        if tuned is not None:
+            self.candidates[tuned.features.name] = tuned.features
         self.head = restored if restored is not None and restored.input in self.candidates else None
 
     @property
@@ -164,10 +97,15 @@ class ProbeLearner:
         return self.head.input if self.head is not None else self.order[0]
 
     # ---------------------------------------------------------------- fitting
-    def choose(self, indices: np.ndarray, labels: np.ndarray) -> InputChoice:
+    def choose(self, indices: np.ndarray, labels: np.ndarray, round_: int = 0) -> InputChoice:
         """The input the head reads on these labels, and each candidate's k-fold accuracy on
         them (or on a seeded sample of them, past `CHOICE_LABELS`); up to two labels a class,
-        every input side by side, with no accuracies to show."""
+        every input side by side, with no accuracies to show. Where a tuner is at hand, a copy
+        of the backbone fine-tuned on them is a candidate too, and when it is chosen (or
+        always, as asked) it is tuned on every label and its features join the candidates."""
+        self._drop_tuned()
+        if self.tuner is not None and self.tuner.mode == "always":
+            return self._tune(self.tuner, indices, labels, round_, "asked for", ())
         if few_labels(len(indices), self.num_classes):
             y = torch.from_numpy(labels[indices])
             both = self.candidates[self.combined].train[indices]
@@ -176,13 +114,57 @@ class ProbeLearner:
             )
         rows = choice_sample(indices, self.num_classes)
         y = torch.from_numpy(labels[rows])
+        order = list(self.order)
         scores = {
             name: cross_validate(self.candidates[name].train[rows], y, self.num_classes)
-            for name in self.order
+            for name in order
         }
-        name, reason = pick(list(scores.items()))
-        accuracies = tuple((n, scores[n].accuracy) for n in self.order)
+        if self.tuner is not None:
+            backbone = self.candidates[order[0]]
+            scores[self.tuner.name] = self.tuner.held_out(
+                rows,
+                labels,
+                backbone,
+                scores[order[0]].l2,
+                self.num_classes,
+                self.generator,
+                round_,
+            )
+            order.insert(1, self.tuner.name)
+        name, reason = pick([(n, scores[n]) for n in order])
+        accuracies = tuple((n, scores[n].accuracy) for n in order)
+        if self.tuner is not None and name == self.tuner.name:
+            return self._tune(self.tuner, indices, labels, round_, reason, accuracies)
         return InputChoice(name, scores[name].l2, reason, accuracies)
+
+    def _tune(
+        self,
+        tuner: Tuner,
+        indices: np.ndarray,
+        labels: np.ndarray,
+        round_: int,
+        reason: Reason,
+        accuracies: tuple[tuple[str, float], ...],
+    ) -> InputChoice:
+        """The backbone tuned on every label from the probe on its frozen features, the tuned
+        features a candidate, the head's strength cross-validated on them."""
+        backbone = self.candidates[self.order[0]]
+        rows = choice_sample(indices, self.num_classes)
+        y = torch.from_numpy(labels[rows])
+        l2 = cross_validate(backbone.train[rows], y, self.num_classes).l2
+        self.tuned = tuner.tune(
+            indices, labels, backbone, l2, self.num_classes, self.generator, round_
+        )
+        features = self.tuned.features
+        self.candidates[features.name] = features
+        strength = cross_validate(features.train[rows], y, self.num_classes).l2
+        return InputChoice(features.name, strength, reason, accuracies)
+
+    def _drop_tuned(self) -> None:
+        """Last round's tuned features: this round's labels tune their own, or none."""
+        if self.tuned is not None:
+            self.candidates.pop(self.tuned.features.name, None)
+            self.tuned = None
 
     def fit(
         self, indices: np.ndarray, labels: np.ndarray, round_: int, held_out: np.ndarray | None
@@ -190,7 +172,7 @@ class ProbeLearner:
         started = time.perf_counter()
         self.emit(PhaseChanged("training", f"round {round_}: {len(indices)} labels, the head"))
         self.emit(PhaseStarted("finetune", round_, 1, 1))
-        choice = self.choose(indices, labels)
+        choice = self.choose(indices, labels, round_)
         if self.head is None or choice.name != self.head.input:  # said when it changes
             self.emit(Notice(choice.describe(round_), "info"))
         features = self.candidates[choice.name]
@@ -248,7 +230,10 @@ class ProbeLearner:
     def state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         if self.head is None:
             return {}, {}
-        return asdict(self.head), {}
+        state = asdict(self.head)
+        if self.tuned is not None and self.head.input == self.tuned.features.name:
+            state[TUNED_STATE] = self.tuned.state
+        return state, {}
 
     @staticmethod
     def restore(state: dict[str, Any]) -> FittedHead | None:

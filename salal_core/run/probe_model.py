@@ -1,7 +1,8 @@
 """A backbone run's model, taken away: the head and what it reads. The file holds the head, the
 input's standardization and, per input, what makes that input from new images: the backbone's
 name and weights digest (the weights stay in their own file, found again where they are or
-passed with --backbone-weights), the pixels' size and normalization, or the rotation network."""
+passed with --backbone-weights), and where the head reads a fine-tuned copy of it, the tuned
+weights themselves; the pixels' size and normalization, or the rotation network."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 import torch
 
 from salal_core.backbones.catalog import spec_of
-from salal_core.backbones.embed import embed_images
-from salal_core.backbones.weights import WeightsUnavailable, locate
+from salal_core.backbones.embed import embed_batch, embed_images, embed_with
+from salal_core.backbones.images import BackboneImages
+from salal_core.backbones.networks import build_backbone
+from salal_core.backbones.weights import Weights, WeightsUnavailable, locate
 from salal_core.config import HEAD_INPUTS, HeadInput
 from salal_core.data import DeviceData, ImageSet
 from salal_core.data.device_data import channel_stats
@@ -24,16 +27,18 @@ from salal_core.learn.frozen import stage_features
 from salal_core.learn.inputs import JOIN, PIXELS, ROTNET
 from salal_core.learn.model import Net
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
-from salal_core.learn.probe_learner import FittedHead, ProbeLearner
+from salal_core.learn.probe_learner import TUNED_STATE, FittedHead, ProbeLearner
 from salal_core.learn.train import prepare
+from salal_core.learn.tune import tuned_name
 from salal_core.run.contents import OpenedRun
 from salal_core.run.plan import rotation_source
 
 PROBE_KIND = "salal-probe-model"
 # 2: a head may read several inputs side by side ("a+b"), which version 1's readers would take
 # for the rotation network; version 1 files, one input each, read the same.
-PROBE_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: a head may read a fine-tuned backbone, whose weights the file holds.
+PROBE_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class ProbeModel:
     rotnet_width: int  # the rotation network, where the head reads it; else 0 and {}
     rotnet_head_input: HeadInput
     rotnet: dict[str, torch.Tensor]
+    tuned_backbone: dict[str, torch.Tensor]  # where the head reads it; else {}
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -69,6 +75,7 @@ class ProbeModel:
             "rotnet_width": self.rotnet_width,
             "rotnet_head_input": self.rotnet_head_input,
             "rotnet": self.rotnet,
+            "tuned_backbone": self.tuned_backbone,
         }
 
     @classmethod
@@ -78,7 +85,9 @@ class ProbeModel:
         try:
             head = ProbeLearner.restore(payload["head"])
             head_input = payload["rotnet_head_input"]
-            known = (str(payload["backbone"]), PIXELS, ROTNET)
+            tuned = dict(payload.get("tuned_backbone", {}))
+            backbone = str(payload["backbone"])
+            known = (backbone, PIXELS, ROTNET, *([tuned_name(backbone)] if tuned else []))
             if head is None or head_input not in HEAD_INPUTS:
                 raise KeyError("head")
             if any(part not in known for part in head.input.split(JOIN)):
@@ -94,6 +103,7 @@ class ProbeModel:
                 int(payload["rotnet_width"]),
                 head_input,
                 dict(payload["rotnet"]),
+                tuned,
             )
         except (KeyError, TypeError, ValueError):
             raise SalalError(f"{path} is a damaged salal model; export it again") from None
@@ -122,29 +132,39 @@ class ProbeModel:
         cache_dir: Path,
         weights_file: Path | None,
     ) -> torch.Tensor:
-        if name == self.backbone:
-            spec = spec_of(self.backbone)
-            try:
-                weights = locate(spec, weights_file)
-            except WeightsUnavailable as exc:
-                raise SalalError(
-                    f"this model reads {spec.name} features (weights sha256 "
-                    f"{self.backbone_digest[:12]}…), which are not on this machine "
-                    f"({str(exc).split(';')[0]}); pass --backbone-weights FILE"
-                ) from None
-            if weights.digest != self.backbone_digest:
-                raise SalalError(
-                    f"{weights.path} is not the {spec.name} weights file this model was trained "
-                    f"on (sha256 {self.backbone_digest[:12]}…); pass that file with "
-                    "--backbone-weights"
-                )
-            return embed_images(images, weights, device, cache_dir, ignore).train.float()
+        if name in (self.backbone, tuned_name(self.backbone)):
+            weights = self._weights(weights_file)
+            if name == self.backbone:
+                return embed_images(images, weights, device, cache_dir, ignore).train.float()
+            net = build_backbone(weights)
+            net.load_state_dict(self.tuned_backbone)
+            pixels = BackboneImages(images, weights.spec)
+            return embed_with(net, pixels, device, ignore, embed_batch(device))[0]
         data = DeviceData(images, device, normalization=(self.pixel_mean, self.pixel_std))
         if name == PIXELS:
             return prepare(data.train_images, data).float().flatten(1).cpu()
         net = Net(self.rotnet_width, len(self.classes), 1, self.rotnet_head_input).to(device)
         net.load_backbone(self.rotnet)
         return stage_features(net, data.train_images, data, 256).head.cpu()
+
+    def _weights(self, weights_file: Path | None) -> Weights:
+        """The backbone's weights file the model was trained on, found or passed."""
+        spec = spec_of(self.backbone)
+        try:
+            weights = locate(spec, weights_file)
+        except WeightsUnavailable as exc:
+            raise SalalError(
+                f"this model reads {spec.name} features (weights sha256 "
+                f"{self.backbone_digest[:12]}…), which are not on this machine "
+                f"({str(exc).split(';')[0]}); pass --backbone-weights FILE"
+            ) from None
+        if weights.digest != self.backbone_digest:
+            raise SalalError(
+                f"{weights.path} is not the {spec.name} weights file this model was trained "
+                f"on (sha256 {self.backbone_digest[:12]}…); pass that file with "
+                "--backbone-weights"
+            )
+        return weights
 
 
 def probe_model_of(run: OpenedRun, device: torch.device) -> ProbeModel:
@@ -165,6 +185,10 @@ def probe_model_of(run: OpenedRun, device: torch.device) -> ProbeModel:
         PretrainCheckpoint.read(source).load_into(net, config, str(source))
         recalibrate(net, data, torch.arange(len(data.train_images), device=device), rotate=False)
         rotnet = {k: v.cpu() for k, v in net.state_dict().items() if k.startswith("backbone.")}
+    tuned: dict[str, torch.Tensor] = {}
+    if head.input == tuned_name(config.model.backbone):  # the tuned weights are the model's own
+        state: dict[str, Any] = checkpoint.model
+        tuned = {k: v.cpu() for k, v in state[TUNED_STATE].items()}
     return ProbeModel(
         tuple(images.class_names),
         head,
@@ -176,4 +200,5 @@ def probe_model_of(run: OpenedRun, device: torch.device) -> ProbeModel:
         config.model.width,
         config.model.head_input,
         rotnet,
+        tuned,
     )

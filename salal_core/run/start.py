@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from salal_core.backbones.catalog import spec_of
-from salal_core.backbones.embed import Embeddings, embed_images
+from salal_core.backbones.embed import Embeddings, embed_batch, embed_images
 from salal_core.backbones.weights import Weights, locate
 from salal_core.config import RunConfig
 from salal_core.data import DeviceData, ImageSet
@@ -28,13 +28,12 @@ from salal_core.learn.inputs import (
 )
 from salal_core.learn.learner import Learner, TorchLearner
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
-from salal_core.learn.probe_learner import ProbeLearner
+from salal_core.learn.probe_learner import TUNED_STATE, ProbeLearner
+from salal_core.learn.tuned_input import TunedInput, Tuner, tune_mode
 from salal_core.run import group
 from salal_core.run.checkpoint import ModelShape, Resumed, RoundCheckpoint, compare_shape
 from salal_core.run.plan import RunPlan, start_model
 from salal_core.run.store import RunStore
-
-EMBED_BATCH = {"cpu": 32, "cuda": 256}  # images a forward pass at 224 px
 
 
 @dataclass(frozen=True)
@@ -135,18 +134,20 @@ def start_probe(
     total = len(images.train) + len(images.test)
     emit(PhaseChanged("embedding", f"{weights.spec.name} features of {total:,} images"))
     during = before_embedding(emit) if checkpoint is None else emit
-    batch = EMBED_BATCH.get(data.device.type, 32)
+    batch = embed_batch(data.device)
     embedded = embed_images(images, weights, data.device, cache_folder(config.data), during, batch)
     how = "from the cache" if embedded.from_cache else f"in {embedded.seconds:.0f} s"
     emit(Notice(f"{weights.spec.name} features of {total:,} images {how}", "info"))
     candidates = head_candidates(config, data, embedded, rotnet_source)
     generator = torch.Generator().manual_seed(config.seed + 1)
-    resumed, restored = Resumed(0, (), None), None
+    resumed, restored, tuned = Resumed(0, (), None), None, None
+    tuner = head_tuner(config, images, data.device, weights, batch, emit)
     if checkpoint is not None:
         generator.set_state(checkpoint.generator.cpu())
         if compare_shape(checkpoint.shape, shape, checkpoint.name) == "same":
             restored = ProbeLearner.restore(checkpoint.model)
             resumed = Resumed(checkpoint.round + 1, checkpoint.curve, None, (), checkpoint.stop_set)
+            tuned = restored_tuning(checkpoint, tuner, weights, images, data.device, batch, emit)
         else:  # another committee size: that round's head is fit again on every label
             resumed = Resumed(checkpoint.round, checkpoint.curve[:-1], None, (), None)
     learner = ProbeLearner(
@@ -158,5 +159,45 @@ def start_probe(
         generator,
         emit,
         restored,
+        tuner,
+        tuned,
     )
     return StartedLearner(learner, generator, resumed)
+
+
+def head_tuner(
+    config: RunConfig,
+    images: ImageSet,
+    device: torch.device,
+    weights: Weights,
+    batch: int,
+    emit: Emit,
+) -> Tuner | None:
+    """What fine-tunes the backbone where `--fine-tune` asks for it on this device; None
+    where the backbone stays frozen."""
+    mode = tune_mode(config.model.fine_tune, device)
+    if mode is None:
+        return None
+    steps = config.model.fine_tune_steps
+    return Tuner(weights, images, device, mode, steps, batch, emit)
+
+
+def restored_tuning(
+    checkpoint: RoundCheckpoint,
+    tuner: Tuner | None,
+    weights: Weights,
+    images: ImageSet,
+    device: torch.device,
+    batch: int,
+    emit: Emit,
+) -> TunedInput | None:
+    """The fine-tuned input a round checkpoint's head reads, embedded again by its weights
+    (whatever --fine-tune says now: the head was fit on those features)."""
+    state = checkpoint.model.get(TUNED_STATE)
+    if not isinstance(state, dict):
+        return None
+    emit(
+        PhaseChanged("embedding", f"the fine-tuned {weights.spec.name} of round {checkpoint.round}")
+    )
+    reader = tuner or Tuner(weights, images, device, "check", 0, batch, emit)
+    return reader.restore(state)

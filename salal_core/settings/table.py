@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from salal_core.backbones.catalog import BACKBONE_CHOICES
-from salal_core.config import COMPILE_MODES, PRESETS
+from salal_core.config import COMPILE_MODES, FINE_TUNE_CHOICES, PRESETS
 from salal_core.data.decode import MIN_SIDE
 from salal_core.distributed import DEFAULT_GROUP_TIMEOUT
 from salal_core.selection.acquire import ACQUISITIONS
@@ -125,6 +125,25 @@ FLAGS: tuple[Flag, ...] = (
         "the --backbone's weights as a local file (a state dict), for machines without internet",
         metavar="FILE",
         convert=resolved_path,
+    ),
+    Flag(
+        "--fine-tune",
+        "model",
+        ("model.fine_tune",),
+        "may change",
+        f"fine-tune the pretrained backbone: {', '.join(FINE_TUNE_CHOICES)} (auto: where "
+        "cross-validation on the labels says it wins, on a GPU; check: likewise on any device)",
+        metavar="WHEN",
+    ),
+    Flag(
+        "--fine-tune-steps",
+        "model",
+        ("model.fine_tune_steps",),
+        "may change",
+        "optimizer steps of one fine-tuning (default: 10 passes over the labels, 50 to 500)",
+        whole_number,
+        "N",
+        bounds=Bounds(0, 10_000, "a thousand passes over 320 labels"),
     ),
     Flag(
         "--pretrain-epochs", "model", ("pretrain.epochs",), "fixed", type=whole_number, metavar="N"

@@ -9,10 +9,12 @@ import torch
 
 from helpers import head_features
 from salal_core.events import Recorder
-from salal_core.learn import probe_learner
+from salal_core.learn import input_choice
+from salal_core.learn.input_choice import clearly_better
 from salal_core.learn.inputs import combined
 from salal_core.learn.probe import HeldOutScore, standardize
-from salal_core.learn.probe_learner import FittedHead, ProbeLearner, clearly_better
+from salal_core.learn.probe_learner import TUNED_STATE, FittedHead, ProbeLearner
+from salal_core.learn.tuned_input import TunedInput
 
 
 def test_the_combined_input_gives_each_part_an_equal_share_and_standardizes_from_raw() -> None:
@@ -98,8 +100,8 @@ def test_the_few_labels_rule_counts_every_label_not_the_sample_cross_validation_
 ) -> None:
     """A sample of 20 labels is two a class on 10 classes; 25 labels are past the rule. (On
     salal's own sample of 400, the same holds on 200 classes.)"""
-    monkeypatch.setattr(probe_learner, "CHOICE_LABELS", 20)
-    monkeypatch.setattr(probe_learner, "CHOICE_LABELS_A_CLASS", 2)
+    monkeypatch.setattr(input_choice, "CHOICE_LABELS", 20)
+    monkeypatch.setattr(input_choice, "CHOICE_LABELS_A_CLASS", 2)
     g = torch.Generator().manual_seed(4)
     labels = torch.arange(60) % 10
     signal = torch.nn.functional.one_hot(labels, 10).float()
@@ -108,7 +110,7 @@ def test_the_few_labels_rule_counts_every_label_not_the_sample_cross_validation_
         head_features("pixels", torch.randn(60, 6, generator=g)),
     ]
     model = ProbeLearner(candidates, labels[:4], True, 10, 1, torch.Generator(), Recorder())
-    assert len(probe_learner.choice_sample(np.arange(25), 10)) == 20
+    assert len(input_choice.choice_sample(np.arange(25), 10)) == 20
     assert model.choose(np.arange(25), labels.numpy()).reason != "few labels"
     assert model.choose(np.arange(20), labels.numpy()).reason == "few labels"
 
@@ -131,3 +133,83 @@ def test_a_resumed_head_keeps_reading_every_input_side_by_side() -> None:
         parts, torch.zeros(4, dtype=torch.long), True, 3, 1, torch.Generator(), Recorder(), gone
     )
     assert again.head_input == "lite"
+
+
+class StandInTuner:
+    """In place of learn/tuning.Tuner (whose networks tests/functional/test_fine_tune.py runs):
+    tuned features that hold the classes, and held-out verdicts all right or all wrong."""
+
+    name = "lite fine-tuned"
+
+    def __init__(self, mode: str, better: bool) -> None:
+        self.mode, self.better = mode, better
+        self.checked = self.tuned = 0
+
+    def held_out(self, rows: np.ndarray, *_: object) -> HeldOutScore:
+        self.checked += 1
+        return HeldOutScore(0.1, torch.full((len(rows),), self.better))
+
+    def tune(self, indices: np.ndarray, labels: np.ndarray, *_: object) -> TunedInput:
+        self.tuned += 1
+        classes = torch.nn.functional.one_hot(torch.from_numpy(labels), 3).float()
+        return TunedInput(head_features(self.name, classes * 3), {"layer": torch.ones(2)})
+
+
+def tuned_learner(tuner: StandInTuner) -> ProbeLearner:
+    g = torch.Generator().manual_seed(6)
+    candidates = [
+        head_features("lite", torch.randn(60, 8, generator=g)),
+        head_features("pixels", torch.randn(60, 5, generator=g)),
+    ]
+    labels = torch.arange(60) % 3
+    return ProbeLearner(
+        candidates,
+        labels[:4],
+        True,
+        3,
+        1,
+        torch.Generator(),
+        Recorder(),
+        tuner=tuner,
+    )
+
+
+def test_a_fine_tuned_backbone_is_taken_only_where_the_held_out_labels_say_it_wins() -> None:
+    labels = (torch.arange(60) % 3).numpy()
+    wins = StandInTuner("check", better=True)
+    model = tuned_learner(wins)
+    model.fit(np.arange(30), labels, 1, None)
+    assert (wins.checked, wins.tuned) == (1, 1)
+    assert model.head_input == "lite fine-tuned"
+    assert dict(model.choose(np.arange(30), labels).accuracies)["lite fine-tuned"] == 1.0
+    state, _ = model.state_dicts()
+    assert torch.equal(state[TUNED_STATE]["layer"], torch.ones(2))  # a resume re-embeds with it
+
+    loses = StandInTuner("check", better=False)
+    model = tuned_learner(loses)
+    model.fit(np.arange(30), labels, 1, None)
+    assert (loses.checked, loses.tuned) == (1, 0)
+    assert model.head_input == "lite" and TUNED_STATE not in model.state_dicts()[0]
+    # Two labels a class: the folds cannot judge, no copy is tuned.
+    model.fit(np.arange(6), labels, 2, None)
+    assert loses.checked == 1 and model.head_input == "lite+pixels"
+
+
+def test_last_rounds_tuned_features_go_when_this_round_does_not_tune() -> None:
+    labels = (torch.arange(60) % 3).numpy()
+    tuner = StandInTuner("check", better=True)
+    model = tuned_learner(tuner)
+    model.fit(np.arange(30), labels, 1, None)
+    tuner.better = False
+    model.fit(np.arange(33), labels, 2, None)
+    assert model.head_input == "lite" and "lite fine-tuned" not in model.candidates
+
+
+def test_fine_tune_always_tunes_every_round_unasked() -> None:
+    labels = (torch.arange(60) % 3).numpy()
+    tuner = StandInTuner("always", better=False)
+    model = tuned_learner(tuner)
+    choice = model.choose(np.arange(6), labels, 1)  # even on two labels a class
+    assert (choice.name, choice.reason) == ("lite fine-tuned", "asked for")
+    assert (tuner.checked, tuner.tuned) == (0, 1)
+    assert "--fine-tune always" in choice.describe(1)

