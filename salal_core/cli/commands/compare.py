@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from salal_core import json_text
-from salal_core.backbones.catalog import AUTO, BACKBONE_CHOICES, ROTNET
+from salal_core.backbones.catalog import BACKBONE_CHOICES, ROTNET
+from salal_core.cli.commands.compare_arms import ArmGrid, fine_tune_modes
 from salal_core.cli.commands.compare_stats import (
     BASELINE,
     REFERENCE,
@@ -40,7 +40,6 @@ from salal_core.cli.options import (
 )
 from salal_core.cli.progress import RichProgress
 from salal_core.config import RunConfig, with_overrides
-from salal_core.config_checks import validate
 from salal_core.errors import SalalError
 from salal_core.run.engine import Engine
 from salal_core.run.factory import open_session
@@ -199,46 +198,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.backbones
         else [base.model.backbone]
     )
-    pretrained = [b for b in backbones if b not in (ROTNET, AUTO)]
-    if base.model.backbone_weights and len(pretrained) != 1:
-        raise SalalError(
-            "--backbone-weights is one network's file: compare it with --backbones rotnet,NAME "
-            "for the NAME it belongs to"
-        )
-
-    def arm_config(strategy: str, backbone: str) -> RunConfig:
-        weights = base.model.backbone_weights if backbone in pretrained else None
-        model = replace(base.model, backbone=backbone, backbone_weights=weights)
-        return with_overrides(replace(base, model=model), {"active.acquisition": strategy})
-
-    arms = [(s, b, arm_config(s, b)) for b in backbones for s in strategies]
-    for _, _, config in arms:
-        validate(config)
+    grid = ArmGrid(base, strategies, backbones, fine_tune_modes(args.fine_tune_modes, base))
+    arms = grid.arms()
     out: Path = args.out
     console = Console(stderr=True)
     if base.model.pretrained is None and ROTNET in backbones:
         checkpoint = out / "pretrain" / "checkpoints" / "pretrain.pt"
         if not checkpoint.exists():
             console.print("[bold]pretraining once for every strategy")
-            rotnet = arm_config(strategies[0], ROTNET)
+            rotnet = grid.config(strategies[0], ROTNET, grid.modes[0])
             checkpoint = Path(pretrain_into(rotnet, out / "pretrain", quiet=False)["checkpoint"])
-        rotation = {"model.pretrained": str(checkpoint.resolve())}
-        arms = [(s, b, with_overrides(c, rotation) if b == ROTNET else c) for s, b, c in arms]
+        arms = [arm.with_rotation(checkpoint) for arm in arms]
 
-    def arm_name(strategy: str, backbone: str) -> str:
-        return strategy if len(backbones) == 1 else f"{strategy} on {backbone}"
-
-    plan = [(arm_name(s, b), c) for s, b, c in arms]
-    baseline = BASELINE if BASELINE in strategies else strategies[0]
-    against = arm_name(baseline, backbones[0])
+    plan = [(a.name, a.config) for a in arms]
+    against = grid.against
     if args.reference:  # every label from the start: the ceiling the strategies approach
         everything = {"active.initial_fraction": 1.0, "active.budget": 1.0}
-        plan.append((REFERENCE, with_overrides(arms[0][2], everything)))
+        plan.append((REFERENCE, with_overrides(arms[0].config, everything)))
     summaries: dict[str, list[RunSummary]] = {name: [] for name, _ in plan}
     for name, config in plan:
         for seed in range(base.seed, base.seed + args.seeds):
             console.print(f"[bold]{name}, seed {seed}")
-            run_dir = out / f"{name.replace(' ', '-')}-seed{seed}"
+            run_dir = out / f"{name.replace(', ', '-').replace(' ', '-')}-seed{seed}"
             summaries[name].append(
                 run_or_resume(with_overrides(config, {"seed": seed}), run_dir, console)
             )
@@ -275,6 +256,11 @@ def register(sub: Subparsers) -> None:
         "--backbones",
         metavar="A,B,...",
         help="feature sources side by side, e.g. rotnet,efficientnet_lite0 (default: --backbone)",
+    )
+    g.add_argument(
+        "--fine-tune-modes",
+        metavar="A,B",
+        help="--fine-tune settings side by side on each pretrained backbone, e.g. off,check",
     )
     add_named(
         g, ["--initial-fraction", "--budget", "--query-size", "--epochs-per-round", "--pretrained"]
