@@ -112,10 +112,9 @@ def embed_with(
 
 
 def embed_pixels(
-    net: nn.Module, pixels: torch.Tensor, spec: BackboneSpec, device: torch.device, batch_size: int
+    net: nn.Module, batches: Iterator[torch.Tensor], spec: BackboneSpec, device: torch.device
 ) -> torch.Tensor:
-    """(N, D) features by `net` of (N, 3, S, S) uint8 images already at `spec`'s size."""
-    batches = (pixels[i : i + batch_size] for i in range(0, len(pixels), batch_size))
+    """(N, D) features by `net` of (B, 3, S, S) uint8 batches already at `spec`'s size."""
     return _run(net.eval(), batches, spec, device, lambda count: None)
 
 

@@ -80,31 +80,59 @@ class HeldOutScore:
 
 def cross_validate(x: torch.Tensor, y: torch.Tensor, classes: int) -> HeldOutScore:
     """Each strength of `L2_GRID` by k-fold accuracy on these labels; the best one (ties: the
-    stronger, the safer bet on few labels). Folds are the labels in order, dealt round-robin,
-    so a class's labels spread over the folds."""
+    stronger, the safer bet on few labels). Folds are the labels in order, dealt round-robin
+    (`fold_of`), so a class's labels spread over the folds."""
     folds = min(FOLDS, x.shape[0])
     if folds < 2:
         return HeldOutScore(L2_GRID[-1], torch.zeros(0, dtype=torch.bool))
-    fold = torch.arange(x.shape[0], device=x.device) % folds
-    right = {l2: torch.zeros(x.shape[0], dtype=torch.bool, device=x.device) for l2 in L2_GRID}
+    fold = fold_of(x.shape[0]).to(x.device)
+    right = HeldOutTally(x.shape[0])
     for k in range(folds):
         train, test = fold != k, fold == k
-        # One change of basis a fold, shared by every strength of its path (see `_minimise`):
-        # the held-out rows are predicted in the same coordinates, which gives the same logits.
-        x_train, x_test = x[train], x[test]
-        if x_train.shape[0] < x_train.shape[1]:
-            q, r = torch.linalg.qr(x_train.T)
-            x_train, x_test = r.T, x_test @ q
-        w = None
-        # Strongest penalty first, each fit starting from the last one's optimum: the path
-        # of solutions moves little from one strength to the next, so L-BFGS takes few steps.
-        for l2 in reversed(L2_GRID):
-            w = _lbfgs(
-                x_train, y[train], classes, torch.ones(1, len(x_train)), l2, w, FOLD_ITERATIONS
-            )
-            right[l2][test] = probe_probs(w, x_test).mean(0).argmax(1) == y[test]
-    best_l2 = max(reversed(L2_GRID), key=lambda l2: int(right[l2].sum()))  # first of ties
-    return HeldOutScore(best_l2, right[best_l2].cpu())
+        right.add(test.cpu(), fold_predictions(x[train], y[train], x[test], classes), y[test])
+    return right.best()
+
+
+def fold_of(count: int) -> torch.Tensor:
+    """Each of `count` labels' fold: `FOLDS` of them (fewer on fewer labels), round-robin."""
+    return torch.arange(count) % max(1, min(FOLDS, count))
+
+
+def fold_predictions(
+    x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, classes: int
+) -> dict[float, torch.Tensor]:
+    """Each strength of `L2_GRID` -> its probe's classes for `x_test`, fit on the fold's other
+    labels."""
+    # One change of basis a fold, shared by every strength of its path (see `_minimise`): the
+    # held-out rows are predicted in the same coordinates, which gives the same logits.
+    if x_train.shape[0] < x_train.shape[1]:
+        q, r = torch.linalg.qr(x_train.T)
+        x_train, x_test = r.T, x_test @ q
+    w, out = None, {}
+    # Strongest penalty first, each fit starting from the last one's optimum: the path of
+    # solutions moves little from one strength to the next, so L-BFGS takes few steps.
+    for l2 in reversed(L2_GRID):
+        w = _lbfgs(x_train, y_train, classes, torch.ones(1, len(x_train)), l2, w, FOLD_ITERATIONS)
+        out[l2] = probe_probs(w, x_test).mean(0).argmax(1)
+    return out
+
+
+class HeldOutTally:
+    """Which held-out labels each strength got right, fold by fold; the best strength at the
+    end. Every input's folds are tallied the same way, so their verdicts compare fairly."""
+
+    def __init__(self, count: int) -> None:
+        self.right = {l2: torch.zeros(count, dtype=torch.bool) for l2 in L2_GRID}
+
+    def add(
+        self, held: torch.Tensor, predicted: dict[float, torch.Tensor], truth: torch.Tensor
+    ) -> None:
+        for l2, classes in predicted.items():
+            self.right[l2][held] = (classes == truth).cpu()
+
+    def best(self) -> HeldOutScore:
+        best_l2 = max(reversed(L2_GRID), key=lambda l2: int(self.right[l2].sum()))  # ties: first
+        return HeldOutScore(best_l2, self.right[best_l2])
 
 
 def _lbfgs(

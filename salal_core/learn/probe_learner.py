@@ -103,7 +103,6 @@ class ProbeLearner:
         every input side by side, with no accuracies to show. Where a tuner is at hand, a copy
         of the backbone fine-tuned on them is a candidate too, and when it is chosen (or
         always, as asked) it is tuned on every label and its features join the candidates."""
-        self._drop_tuned()
         if self.tuner is not None and self.tuner.mode == "always":
             return self._tune(self.tuner, indices, labels, round_, "asked for", ())
         if few_labels(len(indices), self.num_classes):
@@ -134,7 +133,8 @@ class ProbeLearner:
         name, reason = pick([(n, scores[n]) for n in order])
         accuracies = tuple((n, scores[n].accuracy) for n in order)
         if self.tuner is not None and name == self.tuner.name:
-            return self._tune(self.tuner, indices, labels, round_, reason, accuracies)
+            l2 = scores[order[0]].l2
+            return self._tune(self.tuner, indices, labels, round_, reason, accuracies, l2)
         return InputChoice(name, scores[name].l2, reason, accuracies)
 
     def _tune(
@@ -145,13 +145,16 @@ class ProbeLearner:
         round_: int,
         reason: Reason,
         accuracies: tuple[tuple[str, float], ...],
+        l2: float | None = None,
     ) -> InputChoice:
-        """The backbone tuned on every label from the probe on its frozen features, the tuned
-        features a candidate, the head's strength cross-validated on them."""
+        """The backbone tuned on every label from the probe on its frozen features (at
+        strength `l2`, cross-validated where not given), the tuned features a candidate, the
+        head's strength cross-validated on them."""
         backbone = self.candidates[self.order[0]]
         rows = choice_sample(indices, self.num_classes)
         y = torch.from_numpy(labels[rows])
-        l2 = cross_validate(backbone.train[rows], y, self.num_classes).l2
+        if l2 is None:
+            l2 = cross_validate(backbone.train[rows], y, self.num_classes).l2
         self.tuned = tuner.tune(
             indices, labels, backbone, l2, self.num_classes, self.generator, round_
         )
@@ -160,9 +163,10 @@ class ProbeLearner:
         strength = cross_validate(features.train[rows], y, self.num_classes).l2
         return InputChoice(features.name, strength, reason, accuracies)
 
-    def _drop_tuned(self) -> None:
-        """Last round's tuned features: this round's labels tune their own, or none."""
-        if self.tuned is not None:
+    def _forget_unread_tuning(self, head: FittedHead) -> None:
+        """A tuned network's features `head` does not read (last round's): gone only once the
+        new head is in place, so a round that fails part-way leaves the last one whole."""
+        if self.tuned is not None and head.input != self.tuned.features.name:
             self.candidates.pop(self.tuned.features.name, None)
             self.tuned = None
 
@@ -182,6 +186,7 @@ class ProbeLearner:
         bootstrap = torch.Generator().manual_seed(int(seed))
         weight = fit_probe(x, y, self.num_classes, bootstrap, self.members, choice.l2)
         self.head = FittedHead(choice.name, choice.l2, weight, features.mean, features.std)
+        self._forget_unread_tuning(self.head)
         probs = probe_probs(weight, x).mean(0)
         loss = float(F.nll_loss(probs.clamp_min(1e-12).log(), y))
         train_accuracy = float((probs.argmax(1) == y).float().mean())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -66,7 +67,7 @@ def head_layer(weight: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> n
 def fine_tune(
     base: nn.Module,
     head: nn.Linear,
-    pixels: torch.Tensor,
+    read: Callable[[torch.Tensor], torch.Tensor],
     targets: torch.Tensor,
     spec: BackboneSpec,
     steps: int,
@@ -75,8 +76,9 @@ def fine_tune(
     emit: Emit,
     round_: int,
 ) -> nn.Module:
-    """A copy of `base` (left as it is) trained with `head` on (N, 3, S, S) uint8 `pixels` of
-    classes `targets` for `steps` steps; returned frozen, in eval mode, on `device`."""
+    """A copy of `base` (left as it is) trained with `head` for `steps` steps on N labeled
+    images of classes `targets`, `read(i)` giving the (B, 3, S, S) uint8 images at indices `i`;
+    returned frozen, in eval mode, on `device`."""
     net = copy.deepcopy(base)
     for p in net.parameters():
         p.requires_grad_(True)
@@ -91,7 +93,7 @@ def fine_tune(
     emit(PhaseStarted("finetune", round_, 1, steps))
     for step in range(steps):
         chosen = order[step * batch : (step + 1) * batch]
-        x = resized_crop_batch(network_input(pixels[chosen], spec, device), generator)
+        x = resized_crop_batch(network_input(read(chosen), spec, device), generator)
         y = targets[chosen].to(device)
         with autocast(device):
             loss = F.cross_entropy(model(x), y)
@@ -100,7 +102,7 @@ def fine_tune(
         optimizer.step()
         schedule.step()
         if (step + 1) % REPORT_EVERY == 0 or step + 1 == steps:
-            emit(StepProgress("finetune", 0, step + 1, steps))
+            emit(StepProgress("finetune", 1, step + 1, steps))
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()

@@ -58,7 +58,8 @@ class ProbeModel:
     def to_payload(self) -> dict[str, Any]:
         return {
             "kind": PROBE_KIND,
-            "version": PROBE_VERSION,
+            # Without a tuned network the file is one version 2's readers read as well.
+            "version": PROBE_VERSION if self.tuned_backbone else 2,
             "classes": list(self.classes),
             "head": {
                 "input": self.head.input,

@@ -29,7 +29,7 @@ from salal_core.learn.inputs import (
 from salal_core.learn.learner import Learner, TorchLearner
 from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe_learner import TUNED_STATE, ProbeLearner
-from salal_core.learn.tuned_input import TunedInput, Tuner, tune_mode
+from salal_core.learn.tuned_input import TunedInput, Tuner, restore_tuned, tune_mode
 from salal_core.run import group
 from salal_core.run.checkpoint import ModelShape, Resumed, RoundCheckpoint, compare_shape
 from salal_core.run.plan import RunPlan, start_model
@@ -147,7 +147,7 @@ def start_probe(
         if compare_shape(checkpoint.shape, shape, checkpoint.name) == "same":
             restored = ProbeLearner.restore(checkpoint.model)
             resumed = Resumed(checkpoint.round + 1, checkpoint.curve, None, (), checkpoint.stop_set)
-            tuned = restored_tuning(checkpoint, tuner, weights, images, data.device, batch, emit)
+            tuned = restored_tuning(checkpoint, weights, images, data.device, batch, emit)
         else:  # another committee size: that round's head is fit again on every label
             resumed = Resumed(checkpoint.round, checkpoint.curve[:-1], None, (), None)
     learner = ProbeLearner(
@@ -179,12 +179,11 @@ def head_tuner(
     if mode is None:
         return None
     steps = config.model.fine_tune_steps
-    return Tuner(weights, images, device, mode, steps, batch, emit)
+    return Tuner.of(weights, images, device, mode, steps, batch, emit)
 
 
 def restored_tuning(
     checkpoint: RoundCheckpoint,
-    tuner: Tuner | None,
     weights: Weights,
     images: ImageSet,
     device: torch.device,
@@ -199,5 +198,4 @@ def restored_tuning(
     emit(
         PhaseChanged("embedding", f"the fine-tuned {weights.spec.name} of round {checkpoint.round}")
     )
-    reader = tuner or Tuner(weights, images, device, "check", 0, batch, emit)
-    return reader.restore(state)
+    return restore_tuned(weights, state, images, device, emit, batch)

@@ -136,13 +136,14 @@ def test_a_resumed_head_keeps_reading_every_input_side_by_side() -> None:
 
 
 class StandInTuner:
-    """In place of learn/tuning.Tuner (whose networks tests/functional/test_fine_tune.py runs):
-    tuned features that hold the classes, and held-out verdicts all right or all wrong."""
+    """In place of learn/tuned_input.Tuner (whose networks tests/functional/test_fine_tune.py
+    runs): tuned features that hold the classes, held-out verdicts all right or all wrong, and
+    a fine-tuning that fails where told to (a GPU out of memory, say)."""
 
     name = "lite fine-tuned"
 
     def __init__(self, mode: str, better: bool) -> None:
-        self.mode, self.better = mode, better
+        self.mode, self.better, self.fails = mode, better, False
         self.checked = self.tuned = 0
 
     def held_out(self, rows: np.ndarray, *_: object) -> HeldOutScore:
@@ -150,6 +151,8 @@ class StandInTuner:
         return HeldOutScore(0.1, torch.full((len(rows),), self.better))
 
     def tune(self, indices: np.ndarray, labels: np.ndarray, *_: object) -> TunedInput:
+        if self.fails:
+            raise RuntimeError("CUDA out of memory")
         self.tuned += 1
         classes = torch.nn.functional.one_hot(torch.from_numpy(labels), 3).float()
         return TunedInput(head_features(self.name, classes * 3), {"layer": torch.ones(2)})
@@ -213,3 +216,16 @@ def test_fine_tune_always_tunes_every_round_unasked() -> None:
     assert (choice.name, choice.reason) == ("lite fine-tuned", "asked for")
     assert (tuner.checked, tuner.tuned) == (0, 1)
     assert "--fine-tune always" in choice.describe(1)
+
+
+def test_a_round_whose_fine_tuning_fails_leaves_the_last_rounds_model_whole() -> None:
+    labels = (torch.arange(60) % 3).numpy()
+    tuner = StandInTuner("check", better=True)
+    model = tuned_learner(tuner)
+    model.fit(np.arange(30), labels, 1, None)
+    before = model.pool_pass(np.arange(60)).probabilities
+    tuner.fails = True
+    with pytest.raises(RuntimeError):
+        model.fit(np.arange(33), labels, 2, None)
+    assert model.head_input == "lite fine-tuned"
+    assert torch.equal(model.pool_pass(np.arange(60)).probabilities, before)

@@ -81,7 +81,9 @@ def test_fine_tuning_trains_a_copy_from_the_probe_and_leaves_the_base_alone() ->
     probe = fit_probe(standardize(raw, mean, std), y, 2, g, l2=1.0)[0]  # a strong penalty
     head = head_layer(probe, mean, std)
     events = Recorder()
-    tuned = fine_tune(base, head, pixels, y, SPEC, 60, torch.device("cpu"), g, events, 3)
+    tuned = fine_tune(
+        base, head, pixels.__getitem__, y, SPEC, 60, torch.device("cpu"), g, events, 3
+    )
 
     def separation(net: nn.Module) -> float:
         """Distance between the classes' mean features over their spread (Fisher's ratio)."""
@@ -93,5 +95,5 @@ def test_fine_tuning_trains_a_copy_from_the_probe_and_leaves_the_base_alone() ->
     assert all(torch.equal(v, before[k]) for k, v in base.state_dict().items())
     assert not tuned.training and not any(p.requires_grad for p in tuned.parameters())
     assert separation(tuned) > 3 * separation(base)
-    progress = events.of(StepProgress)
-    assert progress[-1].step == progress[-1].steps == 60
+    progress = events.of(StepProgress)  # one epoch of 60 steps, as the progress bars count
+    assert (progress[-1].epoch, progress[-1].step, progress[-1].steps) == (1, 60, 60)
