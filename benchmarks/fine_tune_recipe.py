@@ -78,7 +78,7 @@ def study(folder: Path, args: argparse.Namespace, console: Console) -> dict[str,
     frozen = embedding_features(spec.name, embedded.train, embedded.test)
     labels = np.asarray(images.train.labels)
     test = torch.as_tensor(images.test.labels)
-    tuner = Tuner(weights, images, device, "always", args.steps, batch, ignore)
+    tuner = Tuner.of(weights, images, device, "always", args.steps, batch, ignore)
     rows_out = []
     for count in [int(c) for c in args.counts.split(",")]:
         for seed in range(args.seeds):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import tiny_cli, write_image_folder
+from helpers import load_benchmark, tiny_cli, write_image_folder
 from salal_core.backbones.catalog import BackboneSpec, spec_of
 from salal_core.backbones.embed import embed_images, embed_with
 from salal_core.backbones.images import BackboneImages
@@ -176,3 +176,22 @@ def test_fine_tune_flags_are_checked_in_one_line(
     assert main([*base, "--fine-tune", "always"]) == 2  # the tiny preset's backbone is rotnet
     err = capsys.readouterr().err.strip()
     assert "--fine-tune is for a pretrained --backbone" in err and len(err.splitlines()) == 1
+
+
+def test_the_recipe_study_scores_both_heads_on_the_same_labels(
+    folder: Path, tmp_path: Path
+) -> None:
+    """benchmarks/fine_tune_recipe.py, a step of fine-tuning: both heads scored on the same
+    balanced labels, and the paired difference is the mean of the seeds' differences."""
+    study = load_benchmark("fine_tune_recipe")
+    assert sorted(np.bincount(study.balanced_draw(np.arange(40) % 4, 10, 0) % 4)) == [2, 2, 3, 3]
+    report = study.main(
+        [
+            *("--out", str(tmp_path), "--folders", str(folder), "--counts", "8"),
+            *("--seeds", "2", "--steps", "1", "--test-limit", "12", "--device", "cpu"),
+            *("--backbone-weights", str(lite0_weights().path)),
+        ]
+    )
+    (row,) = report
+    assert row["labels"] == 8 and 0 <= row["frozen"] <= 1 and 0 <= row["tuned"] <= 1
+    assert row["tuned_minus_frozen"]["mean"] == pytest.approx(row["tuned"] - row["frozen"])
