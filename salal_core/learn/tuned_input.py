@@ -30,6 +30,7 @@ from salal_core.backbones.networks import build_backbone
 from salal_core.backbones.weights import Weights
 from salal_core.config import FineTune
 from salal_core.data import ImageSet
+from salal_core.errors import SalalError
 from salal_core.events import Emit, PhaseChanged
 from salal_core.learn.inputs import HeadFeatures
 from salal_core.learn.probe import (
@@ -216,8 +217,21 @@ def restore_tuned(
     emit: Emit,
     batch_size: int,
 ) -> TunedInput:
-    """The tuned input of a round checkpoint's weights: the pretrained network built, loaded
-    with them, and every image embedded again."""
-    net = build_backbone(weights)
-    net.load_state_dict(state)
+    """The tuned input of a round checkpoint's weights: every image embedded again."""
+    net = tuned_network(weights, state)
     return tuned_input(net, BackboneImages(images, weights.spec), device, emit, batch_size)
+
+
+def tuned_network(weights: Weights, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The pretrained network of `weights`, built and checked, then loaded with tuned `state`
+    (one line where the state is not that network's: a damaged file)."""
+    net = build_backbone(weights)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError:
+        raise SalalError(
+            f"the fine-tuned {weights.spec.name} weights saved with this model or run do not fit "
+            f"{weights.spec.name}; the file is damaged: export the model again, or resume from "
+            "an earlier round"
+        ) from None
+    return net

@@ -15,7 +15,6 @@ import torch
 from salal_core.backbones.catalog import spec_of
 from salal_core.backbones.embed import embed_batch, embed_images, embed_with
 from salal_core.backbones.images import BackboneImages
-from salal_core.backbones.networks import build_backbone
 from salal_core.backbones.weights import Weights, WeightsUnavailable, locate
 from salal_core.config import HEAD_INPUTS, HeadInput
 from salal_core.data import DeviceData, ImageSet
@@ -30,6 +29,7 @@ from salal_core.learn.pretrain import PretrainCheckpoint, build_model
 from salal_core.learn.probe_learner import TUNED_STATE, FittedHead, ProbeLearner
 from salal_core.learn.train import prepare
 from salal_core.learn.tune import tuned_name
+from salal_core.learn.tuned_input import tuned_network
 from salal_core.run.contents import OpenedRun
 from salal_core.run.plan import rotation_source
 
@@ -137,8 +137,7 @@ class ProbeModel:
             weights = self._weights(weights_file)
             if name == self.backbone:
                 return embed_images(images, weights, device, cache_dir, ignore).train.float()
-            net = build_backbone(weights)
-            net.load_state_dict(self.tuned_backbone)
+            net = tuned_network(weights, self.tuned_backbone)
             pixels = BackboneImages(images, weights.spec)
             return embed_with(net, pixels, device, ignore, embed_batch(device))[0]
         data = DeviceData(images, device, normalization=(self.pixel_mean, self.pixel_std))

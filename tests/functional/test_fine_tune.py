@@ -147,11 +147,17 @@ def test_a_run_whose_head_reads_the_fine_tuned_backbone(
     # A model file whose head reads a tuned network it does not hold: one line, exit 2.
     payload = torch.load(model, weights_only=True)
     assert payload["version"] == 3  # a reader of version 2 would not know the tuned input
+    tuned_weights = payload["tuned_backbone"]
     payload["tuned_backbone"] = {}
     torch.save(payload, model)
     assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *given]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a damaged salal model" in err and len(err.splitlines()) == 1
+    payload["tuned_backbone"] = dict(list(tuned_weights.items())[1:])  # a tensor short
+    torch.save(payload, model)
+    assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *given]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weights saved with this model or run do not fit" in err and len(err.splitlines()) == 1
     assert cache_folder(run.config.data) == cache  # the tuned features are never cached:
     assert len(list((cache / "embeddings").glob("*.npz"))) == 1  # only the frozen ones
 
