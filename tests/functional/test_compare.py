@@ -124,6 +124,7 @@ def test_compare_puts_fine_tune_settings_side_by_side(
     args = tiny_cli("compare", synthetic_pack, out, tmp_path / "c", *ROUNDS, "--budget", "0.3")
     args += ["--strategies", "random", "--seeds", "2", "--json", "--fine-tune-steps", "2"]
     args += ["--backbone", "efficientnet_lite0", "--backbone-weights", str(weights)]
+    args += ["--train-limit", "60", "--test-limit", "20"]  # each round embeds them all again
     assert main([*args, "--fine-tune-modes", "off,always"]) == 0
     captured = capsys.readouterr()
     aubc_rows = {r["strategy"]: r for r in json.loads(captured.out)["aubc"]}
