@@ -22,7 +22,7 @@ from PIL import Image
 
 from salal_core.config import PRESETS, RunConfig, preset, with_overrides
 from salal_core.data.device_data import DeviceData
-from salal_core.data.identity import pixel_digests
+from salal_core.data.identity import content_digest, pixel_digests
 from salal_core.data.skipped import SkippedFile
 from salal_core.data.sources import ImageSet, Split
 from salal_core.events import Recorder
@@ -322,3 +322,22 @@ def load_benchmark(name: str) -> ModuleType:
 def head_features(name: str, train: torch.Tensor) -> HeadFeatures:
     """A candidate input of a backbone run's head over `train`, its first rows the test split."""
     return HeadFeatures.standardized(name, train, train[:4])
+
+
+def copy_test_images_in_run_order(images: ImageSet, test_folder: Path, out: Path) -> Path:
+    """The run's test images copied flat into `out`, named in the run's test order (000.png,
+    001.png, ...), so `predict`'s sorted rows line up with the run's own test predictions."""
+    out.mkdir()
+    files = {content_digest(p.read_bytes()): p for p in test_folder.rglob("*.png")}
+    for i, digest in enumerate(images.test.digests):
+        (out / f"{i:03d}.png").write_bytes(files[digest.split("~")[0]].read_bytes())
+    return out
+
+
+def predictions_match(rows_csv: str, probs: torch.Tensor, class_names: list[str]) -> None:
+    """`predict`'s CSV (sorted by file name) gives each image the run's class and confidence."""
+    rows = sorted(r.split(",") for r in rows_csv.strip().splitlines()[1:])
+    assert len(rows) == len(probs)
+    for (name, predicted, confidence), p in zip(rows, probs, strict=True):
+        assert predicted == class_names[int(p.argmax())], name
+        assert abs(float(confidence) - float(p.max())) <= 2e-4, name

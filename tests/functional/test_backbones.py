@@ -15,8 +15,10 @@ import torch
 from PIL import Image
 
 from helpers import (
+    copy_test_images_in_run_order,
     head_features,
     load_benchmark,
+    predictions_match,
     random_backbone,
     split_of,
     tiny_cli,
@@ -32,7 +34,6 @@ from salal_core.cli.main import main
 from salal_core.config import preset, with_overrides
 from salal_core.config_checks import validate
 from salal_core.data import DeviceData
-from salal_core.data.identity import content_digest
 from salal_core.data.load import cache_folder
 from salal_core.data.sources import ImageSet
 from salal_core.errors import SalalError
@@ -310,19 +311,11 @@ def test_a_model_whose_head_reads_every_input_predicts_what_the_run_computed(
 
     model = tmp_path / "model.pt"
     assert main(["export-model", str(out), "-o", str(model)]) == 0
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    files = {content_digest(p.read_bytes()): p for p in (small_folder / "test").rglob("*.png")}
-    for i, digest in enumerate(images.test.digests):  # in the run's test order
-        (flat / f"{i:03d}.png").write_bytes(files[digest.split("~")[0]].read_bytes())
+    flat = copy_test_images_in_run_order(images, small_folder / "test", tmp_path / "flat")
     capsys.readouterr()
     weights = ["--backbone-weights", str(lite0_file())]
     assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *weights]) == 0
-    rows = sorted(r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:])
-    assert len(rows) == len(probs)
-    for (name, predicted, confidence), p in zip(rows, probs, strict=True):
-        assert predicted == images.class_names[int(p.argmax())], name
-        assert float(confidence) == pytest.approx(float(p.max()), abs=2e-4), name
+    predictions_match(capsys.readouterr().out, probs, images.class_names)
 
     # A model file naming an input salal does not know is refused in one line.
     payload = torch.load(model, weights_only=True)

@@ -14,7 +14,13 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import load_benchmark, tiny_cli, write_image_folder
+from helpers import (
+    copy_test_images_in_run_order,
+    load_benchmark,
+    predictions_match,
+    tiny_cli,
+    write_image_folder,
+)
 from salal_core.backbones.catalog import BackboneSpec, spec_of
 from salal_core.backbones.embed import embed_images, embed_with
 from salal_core.backbones.images import BackboneImages
@@ -23,7 +29,6 @@ from salal_core.backbones.weights import given_file, local_file
 from salal_core.cli.main import main
 from salal_core.config import DataConfig
 from salal_core.data import load_dataset
-from salal_core.data.identity import content_digest
 from salal_core.data.load import cache_folder
 from salal_core.data.sources import ImageSet, Split, empty_split
 from salal_core.events import PhaseChanged, Recorder, ignore
@@ -130,19 +135,11 @@ def test_a_run_whose_head_reads_the_fine_tuned_backbone(
     # The model, taken away, holds the tuned weights and predicts what the run computed.
     model = tmp_path / "model.pt"
     assert main(["export-model", str(out), "-o", str(model)]) == 0
-    flat = tmp_path / "flat"
-    flat.mkdir()
-    files = {content_digest(p.read_bytes()): p for p in (folder / "test").rglob("*.png")}
-    for i, digest in enumerate(images.test.digests):  # in the run's test order
-        (flat / f"{i:03d}.png").write_bytes(files[digest.split("~")[0]].read_bytes())
+    flat = copy_test_images_in_run_order(images, folder / "test", tmp_path / "flat")
     capsys.readouterr()
     given = ["--backbone-weights", str(weights.path)]
     assert main(["predict", "--model", str(model), str(flat), "--device", "cpu", *given]) == 0
-    rows = sorted(r.split(",") for r in capsys.readouterr().out.strip().splitlines()[1:])
-    assert len(rows) == len(probs)
-    for (name, predicted, confidence), p in zip(rows, probs, strict=True):
-        assert predicted == images.class_names[int(p.argmax())], name
-        assert float(confidence) == pytest.approx(float(p.max()), abs=2e-4), name
+    predictions_match(capsys.readouterr().out, probs, images.class_names)
 
     # A model file whose head reads a tuned network it does not hold: one line, exit 2.
     payload = torch.load(model, weights_only=True)
