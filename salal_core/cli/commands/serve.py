@@ -54,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         def stop(signum: int, frame: FrameType | None) -> None:
             if stopping.is_set():  # a second signal: at once (the journal survives a kill)
                 stop_at_once(signum, held, carry_on)
-            progress.console.print(
+            # Not through the console: the signal may have interrupted it mid-print, even
+            # mid-import of what its markup needs (a traceback, seen in CI).
+            say_from_handler(
                 "stopping: the engine saves, then the service ends (Ctrl-C again: at once)"
             )
             stopping.set()
@@ -95,11 +97,18 @@ def stop_at_once(signum: int, held: list[HostedRun], carry_on: str) -> NoReturn:
     """A second Ctrl-C or SIGTERM: one line, the socket off the disk, and out with the
     signal's status. From a signal handler, so nothing here takes a lock (the console's, the
     service's) that the thread it interrupted may hold; the journal survives the exit."""
-    cursor = "\x1b[?25h" if os.isatty(2) else ""  # the bars hid it
-    os.write(2, f"{cursor}\nstopped at once; {carry_on}\n".encode())
+    say_from_handler(f"stopped at once; {carry_on}")
     for hosted in held:
         endpoint.remove(hosted.session.run_dir, hosted.socket_path)
     os._exit(128 + signum)
+
+
+def say_from_handler(line: str) -> None:
+    """One line on stderr from a signal handler: a plain write, no lock and no import (the
+    thread the signal interrupted may hold the console's), the cursor shown again where the
+    progress bars hid it."""
+    cursor = "\x1b[?25h" if os.isatty(2) else ""
+    os.write(2, f"{cursor}\n{line}\n".encode())
 
 
 def serve(hosted: HostedRun, stopping: threading.Event, progress: RichProgress) -> None:
